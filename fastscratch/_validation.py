@@ -1,0 +1,154 @@
+"""Checks at the public boundary, shared by the reference and the JIT network.
+
+Numba kernels do no bounds checking, so everything that reaches them is made
+right here: a known float dtype, C order, the expected widths, finite values.
+Every message names the argument, what was expected and what was given.
+"""
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def check_dtype(dtype):
+    """Return ``dtype`` as a NumPy float32/float64 dtype or raise."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from err
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {resolved}")
+    return resolved
+
+
+def check_size(name, value):
+    """Return ``value`` as an int >= 1 or raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_count(name, value):
+    """Return ``value`` as an int >= 0 or raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def check_learning_rate(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"learning_rate must be a real number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"learning_rate must be finite and > 0, got {value}")
+    return float(value)
+
+
+def _as_real_array(name, data):
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as err:  # ragged lists and the like
+        raise ValueError(f"{name} could not be read as an array: {err}") from err
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
+                                     or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(name, arr):
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains non-finite values (NaN or inf), first at index {tuple(bad.tolist())}")
+
+
+def as_input(name, data, num_inputs, dtype, finite=True):
+    """Return ``data`` as a C-contiguous ``dtype`` array of shape (n, num_inputs) or (num_inputs,).
+
+    A 1-D input is one sample, as in the tutorial's ``predict(X_val[i])``; the
+    returned array keeps the caller's dimensionality so results have the same
+    shape as the reference's.
+    """
+    arr = _as_real_array(name, data)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D (one sample) or 2-D (samples, {num_inputs}), "
+                         f"got an array of shape {arr.shape}")
+    if arr.shape[-1] != num_inputs:
+        raise ValueError(f"{name} has {arr.shape[-1]} features per sample but {num_inputs} "
+                         f"are expected (shape {arr.shape})")
+    if arr.ndim == 2 and arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if finite:
+        _check_finite(name, arr)
+    return arr
+
+
+def as_targets(name, data, num_outputs, num_samples, dtype):
+    """Return training targets as a (num_samples, num_outputs) ``dtype`` array.
+
+    Targets may be given one-hot (or any real-valued rows of width
+    ``num_outputs``), as the tutorial does, or as a 1-D array of integer class
+    labels in ``[0, num_outputs)``, which are one-hot encoded here exactly as
+    ``np.eye(num_outputs)[labels]`` would.
+    """
+    arr = _as_real_array(name, data)
+    if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer) and num_outputs > 1:
+        check_labels(name, arr, num_outputs)
+        arr = np.eye(num_outputs, dtype=dtype)[arr]
+    elif arr.ndim == 1:
+        raise ValueError(f"{name} is 1-D with dtype {arr.dtype}; targets must be one-hot rows of width "
+                         f"{num_outputs} or integer class labels (e.g. np.eye({num_outputs})[labels])")
+    if arr.ndim != 2 or arr.shape[1] != num_outputs:
+        raise ValueError(f"{name} must have shape (samples, {num_outputs}) to match the network's "
+                         f"{num_outputs} outputs, got shape {arr.shape}")
+    if arr.shape[0] != num_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but the inputs have {num_samples} samples")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr)
+    return arr
+
+
+def check_labels(name, labels, num_classes):
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{name} holds class labels outside [0, {num_classes}): "
+                         f"min {labels.min()}, max {labels.max()}")
+
+
+def as_labels(name, data, num_outputs, num_samples):
+    """Return validation labels as a 1-D int64 array of class ids.
+
+    Accepts integer labels (the tutorial's ``y_test``) or one-hot rows, which
+    are turned into labels with ``argmax``.
+    """
+    arr = _as_real_array(name, data)
+    if arr.ndim == 2 and arr.shape[1] == num_outputs:
+        _check_finite(name, arr)
+        arr = arr.argmax(axis=1)
+    elif arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels or one-hot rows of width {num_outputs}, "
+                         f"got shape {arr.shape}")
+    elif not np.issubdtype(arr.dtype, np.integer):
+        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise ValueError(f"{name} must hold integer class labels, got non-integer values")
+    if arr.shape[0] != num_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} labels but the inputs have {num_samples} samples")
+    arr = arr.astype(np.int64)
+    check_labels(name, arr, num_outputs)
+    return arr
+
+
+def check_train_args(num_samples, batch_size, num_epochs, learning_rate, X_val, y_val):
+    batch_size = check_size("batch_size", batch_size)
+    if batch_size > num_samples:
+        raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({num_samples} samples)")
+    num_epochs = check_count("num_epochs", num_epochs)
+    learning_rate = check_learning_rate(learning_rate)
+    if (X_val is None) != (y_val is None):
+        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+        raise ValueError(f"{given} was given without {missing}: pass both to evaluate, or neither")
+    return batch_size, num_epochs, learning_rate
