@@ -1,0 +1,37 @@
+"""Shared fixtures: real MNIST from FASTSCRATCH_MNIST_DIR, loaded once per session."""
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    path = os.environ.get("FASTSCRATCH_MNIST_DIR")
+    if not path:
+        pytest.skip("FASTSCRATCH_MNIST_DIR is not set; .ci/run sets it to ../shared/datasets/mnist")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_raw(mnist_dir):
+    """The four uint8 arrays, as the ``mnist`` package returns them."""
+    from fastscratch.datasets import load_mnist
+    return load_mnist(mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def mnist_prepared(mnist_raw):
+    """The tutorial's preparation in float64: X / 255 flattened, one-hot train targets, int test labels."""
+    from fastscratch.datasets import prepare
+    arrays = prepare(*mnist_raw)
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
+
+
+@pytest.fixture
+def rng(request):
+    """A per-test generator, seeded from the test's name so failures reproduce."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
