@@ -1,0 +1,141 @@
+"""The tutorial's own demo snippets, run unchanged on the drop-in and on the reference.
+
+Each snippet is the seed's code (``../shared/seed``) with its prints turned into
+a returned dict; the same ``np.random.seed`` must give the same numbers.
+"""
+import contextlib
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import fastscratch
+import fastscratch.reference
+
+MODULES = [pytest.param(fastscratch.reference, id="reference"), pytest.param(fastscratch, id="jit")]
+
+
+def perceptron_demo(m):
+    input_size = 3
+    step_function = lambda y: 0 if y <= 0 else 1  # noqa: E731  (the seed's own lambda)
+    perceptron = m.Neuron(num_inputs=input_size, activation_function=step_function)
+    x = np.random.rand(input_size).reshape(1, input_size)
+    y = perceptron.forward(x)
+    return {"W": perceptron.W.copy(), "b": perceptron.b.copy(), "x": x, "y": np.asarray(y)}
+
+
+def layer_demo(m):
+    input_size = 2
+    num_neurons = 3
+    relu_function = lambda y: np.maximum(y, 0)  # noqa: E731
+    layer = m.FullyConnectedLayer(num_inputs=input_size, layer_size=num_neurons,
+                                  activation_function=relu_function)
+    x1 = np.random.uniform(-1, 1, 2).reshape(1, 2)
+    x2 = np.random.uniform(-1, 1, 2).reshape(1, 2)
+    y1 = layer.forward(x1)
+    y2 = layer.forward(x2)
+    x12 = np.concatenate((x1, x2))  # stack of input vectors, of shape `(2, 2)`
+    y12 = layer.forward(x12)
+    return {"W": layer.W.copy(), "b": layer.b.copy(), "x1": x1, "x2": x2, "y1": y1, "y2": y2, "y12": y12}
+
+
+def network_demo(m):
+    num_classes = 4
+    img_idx = np.random.randint(0, 50)  # drawn before the network, as the seed's script does
+    X_train = np.random.randint(0, 256, (60, 12)).astype(np.uint8) / 255.
+    labels = np.random.randint(0, num_classes, 60)
+    X_test, y_test = X_train[:20], labels[:20]
+    y_train = np.eye(num_classes)[labels]
+    classifier = m.SimpleNetwork(num_inputs=X_train.shape[1], num_outputs=num_classes,
+                                 hidden_layers_sizes=[8, 5])
+    predictions = classifier.forward(X_train)
+    loss_untrained = classifier.loss_function(predictions, y_train)
+    accuracy_untrained = classifier.evaluate_accuracy(X_test, y_test)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        losses, accuracies = classifier.train(X_train, y_train, X_test, y_test, batch_size=7, num_epochs=4)
+    predicted_class = classifier.predict(np.expand_dims(X_test[img_idx % 20], 0))
+    return {"img_idx": img_idx, "predictions": predictions, "loss_untrained": loss_untrained,
+            "accuracy_untrained": accuracy_untrained, "losses": np.array(losses),
+            "accuracies": np.array(accuracies), "predicted_class": predicted_class, "log": log.getvalue(),
+            **{f"W{i}": layer.W.copy() for i, layer in enumerate(classifier.layers)},
+            **{f"b{i}": layer.b.copy() for i, layer in enumerate(classifier.layers)}}
+
+
+def run(demo, module, seed):
+    np.random.seed(seed)
+    with warnings.catch_warnings():
+        # The drop-in may warn once that the seed's lambdas take the slow path; that is expected here.
+        warnings.simplefilter("ignore", UserWarning)
+        return demo(module)
+
+
+def assert_same(got, expected):
+    assert got.keys() == expected.keys()
+    for key in expected:
+        if isinstance(expected[key], str):
+            assert got[key] == expected[key]
+            continue
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, atol=0, err_msg=key)
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+@pytest.mark.parametrize("demo", [perceptron_demo, layer_demo, network_demo])
+def test_drop_in_gives_the_reference_numbers(demo, seed):
+    assert_same(run(demo, fastscratch, seed), run(demo, fastscratch.reference, seed))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_layer_demo_values(module):
+    out = run(layer_demo, module, 1)
+    relu = lambda z: np.maximum(z, 0)  # noqa: E731
+    np.testing.assert_allclose(out["y1"], relu(out["x1"] @ out["W"] + out["b"]), rtol=1e-14)
+    np.testing.assert_allclose(out["y2"], relu(out["x2"] @ out["W"] + out["b"]), rtol=1e-14)
+    # The stacked batch gives the two single rows, and y1 kept from before is still x1's output.
+    np.testing.assert_allclose(out["y12"], np.concatenate((out["y1"], out["y2"])), rtol=1e-14)
+    assert out["y1"].shape == (1, 3) and out["y12"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_perceptron_demo_values(module):
+    out = run(perceptron_demo, module, 2)
+    assert out["y"] == (0 if (out["x"] @ out["W"] + out["b"])[0] <= 0 else 1)
+    assert out["W"].shape == (3,) and out["b"].shape == (1,)
+    assert np.all(np.abs(out["W"]) <= 1) and np.all(np.abs(out["b"]) <= 1)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_returned_arrays_do_not_alias_internal_buffers(module, rng):
+    """A user who keeps ``y1 = layer.forward(x1)`` still holds x1's output after more calls."""
+    np.random.seed(4)
+    layer = module.FullyConnectedLayer(2, 3, module.sigmoid, module.derivated_sigmoid)
+    x1, x2 = rng.uniform(-1, 1, (1, 2)), rng.uniform(-1, 1, (1, 2))
+    y1 = layer.forward(x1)
+    y1_value = y1.copy()
+    y2 = layer.forward(x2)
+    np.testing.assert_array_equal(y1, y1_value)
+    assert not np.shares_memory(y1, y2)
+    dx2 = layer.backward(np.ones((1, 3)))
+    dx2_value = dx2.copy()
+    layer.forward(x1)
+    layer.backward(np.full((1, 3), 5.0))
+    np.testing.assert_array_equal(dx2, dx2_value)
+
+    np.random.seed(4)
+    net = module.SimpleNetwork(2, 3, [4])
+    X1, X2 = rng.uniform(-1, 1, (5, 2)), rng.uniform(-1, 1, (5, 2))
+    out1 = net.forward(X1)
+    out1_value = out1.copy()
+    out2 = net.forward(X2)
+    np.testing.assert_array_equal(out1, out1_value)
+    assert not np.shares_memory(out1, out2)
+    dx1 = net.backward(np.ones((5, 3)))
+    dx1_value = dx1.copy()
+    net.forward(X1)
+    net.backward(np.full((5, 3), -2.0))
+    np.testing.assert_array_equal(dx1, dx1_value)
+    losses, accuracies = net.train(X1, np.eye(3)[[0, 1, 2, 0, 1]], batch_size=5, num_epochs=2, verbose=False)
+    losses_value = list(losses)
+    net.train(X2, np.eye(3)[[2, 1, 0, 2, 1]], batch_size=5, num_epochs=2, verbose=False)
+    assert losses == losses_value
