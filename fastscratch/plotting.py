@@ -1,0 +1,94 @@
+"""The tutorial's two pictures: the training curves and the prediction on one test image.
+
+Figures are built with matplotlib's object API on the Agg canvas, never through
+``pyplot``: no global state, no display needed, safe in tests and threads.
+Each ``*_figure`` function returns the ``Figure`` (for inspection); each
+``plot_*`` function draws it, writes it to a path and returns that path.
+"""
+import os
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+LOSS_COLOR = "red"
+ACCURACY_COLOR = "blue"
+DPI = 150
+
+
+def x_limit(num_epochs):
+    """Right end of the epoch axis: a little past the last epoch, 510 for 500 as in the tutorial."""
+    return num_epochs + max(0.02 * num_epochs, 0.1) if num_epochs > 0 else 1
+
+
+def training_figure(losses, accuracies, *, num_epochs=None, title=None):
+    """Return the tutorial's twin-axis figure of a training run.
+
+    ``losses`` and ``accuracies`` start with the untrained values, as the
+    tutorial prepends them, so point ``i`` is the state after ``i`` epochs.
+    The loss is red on the left axis, the accuracy blue on the right axis
+    (fixed to [0, 1]). ``num_epochs`` sets the x range (default: the epochs
+    given).
+    """
+    losses, accuracies = list(losses), list(accuracies)
+    if num_epochs is None:
+        num_epochs = max(len(losses), len(accuracies)) - 1
+    marker = "o" if max(len(losses), len(accuracies)) <= 30 else None  # a few points: show them
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax_loss = fig.subplots()
+    ax_loss.set_xlim([0, x_limit(num_epochs)])
+    ax_loss.set_xlabel("Epochs")
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.set_ylabel("Training Loss", color=LOSS_COLOR)
+    ax_loss.plot(losses, color=LOSS_COLOR, marker=marker, markersize=3)
+    ax_loss.tick_params(axis="y", labelcolor=LOSS_COLOR)
+
+    ax_acc = ax_loss.twinx()  # a second axes sharing the same x-axis
+    ax_acc.set_xlim([0, x_limit(num_epochs)])
+    ax_acc.set_ylim([0, 1])
+    ax_acc.set_ylabel("Val Accuracy", color=ACCURACY_COLOR)
+    ax_acc.plot(accuracies, color=ACCURACY_COLOR, marker=marker, markersize=3)
+    ax_acc.tick_params(axis="y", labelcolor=ACCURACY_COLOR)
+
+    if title:
+        ax_loss.set_title(title, fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(losses, accuracies, path, *, num_epochs=None, title=None):
+    """Write ``training_figure(...)`` as a PNG to ``path`` and return ``path``."""
+    return _save(training_figure(losses, accuracies, num_epochs=num_epochs, title=title), path)
+
+
+def prediction_figure(image, predicted_class, true_class):
+    """Return a figure of one image (binary colour map, no axes) titled with both classes."""
+    fig = Figure(figsize=(3, 3.4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(image, cmap="binary")
+    ax.axis("off")
+    ax.set_title(f"Predicted class: {predicted_class}\nCorrect class: {true_class}",
+                 color="black" if predicted_class == true_class else "darkred")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction(image, predicted_class, true_class, path):
+    """Write ``prediction_figure(...)`` as a PNG to ``path`` and return ``path``."""
+    return _save(prediction_figure(image, predicted_class, true_class), path)
+
+
+def _save(fig, path):
+    """Write atomically: a partial PNG never takes the place of a good one."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
