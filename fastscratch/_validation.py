@@ -41,21 +41,26 @@ def check_count(name, value):
     return int(value)
 
 
-def check_learning_rate(value):
+def check_learning_rate(value, name="learning_rate"):
+    """Return ``value`` as a finite float > 0 or raise; ``name`` is the caller's argument name."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"learning_rate must be a real number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"learning_rate must be finite and > 0, got {value}")
-    return float(value)
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        rate = float(value)
+    except OverflowError:  # an int too large for a float
+        rate = math.inf
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return rate
 
 
 def _as_real_array(name, data):
+    """``np.asarray(data)`` if it holds real numbers (bool counts as 0/1), else raise."""
     try:
         arr = np.asarray(data)
     except (ValueError, TypeError) as err:  # ragged lists and the like
         raise ValueError(f"{name} could not be read as an array: {err}") from err
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
-                                     or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
     return arr
 
@@ -64,6 +69,20 @@ def _check_finite(name, arr):
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} contains non-finite values (NaN or inf), first at index {tuple(bad.tolist())}")
+
+
+def _to_dtype(name, arr, dtype, finite=True):
+    """Return a C-contiguous ``dtype`` copy of ``arr`` (or ``arr`` itself when it already is one)."""
+    if finite:
+        _check_finite(name, arr)
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(arr, dtype=dtype)
+    if finite and arr.dtype.kind == "f" and arr.dtype.itemsize > converted.dtype.itemsize:
+        if not np.isfinite(converted).all():
+            bad = np.argwhere(~np.isfinite(converted))[0]
+            raise ValueError(f"{name} holds values too large for {converted.dtype}, first at index "
+                             f"{tuple(bad.tolist())}")
+    return converted
 
 
 def as_input(name, data, num_inputs, dtype, finite=True):
@@ -82,10 +101,7 @@ def as_input(name, data, num_inputs, dtype, finite=True):
                          f"are expected (shape {arr.shape})")
     if arr.ndim == 2 and arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if finite:
-        _check_finite(name, arr)
-    return arr
+    return _to_dtype(name, arr, dtype, finite)
 
 
 def as_targets(name, data, num_outputs, num_samples, dtype):
@@ -108,9 +124,7 @@ def as_targets(name, data, num_outputs, num_samples, dtype):
                          f"{num_outputs} outputs, got shape {arr.shape}")
     if arr.shape[0] != num_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but the inputs have {num_samples} samples")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(name, arr)
-    return arr
+    return _to_dtype(name, arr, dtype)
 
 
 def check_labels(name, labels, num_classes):
@@ -132,6 +146,8 @@ def as_labels(name, data, num_outputs, num_samples):
     elif arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D class labels or one-hot rows of width {num_outputs}, "
                          f"got shape {arr.shape}")
+    elif arr.dtype.kind == "b":
+        raise TypeError(f"{name} must hold integer class labels, got booleans")
     elif not np.issubdtype(arr.dtype, np.integer):
         if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
             raise ValueError(f"{name} must hold integer class labels, got non-integer values")

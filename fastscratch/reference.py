@@ -130,7 +130,7 @@ class FullyConnectedLayer:
         """Take one gradient step of size ``epsilon`` with the stored gradients."""
         if self.dL_dW is None:
             raise RuntimeError("optimize() needs a backward() call first")
-        self._optimize(check.check_learning_rate(epsilon))
+        self._optimize(check.check_learning_rate(epsilon, "epsilon"))
 
     def _optimize(self, epsilon):
         self.W -= epsilon * self.dL_dW
@@ -223,7 +223,7 @@ class SimpleNetwork:
 
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
-        epsilon = check.check_learning_rate(epsilon)
+        epsilon = check.check_learning_rate(epsilon, "epsilon")
         if any(layer.dL_dW is None for layer in self.layers):
             raise RuntimeError("optimize() needs a backward() call first")
         self._optimize(epsilon)
