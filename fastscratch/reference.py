@@ -109,6 +109,9 @@ class FullyConnectedLayer:
     def _require_forward(self):
         if self.y is None:
             raise RuntimeError("backward() needs a forward() call first")
+        if np.ndim(self.x) == 1:
+            raise ValueError("backward() needs the last forward() input as a 2-D batch; "
+                             "pass a single sample as x.reshape(1, -1)")
         if self.derivated_activation_function is None:
             raise RuntimeError("backward() needs derivated_activation_function, which this layer was "
                                "built without")
@@ -290,8 +293,7 @@ class SimpleNetwork:
             for i in range(num_epochs):  # for each training epoch
                 epoch_loss = 0
                 for b in range(num_batches_per_epoch):  # for each batch composing the dataset
-                    if interrupt.requested:
-                        raise TrainingInterrupted(losses, accuracies, i)
+                    interrupt.check(losses, accuracies, i, b)
                     batch_index_begin = b * batch_size
                     batch_index_end = batch_index_begin + batch_size
                     x = X_train[batch_index_begin: batch_index_end]
@@ -307,6 +309,7 @@ class SimpleNetwork:
                 epoch_loss /= num_batches_per_epoch
                 self._end_epoch(i, epoch_loss, X_val, y_val, do_validation, losses, accuracies,
                                            verbose, callback)
+            interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
         return losses, accuracies
 
     def _end_epoch(self, i, epoch_loss, X_val, y_val, do_validation, losses, accuracies, verbose, callback):

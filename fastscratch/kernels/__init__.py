@@ -1,0 +1,6 @@
+"""Numba kernels. Each fills buffers it is given and allocates nothing.
+
+Kernels are typed by use: float64 and float32 arrays each get their own
+compiled specialisation, and constants are made with ``x.dtype.type(...)`` so
+float32 never silently promotes to float64.
+"""

@@ -1,0 +1,56 @@
+"""Activations and their derivatives, selected by an integer code.
+
+A Python callable passed into a kernel costs ~100x a direct call, so the
+built-in activations are dispatched by code, outside the inner loops.
+Derivatives are written in terms of the layer output ``y``, as the tutorial
+does, and follow the reference's operation order so results match bit for
+bit wherever the inputs do.
+"""
+import math
+
+from fastscratch._config import jit
+from fastscratch.kernels.fastexp import fast_exp
+
+SIGMOID, RELU, TANH, IDENTITY = 0, 1, 2, 3
+
+
+@jit
+def bias_activate_row(row, b, code):
+    """``row[j] = f(row[j] + b[j])`` in place; row, b of shape (n_out,)."""
+    one = row.dtype.type(1)
+    zero = row.dtype.type(0)
+    n = row.shape[0]
+    if code == SIGMOID:
+        for j in range(n):
+            row[j] = one / (one + fast_exp(-(row[j] + b[j])))
+    elif code == RELU:
+        for j in range(n):
+            z = row[j] + b[j]
+            row[j] = zero if z < zero else z  # np.maximum(z, 0), NaN kept
+    elif code == TANH:
+        for j in range(n):
+            row[j] = math.tanh(row[j] + b[j])
+    else:
+        for j in range(n):
+            row[j] = row[j] + b[j]
+
+
+@jit
+def times_derivative(dL_dy, y, code, dL_dz):
+    """``dL_dz = dL_dy * f'(y)``; all of shape (n, m); dL_dz may be dL_dy."""
+    one = y.dtype.type(1)
+    zero = y.dtype.type(0)
+    n, m = y.shape
+    for i in range(n):
+        if code == SIGMOID:
+            for j in range(m):
+                dL_dz[i, j] = dL_dy[i, j] * (y[i, j] * (one - y[i, j]))
+        elif code == RELU:
+            for j in range(m):
+                dL_dz[i, j] = dL_dy[i, j] * (one if y[i, j] > zero else zero)
+        elif code == TANH:
+            for j in range(m):
+                dL_dz[i, j] = dL_dy[i, j] * (one - y[i, j] * y[i, j])
+        else:
+            for j in range(m):
+                dL_dz[i, j] = dL_dy[i, j]
