@@ -21,7 +21,7 @@ Errors, all ``MNISTError`` (a ``RuntimeError``):
     ``MNISTDownloadError``: no mirror served a good copy; ``.attempts`` lists
         ``(url, reason)`` pairs.
     ``MNISTError`` itself: files missing from a directory given explicitly, or
-        from the cache when ``download=False``.
+        from the cache when ``download=False``; a cache that cannot be created.
 """
 import gzip
 import hashlib
@@ -106,7 +106,7 @@ def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirr
         progress: report downloads on stderr.
         verify: check each file's SHA-256 against ``MNIST_FILES``; turn off to
             read other data in MNIST's format (the structure is still checked).
-        mirrors: base URLs to try in turn; defaults to ``MIRRORS``.
+        mirrors: base URLs (or one) to try in turn; defaults to ``MIRRORS``.
         timeout: seconds a mirror may stay silent before the next is tried.
 
     Raises:
@@ -117,7 +117,8 @@ def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirr
     elif os.environ.get(ENV_VAR):
         paths = _find_all(Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}")
     else:
-        return _load_cache(download, progress, verify, MIRRORS if mirrors is None else mirrors, timeout)
+        mirrors = MIRRORS if mirrors is None else [mirrors] if isinstance(mirrors, str) else mirrors
+        return _load_cache(download, progress, verify, mirrors, timeout)
     arrays = {name: _parse(path, _read_bytes(path), name, verify) for name, path in paths.items()}
     return _check_pairs(arrays, paths)
 
@@ -248,7 +249,10 @@ def _download(name, cache, mirrors, timeout, progress):
 
     Returns ``(path, decompressed content)``. Raises ``MNISTDownloadError``.
     """
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MNISTError(f"cannot create the MNIST cache {cache}: {err}. {_LOCAL_COPY_HINT}") from err
     target = cache / f"{name}.gz"
     attempts = []
     for mirror in mirrors:
@@ -335,7 +339,8 @@ def _pixels(name, X):
         raise ValueError(f"{name} must be images of shape (n, 28, 28) or (n, {width}), got shape {X.shape}")
     if X.dtype != np.uint8 and X.size and (X.min() < 0 or X.max() > 255):
         raise ValueError(f"{name} must hold pixels 0..255, got values {X.min()}..{X.max()}")
-    return X.reshape(len(X), width)
+    # The lookup's result takes the index's memory layout: make that C order.
+    return np.ascontiguousarray(X.reshape(len(X), width))
 
 
 def _labels(name, y, n):
