@@ -7,6 +7,7 @@ anything, so a bad file leaves the network untouched.
 """
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -34,19 +35,20 @@ def save(network, path):
 def read(path):
     """Return ``(metadata, weights, biases)`` of a saved network, or raise ``ValueError``."""
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
+        loaded = np.load(os.fspath(path), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise ValueError("it holds a single array, not an .npz archive")
+        with loaded as data:
             contents = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{path} is not a saved fastscratch network: {err}") from err
     missing = {"format_version", "layer_sizes", "dtype", "activation", "loss"} - contents.keys()
     if missing:
         raise ValueError(f"{path} is not a saved fastscratch network (missing {sorted(missing)})")
-    if int(contents["format_version"]) != FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {int(contents['format_version'])}, "
-                         f"this fastscratch reads version {FORMAT_VERSION}")
-    sizes = [int(s) for s in contents["layer_sizes"]]
+    meta = _metadata(path, contents)
+    sizes = meta["layer_sizes"]
     weights, biases = [], []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         W, b = contents.get(f"W{i}"), contents.get(f"b{i}")
@@ -55,13 +57,32 @@ def read(path):
         if W.shape != (n_in, n_out) or b.shape != (n_out,):
             raise ValueError(f"{path}: layer {i} has W {W.shape} and b {b.shape}, "
                              f"expected ({n_in}, {n_out}) and ({n_out},)")
-        if W.dtype.kind != "f" or not (np.isfinite(W).all() and np.isfinite(b).all()):
+        if W.dtype.kind != "f" or b.dtype.kind != "f" or not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ValueError(f"{path}: layer {i} holds non-finite or non-float weights")
         weights.append(W)
         biases.append(b)
-    meta = {"layer_sizes": sizes, "dtype": str(contents["dtype"]),
-            "activation": str(contents["activation"]), "loss": str(contents["loss"])}
     return meta, weights, biases
+
+
+def _metadata(path, contents):
+    """Check the metadata arrays of a saved network; return them as Python values."""
+    version = contents["format_version"]
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise ValueError(f"{path} is not a saved fastscratch network (format_version is {version!r})")
+    if int(version) != FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {int(version)}, "
+                         f"this fastscratch reads version {FORMAT_VERSION}")
+    sizes = contents["layer_sizes"]
+    if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
+        raise ValueError(f"{path}: layer_sizes must be 2 or more integers >= 1, got {sizes!r}")
+    names = {}
+    for key, allowed in (("dtype", ("float64", "float32")), ("activation", (*ACTIVATIONS, CUSTOM)),
+                         ("loss", (*LOSSES, CUSTOM))):
+        value = contents[key]
+        if value.shape != () or value.dtype.kind != "U" or str(value) not in allowed:
+            raise ValueError(f"{path}: {key} must be one of {list(allowed)}, got {value!r}")
+        names[key] = str(value)
+    return {"layer_sizes": [int(s) for s in sizes], **names}
 
 
 def load(cls, path, **functions):
