@@ -3,20 +3,31 @@ import contextlib
 import signal
 import threading
 
+from fastscratch.exceptions import TrainingInterrupted
+
 
 class _Flag:
     requested = False
+
+    def check(self, losses, accuracies, epoch, batch=0):
+        """Raise ``TrainingInterrupted`` if Ctrl-C came; call it between batches and after the last one."""
+        if self.requested:
+            raise TrainingInterrupted(losses, accuracies, epoch, batch)
 
 
 @contextlib.contextmanager
 def deferred_sigint():
     """Within the block, SIGINT only sets ``flag.requested``; the loop polls it.
 
-    Outside the main thread Python cannot install handlers; there the flag
-    stays unset and KeyboardInterrupt behaves as usual.
+    The caller must poll once more after its last batch so that a Ctrl-C that
+    came late is not lost. Outside the main thread Python cannot install
+    handlers, and a SIGINT that the process ignores (``SIG_IGN``, as for
+    background jobs) stays ignored: in both cases the flag stays unset and
+    SIGINT behaves as it did before.
     """
     flag = _Flag()
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield flag
         return
 
@@ -27,4 +38,5 @@ def deferred_sigint():
     try:
         yield flag
     finally:
+        # None: a handler installed outside Python, which cannot be put back; the default is closest.
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
