@@ -5,6 +5,7 @@ Figures are built with matplotlib's object API on the Agg canvas, never through
 Each ``*_figure`` function returns the ``Figure`` (for inspection); each
 ``plot_*`` function draws it, writes it to a path and returns that path.
 """
+import io
 import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -82,11 +83,21 @@ def plot_prediction(image, predicted_class, true_class, path):
 
 
 def _save(fig, path):
-    """Write atomically: a partial PNG never takes the place of a good one."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
+    """Render to memory, then write atomically: a partial PNG never takes the place of a good one.
+
+    A path that is not a regular file (``/dev/null``, a pipe) is written in
+    place: renaming onto it would replace the device itself.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "wb") as f:
+            f.write(buffer.getbuffer())
+        return path
+    tmp = f"{os.fspath(path)}.tmp"
     try:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
