@@ -301,7 +301,8 @@ class SimpleNetwork:
                     predictions = self._forward(x)  # forward pass
                     L = self.loss_function(predictions, targets)  # loss computation
                     if not np.isfinite(L):
-                        raise NonFiniteLossError(i, b, L, losses, accuracies)
+                        raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=all(
+                            np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers))
                     dL_dy = self.derivated_loss_function(predictions, targets)  # loss derivation
                     self._backward(dL_dy)  # back-propagation pass
                     self._optimize(learning_rate)  # optimization of the NN

@@ -1,0 +1,220 @@
+"""Ctrl-C during ``train``: TrainingInterrupted at a batch boundary, weights consistent, history kept.
+
+Consistent means: the network holds exactly the weights of a network trained for
+``err.epoch`` whole epochs and then ``err.batch`` batches, and ``err.losses``
+are that network's losses. Checked in-process (SIGINT from a callback, or the
+handler called directly) and with a real SIGINT sent to a training subprocess.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import fastscratch
+import fastscratch.reference as ref
+from fastscratch.exceptions import TrainingInterrupted
+
+NETWORKS = [pytest.param(ref.SimpleNetwork, id="reference"), pytest.param(fastscratch.SimpleNetwork, id="jit")]
+CLASS_PATHS = {ref.SimpleNetwork: "fastscratch.reference.SimpleNetwork", fastscratch.SimpleNetwork: "fastscratch.SimpleNetwork"}
+
+BATCH = 5
+
+
+def problem(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, (n, 6))
+    labels = rng.integers(0, 3, n)
+    return X, np.eye(3)[labels], X[:10], labels[:10]
+
+
+def fresh(network_class):
+    np.random.seed(5)
+    return network_class(6, 3, [4])
+
+
+def replay(network_class, epoch, batch):
+    """A network trained for exactly ``epoch`` epochs and then ``batch`` batches; and its losses."""
+    X, y, X_val, y_val = problem()
+    net = fresh(network_class)
+    losses, accuracies = net.train(X, y, X_val, y_val, batch_size=BATCH, num_epochs=epoch, learning_rate=0.5,
+                                   verbose=False)
+    if batch:
+        net.train(X[:batch * BATCH], y[:batch * BATCH], batch_size=BATCH, num_epochs=1, learning_rate=0.5,
+                  verbose=False)
+    return net, losses, accuracies
+
+
+def assert_consistent(network_class, net, err):
+    expected, losses, accuracies = replay(network_class, err.epoch, err.batch)
+    assert err.losses == losses and err.accuracies == accuracies
+    assert len(err.losses) == err.epoch
+    for layer, expected_layer in zip(net.layers, expected.layers):
+        np.testing.assert_array_equal(layer.W, expected_layer.W)
+        np.testing.assert_array_equal(layer.b, expected_layer.b)
+        assert np.isfinite(layer.W).all()
+
+
+def train_interrupting(network_class, at_epoch, num_epochs=4, how="kill"):
+    X, y, X_val, y_val = problem()
+    net = fresh(network_class)
+
+    def callback(epoch, loss, accuracy):
+        if epoch == at_epoch:
+            if how == "kill":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        net.train(X, y, X_val, y_val, batch_size=BATCH, num_epochs=num_epochs, learning_rate=0.5,
+                  verbose=False, callback=callback)
+    return net, info.value
+
+
+@pytest.mark.parametrize("how", ["kill", "handler"])
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_sigint_from_a_callback_stops_at_the_next_boundary(network_class, how):
+    handler_before = signal.getsignal(signal.SIGINT)
+    net, err = train_interrupting(network_class, at_epoch=1, how=how)
+    assert isinstance(err, KeyboardInterrupt)
+    assert (err.epoch, err.batch) == (2, 0)
+    assert f"epoch {err.epoch}" in str(err)
+    assert_consistent(network_class, net, err)
+    assert signal.getsignal(signal.SIGINT) is handler_before
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_sigint_during_the_last_epoch_is_not_lost(network_class):
+    net, err = train_interrupting(network_class, at_epoch=3, num_epochs=4)
+    assert (err.epoch, err.batch) == (4, 0) and len(err.losses) == 4
+    assert_consistent(network_class, net, err)
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_network_is_usable_after_an_interrupt(network_class):
+    X, y, X_val, y_val = problem()
+    net, err = train_interrupting(network_class, at_epoch=0)
+    assert (err.epoch, err.batch) == (1, 0)
+    more, _ = net.train(X, y, X_val, y_val, batch_size=BATCH, num_epochs=2, learning_rate=0.5, verbose=False)
+    straight, losses, _ = replay(network_class, 3, 0)
+    assert err.losses + more == losses
+    for layer, expected in zip(net.layers, straight.layers):
+        np.testing.assert_array_equal(layer.W, expected.W)
+    assert net.predict(X[0]) == straight.predict(X[0])
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_handler_is_restored_after_success_and_errors(network_class):
+    X, y, X_val, y_val = problem()
+    before = signal.getsignal(signal.SIGINT)
+    net = fresh(network_class)
+    net.train(X, y, batch_size=BATCH, num_epochs=1, verbose=False)
+    assert signal.getsignal(signal.SIGINT) is before
+
+    def failing(epoch, loss, accuracy):
+        raise ValueError("from the callback")
+
+    with pytest.raises(ValueError, match="from the callback"):
+        net.train(X, y, batch_size=BATCH, num_epochs=2, verbose=False, callback=failing)
+    assert signal.getsignal(signal.SIGINT) is before
+    # Outside train, Ctrl-C is an ordinary KeyboardInterrupt again.
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between bytecodes
+            pass
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_ignored_sigint_stays_ignored(network_class):
+    X, y, _, _ = problem()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        net = fresh(network_class)
+        losses, _ = net.train(X, y, batch_size=BATCH, num_epochs=3, verbose=False,
+                              callback=lambda *a: os.kill(os.getpid(), signal.SIGINT))
+        assert len(losses) == 3
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_training_in_a_thread(network_class):
+    """Handlers can only be installed in the main thread; a worker thread still trains."""
+    X, y, _, _ = problem()
+    results = []
+    net = fresh(network_class)
+    thread = threading.Thread(target=lambda: results.append(
+        net.train(X, y, batch_size=BATCH, num_epochs=2, learning_rate=0.5, verbose=False)))
+    thread.start()
+    thread.join(60)
+    assert results and results[0][0] == replay(network_class, 2, 0)[1]
+
+
+# -- a real Ctrl-C, sent to a training subprocess -------------------------------------------
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import fastscratch, fastscratch.reference
+    from fastscratch.exceptions import TrainingInterrupted
+
+    network_class = eval(sys.argv[1])
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (3000, 20))
+    y = np.eye(4)[rng.integers(0, 4, 3000)]
+    BATCH, LR = 10, 0.05
+
+    def fresh():
+        np.random.seed(9)
+        return network_class(20, 4, [16, 8])
+
+    def ready(epoch, loss, accuracy):
+        if epoch == 0:
+            print("ready", flush=True)
+
+    net = fresh()
+    try:
+        net.train(X, y, batch_size=BATCH, num_epochs=10**6, learning_rate=LR, verbose=False, callback=ready)
+        print(json.dumps({"error": "not interrupted"}))
+        sys.exit(0)
+    except TrainingInterrupted as err:
+        interrupted = err
+    replay = fresh()
+    losses, _ = replay.train(X, y, batch_size=BATCH, num_epochs=interrupted.epoch, learning_rate=LR,
+                             verbose=False)
+    if interrupted.batch:
+        replay.train(X[:interrupted.batch * BATCH], y[:interrupted.batch * BATCH], batch_size=BATCH,
+                     num_epochs=1, learning_rate=LR, verbose=False)
+    print(json.dumps({
+        "epoch": interrupted.epoch, "batch": interrupted.batch,
+        "losses_match": interrupted.losses == losses,
+        "weights_match": all(np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+                             for a, b in zip(net.layers, replay.layers)),
+        "usable": bool(np.isfinite(net.forward(X[:5])).all()),
+    }), flush=True)
+""")
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_real_sigint_to_a_training_process(network_class, tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, CLASS_PATHS[network_class]], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result.pop("epoch") >= 1 and result.pop("batch") >= 0, result
+    assert result == {"losses_match": True, "weights_match": True, "usable": True}
