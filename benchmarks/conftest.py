@@ -1,0 +1,298 @@
+"""Shared benchmark fixtures: prepared MNIST, seeded networks, and the facts every result records.
+
+Ratios against the reference are measured in the same run: each reference
+benchmark stores its median in ``REFERENCE_MEDIANS`` under ``(config, dtype)``,
+and ``pytest_collection_modifyitems`` runs every reference benchmark before the
+others, so the JIT and peer benchmarks find it there. ``benchmarks/render.py``
+recomputes the same ratios from the saved JSON.
+"""
+import functools
+import os
+import platform
+import sys
+
+import numpy as np
+import pytest
+
+SEED = 42                 # the tutorial's np.random.seed(42)
+SEED_HIDDEN = (64, 32)    # the tutorial's hidden_layers_sizes
+SEED_BATCH = 30
+SEED_LR = 1e-3
+NUM_INPUTS, NUM_OUTPUTS = 784, 10
+DTYPES = {"float64": np.float64, "float32": np.float32}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (config, dtype name) -> (median seconds, variant) of the fastest reference variant in this session.
+REFERENCE_MEDIANS = {}
+# (config, dtype name) -> (losses, accuracies) of the reference, for the correctness checks.
+REFERENCE_RESULTS = {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run benchmark modules in file order, and within each one the reference first.
+
+    Only items under ``benchmarks/`` move, and only among their own slots.
+    """
+    slots = [i for i, item in enumerate(items) if str(item.path).startswith(HERE + os.sep)]
+
+    def key(i):
+        item = items[i]
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        return str(item.path), not str(params.get("impl", "")).startswith("reference")
+
+    ordered = sorted(slots, key=key)  # stable: keeps parametrisation order otherwise
+    moved = [items[i] for i in ordered]
+    for slot, item in zip(slots, moved):
+        items[slot] = item
+
+
+# --- data -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def mnist_raw():
+    """The four uint8 arrays, from FASTSCRATCH_MNIST_DIR (skips when unset)."""
+    path = os.environ.get("FASTSCRATCH_MNIST_DIR")
+    if not path:
+        pytest.skip("FASTSCRATCH_MNIST_DIR is not set; `make bench` sets it to ../shared/datasets/mnist")
+    from fastscratch.datasets import load_mnist
+    return load_mnist(path)
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_raw):
+    """``mnist("float64")`` -> (X_train, Y_train one-hot, X_test, y_test), read-only, prepared once per dtype."""
+    from fastscratch.datasets import prepare
+    cache = {}
+
+    def get(dtype_name):
+        if dtype_name not in cache:
+            arrays = prepare(*mnist_raw, dtype=DTYPES[dtype_name])
+            for a in arrays:
+                a.setflags(write=False)
+            cache[dtype_name] = arrays
+        return cache[dtype_name]
+    return get
+
+
+@pytest.fixture(scope="session")
+def mnist64(mnist):
+    return mnist("float64")
+
+
+@pytest.fixture(scope="session")
+def mnist32(mnist):
+    return mnist("float32")
+
+
+# --- networks ---------------------------------------------------------------------------------
+
+def network_class(impl):
+    """``"reference..."`` -> the NumPy oracle; ``"jit"`` -> the package's top-level (Numba) network."""
+    if impl.startswith("reference"):
+        from fastscratch.reference import SimpleNetwork
+        return SimpleNetwork
+    if impl == "jit":
+        import fastscratch
+        return fastscratch.SimpleNetwork
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def jit_is_reference_alias():
+    import fastscratch
+    import fastscratch.reference
+    return fastscratch.SimpleNetwork is fastscratch.reference.SimpleNetwork
+
+
+def build_network(impl, dtype_name, hidden=SEED_HIDDEN, seed=SEED):
+    """The tutorial's construction: seed, draw the test-image index, then the network.
+
+    Both implementations draw their weights from the global ``np.random`` in the
+    same order, so the same ``seed`` gives the same starting weights.
+    """
+    np.random.seed(seed)
+    np.random.randint(0, 10000)  # the tutorial's img_idx draw, made before the network
+    return network_class(impl)(NUM_INPUTS, NUM_OUTPUTS, list(hidden), dtype=DTYPES[dtype_name])
+
+
+def initial_weights(dtype_name, hidden=SEED_HIDDEN, seed=SEED):
+    """[(W, b), ...] of the seeded reference network: the starting point the peers copy."""
+    net = build_network("reference", dtype_name, hidden, seed)
+    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+
+
+SMOKE_TRAIN, SMOKE_TEST = 6000, 1000  # the epoch job's size under --benchmark-disable
+
+
+@pytest.fixture
+def epoch_job(mnist, benchmark):
+    """``epoch_job(dtype_name)`` -> (config, X_train, Y_train, X_test, y_test) of the seed's epoch.
+
+    The whole data set when benchmarking; with ``--benchmark-disable`` the first
+    6,000 training and 1,000 test images (200 SGD steps), under another config
+    name, so the smoke run stays short and still checks the losses.
+    """
+    def get(dtype_name):
+        X_train, Y_train, X_test, y_test = mnist(dtype_name)
+        if not benchmark.disabled:
+            return "seed-epoch", X_train, Y_train, X_test, y_test
+        return (f"seed-epoch smoke {SMOKE_TRAIN}/{SMOKE_TEST}", X_train[:SMOKE_TRAIN], Y_train[:SMOKE_TRAIN],
+                X_test[:SMOKE_TEST], y_test[:SMOKE_TEST])
+    return get
+
+
+def reference_epoch(config, dtype_name, X_train, Y_train, X_test, y_test):
+    """(losses, accuracies) of one reference epoch of the seed's job; computed once per (config, dtype)."""
+    key = (config, dtype_name)
+    if key not in REFERENCE_RESULTS:
+        net = build_network("reference", dtype_name)
+        REFERENCE_RESULTS[key] = net.train(X_train, Y_train, X_test, y_test, batch_size=SEED_BATCH,
+                                           num_epochs=1, learning_rate=SEED_LR, verbose=False)
+    return REFERENCE_RESULTS[key]
+
+
+@pytest.fixture
+def blas_threads():
+    """``with blas_threads(n):`` limits every loaded BLAS to ``n`` threads (no-op for None)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def limit(n):
+        if n is None:
+            yield
+            return
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
+    return limit
+
+
+# --- what each result records -----------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _cpu_model():
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name" and model in ("unknown", platform.processor()):
+                    model = value.strip()
+                elif name.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in flags]
+    return model, simd
+
+
+def _blas():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["threadpoolctl not installed"]
+    return [f"{p.get('internal_api')} {p.get('version')} ({p.get('threading_layer')}, "
+            f"{p.get('num_threads')} threads, {os.path.basename(p.get('filepath', ''))})"
+            for p in threadpool_info()]
+
+
+def _numba_facts():
+    try:
+        import numba
+    except ImportError:
+        return {"numba": None}
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet in this process
+        layer = f"not launched (config: {numba.config.THREADING_LAYER})"
+    return {"numba": numba.__version__, "numba_threads": numba.get_num_threads(), "numba_threading_layer": layer}
+
+
+def environment():
+    """Facts a reader needs to interpret a timing; gathered when a result is recorded."""
+    model, simd = _cpu_model()
+    facts = {
+        "cpu_model": model,
+        "cpu_simd": " ".join(simd),
+        "cpu_count": os.cpu_count(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas(),
+    }
+    facts.update(_numba_facts())
+    return facts
+
+
+def _median(benchmark):
+    stats = getattr(benchmark, "stats", None)
+    return stats.stats.median if stats else None
+
+
+@pytest.fixture
+def record(benchmark):
+    """``record(implementation=..., dtype=..., config=..., **extra)``; call it after the benchmark ran.
+
+    Fills ``benchmark.extra_info`` with the run's facts; a reference stores its
+    median for ``(config, dtype)``, anything else gets ``speedup_vs_reference``
+    (same dtype) and ``speedup_vs_reference_float64`` when those ran earlier.
+    """
+    def _record(*, implementation, dtype, config, **extra):
+        info = benchmark.extra_info
+        info.update(implementation=implementation, dtype=dtype, config=config, group=benchmark.group)
+        if implementation == "jit":
+            info["jit_is_reference_alias"] = jit_is_reference_alias()
+        info.update(extra)
+        info.update(environment())
+        median = _median(benchmark)
+        if median is None:
+            return
+        if implementation.startswith("reference"):
+            # Several reference variants (default BLAS threads, one BLAS thread) may run;
+            # ratios use the fastest, so a thrashing BLAS never inflates a speed-up.
+            best = REFERENCE_MEDIANS.get((config, dtype))
+            if best is None or median < best[0]:
+                REFERENCE_MEDIANS[(config, dtype)] = (median, implementation)
+            return
+        for key, ref_dtype in (("speedup_vs_reference", dtype), ("speedup_vs_reference_float64", "float64")):
+            ref = REFERENCE_MEDIANS.get((config, ref_dtype))
+            if ref is not None:
+                info[key] = ref[0] / median
+                info[key.replace("speedup", "baseline")] = ref[1]
+    return _record
+
+
+@pytest.fixture(scope="session")
+def build():
+    """The network builder ``build(impl, dtype_name, hidden=(64, 32), seed=42)``."""
+    return build_network
+
+
+@pytest.fixture(scope="session")
+def reference_results():
+    """Session dict ``(config, dtype) -> (losses, accuracies)`` of the reference, for correctness checks."""
+    return REFERENCE_RESULTS
+
+
+@pytest.fixture(scope="session")
+def seed_reference_epoch():
+    """``seed_reference_epoch(config, dtype_name, *data)`` -> the reference's (losses, accuracies), cached."""
+    return reference_epoch
+
+
+@pytest.fixture(scope="session")
+def python_child():
+    """``python_child(args, env=None)`` -> the JSON a child Python process printed last."""
+    return run_python
+
+
+def run_python(args, env=None, timeout=3600):
+    """Run ``python args...`` from the repository root; return the last stdout line parsed as JSON."""
+    import json
+    import subprocess
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, *args], cwd=os.path.dirname(HERE), env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
