@@ -20,12 +20,16 @@ train: install
 test: install
 	$(BIN)/pytest
 
+# Benchmarks (benchmarks/): the full-run group is opt-in; peer groups are skipped unless `make peers` ran.
+RENDER := $(BIN)/python benchmarks/render.py .benchmarks --markdown benchmarks/RESULTS.md --png benchmarks/results.png
+
 bench: install
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-save=bench
-	$(BIN)/python -m fastscratch.benchreport .benchmarks --markdown benchmarks/RESULTS.md --png benchmarks/results.png
+	$(RENDER) --pattern '*_bench.json' --pattern '*_full.json'
 
 bench-full: install
-	FASTSCRATCH_BENCH_FULL=1 $(BIN)/pytest benchmarks -k full_run --benchmark-enable --benchmark-save=full
+	FASTSCRATCH_BENCH_FULL=1 $(BIN)/pytest benchmarks/test_full_run.py --benchmark-enable --benchmark-save=full
+	$(RENDER) --pattern '*_bench.json' --pattern '*_full.json'
 
 peers: install
 	$(BIN)/pip install --quiet torch==2.13.0 jax
