@@ -129,7 +129,7 @@ def run_train(args, parser):
     out = _run_directory(args.out, parser)
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         parser.error(f"argument --data-dir: no such directory: {args.data_dir}")
-    console = Console(quiet=args.quiet, highlight=False)
+    console = Console(quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
 
     import numpy as np
 
@@ -215,6 +215,8 @@ def run_train(args, parser):
     if status == "interrupted":
         print(f"{PROG} {args.command}: interrupted after {len(run.losses)} of {args.epochs} epochs; "
               f"history so far and current weights saved in {out}", file=sys.stderr)
+    elif status == "non-finite loss":
+        print(f"{PROG} {args.command}: the run so far is saved in {out}", file=sys.stderr)
     elif status == "completed":
         console.print(f"Run saved in {out} ({', '.join(RUN_FILES)}) in {run.total_seconds():.1f} s",
                       soft_wrap=True)
