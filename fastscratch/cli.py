@@ -55,7 +55,7 @@ def build_parser():
         description="Train the tutorial's MNIST classifier (defaults: exactly the tutorial's run) and "
                     "write history.json, history.csv, model.npz, training.png and prediction.png "
                     "to the run directory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     train.add_argument("--epochs", type=_count, default=500, metavar="N", help="training epochs")
     train.add_argument("--batch-size", type=_size, default=30, metavar="N", help="mini-batch size")
     train.add_argument("--lr", type=_learning_rate, default=1e-3, metavar="RATE",
@@ -79,6 +79,15 @@ def build_parser():
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.set_defaults(run=run_train, parser=train)
     return parser
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except the empty ones (None, False) that the help text already explains."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 # -- argument types: each raises ArgumentTypeError, which argparse turns into a usage error (exit 2)

@@ -373,3 +373,17 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
     assert all(math.isfinite(v) for layer in model.layers for v in (layer.W.sum(), layer.b.sum()))
     assert_png(out / "training.png", 400, 600)
     assert_png(out / "prediction.png", 300, 300)
+
+
+def test_ctrl_c_before_training_exits_130_and_saves_nothing(monkeypatch, tmp_path, capsys):
+    from fastscratch import datasets
+
+    def interrupted_load(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "load_mnist", interrupted_load)
+    (tmp_path / "mnist").mkdir()
+    code = cli.main(["train", "--data-dir", str(tmp_path / "mnist"), "--out", str(tmp_path / "run")])
+    assert code == 130
+    assert "interrupted before training" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
