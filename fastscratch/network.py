@@ -23,6 +23,7 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import count_correct, predict_classes
 from fastscratch.kernels.sgd import sgd_step
+from fastscratch.kernels.sparse_input import nonzero_structure
 from fastscratch.kernels.training import train_epoch
 
 ACTIVATION_CODES = {sigmoid: activations.SIGMOID, relu: activations.RELU, tanh: activations.TANH}
@@ -175,17 +176,22 @@ class SimpleNetwork(reference.SimpleNetwork):
 
     def predict(self, x):
         x = check.as_input("x", x, self.num_inputs, self.dtype)
-        if x.ndim == 2 and x.shape[0] > 1 and self.fused:
+        if x.ndim == 2 and x.shape[0] > 1 and self._kernel_forward:
             classes = np.empty(x.shape[0], dtype=np.int64)
-            predict_classes(x, *self._kernel_arguments(), self._buffers(min(EVAL_CHUNK, len(x))), classes)
+            predict_classes(x, *nonzero_structure(x), *self._kernel_arguments(),
+                            self._buffers(min(EVAL_CHUNK, len(x))), classes)
             return classes
         return super().predict(x)
 
-    def _evaluate_accuracy(self, X_val, y_val):
-        if not all(layer._code is not None for layer in self.layers):
+    @property
+    def _kernel_forward(self):
+        return all(layer._code is not None for layer in self.layers)
+
+    def _evaluate_accuracy(self, X_val, y_val, structure=None):
+        if not self._kernel_forward:
             return super()._evaluate_accuracy(X_val, y_val)
         classes = np.empty(len(X_val), dtype=np.int64)
-        correct = count_correct(X_val, y_val, *self._kernel_arguments(),
+        correct = count_correct(X_val, *(structure or nonzero_structure(X_val)), y_val, *self._kernel_arguments(),
                                 self._buffers(min(EVAL_CHUNK, len(X_val))), classes)
         return correct / len(X_val)
 
@@ -194,30 +200,39 @@ class SimpleNetwork(reference.SimpleNetwork):
             return super()._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                                   verbose, callback)
         weights, biases, codes = self._kernel_arguments()
+        first = self.layers[0]
+        scratch = (np.empty(first.num_inputs + 1, dtype=np.int64), np.empty(first.num_inputs, dtype=np.int64),
+                   np.empty(batch_size * first.num_inputs, dtype=np.int64), np.empty(first.size, dtype=self.dtype))
         work = (self._buffers(batch_size), self._buffers(batch_size),
                 tuple(np.empty_like(W) for W in weights), tuple(np.empty_like(b) for b in biases),
-                tuple(layer._WT for layer in self.layers))
+                tuple(layer._WT for layer in self.layers), scratch)
+        structure = nonzero_structure(X_train)
+        val_structure = None if X_val is None else nonzero_structure(X_val)
         num_batches = len(X_train) // batch_size
         lr = self.dtype.type(learning_rate)
         losses_, accuracies = [], []
         with deferred_sigint() as interrupt:
             for i in range(num_epochs):
-                if interrupt.requested:
-                    raise TrainingInterrupted(losses_, accuracies, i)
-                loss_sum, bad_batch, bad_loss = train_epoch(X_train, y_train, batch_size, lr, weights, biases,
-                                                            codes, self._loss_code, work)
+                interrupt.check(losses_, accuracies, i)
+                loss_sum, bad_batch, bad_loss = train_epoch(X_train, *structure, y_train, batch_size, lr, weights,
+                                                            biases, codes, self._loss_code, work)
                 if bad_batch >= 0:
-                    raise NonFiniteLossError(i, bad_batch, bad_loss, losses_, accuracies)
+                    raise NonFiniteLossError(i, bad_batch, bad_loss, losses_, accuracies, weights_finite=all(
+                        np.isfinite(W).all() and np.isfinite(b).all() for W, b in zip(weights, biases)))
                 self._keep_last_batch(X_train, batch_size, work)
-                self._end_epoch(i, self.dtype.type(loss_sum / num_batches), X_val, y_val, X_val is not None,
-                                losses_, accuracies, verbose, callback)
+                epoch_loss = self.dtype.type(loss_sum / num_batches)
+                self._end_epoch(i, epoch_loss, X_val, y_val, X_val is not None, losses_, accuracies, verbose,
+                                callback, val_structure)
+            interrupt.check(losses_, accuracies, num_epochs)
         return losses_, accuracies
 
     def _keep_last_batch(self, X_train, batch_size, work):
         """Leave x, y, dL_dW, dL_db of the epoch's last step on the layers, as the reference does."""
-        ys, _, dWs, dbs, _ = work
+        ys, dzs = work[:2]
         last = len(X_train) // batch_size - 1
         x = X_train[last * batch_size:(last + 1) * batch_size]
-        for layer, y, dW, db in zip(self.layers, ys, dWs, dbs):
-            layer.x, layer.y, layer.dL_dW, layer.dL_db = x, y.copy(), dW.copy(), db.copy()
+        for layer, y, dz in zip(self.layers, ys, dzs):
+            layer.x, layer.y = x, y.copy()
+            layer.dL_dW, layer.dL_db = np.empty_like(layer._W), np.empty_like(layer._b)
+            weight_gradient(x, dz, layer.dL_dW, layer.dL_db)
             x = layer.y

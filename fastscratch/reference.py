@@ -106,12 +106,17 @@ class FullyConnectedLayer:
                              f"got {dL_dy.shape}")
         return dL_dy
 
-    def _require_forward(self):
+    def _require_forward(self, rows=None):
         if self.y is None:
             raise RuntimeError("backward() needs a forward() call first")
         if np.ndim(self.x) == 1:
             raise ValueError("backward() needs the last forward() input as a 2-D batch; "
                              "pass a single sample as x.reshape(1, -1)")
+        # x and y are public: make sure they still fit this layer (and, in a network, each other).
+        rows = np.shape(self.x)[0] if rows is None else rows
+        if np.shape(self.x) != (rows, self.num_inputs) or np.shape(self.y) != (rows, self.size):
+            raise ValueError(f"the stored x {np.shape(self.x)} and y {np.shape(self.y)} do not fit a batch of "
+                             f"{rows} through this {self.num_inputs}->{self.size} layer; call forward() again")
         if self.derivated_activation_function is None:
             raise RuntimeError("backward() needs derivated_activation_function, which this layer was "
                                "built without")
@@ -131,9 +136,15 @@ class FullyConnectedLayer:
 
     def optimize(self, epsilon):
         """Take one gradient step of size ``epsilon`` with the stored gradients."""
+        self._require_gradients()
+        self._optimize(check.check_learning_rate(epsilon, "epsilon"))
+
+    def _require_gradients(self):
         if self.dL_dW is None:
             raise RuntimeError("optimize() needs a backward() call first")
-        self._optimize(check.check_learning_rate(epsilon, "epsilon"))
+        if np.shape(self.dL_dW) != np.shape(self.W) or np.shape(self.dL_db) != np.shape(self.b):
+            raise ValueError(f"the stored dL_dW {np.shape(self.dL_dW)} and dL_db {np.shape(self.dL_db)} must have "
+                             f"the shapes of W {np.shape(self.W)} and b {np.shape(self.b)}; call backward() again")
 
     def _optimize(self, epsilon):
         self.W -= epsilon * self.dL_dW
@@ -214,8 +225,13 @@ class SimpleNetwork:
 
     def backward(self, dL_dy):
         """Back-propagate ``dL_dy`` (after ``forward``) and return ``dL_dx``."""
-        for layer in self.layers:
-            layer._require_forward()
+        rows = None
+        for i, layer in enumerate(self.layers):
+            if i and layer.num_inputs != self.layers[i - 1].size:
+                raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
+                                 f"gives {self.layers[i - 1].size} outputs")
+            layer._require_forward(rows)  # every layer holds the same batch
+            rows = np.shape(layer.x)[0]
         dL_dy = self.layers[-1]._check_backward(dL_dy)
         return self._backward(dL_dy)
 
@@ -227,8 +243,8 @@ class SimpleNetwork:
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
         epsilon = check.check_learning_rate(epsilon, "epsilon")
-        if any(layer.dL_dW is None for layer in self.layers):
-            raise RuntimeError("optimize() needs a backward() call first")
+        for layer in self.layers:
+            layer._require_gradients()
         self._optimize(epsilon)
 
     def _optimize(self, epsilon):
@@ -313,11 +329,12 @@ class SimpleNetwork:
             interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
         return losses, accuracies
 
-    def _end_epoch(self, i, epoch_loss, X_val, y_val, do_validation, losses, accuracies, verbose, callback):
+    def _end_epoch(self, i, epoch_loss, X_val, y_val, do_validation, losses, accuracies, verbose, callback,
+                   *evaluate_args):
         """Log the epoch as the tutorial does; shared with the JIT network's fused loop."""
         losses.append(epoch_loss)
         if do_validation:
-            accuracy = self._evaluate_accuracy(X_val, y_val)
+            accuracy = self._evaluate_accuracy(X_val, y_val, *evaluate_args)
             accuracies.append(accuracy)
         else:
             accuracy = np.nan

@@ -15,24 +15,24 @@ SIGMOID, RELU, TANH, IDENTITY = 0, 1, 2, 3
 
 
 @jit
-def bias_activate_row(row, b, code):
-    """``row[j] = f(row[j] + b[j])`` in place; row, b of shape (n_out,)."""
-    one = row.dtype.type(1)
-    zero = row.dtype.type(0)
-    n = row.shape[0]
+def bias_activate_row(y, i, b, code):
+    """``y[i, j] = f(y[i, j] + b[j])`` in place, for row i of y (n, n_out); b (n_out,)."""
+    one = y.dtype.type(1)
+    zero = y.dtype.type(0)
+    n = y.shape[1]
     if code == SIGMOID:
         for j in range(n):
-            row[j] = one / (one + fast_exp(-(row[j] + b[j])))
+            y[i, j] = one / (one + fast_exp(-(y[i, j] + b[j])))
     elif code == RELU:
         for j in range(n):
-            z = row[j] + b[j]
-            row[j] = zero if z < zero else z  # np.maximum(z, 0), NaN kept
+            z = y[i, j] + b[j]
+            y[i, j] = zero if z < zero else z  # np.maximum(z, 0), NaN kept
     elif code == TANH:
         for j in range(n):
-            row[j] = math.tanh(row[j] + b[j])
+            y[i, j] = math.tanh(y[i, j] + b[j])
     else:
         for j in range(n):
-            row[j] = row[j] + b[j]
+            y[i, j] = y[i, j] + b[j]
 
 
 @jit

@@ -1,17 +1,18 @@
 """Prediction and accuracy: forward passes in chunks, then argmax per row."""
 from fastscratch._config import jit
 from fastscratch.kernels.dense_forward import dense_forward
+from fastscratch.kernels.sparse_input import sparse_forward
 
 
 @jit
-def argmax(row):
-    """Index of the largest value, the first on ties; a NaN counts as largest (np.argmax's rules)."""
+def argmax(y, r):
+    """Index of the largest value of row r of y, the first on ties; a NaN counts as largest (np.argmax's rules)."""
     best = 0
-    best_value = row[0]
+    best_value = y[r, 0]
     if best_value != best_value:
         return 0
-    for j in range(1, row.shape[0]):
-        value = row[j]
+    for j in range(1, y.shape[1]):
+        value = y[r, j]
         if value != value:
             return j
         if value > best_value:
@@ -20,30 +21,29 @@ def argmax(row):
 
 
 @jit
-def predict_classes(X, weights, biases, codes, ys, classes):
+def predict_classes(X, indptr, indices, weights, biases, codes, ys, classes):
     """Write the predicted class of each row of X (N, n_in) into classes (N,).
 
-    ys: per-layer buffers (chunk, n_out), overwritten; rows are computed
-    exactly as one-row forward passes would be, so a prediction does not
-    depend on the chunk size.
+    indptr, indices: X's nonzero structure (``sparse_input.nonzero_structure``).
+    ys: per-layer buffers (chunk, n_out), overwritten. Every row is computed as
+    a one-row forward pass would be, so predictions do not depend on the chunk.
     """
     chunk = ys[0].shape[0]
     num_layers = len(weights)
     for begin in range(0, X.shape[0], chunk):
-        end = min(begin + chunk, X.shape[0])
-        x = X[begin:end]
-        for layer in range(num_layers):
-            out = ys[layer][:end - begin]
-            dense_forward(x, weights[layer], biases[layer], codes[layer], out)
-            x = out
-        for i in range(end - begin):
-            classes[begin + i] = argmax(x[i])
+        rows = min(chunk, X.shape[0] - begin)
+        sparse_forward(X, indptr, indices, begin, weights[0], biases[0], codes[0], ys[0][:rows])
+        for layer in range(1, num_layers):
+            dense_forward(ys[layer - 1][:rows], weights[layer], biases[layer], codes[layer], ys[layer][:rows])
+        out = ys[num_layers - 1]
+        for r in range(rows):
+            classes[begin + r] = argmax(out, r)
 
 
 @jit
-def count_correct(X, labels, weights, biases, codes, ys, classes):
+def count_correct(X, indptr, indices, labels, weights, biases, codes, ys, classes):
     """Return how many rows of X are predicted as labels (N,); classes (N,) is overwritten."""
-    predict_classes(X, weights, biases, codes, ys, classes)
+    predict_classes(X, indptr, indices, weights, biases, codes, ys, classes)
     correct = 0
     for i in range(labels.shape[0]):
         if classes[i] == labels[i]:
