@@ -1,0 +1,34 @@
+"""Plain NumPy versions of what the kernels compute, from the tutorial's functions."""
+import numpy as np
+
+from fastscratch import functions
+from fastscratch.kernels import activations, losses
+
+ACTIVATIONS = {activations.SIGMOID: ("sigmoid", functions.sigmoid, functions.derivated_sigmoid),
+               activations.RELU: ("relu", functions.relu, functions.derivated_relu),
+               activations.TANH: ("tanh", functions.tanh, functions.derivated_tanh),
+               activations.IDENTITY: ("identity", lambda z: z, lambda y: np.ones_like(y))}
+LOSSES = {losses.L2: ("l2", functions.loss_L2, functions.derivated_loss_L2),
+          losses.CROSS_ENTROPY: ("cross_entropy", functions.cross_entropy, functions.derivated_cross_entropy)}
+
+#: Tolerances against a float64 oracle. float32: a sum of n products has a
+#: relative error up to about n * 6e-8 of sum|terms| in the worst case (5e-5
+#: for n = 784) and about sqrt(n) * 6e-8 (2e-6) typically; 2e-5 covers the
+#: typical case with margin and would still catch any indexing or order bug,
+#: whose errors are O(1).
+RTOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+def sparse_like(rng, shape, dtype, zero_fraction=0.8):
+    """Random values in [0, 1) with about ``zero_fraction`` exact zeros, like MNIST pixels."""
+    x = rng.random(shape)
+    x[rng.random(shape) < zero_fraction] = 0.0
+    return x.astype(dtype)
+
+
+def dense_forward(x, W, b, code):
+    return ACTIVATIONS[code][1](np.dot(x.astype(np.float64), W.astype(np.float64)) + b)
+
+
+def assert_close(got, expected, dtype, scale=1.0):
+    np.testing.assert_allclose(got, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from fastscratch.kernels.activations import times_derivative
+from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
+from fastscratch.kernels.sgd import sgd_step
+from fastscratch.kernels.sparse_input import nonzero_structure, sparse_sgd_step
+from oracle import ACTIVATIONS, assert_close, sparse_like
+
+SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, n_in, n_out", SHAPES)
+def test_gradients_match_numpy(n, n_in, n_out, dtype, rng):
+    x = sparse_like(rng, (n, n_in), dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    dz = rng.standard_normal((n, n_out)).astype(dtype)
+    dW, db = np.full_like(W, np.nan), np.full(n_out, np.nan, dtype=dtype)
+    weight_gradient(x, dz, dW, db)
+    x64, dz64 = x.astype(np.float64), dz.astype(np.float64)
+    assert_close(dW, x64.T @ dz64, dtype, scale=np.sqrt(n))
+    assert_close(db, np.ones(n) @ dz64, dtype, scale=np.sqrt(n))
+    dx = np.full((n, n_in), np.nan, dtype=dtype)
+    input_gradient(dz, W, np.empty((n_out, n_in), dtype=dtype), dx)
+    assert_close(dx, dz64 @ W.astype(np.float64).T, dtype, scale=np.sqrt(n_out))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("code", list(ACTIVATIONS), ids=[v[0] for v in ACTIVATIONS.values()])
+def test_times_derivative_is_the_references_expression(code, dtype, rng):
+    y = ACTIVATIONS[code][1](rng.standard_normal((6, 7))).astype(dtype)
+    dL_dy = rng.standard_normal((6, 7)).astype(dtype)
+    out = np.empty_like(y)
+    times_derivative(dL_dy, y, code, out)
+    np.testing.assert_array_equal(out, dL_dy * ACTIVATIONS[code][2](y))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sgd_step_is_the_references_update(dtype, rng):
+    W, b = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    dW, db = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    lr = dtype(1e-3)
+    expected_W, expected_b = W - lr * dW, b - lr * db
+    sgd_step(W, b, dW, db, lr)
+    np.testing.assert_array_equal(W, expected_W)
+    np.testing.assert_array_equal(b, expected_b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, n_in, n_out", SHAPES)
+def test_sparse_sgd_step_equals_dense_gradient_then_step(n, n_in, n_out, dtype, rng):
+    X = sparse_like(rng, (n + 4, n_in), dtype, zero_fraction=0.9)
+    begin = 2
+    dz = rng.standard_normal((n, n_out)).astype(dtype)
+    W, b = rng.standard_normal((n_in, n_out)).astype(dtype), rng.standard_normal(n_out).astype(dtype)
+    lr = dtype(0.01)
+    dW, db = np.empty_like(W), np.empty_like(b)
+    weight_gradient(X[begin:begin + n], dz, dW, db)
+    expected_W, expected_b = W.copy(), b.copy()
+    sgd_step(expected_W, expected_b, dW, db, lr)
+    scratch = (np.empty(n_in + 1, np.int64), np.empty(n_in, np.int64), np.empty(n * n_in, np.int64),
+               np.empty(n_out, dtype))
+    sparse_sgd_step(X, *nonzero_structure(X), begin, dz, W, b, lr, scratch)
+    np.testing.assert_array_equal(W, expected_W)
+    np.testing.assert_array_equal(b, expected_b)

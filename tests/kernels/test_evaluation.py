@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from fastscratch.kernels import activations
+from fastscratch.kernels.evaluation import argmax, count_correct, predict_classes
+from fastscratch.kernels.sparse_input import nonzero_structure
+from oracle import sparse_like
+
+
+@pytest.mark.parametrize("row", [[1.0, 3.0, 3.0, 2.0], [0.0], [np.nan, 1.0], [1.0, np.nan, np.nan], [-np.inf, -1.0],
+                                 [5.0, 4.0]])
+def test_argmax_follows_numpy(row):
+    y = np.array([row])
+    assert argmax(y, 0) == np.argmax(y[0])
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 256])
+@pytest.mark.parametrize("sizes", [(9, 4), (9, 6, 5, 4), (9, 8, 7, 6, 4)])
+def test_predictions_match_numpy_and_do_not_depend_on_chunk(sizes, chunk, rng):
+    X = sparse_like(rng, (50, sizes[0]), np.float64)
+    weights = tuple(rng.standard_normal((a, b)) for a, b in zip(sizes[:-1], sizes[1:]))
+    biases = tuple(rng.standard_normal(b) for b in sizes[1:])
+    codes = np.full(len(weights), activations.SIGMOID, dtype=np.int64)
+    ys = tuple(np.empty((chunk, b)) for b in sizes[1:])
+    classes = np.empty(len(X), dtype=np.int64)
+    predict_classes(X, *nonzero_structure(X), weights, biases, codes, ys, classes)
+    out = X
+    for W, b in zip(weights, biases):
+        out = 1 / (1 + np.exp(-(out @ W + b)))
+    np.testing.assert_array_equal(classes, out.argmax(axis=1))
+    labels = classes.copy()
+    labels[::3] = (labels[::3] + 1) % sizes[-1]
+    assert count_correct(X, *nonzero_structure(X), labels, weights, biases, codes, ys, classes) == \
+        np.sum(labels == out.argmax(axis=1))
