@@ -150,6 +150,23 @@ def reference_epoch(config, dtype_name, X_train, Y_train, X_test, y_test):
     return REFERENCE_RESULTS[key]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_when_disabled(request):
+    """Under --benchmark-disable (a smoke run, no timing), BLAS gets one thread (test_peers does the same
+    for PyTorch).
+
+    On a busy 2-core machine, two spinning BLAS threads can make a 200-step
+    smoke epoch take 20 s instead of 0.2 s; one thread keeps the default
+    ``pytest`` run short. Timed runs keep the libraries' defaults.
+    """
+    if "benchmark" not in request.fixturenames or not request.getfixturevalue("benchmark").disabled:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def blas_threads():
     """``with blas_threads(n):`` limits every loaded BLAS to ``n`` threads (no-op for None)."""

@@ -137,12 +137,14 @@ def test_peer(benchmark, record, epoch_job, build, seed_reference_epoch, impl, d
     net = build("reference", dtype)  # the seeded starting weights, as the epoch group uses
     weights = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
     run, threads = PEERS[impl]
+    if benchmark.disabled:
+        threads = 1  # smoke run: no timing, and one thread cannot thrash on a busy machine
     setup, epoch, facts = run(dtype, data, weights, threads)
     try:
         loss, accuracy = benchmark.pedantic(epoch, setup=setup, rounds=ROUNDS,
                                             warmup_rounds=1 if impl == "jax" else 0)
     finally:
-        if threads is not None:
+        if "peer_threads_default" in facts:
             import torch
             torch.set_num_threads(facts["peer_threads_default"])
     ref_losses, ref_accuracies = seed_reference_epoch(config, dtype, *data)
