@@ -193,6 +193,8 @@ class SimpleNetwork(reference.SimpleNetwork):
         classes = np.empty(len(X_val), dtype=np.int64)
         correct = count_correct(X_val, *(structure or nonzero_structure(X_val)), y_val, *self._kernel_arguments(),
                                 self._buffers(min(EVAL_CHUNK, len(X_val))), classes)
+        # The reference's per-sample loop leaves the last sample's x and y on the layers.
+        self._forward(X_val[-1])
         return correct / len(X_val)
 
     def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):

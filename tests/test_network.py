@@ -1,0 +1,188 @@
+"""The JIT drop-in against the reference, method by method and on real MNIST."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fastscratch
+from fastscratch import functions, reference
+
+ACTIVATIONS = list(functions.ACTIVATIONS)
+LOSSES = list(functions.LOSSES)
+HIDDEN = [(), (6,), (7, 5, 4)]
+BATCHES = [1, 30, 7]
+#: float32 vs the float64 reference on the same (float32-representable) weights: sums of up to
+#: ~20 terms with eps32 = 6e-8 each, through at most four layers; 1e-4 leaves margin over the
+#: ~1e-6 observed, while any indexing or ordering bug shows up at O(1).
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+#: Training compounds that rounding over up to 190 SGD steps (batch 1). With the learning rates
+#: below, float32 weights drift up to ~1e-3 from the float64 trajectory (measured); 5e-3 still
+#: tells a correct float32 step from a wrong one, which breaks the trajectory at O(1).
+TRAIN_RTOL = {np.float64: 1e-10, np.float32: 5e-3}
+#: A large rate makes float64 differences visible; float32 runs take a smaller one, since at 0.05
+#: a tanh network's float32 and float64 trajectories part by a few percent within two epochs.
+TRAIN_LR = {np.float64: 0.05, np.float32: 0.01}
+
+
+def twins(hidden, activation="sigmoid", loss="l2", dtype=np.float64, num_inputs=12, num_outputs=4, seed=3):
+    """A reference network and a JIT network with the same seed (so the same weights)."""
+    kwargs = dict(activation_function=functions.ACTIVATIONS[activation][0],
+                  derivated_activation_function=functions.ACTIVATIONS[activation][1],
+                  loss_function=functions.LOSSES[loss][0], derivated_loss_function=functions.LOSSES[loss][1])
+    np.random.seed(seed)
+    ref = reference.SimpleNetwork(num_inputs, num_outputs, hidden, **kwargs)
+    np.random.seed(seed)
+    jit = fastscratch.SimpleNetwork(num_inputs, num_outputs, hidden, dtype=dtype, **kwargs)
+    for r, j in zip(ref.layers, jit.layers):
+        np.testing.assert_array_equal(j.W, r.W.astype(dtype))
+        # Compare float32 against float64 arithmetic on the very same weights.
+        r.W, r.b = j.W.astype(np.float64), j.b.astype(np.float64)
+    return ref, jit
+
+
+def problem(rng, n, num_inputs=12, num_outputs=4):
+    X = rng.random((n, num_inputs)) * (rng.random((n, num_inputs)) > 0.5)
+    return X, np.eye(num_outputs)[rng.integers(0, num_outputs, n)]
+
+
+def close(got, expected, dtype, tolerances=RTOL):
+    np.testing.assert_allclose(got, expected, rtol=tolerances[dtype], atol=tolerances[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("hidden", HIDDEN, ids=["0 hidden", "1 hidden", "3 hidden"])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_forward_backward_optimize_match_reference(batch, hidden, activation, dtype, rng):
+    ref, jit = twins(hidden, activation, dtype=dtype)
+    X, Y = problem(rng, batch)
+    out_ref, out_jit = ref.forward(X), jit.forward(X)
+    assert out_jit.dtype == dtype and out_jit.shape == out_ref.shape
+    close(out_jit, out_ref, dtype)
+    dL_dy = functions.derivated_loss_L2(out_ref, Y)
+    close(jit.backward(dL_dy), ref.backward(dL_dy), dtype)
+    for r, j in zip(ref.layers, jit.layers):
+        close(j.dL_dW, r.dL_dW, dtype)
+        close(j.dL_db, r.dL_db, dtype)
+        close(j.y, r.y, dtype)
+    ref.optimize(0.5)
+    jit.optimize(0.5)
+    for r, j in zip(ref.layers, jit.layers):
+        close(j.W, r.W, dtype)
+        close(j.b, r.b, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_sample_forward_and_predict(dtype, rng):
+    ref, jit = twins((5,), dtype=dtype)
+    x = rng.random(12)
+    for sample in (x, x[np.newaxis]):
+        out_ref, out_jit = ref.forward(sample), jit.forward(sample)
+        assert out_jit.shape == out_ref.shape
+        close(out_jit, out_ref, dtype)
+        assert jit.predict(sample) == ref.predict(sample)
+    X = rng.random((40, 12))
+    np.testing.assert_array_equal(jit.predict(X), ref.predict(X))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("hidden", HIDDEN, ids=["0 hidden", "1 hidden", "3 hidden"])
+def test_evaluate_accuracy_equals_per_sample_predict(hidden, activation, rng):
+    _, jit = twins(hidden, activation)
+    X = rng.random((700, 12))  # more rows than one evaluation chunk
+    labels = rng.integers(0, 4, 700)
+    predictions = np.array([jit.predict(x) for x in X])
+    assert jit.evaluate_accuracy(X, labels) == np.mean(predictions == labels)
+    assert jit.evaluate_accuracy(X, np.eye(4)[labels]) == np.mean(predictions == labels)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("hidden", HIDDEN, ids=["0 hidden", "1 hidden", "3 hidden"])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_train_matches_reference(batch, hidden, activation, loss, dtype, rng):
+    ref, jit = twins(hidden, activation, loss, dtype=dtype)
+    assert jit.fused
+    X, Y = problem(rng, 95)
+    if loss == "cross_entropy":  # keep log() finite: sigmoid outputs in (0, 1)
+        ref, jit = twins(hidden, "sigmoid", loss, dtype=dtype)
+    with np.errstate(all="ignore"):
+        expected = ref.train(X, Y, X[:20], Y[:20].argmax(1), batch_size=batch, num_epochs=2,
+                             learning_rate=TRAIN_LR[dtype], verbose=False)
+    got = jit.train(X, Y, X[:20], Y[:20].argmax(1), batch_size=batch, num_epochs=2,
+                    learning_rate=TRAIN_LR[dtype], verbose=False)
+    close(got[0], expected[0], dtype, TRAIN_RTOL)
+    if dtype == np.float64:
+        assert got[1] == expected[1]
+    for r, j in zip(ref.layers, jit.layers):
+        close(j.W, r.W, dtype, TRAIN_RTOL)
+        # The last step's state is left on the layers, as the reference leaves it.
+        close(j.x, r.x, dtype, TRAIN_RTOL)
+        close(j.y, r.y, dtype, TRAIN_RTOL)
+        close(j.dL_dW, r.dL_dW, dtype, TRAIN_RTOL)
+        close(j.dL_db, r.dL_db, dtype, TRAIN_RTOL)
+
+
+def test_custom_callables_fall_back_with_one_warning(rng):
+    def softplus(z):
+        return np.log1p(np.exp(z))
+
+    def derivated_softplus(y):
+        return 1 - np.exp(-y)
+
+    np.random.seed(0)
+    ref = reference.SimpleNetwork(12, 4, [5], softplus, derivated_softplus)
+    with pytest.warns(fastscratch.FallbackWarning, match="softplus"):
+        np.random.seed(0)
+        jit = fastscratch.SimpleNetwork(12, 4, [5], softplus, derivated_softplus)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per callable, not per layer or network
+        np.random.seed(0)
+        fastscratch.SimpleNetwork(12, 4, [5], softplus, derivated_softplus)
+    assert not jit.fused
+    X, Y = problem(rng, 60)
+    expected = ref.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, verbose=False)
+    got = jit.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, verbose=False)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-10)
+    assert got[1] == expected[1]
+
+
+def test_weights_are_checked_on_assignment():
+    layer = fastscratch.FullyConnectedLayer(3, 2, fastscratch.sigmoid, fastscratch.derivated_sigmoid)
+    with pytest.raises(ValueError, match="W must keep its shape"):
+        layer.W = np.ones((2, 3))
+    with pytest.raises(ValueError, match="b"):
+        layer.b = [np.nan, 1.0]
+    layer.W = [[1, 2], [3, 4], [5, 6]]
+    assert layer.W.dtype == np.float64 and layer.W.flags.c_contiguous
+    layer.W[0, 0] = 7.0  # in-place edits reach the kernels
+    np.testing.assert_array_equal(layer.forward(np.array([[1.0, 0, 0]])), fastscratch.sigmoid(np.array([[7.0 + layer.b[0],
+                                                                                             2.0 + layer.b[1]]])))
+
+
+@pytest.fixture(scope="module")
+def mnist_reference_run(mnist_prepared):
+    """The seed's settings on the first 3,000 training images, validated on the 10,000 test images."""
+    X_train, Y_train, X_test, y_test = mnist_prepared
+    np.random.seed(42)
+    ref = reference.SimpleNetwork(784, 10, [64, 32])
+    history = ref.train(X_train[:3000], Y_train[:3000], X_test, y_test, batch_size=30, num_epochs=3, verbose=False)
+    return ref, history
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_three_epochs_of_mnist_match_reference(mnist_prepared, mnist_reference_run, dtype):
+    X_train, Y_train, X_test, y_test = mnist_prepared
+    ref, expected = mnist_reference_run
+    np.random.seed(42)
+    jit = fastscratch.SimpleNetwork(784, 10, [64, 32], dtype=dtype)
+    got = jit.train(X_train[:3000], Y_train[:3000], X_test, y_test, batch_size=30, num_epochs=3, verbose=False)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-9)
+        assert got[1] == expected[1]
+        for r, j in zip(ref.layers, jit.layers):
+            np.testing.assert_allclose(j.W, r.W, rtol=1e-9, atol=1e-12)
+    else:
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+        np.testing.assert_allclose(got[1], expected[1], atol=0.001)  # within 0.1 point of float64
