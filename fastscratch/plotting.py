@@ -41,7 +41,7 @@ def training_figure(losses, accuracies, *, num_epochs=None, title=None):
     ax_loss = fig.subplots()
     ax_loss.set_xlim([0, x_limit(num_epochs)])
     ax_loss.set_xlabel("Epochs")
-    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))  # 0, 100, ... 500
     ax_loss.set_ylabel("Training Loss", color=LOSS_COLOR)
     ax_loss.plot(losses, color=LOSS_COLOR, marker=marker, markersize=3)
     ax_loss.tick_params(axis="y", labelcolor=LOSS_COLOR)
@@ -66,7 +66,7 @@ def plot_training(losses, accuracies, path, *, num_epochs=None, title=None):
 
 def prediction_figure(image, predicted_class, true_class):
     """Return a figure of one image (binary colour map, no axes) titled with both classes."""
-    fig = Figure(figsize=(3, 3.4))
+    fig = Figure(figsize=(3, 3.3))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.imshow(image, cmap="binary")
