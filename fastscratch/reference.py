@@ -44,9 +44,16 @@ class Neuron:
 
     def forward(self, x):
         """Return the activation for ``x`` of shape ``(1, num_inputs)`` (or ``(num_inputs,)``)."""
+        self._check_parameters()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         z = np.dot(x, self.W) + self.b
         return self.activation_function(z)
+
+    def _check_parameters(self):
+        # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
+        if np.shape(self.W) != (self.num_inputs,) or np.shape(self.b) != (1,):
+            raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this neuron's shapes "
+                             f"({self.num_inputs},) and (1,)")
 
     def __repr__(self):
         return f"{type(self).__name__}(num_inputs={self.num_inputs})"
@@ -86,7 +93,14 @@ class FullyConnectedLayer:
 
     def forward(self, x):
         """Return the activations for ``x`` of shape ``(batch_size, num_inputs)``, keeping x and y."""
+        self._check_parameters()
         return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
+
+    def _check_parameters(self):
+        # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
+        if np.shape(self.W) != (self.num_inputs, self.size) or np.shape(self.b) != (self.size,):
+            raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this layer's shapes "
+                             f"({self.num_inputs}, {self.size}) and ({self.size},)")
 
     def _forward(self, x):
         z = np.dot(x, self.W) + self.b
@@ -109,6 +123,7 @@ class FullyConnectedLayer:
     def _require_forward(self, rows=None):
         if self.y is None:
             raise RuntimeError("backward() needs a forward() call first")
+        self._check_parameters()
         if np.ndim(self.x) == 1:
             raise ValueError("backward() needs the last forward() input as a 2-D batch; "
                              "pass a single sample as x.reshape(1, -1)")
@@ -142,6 +157,7 @@ class FullyConnectedLayer:
     def _require_gradients(self):
         if self.dL_dW is None:
             raise RuntimeError("optimize() needs a backward() call first")
+        self._check_parameters()
         if np.shape(self.dL_dW) != np.shape(self.W) or np.shape(self.dL_db) != np.shape(self.b):
             raise ValueError(f"the stored dL_dW {np.shape(self.dL_dW)} and dL_db {np.shape(self.dL_db)} must have "
                              f"the shapes of W {np.shape(self.W)} and b {np.shape(self.b)}; call backward() again")
@@ -200,7 +216,18 @@ class SimpleNetwork:
 
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
+        self._check_layers()
         return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
+
+    def _check_layers(self):
+        """``layers`` is a public list: check it still chains, before compiled code walks it."""
+        if not self.layers:
+            raise ValueError("the network has no layers")
+        for i, layer in enumerate(self.layers):
+            if i and layer.num_inputs != self.layers[i - 1].size:
+                raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
+                                 f"gives {self.layers[i - 1].size} outputs")
+            layer._check_parameters()
 
     def _forward(self, x):
         for layer in self.layers:  # from the input layer to the output one
@@ -213,6 +240,7 @@ class SimpleNetwork:
         ``x`` is one sample, ``(num_inputs,)`` or ``(1, num_inputs)``, as in the
         tutorial; given several rows, an array with one class id per row.
         """
+        self._check_layers()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
@@ -225,11 +253,9 @@ class SimpleNetwork:
 
     def backward(self, dL_dy):
         """Back-propagate ``dL_dy`` (after ``forward``) and return ``dL_dx``."""
+        self._check_layers()
         rows = None
-        for i, layer in enumerate(self.layers):
-            if i and layer.num_inputs != self.layers[i - 1].size:
-                raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
-                                 f"gives {self.layers[i - 1].size} outputs")
+        for layer in self.layers:
             layer._require_forward(rows)  # every layer holds the same batch
             rows = np.shape(layer.x)[0]
         dL_dy = self.layers[-1]._check_backward(dL_dy)
@@ -243,6 +269,7 @@ class SimpleNetwork:
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
         epsilon = check.check_learning_rate(epsilon, "epsilon")
+        self._check_layers()
         for layer in self.layers:
             layer._require_gradients()
         self._optimize(epsilon)
@@ -256,6 +283,7 @@ class SimpleNetwork:
 
         ``y_val`` holds integer class ids (or one-hot rows).
         """
+        self._check_layers()
         X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
@@ -288,6 +316,7 @@ class SimpleNetwork:
                            verbose, callback)
 
     def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
+        self._check_layers()
         X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype)
         if X_train.ndim != 2:
             raise ValueError(f"X_train must be 2-D (samples, {self.num_inputs}), got shape {X_train.shape}")
