@@ -20,6 +20,7 @@ import time
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import fastscratch
 from fastscratch import cli, reference
@@ -27,6 +28,18 @@ from fastscratch import cli, reference
 EPOCHS = 2
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SUBPROCESS_TIMEOUT = 600  # seconds; a loaded 2-core machine can be slow, a hang must still end
+
+
+# The reference makes thousands of small BLAS calls per epoch. With OpenBLAS's two threads and another
+# busy process on a 2-core machine each call waits for a core, and an epoch takes 5-10 times longer;
+# one BLAS thread gives the same numbers (checked below against the command's own processes).
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 # -- the tutorial's script, in this process
@@ -89,7 +102,7 @@ def jit_run(mnist_dir, tmp_path_factory):
 
 
 def subprocess_env(mnist_dir):
-    env = dict(os.environ, FASTSCRATCH_MNIST_DIR=mnist_dir, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, FASTSCRATCH_MNIST_DIR=mnist_dir, PYTHONUNBUFFERED="1", **ONE_BLAS_THREAD)
     env.pop("COLUMNS", None)
     return env
 
