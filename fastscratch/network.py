@@ -23,7 +23,7 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import count_correct, predict_classes
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.sparse_input import nonzero_structure
+from fastscratch.kernels.structure import index_dtype, nonzero_structure
 from fastscratch.kernels.training import train_epoch
 
 ACTIVATION_CODES = {sigmoid: activations.SIGMOID, relu: activations.RELU, tanh: activations.TANH}
@@ -70,8 +70,9 @@ class Neuron(reference.Neuron):
     def forward(self, x):
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         code = activations.IDENTITY if self._code is None else self._code
-        z = np.empty((_as_batch(x).shape[0], 1), dtype=self.dtype)
-        dense_forward(_as_batch(x), self.W.reshape(-1, 1), self.b, code, z)
+        x = _as_batch(x)
+        z = np.empty((x.shape[0], 1), dtype=self.dtype)
+        dense_forward(x, *nonzero_structure(x), 0, self.W.reshape(-1, 1), self.b, code, z)
         z = z.reshape(-1)  # np.dot(x, W) + b has shape (n,) for x (n, k) and (1,) for x (k,)
         return z if self._code is not None else self.activation_function(z)
 
@@ -120,8 +121,9 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return self._code is not None and self._derivative_code == self._code
 
     def _forward(self, x):
-        y = np.empty((_as_batch(x).shape[0], self.size), dtype=self.dtype)
-        dense_forward(_as_batch(x), self._W, self._b,
+        x2 = _as_batch(x)
+        y = np.empty((x2.shape[0], self.size), dtype=self.dtype)
+        dense_forward(x2, *nonzero_structure(x2), 0, self._W, self._b,
                       activations.IDENTITY if self._code is None else self._code, y)
         if x.ndim == 1:
             y = y[0]
@@ -174,12 +176,20 @@ class SimpleNetwork(reference.SimpleNetwork):
     def _buffers(self, rows):
         return tuple(np.empty((rows, layer.size), dtype=self.dtype) for layer in self.layers)
 
+    def _forward_work(self, X, rows):
+        """Buffers for forward passes over X, ``rows`` at a time: outputs and each layer's input structure."""
+        indices_dtype = index_dtype(max(layer.num_inputs for layer in self.layers))
+        indptr, indices = nonzero_structure(X, indices_dtype)
+        hidden = self.layers[1:]
+        return (self._buffers(rows),
+                (indptr,) + tuple(np.empty(rows + 1, dtype=np.int64) for _ in hidden),
+                (indices,) + tuple(np.empty(rows * layer.num_inputs, dtype=indices_dtype) for layer in hidden))
+
     def predict(self, x):
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1 and self._kernel_forward:
             classes = np.empty(x.shape[0], dtype=np.int64)
-            predict_classes(x, *nonzero_structure(x), *self._kernel_arguments(),
-                            self._buffers(min(EVAL_CHUNK, len(x))), classes)
+            predict_classes(x, *self._kernel_arguments(), self._forward_work(x, min(EVAL_CHUNK, len(x))), classes)
             return classes
         return super().predict(x)
 
@@ -187,12 +197,12 @@ class SimpleNetwork(reference.SimpleNetwork):
     def _kernel_forward(self):
         return all(layer._code is not None for layer in self.layers)
 
-    def _evaluate_accuracy(self, X_val, y_val, structure=None):
+    def _evaluate_accuracy(self, X_val, y_val, work=None):
         if not self._kernel_forward:
             return super()._evaluate_accuracy(X_val, y_val)
         classes = np.empty(len(X_val), dtype=np.int64)
-        correct = count_correct(X_val, *(structure or nonzero_structure(X_val)), y_val, *self._kernel_arguments(),
-                                self._buffers(min(EVAL_CHUNK, len(X_val))), classes)
+        correct = count_correct(X_val, y_val, *self._kernel_arguments(),
+                                work or self._forward_work(X_val, min(EVAL_CHUNK, len(X_val))), classes)
         # The reference's per-sample loop leaves the last sample's x and y on the layers.
         self._forward(X_val[-1])
         return correct / len(X_val)
@@ -202,29 +212,28 @@ class SimpleNetwork(reference.SimpleNetwork):
             return super()._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                                   verbose, callback)
         weights, biases, codes = self._kernel_arguments()
-        first = self.layers[0]
-        scratch = (np.empty(first.num_inputs + 1, dtype=np.int64), np.empty(first.num_inputs, dtype=np.int64),
-                   np.empty(batch_size * first.num_inputs, dtype=np.int64), np.empty(first.size, dtype=self.dtype))
-        work = (self._buffers(batch_size), self._buffers(batch_size),
-                tuple(np.empty_like(W) for W in weights), tuple(np.empty_like(b) for b in biases),
-                tuple(layer._WT for layer in self.layers), scratch)
-        structure = nonzero_structure(X_train)
-        val_structure = None if X_val is None else nonzero_structure(X_val)
+        widest_input = max(layer.num_inputs for layer in self.layers)
+        scratch = (np.empty(widest_input + 1, dtype=np.int64), np.empty(widest_input, dtype=np.int64),
+                   np.empty(batch_size * widest_input, dtype=np.int64),
+                   np.empty(max(layer.size for layer in self.layers), dtype=self.dtype))
+        ys, indptrs, indices = self._forward_work(X_train, batch_size)
+        work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), indptrs, indices, scratch)
+        val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
         num_batches = len(X_train) // batch_size
         lr = self.dtype.type(learning_rate)
         losses_, accuracies = [], []
         with deferred_sigint() as interrupt:
             for i in range(num_epochs):
                 interrupt.check(losses_, accuracies, i)
-                loss_sum, bad_batch, bad_loss = train_epoch(X_train, *structure, y_train, batch_size, lr, weights,
-                                                            biases, codes, self._loss_code, work)
+                loss_sum, bad_batch, bad_loss = train_epoch(X_train, y_train, batch_size, lr, weights, biases, codes,
+                                                            self._loss_code, work)
                 if bad_batch >= 0:
                     raise NonFiniteLossError(i, bad_batch, bad_loss, losses_, accuracies, weights_finite=all(
                         np.isfinite(W).all() and np.isfinite(b).all() for W, b in zip(weights, biases)))
                 self._keep_last_batch(X_train, batch_size, work)
                 epoch_loss = self.dtype.type(loss_sum / num_batches)
                 self._end_epoch(i, epoch_loss, X_val, y_val, X_val is not None, losses_, accuracies, verbose,
-                                callback, val_structure)
+                                callback, val_work)
             interrupt.check(losses_, accuracies, num_epochs)
         return losses_, accuracies
 

@@ -1,4 +1,7 @@
-"""Backward pass of a dense layer: the gradients w.r.t. W, b and the input."""
+"""Backward pass of a dense layer: the gradients w.r.t. W, b and the input.
+
+Rows are indexed in place, never sliced (see ``dense_forward``).
+"""
 from fastscratch._config import jit
 
 
@@ -7,7 +10,7 @@ def weight_gradient(x, dL_dz, dL_dW, dL_db):
     """Overwrite dL_dW (n_in, n_out) with x.T @ dL_dz and dL_db (n_out,) with its column sums.
 
     x (n, n_in), dL_dz (n, n_out). Sums run over the batch in order; zero
-    inputs are skipped (exact, see dense_forward).
+    inputs are skipped (exact, see ``structure``).
     """
     n, n_in = x.shape
     n_out = dL_dz.shape[1]
@@ -15,15 +18,13 @@ def weight_gradient(x, dL_dz, dL_dW, dL_db):
     dL_dW[:, :] = zero
     dL_db[:] = zero
     for i in range(n):
-        g = dL_dz[i]
         for j in range(n_out):
-            dL_db[j] += g[j]
+            dL_db[j] += dL_dz[i, j]
         for k in range(n_in):
             xv = x[i, k]
             if xv != zero:
-                row = dL_dW[k]
                 for j in range(n_out):
-                    row[j] += xv * g[j]
+                    dL_dW[k, j] += xv * dL_dz[i, j]
 
 
 @jit
@@ -31,7 +32,8 @@ def input_gradient(dL_dz, W, WT, dL_dx):
     """Overwrite dL_dx (n, n_in) with dL_dz @ W.T; W (n_in, n_out), dL_dz (n, n_out).
 
     WT (n_out, n_in) is scratch: W is transposed into it first so that the
-    vector loop runs over the inputs, not over a reduction.
+    vector loop runs over the inputs, not over a reduction; four outputs are
+    added per pass over a row of dL_dx, in their order.
     """
     n_in, n_out = W.shape
     n = dL_dz.shape[0]
@@ -40,11 +42,17 @@ def input_gradient(dL_dz, W, WT, dL_dx):
         for j in range(n_out):
             WT[j, k] = W[k, j]
     for i in range(n):
-        row = dL_dx[i]
         for k in range(n_in):
-            row[k] = zero
-        for j in range(n_out):
-            g = dL_dz[i, j]
-            wt = WT[j]
+            dL_dx[i, k] = zero
+        j = 0
+        while j + 4 <= n_out:
+            g0, g1, g2, g3 = dL_dz[i, j], dL_dz[i, j + 1], dL_dz[i, j + 2], dL_dz[i, j + 3]
             for k in range(n_in):
-                row[k] += g * wt[k]
+                dL_dx[i, k] = (((dL_dx[i, k] + g0 * WT[j, k]) + g1 * WT[j + 1, k]) + g2 * WT[j + 2, k]) \
+                    + g3 * WT[j + 3, k]
+            j += 4
+        while j < n_out:
+            g = dL_dz[i, j]
+            for k in range(n_in):
+                dL_dx[i, k] += g * WT[j, k]
+            j += 1

@@ -4,24 +4,34 @@ from fastscratch.kernels.activations import bias_activate_row
 
 
 @jit
-def dense_forward(x, W, b, code, y):
-    """Overwrite y (n, n_out) with f(x @ W + b); x (n, n_in), W (n_in, n_out), b (n_out,).
+def dense_forward(X, indptr, indices, begin, W, b, code, y):
+    """Overwrite y (n, n_out) with f(X[begin:begin + n] @ W + b); W (n_in, n_out), b (n_out,).
 
-    Row by row, as ``y[i] = sum_k x[i, k] * W[k]``: the vector loop runs over
-    the outputs, so it vectorises without reordering any sum. Zero inputs are
-    skipped, which is exact for finite W (0 * w adds nothing) and saves ~80%
-    of the first layer's work on MNIST. Rows are indexed in place, never
-    sliced: a slice is a reference-counted view, costly in an inner loop.
+    indptr, indices: X's nonzero structure (``structure.nonzero_structure``);
+    only those inputs are visited. Row by row, ``y[r] = sum_k X[i, k] * W[k]``
+    with k ascending: the vector loop runs over the outputs, so it vectorises
+    without reordering a sum, and four inputs are added per pass over a row
+    of y, in their order, so the row is loaded and stored a quarter as often.
+    Rows are indexed in place, never sliced: a slice is a reference-counted
+    view, costly in an inner loop.
     """
-    n, n_in = x.shape
-    n_out = W.shape[1]
+    n, n_out = y.shape
     zero = y.dtype.type(0)
-    for i in range(n):
+    for r in range(n):
+        i = begin + r
         for j in range(n_out):
-            y[i, j] = zero
-        for k in range(n_in):
-            xv = x[i, k]
-            if xv != zero:
-                for j in range(n_out):
-                    y[i, j] += xv * W[k, j]
-        bias_activate_row(y, i, b, code)
+            y[r, j] = zero
+        c, end = indptr[i], indptr[i + 1]
+        while c + 4 <= end:
+            k0, k1, k2, k3 = indices[c], indices[c + 1], indices[c + 2], indices[c + 3]
+            v0, v1, v2, v3 = X[i, k0], X[i, k1], X[i, k2], X[i, k3]
+            for j in range(n_out):
+                y[r, j] = (((y[r, j] + v0 * W[k0, j]) + v1 * W[k1, j]) + v2 * W[k2, j]) + v3 * W[k3, j]
+            c += 4
+        while c < end:
+            k = indices[c]
+            v = X[i, k]
+            for j in range(n_out):
+                y[r, j] += v * W[k, j]
+            c += 1
+        bias_activate_row(y, r, b, code)

@@ -1,7 +1,7 @@
 """Prediction and accuracy: forward passes in chunks, then argmax per row."""
 from fastscratch._config import jit
 from fastscratch.kernels.dense_forward import dense_forward
-from fastscratch.kernels.sparse_input import sparse_forward
+from fastscratch.kernels.structure import fill_structure
 
 
 @jit
@@ -21,29 +21,33 @@ def argmax(y, r):
 
 
 @jit
-def predict_classes(X, indptr, indices, weights, biases, codes, ys, classes):
+def predict_classes(X, weights, biases, codes, work, classes):
     """Write the predicted class of each row of X (N, n_in) into classes (N,).
 
-    indptr, indices: X's nonzero structure (``sparse_input.nonzero_structure``).
-    ys: per-layer buffers (chunk, n_out), overwritten. Every row is computed as
-    a one-row forward pass would be, so predictions do not depend on the chunk.
+    work = (ys, indptrs, indices): per-layer output buffers (chunk, n_out) and
+    input structures, as in ``training.train_epoch`` (X's whole structure
+    first, then buffers for a chunk); all but X's structure are overwritten.
+    Every row is computed as a one-row forward pass would be, so predictions
+    do not depend on the chunk size.
     """
+    ys, indptrs, indices = work
     chunk = ys[0].shape[0]
-    num_layers = len(weights)
+    last = len(weights) - 1
     for begin in range(0, X.shape[0], chunk):
         rows = min(chunk, X.shape[0] - begin)
-        sparse_forward(X, indptr, indices, begin, weights[0], biases[0], codes[0], ys[0][:rows])
-        for layer in range(1, num_layers):
-            dense_forward(ys[layer - 1][:rows], weights[layer], biases[layer], codes[layer], ys[layer][:rows])
-        out = ys[num_layers - 1]
+        dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0][:rows])
+        for layer in range(1, last + 1):
+            fill_structure(ys[layer - 1][:rows], indptrs[layer], indices[layer])
+            dense_forward(ys[layer - 1][:rows], indptrs[layer], indices[layer], 0, weights[layer], biases[layer],
+                          codes[layer], ys[layer][:rows])
         for r in range(rows):
-            classes[begin + r] = argmax(out, r)
+            classes[begin + r] = argmax(ys[last], r)
 
 
 @jit
-def count_correct(X, indptr, indices, labels, weights, biases, codes, ys, classes):
+def count_correct(X, labels, weights, biases, codes, work, classes):
     """Return how many rows of X are predicted as labels (N,); classes (N,) is overwritten."""
-    predict_classes(X, indptr, indices, weights, biases, codes, ys, classes)
+    predict_classes(X, weights, biases, codes, work, classes)
     correct = 0
     for i in range(labels.shape[0]):
         if classes[i] == labels[i]:

@@ -113,7 +113,7 @@ def fast_exp(x):
     raise NotImplementedError("fast_exp is only callable from compiled code")
 
 
-@overload(fast_exp, jit_options={"cache": True})
+@overload(fast_exp)
 def _fast_exp(x):
     if x == types.float64:
         return lambda x: exp64(x)

@@ -10,8 +10,68 @@ def sgd_step(W, b, dL_dW, dL_db, learning_rate):
     """
     n_in, n_out = W.shape
     for k in range(n_in):
-        w, g = W[k], dL_dW[k]
         for j in range(n_out):
-            w[j] -= learning_rate * g[j]
+            W[k, j] -= learning_rate * dL_dW[k, j]
     for j in range(n_out):
         b[j] -= learning_rate * dL_db[j]
+
+
+@jit
+def gradient_step(X, indptr, indices, begin, dL_dz, W, b, learning_rate, scratch):
+    """One SGD step of a layer whose input was X[begin:begin + n], given dL_dz (n, n_out).
+
+    The same step as ``weight_gradient`` then ``sgd_step``, bit for bit, without
+    materialising dL_dW: ``W[k] -= learning_rate * sum_r X[begin + r, k] * dL_dz[r]``
+    for the inputs k that are nonzero somewhere in the batch (the other rows
+    have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
+    indptr, indices: X's nonzero structure. scratch =
+    (col_start (n_in + 1,), cursor (n_in,), col_rows (n * n_in,) int64 arrays,
+    g (n_out,)), all overwritten.
+    """
+    col_start, cursor, col_rows, g = scratch
+    n, n_out = dL_dz.shape
+    n_in = W.shape[0]
+    # The batch's (row, column) pairs sorted by column by counting sort, rows ascending.
+    for k in range(n_in + 1):
+        col_start[k] = 0
+    for r in range(n):
+        for c in range(indptr[begin + r], indptr[begin + r + 1]):
+            col_start[indices[c] + 1] += 1
+    for k in range(n_in):
+        col_start[k + 1] += col_start[k]
+        cursor[k] = col_start[k]
+    for r in range(n):
+        for c in range(indptr[begin + r], indptr[begin + r + 1]):
+            k = indices[c]
+            col_rows[cursor[k]] = r
+            cursor[k] += 1
+    for k in range(n_in):
+        c, end = col_start[k], col_start[k + 1]
+        if c == end:
+            continue
+        r = col_rows[c]
+        v = X[begin + r, k]
+        for j in range(n_out):
+            g[j] = v * dL_dz[r, j]
+        c += 1
+        while c + 4 <= end:
+            r0, r1, r2, r3 = col_rows[c], col_rows[c + 1], col_rows[c + 2], col_rows[c + 3]
+            v0, v1, v2, v3 = X[begin + r0, k], X[begin + r1, k], X[begin + r2, k], X[begin + r3, k]
+            for j in range(n_out):
+                g[j] = (((g[j] + v0 * dL_dz[r0, j]) + v1 * dL_dz[r1, j]) + v2 * dL_dz[r2, j]) + v3 * dL_dz[r3, j]
+            c += 4
+        while c < end:
+            r = col_rows[c]
+            v = X[begin + r, k]
+            for j in range(n_out):
+                g[j] += v * dL_dz[r, j]
+            c += 1
+        for j in range(n_out):
+            W[k, j] -= learning_rate * g[j]
+    for j in range(n_out):
+        g[j] = dL_dz[0, j]
+    for r in range(1, n):
+        for j in range(n_out):
+            g[j] += dL_dz[r, j]
+    for j in range(n_out):
+        b[j] -= learning_rate * g[j]

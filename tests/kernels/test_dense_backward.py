@@ -3,8 +3,8 @@ import pytest
 
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
-from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.sparse_input import nonzero_structure, sparse_sgd_step
+from fastscratch.kernels.sgd import gradient_step, sgd_step
+from fastscratch.kernels.structure import nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -49,7 +49,7 @@ def test_sgd_step_is_the_references_update(dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n, n_in, n_out", SHAPES)
-def test_sparse_sgd_step_equals_dense_gradient_then_step(n, n_in, n_out, dtype, rng):
+def test_gradient_step_equals_weight_gradient_then_sgd_step(n, n_in, n_out, dtype, rng):
     X = sparse_like(rng, (n + 4, n_in), dtype, zero_fraction=0.9)
     begin = 2
     dz = rng.standard_normal((n, n_out)).astype(dtype)
@@ -61,6 +61,6 @@ def test_sparse_sgd_step_equals_dense_gradient_then_step(n, n_in, n_out, dtype, 
     sgd_step(expected_W, expected_b, dW, db, lr)
     scratch = (np.empty(n_in + 1, np.int64), np.empty(n_in, np.int64), np.empty(n * n_in, np.int64),
                np.empty(n_out, dtype))
-    sparse_sgd_step(X, *nonzero_structure(X), begin, dz, W, b, lr, scratch)
+    gradient_step(X, *nonzero_structure(X), begin, dz, W, b, lr, scratch)
     np.testing.assert_array_equal(W, expected_W)
     np.testing.assert_array_equal(b, expected_b)

@@ -3,7 +3,7 @@ import pytest
 
 from fastscratch.kernels import activations
 from fastscratch.kernels.evaluation import argmax, count_correct, predict_classes
-from fastscratch.kernels.sparse_input import nonzero_structure
+from fastscratch.kernels.structure import index_dtype, nonzero_structure
 from oracle import sparse_like
 
 
@@ -21,14 +21,16 @@ def test_predictions_match_numpy_and_do_not_depend_on_chunk(sizes, chunk, rng):
     weights = tuple(rng.standard_normal((a, b)) for a, b in zip(sizes[:-1], sizes[1:]))
     biases = tuple(rng.standard_normal(b) for b in sizes[1:])
     codes = np.full(len(weights), activations.SIGMOID, dtype=np.int64)
-    ys = tuple(np.empty((chunk, b)) for b in sizes[1:])
+    work = (tuple(np.empty((chunk, b)) for b in sizes[1:]),
+            (nonzero_structure(X)[0],) + tuple(np.empty(chunk + 1, np.int64) for _ in sizes[1:-1]),
+            (nonzero_structure(X)[1],) + tuple(np.empty(chunk * a, index_dtype(9)) for a in sizes[1:-1]))
     classes = np.empty(len(X), dtype=np.int64)
-    predict_classes(X, *nonzero_structure(X), weights, biases, codes, ys, classes)
+    predict_classes(X, weights, biases, codes, work, classes)
     out = X
     for W, b in zip(weights, biases):
         out = 1 / (1 + np.exp(-(out @ W + b)))
     np.testing.assert_array_equal(classes, out.argmax(axis=1))
     labels = classes.copy()
     labels[::3] = (labels[::3] + 1) % sizes[-1]
-    assert count_correct(X, *nonzero_structure(X), labels, weights, biases, codes, ys, classes) == \
+    assert count_correct(X, labels, weights, biases, codes, work, classes) == \
         np.sum(labels == out.argmax(axis=1))
