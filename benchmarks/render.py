@@ -15,6 +15,7 @@ divided by the row's median.
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -94,11 +95,16 @@ def add_speedups(rows):
                 row[out] = None
 
 
+def natural(text):
+    """'784-64-32-10 b=30' sorts before '784-256-128-10 b=1': numbers compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
 def sort_key(row):
     group = GROUP_ORDER.index(row["group"]) if row["group"] in GROUP_ORDER else len(GROUP_ORDER)
     impl = row["implementation"]
     rank = 0 if impl.startswith("reference") else 1 if impl == "jit" else 2
-    return group, row["group"], row["config"], row["dtype"] != "float64", rank, impl
+    return group, row["group"], natural(row["config"]), row["dtype"] != "float64", rank, impl
 
 
 def seconds(value):
@@ -176,6 +182,8 @@ def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
 
     panels = []
     timed = [r for r in rows if r["group"] in ("epoch", "peers") and r["median"]]
@@ -203,9 +211,11 @@ def plot(rows, path):
             for i, (v, r) in enumerate(zip(values, items)):
                 text = f" {v:.3g} s" + (f"  ({r['speedup']:.3g}x)" if r["speedup"] else "")
                 ax.text(v, i, text, va="center", fontsize=8)
-            ax.set_title("epoch and peers: one epoch, 784-64-32-10, batch 30 (speed-up vs reference, same dtype)")
+            ax.set_title("epoch and peers: one epoch of the seed's job\n(in brackets: speed-up vs the fastest "
+                         "reference, same dtype)", fontsize=10)
         elif kind == "grid":
-            labels = [f"{r['config'].split(' steps')[0]} {r['dtype']}" for r in items]
+            labels = [f"{r['config'].split(' steps')[0].replace('784-', '').replace('-10 ', ' ')} {r['dtype']}"
+                      for r in items]
             values = [r["speedup"] for r in items]
             ax.barh(labels, values, color=[colors.get(r["dtype"], "grey") for r in items])
             ax.axvline(1.0, color="black", lw=0.8)
@@ -213,7 +223,7 @@ def plot(rows, path):
             ax.set_xlabel("JIT speed-up vs reference, same dtype (log scale; >1 = faster)")
             for i, v in enumerate(values):
                 ax.text(v, i, f" {v:.3g}x", va="center", fontsize=8)
-            ax.set_title("grid: fixed SGD steps, batch x hidden sizes")
+            ax.set_title("grid: a fixed number of SGD steps, hidden sizes x batch", fontsize=10)
         else:
             labels = [f"{r['info'].get('cache')} cache {r['dtype']}" for r in items]
             values = [r["info"]["first_epoch_overhead_s"] for r in items]
@@ -221,7 +231,11 @@ def plot(rows, path):
             ax.set_xlabel("first epoch minus a later epoch in a fresh process (s)")
             for i, v in enumerate(values):
                 ax.text(max(v, 0), i, f" {v:.2f} s", va="center", fontsize=8)
-            ax.set_title("startup: compilation cost of a fresh process")
+            ax.set_title("startup: extra cost of the first epoch in a fresh process", fontsize=10)
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=8)
         ax.margins(x=0.15)
