@@ -68,6 +68,7 @@ class Neuron(reference.Neuron):
         self._code = _code_for(activation_function, ACTIVATION_CODES, "activation_function")
 
     def forward(self, x):
+        self._check_parameters()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         code = activations.IDENTITY if self._code is None else self._code
         x = _as_batch(x)
@@ -186,6 +187,7 @@ class SimpleNetwork(reference.SimpleNetwork):
                 (indices,) + tuple(np.empty(rows * layer.num_inputs, dtype=indices_dtype) for layer in hidden))
 
     def predict(self, x):
+        self._check_layers()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1 and self._kernel_forward:
             classes = np.empty(x.shape[0], dtype=np.int64)
