@@ -19,11 +19,12 @@ class _Flag:
 def deferred_sigint():
     """Within the block, SIGINT only sets ``flag.requested``; the loop polls it.
 
-    The caller must poll once more after its last batch so that a Ctrl-C that
-    came late is not lost. Outside the main thread Python cannot install
-    handlers, and a SIGINT that the process ignores (``SIG_IGN``, as for
-    background jobs) stays ignored: in both cases the flag stays unset and
-    SIGINT behaves as it did before.
+    The caller polls with ``flag.check(...)``, and once more after its last
+    batch, so that a Ctrl-C that came late is not lost; a block that only
+    shields some work (saving files) reads ``flag.requested`` afterwards.
+    Outside the main thread Python cannot install handlers, and a SIGINT that
+    the process ignores (``SIG_IGN``, as for background jobs) stays ignored:
+    in both cases the flag stays unset and SIGINT behaves as it did before.
     """
     flag = _Flag()
     if (threading.current_thread() is not threading.main_thread()

@@ -18,6 +18,7 @@ import pytest
 
 import fastscratch
 import fastscratch.reference as ref
+from fastscratch._interrupt import deferred_sigint
 from fastscratch.exceptions import TrainingInterrupted
 
 NETWORKS = [pytest.param(ref.SimpleNetwork, id="reference"), pytest.param(fastscratch.SimpleNetwork, id="jit")]
@@ -155,6 +156,33 @@ def test_training_in_a_thread(network_class):
     thread.start()
     thread.join(60)
     assert results and results[0][0] == replay(network_class, 2, 0)[1]
+
+
+def test_deferred_sigint_defers_and_reports():
+    before = signal.getsignal(signal.SIGINT)
+    # check() turns a pending Ctrl-C into one TrainingInterrupted carrying the history.
+    with pytest.raises(TrainingInterrupted) as info:
+        with deferred_sigint() as flag:
+            flag.check([], [], 0)  # nothing pending: no-op
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between bytecodes, and only sets the flag
+                pass
+            assert flag.requested
+            flag.check([0.5], [0.25], 1, 3)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert (info.value.losses, info.value.accuracies, info.value.epoch, info.value.batch) == ([0.5], [0.25], 1, 3)
+    # A block that only shields work (the CLI saving its files) reads the flag afterwards.
+    with deferred_sigint() as flag:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+    assert flag.requested
+    # Another exception ending the block propagates as itself.
+    with pytest.raises(ValueError):
+        with deferred_sigint():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise ValueError
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # -- a real Ctrl-C, sent to a training subprocess -------------------------------------------
