@@ -116,6 +116,9 @@ def as_targets(name, data, num_outputs, num_samples, dtype):
     if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer) and num_outputs > 1:
         check_labels(name, arr, num_outputs)
         arr = np.eye(num_outputs, dtype=dtype)[arr]
+    elif arr.ndim == 1 and num_outputs == 1:
+        raise ValueError(f"{name} has shape {arr.shape}; the network has 1 output, so targets must be rows of "
+                         f"width 1: pass {name}.reshape(-1, 1)")
     elif arr.ndim == 1:
         raise ValueError(f"{name} is 1-D with dtype {arr.dtype}; targets must be one-hot rows of width "
                          f"{num_outputs} or integer class labels (e.g. np.eye({num_outputs})[labels])")

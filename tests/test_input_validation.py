@@ -167,6 +167,19 @@ def test_messages_say_what_was_expected_and_what_was_given(network_class, change
 
 
 @pytest.mark.parametrize("network_class", NETWORKS)
+def test_one_output_network_takes_targets_as_a_column(network_class):
+    rng = np.random.default_rng(1)
+    X, y = rng.uniform(0, 1, (8, 3)), rng.integers(0, 2, 8)
+    np.random.seed(0)
+    net = network_class(3, 1, [2])
+    for targets in (y, y.astype(float)):
+        with pytest.raises(ValueError, match=r"y_train.*reshape\(-1, 1\)"):
+            net.train(X, targets, batch_size=4, verbose=False)
+    losses, _ = net.train(X, y.reshape(-1, 1), batch_size=4, num_epochs=2, verbose=False)
+    assert len(losses) == 2
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
 def test_float32_network_rejects_values_that_overflow_float32(network_class):
     net = make_net(network_class, dtype=np.float32)
     kwargs = data()
