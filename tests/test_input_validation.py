@@ -482,6 +482,23 @@ def test_property_train_rejects_cleanly_or_trains(network_class, X, y, batch_siz
         assert y.dtype.kind in "biuf" and np.isfinite(y).all() and len(y) == len(X)
 
 
+@pytest.mark.parametrize("network_class", NETWORKS)
+@PROPERTY_SETTINGS
+@given(X=arbitrary_arrays(), y=arbitrary_arrays())
+def test_property_evaluate_accuracy_rejects_cleanly_or_answers(network_class, X, y):
+    net = make_net(network_class)
+    try:
+        accuracy = net.evaluate_accuracy(X, y)
+    except (ValueError, TypeError) as err:
+        assert type(err) in (ValueError, TypeError)
+        assert "X_val" in str(err) or "y_val" in str(err)
+    else:
+        assert is_valid_input(X, N_IN) and 0.0 <= accuracy <= 1.0
+        labels = y.argmax(1) if y.ndim == 2 else y
+        assert np.isfinite(y).all() and len(labels) == len(np.atleast_2d(X))
+        assert ((0 <= labels) & (labels < N_OUT)).all()
+
+
 ACTIVATION_NAMES = ["sigmoid", "relu", "tanh"]
 
 
