@@ -215,9 +215,10 @@ class SimpleNetwork(reference.SimpleNetwork):
                                   verbose, callback)
         weights, biases, codes = self._kernel_arguments()
         widest_input = max(layer.num_inputs for layer in self.layers)
+        widest_output = max(layer.size for layer in self.layers)
         scratch = (np.empty(widest_input + 1, dtype=np.int64), np.empty(widest_input, dtype=np.int64),
-                   np.empty(batch_size * widest_input, dtype=np.int64),
-                   np.empty(max(layer.size for layer in self.layers), dtype=self.dtype))
+                   np.empty(batch_size * widest_input, dtype=np.int64), np.empty(widest_output, dtype=self.dtype),
+                   np.empty(widest_output, dtype=self.dtype))
         ys, indptrs, indices = self._forward_work(X_train, batch_size)
         work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), indptrs, indices, scratch)
         val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
@@ -225,10 +226,13 @@ class SimpleNetwork(reference.SimpleNetwork):
         lr = self.dtype.type(learning_rate)
         losses_, accuracies = [], []
         with deferred_sigint() as interrupt:
+            finite = True
             for i in range(num_epochs):
                 interrupt.check(losses_, accuracies, i)
-                loss_sum, bad_batch, bad_loss = train_epoch(X_train, y_train, batch_size, lr, weights, biases, codes,
-                                                            self._loss_code, work)
+                if not finite:  # the previous epoch's last step overflowed
+                    raise NonFiniteLossError(i, 0, np.nan, losses_, accuracies, weights_finite=False)
+                loss_sum, bad_batch, bad_loss, finite = train_epoch(X_train, y_train, batch_size, lr, weights, biases,
+                                                                    codes, self._loss_code, work)
                 if bad_batch >= 0:
                     raise NonFiniteLossError(i, bad_batch, bad_loss, losses_, accuracies, weights_finite=all(
                         np.isfinite(W).all() and np.isfinite(b).all() for W, b in zip(weights, biases)))

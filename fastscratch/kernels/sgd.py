@@ -26,11 +26,18 @@ def gradient_step(X, indptr, indices, begin, dL_dz, W, b, learning_rate, scratch
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
     indptr, indices: X's nonzero structure. scratch =
     (col_start (n_in + 1,), cursor (n_in,), col_rows (n * n_in,) int64 arrays,
-    g (n_out,)), all overwritten.
+    g (n_out,), seen (n_out,)), all overwritten.
+
+    Returns whether every updated parameter is finite. The forward kernel
+    skips zero inputs, which is exact only for finite weights, so the
+    training loop stops as soon as a step overflows.
     """
-    col_start, cursor, col_rows, g = scratch
+    col_start, cursor, col_rows, g, seen = scratch
     n, n_out = dL_dz.shape
     n_in = W.shape[0]
+    zero = W.dtype.type(0)
+    for j in range(n_out):
+        seen[j] = zero  # turns NaN, for good, once w * 0 meets an inf or NaN weight
     # The batch's (row, column) pairs sorted by column by counting sort, rows ascending.
     for k in range(n_in + 1):
         col_start[k] = 0
@@ -67,11 +74,16 @@ def gradient_step(X, indptr, indices, begin, dL_dz, W, b, learning_rate, scratch
                 g[j] += v * dL_dz[r, j]
             c += 1
         for j in range(n_out):
-            W[k, j] -= learning_rate * g[j]
+            w = W[k, j] - learning_rate * g[j]
+            W[k, j] = w
+            seen[j] += w * zero
     for j in range(n_out):
         g[j] = dL_dz[0, j]
     for r in range(1, n):
         for j in range(n_out):
             g[j] += dL_dz[r, j]
+    finite = True
     for j in range(n_out):
         b[j] -= learning_rate * g[j]
+        finite = finite and seen[j] == zero and b[j] - b[j] == zero
+    return finite

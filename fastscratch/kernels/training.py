@@ -24,9 +24,12 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
     structure are overwritten; after the call ys and dzs hold the last
     batch's outputs and dL/dz.
 
-    Returns ``(loss_sum, bad_batch, bad_loss)``: the sum of the batch losses
-    and, if a loss was not finite, the index of that batch (-1 otherwise) and
-    its loss; training stops before that batch's update.
+    Returns ``(loss_sum, bad_batch, bad_loss, finite)``: the sum of the batch
+    losses; if a loss was not finite, the index of that batch (-1 otherwise)
+    and its loss, training having stopped before that batch's update; and
+    whether the weights are finite. A step that leaves a parameter non-finite
+    stops training too, reported as a NaN loss of the next batch, or, after
+    the epoch's last batch, by ``finite`` alone.
     """
     ys, dzs, WTs, indptrs, indices, scratch = work
     last = len(weights) - 1
@@ -40,15 +43,21 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
                           codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
         if not math.isfinite(loss):
-            return loss_sum, batch, loss
+            return loss_sum, batch, loss, True
         loss_sum += loss
+        finite = True
         # Each layer's input gradient uses its W before this step, as in the reference, so the
         # step of a layer can follow right after its backward pass.
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            gradient_step(ys[layer - 1], indptrs[layer], indices[layer], 0, dzs[layer], weights[layer],
-                          biases[layer], learning_rate, scratch)
+            finite = gradient_step(ys[layer - 1], indptrs[layer], indices[layer], 0, dzs[layer], weights[layer],
+                                   biases[layer], learning_rate, scratch) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
-        gradient_step(X, indptrs[0], indices[0], begin, dzs[0], weights[0], biases[0], learning_rate, scratch)
-    return loss_sum, -1, 0.0
+        finite = gradient_step(X, indptrs[0], indices[0], begin, dzs[0], weights[0], biases[0], learning_rate,
+                               scratch) and finite
+        if not finite:
+            if batch + 1 < X.shape[0] // batch_size:
+                return loss_sum, batch + 1, math.nan, False
+            return loss_sum, -1, 0.0, False
+    return loss_sum, -1, 0.0, True

@@ -60,7 +60,23 @@ def test_gradient_step_equals_weight_gradient_then_sgd_step(n, n_in, n_out, dtyp
     expected_W, expected_b = W.copy(), b.copy()
     sgd_step(expected_W, expected_b, dW, db, lr)
     scratch = (np.empty(n_in + 1, np.int64), np.empty(n_in, np.int64), np.empty(n * n_in, np.int64),
-               np.empty(n_out, dtype))
-    gradient_step(X, *nonzero_structure(X), begin, dz, W, b, lr, scratch)
+               np.empty(n_out, dtype), np.empty(n_out, dtype))
+    assert gradient_step(X, *nonzero_structure(X), begin, dz, W, b, lr, scratch)
     np.testing.assert_array_equal(W, expected_W)
     np.testing.assert_array_equal(b, expected_b)
+
+
+@pytest.mark.parametrize("poison", ["W", "b", "gradient"])
+def test_gradient_step_reports_non_finite_parameters(poison, rng):
+    X = sparse_like(rng, (4, 6), np.float64, zero_fraction=0.5)
+    X[:, 2] = 1.0  # row 2 of W is updated for sure
+    W, b, dz = rng.standard_normal((6, 3)), rng.standard_normal(3), rng.standard_normal((4, 3))
+    if poison == "W":
+        W[2, 1] = np.inf
+    elif poison == "b":
+        b[0] = np.nan
+    else:
+        dz[0, 0] = 1e308
+    scratch = (np.empty(7, np.int64), np.empty(6, np.int64), np.empty(24, np.int64), np.empty(3), np.empty(3))
+    with np.errstate(all="ignore"):
+        assert not gradient_step(X, *nonzero_structure(X), 0, dz, W, b, 1e10, scratch)
