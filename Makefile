@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export FASTSCRATCH_MNIST_DIR ?= ../shared/datasets/mnist
+# This workplace's copy of MNIST, when there is one; elsewhere the user cache or a download.
+ifneq ($(wildcard ../shared/datasets/mnist),)
+export FASTSCRATCH_MNIST_DIR ?= $(abspath ../shared/datasets/mnist)
+endif
 
 .PHONY: install train test bench bench-full peers clean
 
