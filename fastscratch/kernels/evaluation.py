@@ -1,4 +1,6 @@
 """Prediction and accuracy: forward passes in chunks, then argmax per row."""
+import numpy as np
+
 from fastscratch._config import jit
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.structure import fill_structure
@@ -31,6 +33,7 @@ def predict_classes(X, weights, biases, codes, work, classes):
     do not depend on the chunk size.
     """
     ys, indptrs, indices = work
+    start = np.int64(0)  # typed, not literal, to share the compilation of dense_forward
     chunk = ys[0].shape[0]
     last = len(weights) - 1
     for begin in range(0, X.shape[0], chunk):
@@ -38,8 +41,8 @@ def predict_classes(X, weights, biases, codes, work, classes):
         dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0][:rows])
         for layer in range(1, last + 1):
             fill_structure(ys[layer - 1][:rows], indptrs[layer], indices[layer])
-            dense_forward(ys[layer - 1][:rows], indptrs[layer], indices[layer], 0, weights[layer], biases[layer],
-                          codes[layer], ys[layer][:rows])
+            dense_forward(ys[layer - 1][:rows], indptrs[layer], indices[layer], start, weights[layer],
+                          biases[layer], codes[layer], ys[layer][:rows])
         for r in range(rows):
             classes[begin + r] = argmax(ys[last], r)
 

@@ -1,6 +1,8 @@
 """One whole training epoch in compiled code: forward, loss, backward and SGD for every batch."""
 import math
 
+import numpy as np
+
 from fastscratch._config import jit
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient
@@ -33,13 +35,14 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
     """
     ys, dzs, WTs, indptrs, indices, scratch = work
     last = len(weights) - 1
+    start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
     loss_sum = 0.0
     for batch in range(X.shape[0] // batch_size):
         begin = batch * batch_size
         dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0])
         for layer in range(1, last + 1):
             fill_structure(ys[layer - 1], indptrs[layer], indices[layer])
-            dense_forward(ys[layer - 1], indptrs[layer], indices[layer], 0, weights[layer], biases[layer],
+            dense_forward(ys[layer - 1], indptrs[layer], indices[layer], start, weights[layer], biases[layer],
                           codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
         if not math.isfinite(loss):
@@ -51,8 +54,8 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            finite = gradient_step(ys[layer - 1], indptrs[layer], indices[layer], 0, dzs[layer], weights[layer],
-                                   biases[layer], learning_rate, scratch) and finite
+            finite = gradient_step(ys[layer - 1], indptrs[layer], indices[layer], start, dzs[layer],
+                                   weights[layer], biases[layer], learning_rate, scratch) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
         finite = gradient_step(X, indptrs[0], indices[0], begin, dzs[0], weights[0], biases[0], learning_rate,
                                scratch) and finite
