@@ -52,6 +52,15 @@ _LN2_HI_32, _LN2_LO_32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
 
 
 @jit
+def horner(r, coefficients):
+    """The polynomial with ``coefficients`` (highest degree first) at r."""
+    p = coefficients[0]
+    for i in range(1, len(coefficients)):
+        p = p * r + coefficients[i]
+    return p
+
+
+@jit
 def exp64(x):
     """exp of a float64 scalar."""
     if x > 710.0:
@@ -63,21 +72,7 @@ def exp64(x):
     n = float_bits(shifted) - np.int64(0x4338000000000000)
     n_float = shifted - 6755399441055744.0
     r = (x - n_float * _LN2_HI_64) - n_float * _LN2_LO_64
-    c = _INV_FACTORIALS_64
-    p = c[0]
-    p = p * r + c[1]
-    p = p * r + c[2]
-    p = p * r + c[3]
-    p = p * r + c[4]
-    p = p * r + c[5]
-    p = p * r + c[6]
-    p = p * r + c[7]
-    p = p * r + c[8]
-    p = p * r + c[9]
-    p = p * r + c[10]
-    p = p * r + c[11]
-    p = p * r + c[12]
-    p = p * r + c[13]
+    p = horner(r, _INV_FACTORIALS_64)
     half = n >> 1
     return (p * bits_float((half + np.int64(1023)) << np.int64(52))) * \
         bits_float((n - half + np.int64(1023)) << np.int64(52))
@@ -94,15 +89,7 @@ def exp32(x):
     n = float_bits(shifted) - np.int32(0x4B400000)
     n_float = shifted - np.float32(12582912.0)
     r = (x - n_float * _LN2_HI_32) - n_float * _LN2_LO_32
-    c = _INV_FACTORIALS_32
-    p = c[0]
-    p = p * r + c[1]
-    p = p * r + c[2]
-    p = p * r + c[3]
-    p = p * r + c[4]
-    p = p * r + c[5]
-    p = p * r + c[6]
-    p = p * r + c[7]
+    p = horner(r, _INV_FACTORIALS_32)
     # Numba widens int32 arithmetic to int64: narrow back before the bit casts.
     half = n >> 1
     return (p * bits_float(np.int32((half + 127) << 23))) * bits_float(np.int32((n - half + 127) << 23))
