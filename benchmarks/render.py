@@ -132,7 +132,8 @@ def notes(row):
     if row["group"] == "full-run":
         out.append(f"final accuracy {info.get('final_accuracy', float('nan')):.4f}; "
                    f"peak RSS {info.get('peak_rss_bytes', 0) / 2 ** 20:.0f} MiB "
-                   f"(data {info.get('data_bytes', 0) / 2 ** 20:.0f} MiB)")
+                   f"(data {info.get('data_bytes', 0) / 2 ** 20:.0f} MiB; "
+                   f"{info.get('peak_rss_above_import_bytes', 0) / 2 ** 20:.0f} MiB above the imports)")
     if info.get("blas_threads_limit"):
         out.append(f"BLAS limited to {info['blas_threads_limit']} thread")
     if info.get("jit_is_reference_alias"):

@@ -75,7 +75,7 @@ def test_directory_takes_newest_file_per_pattern(tmp_path, run):
     assert render.resolve([tmp_path], ("*_full.json", "*_peers.json")) == [old]  # unmatched pattern ignored
     runs, rows = render.load([tmp_path], ("*_bench.json", "*_full.json"))
     assert [r["group"] for r in rows] == ["epoch", "full-run"]
-    assert "peak RSS 512 MiB (data 256 MiB)" in render.markdown(runs, rows)
+    assert "peak RSS 512 MiB (data 256 MiB;" in render.markdown(runs, rows)
 
 
 def test_cli_writes_markdown_and_a_png(tmp_path, run):
