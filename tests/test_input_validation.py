@@ -8,7 +8,7 @@ import copy
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastscratch
@@ -441,9 +441,12 @@ def arbitrary_arrays(draw):
     arr[...] = draw(st.floats(-3, 3))
     if arr.size and draw(st.booleans()):
         arr.flat[draw(st.integers(0, arr.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
-    if np.dtype(dtype).kind in "iuMU" or dtype is np.bool_:
-        with np.errstate(invalid="ignore"):
-            return np.nan_to_num(arr).astype(dtype) if np.dtype(dtype).kind != "M" else arr.astype("int64").astype(dtype)
+    kind = np.dtype(dtype).kind
+    with np.errstate(invalid="ignore"):
+        if kind == "M":
+            return np.nan_to_num(arr).astype("int64").astype(dtype)
+        if kind in "iubU":
+            return np.nan_to_num(arr).astype(dtype)
     return arr.astype(dtype)
 
 

@@ -22,7 +22,8 @@ from fastscratch._interrupt import deferred_sigint
 from fastscratch.exceptions import TrainingInterrupted
 
 NETWORKS = [pytest.param(ref.SimpleNetwork, id="reference"), pytest.param(fastscratch.SimpleNetwork, id="jit")]
-CLASS_PATHS = {ref.SimpleNetwork: "fastscratch.reference.SimpleNetwork", fastscratch.SimpleNetwork: "fastscratch.SimpleNetwork"}
+CLASS_PATHS = {ref.SimpleNetwork: "fastscratch.reference.SimpleNetwork",
+               fastscratch.SimpleNetwork: "fastscratch.SimpleNetwork"}
 
 BATCH = 5
 
