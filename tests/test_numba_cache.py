@@ -5,7 +5,8 @@ fresh interpreter with ``NUMBA_CACHE_DIR`` pointing at its own directory and
 checks the JIT network's forward pass against the reference: two processes
 compiling into one empty cache at once, then runs from that cache with its
 index (``.nbi``) or data (``.nbc``) files truncated, filled with garbage or
-bit-flipped, and a cache directory that cannot be created.
+bit-flipped, a cache directory that cannot be created, and no cache location
+at all (a read-only install).
 
 The child exercises only the forward kernels (a cold compile of those takes a
 few seconds; the whole training kernel would take ~20 s per process).
@@ -38,8 +39,8 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def start(cache_dir, tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+def start(cache_dir, tmp_path, **extra_env):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), **extra_env}
     env.pop("NUMBA_DISABLE_JIT", None)
     return subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=tmp_path)
@@ -135,6 +136,17 @@ def test_unwritable_cache_directory(tmp_path):
     blocker.write_text("")
     assert_correct(finish(start(blocker / "cache", tmp_path)))
     assert blocker.is_file()
+
+
+def test_no_cache_location_at_all(tmp_path):
+    """A read-only install: Numba finds no cache locator, and the kernels compile in memory.
+
+    Simulated, since root can write anywhere, by allowing only Numba's IPython
+    locator, which never applies to a module file.
+    """
+    cache_dir = tmp_path / "cache"
+    assert_correct(finish(start(cache_dir, tmp_path, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator")))
+    assert not cache_dir.exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to a read-only directory")
