@@ -23,6 +23,9 @@ class TrainingInterrupted(KeyboardInterrupt):
                          f"after {len(losses)} completed epochs")
         self.losses, self.accuracies, self.epoch, self.batch = losses, accuracies, epoch, batch
 
+    def __reduce__(self):  # picklable (multiprocessing, joblib): rebuilt from the attributes, not the message
+        return type(self), (self.losses, self.accuracies, self.epoch, self.batch)
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; raised before that batch's update.
@@ -49,3 +52,6 @@ class NonFiniteLossError(FloatingPointError):
         self.epoch, self.batch, self.loss = epoch, batch, loss
         self.losses, self.accuracies = losses, accuracies
         self.weights_finite = weights_finite
+
+    def __reduce__(self):
+        return type(self), (self.epoch, self.batch, self.loss, self.losses, self.accuracies, self.weights_finite)

@@ -7,6 +7,7 @@ handler called directly) and with a real SIGINT sent to a training subprocess.
 """
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -184,6 +185,14 @@ def test_deferred_sigint_defers_and_reports():
             os.kill(os.getpid(), signal.SIGINT)
             raise ValueError
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_training_interrupted_pickles():
+    """Exceptions cross process boundaries (multiprocessing, joblib) by pickle."""
+    err = pickle.loads(pickle.dumps(TrainingInterrupted([0.5, 0.25], [0.1, 0.2], 2, 7)))
+    assert type(err) is TrainingInterrupted and isinstance(err, KeyboardInterrupt)
+    assert (err.losses, err.accuracies, err.epoch, err.batch) == ([0.5, 0.25], [0.1, 0.2], 2, 7)
+    assert str(err) == str(TrainingInterrupted([0.5, 0.25], [0.1, 0.2], 2, 7))
 
 
 # -- a real Ctrl-C, sent to a training subprocess -------------------------------------------

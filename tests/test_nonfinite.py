@@ -4,6 +4,7 @@ The error names the epoch and batch and suggests a smaller learning rate; the
 network keeps the (finite) weights it had before the bad batch, equal to a
 network trained for exactly that many batches, and stays usable.
 """
+import pickle
 import warnings
 
 import numpy as np
@@ -152,3 +153,13 @@ def test_custom_loss_returning_nan(network_class):
     calls.clear()
     calls.extend([None] * 100)  # the replay must not hit the NaN
     assert_stopped_before_the_update(make, net, info.value, X, y, 0.1)
+
+
+def test_non_finite_loss_error_pickles():
+    """Exceptions cross process boundaries (multiprocessing, joblib) by pickle."""
+    original = NonFiniteLossError(3, 5, float("inf"), [0.5, 0.4, 0.3], [0.1, 0.2, 0.3], weights_finite=False)
+    err = pickle.loads(pickle.dumps(original))
+    assert type(err) is NonFiniteLossError and isinstance(err, FloatingPointError)
+    assert (err.epoch, err.batch, err.loss, err.losses, err.accuracies, err.weights_finite) == (
+        3, 5, float("inf"), [0.5, 0.4, 0.3], [0.1, 0.2, 0.3], False)
+    assert str(err) == str(original)
