@@ -244,11 +244,14 @@ CHILD = textwrap.dedent("""
 def test_real_sigint_to_a_training_process(network_class, tmp_path):
     child = subprocess.Popen([sys.executable, "-c", CHILD, CLASS_PATHS[network_class]], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    watchdog = threading.Timer(180, child.kill)  # readline() has no timeout of its own
+    watchdog.start()
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
+        out, err = child.communicate(timeout=120)
     finally:
+        watchdog.cancel()
         if child.poll() is None:
             child.kill()
             child.wait()
