@@ -23,7 +23,7 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import count_correct, predict_classes
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import index_dtype, nonzero_structure
+from fastscratch.kernels.structure import column_buffers, index_dtype, nonzero_structure
 from fastscratch.kernels.training import train_epoch
 
 ACTIVATION_CODES = {sigmoid: activations.SIGMOID, relu: activations.RELU, tanh: activations.TANH}
@@ -182,9 +182,9 @@ class SimpleNetwork(reference.SimpleNetwork):
         indices_dtype = index_dtype(max(layer.num_inputs for layer in self.layers))
         indptr, indices = nonzero_structure(X, indices_dtype)
         hidden = self.layers[1:]
-        return (self._buffers(rows),
-                (indptr,) + tuple(np.empty(rows + 1, dtype=np.int64) for _ in hidden),
-                (indices,) + tuple(np.empty(rows * layer.num_inputs, dtype=indices_dtype) for layer in hidden))
+        structures = ((indptr,) + tuple(np.empty(rows + 1, dtype=np.int64) for _ in hidden),
+                      (indices,) + tuple(np.empty(rows * layer.num_inputs, dtype=indices_dtype) for layer in hidden))
+        return self._buffers(rows), structures
 
     def predict(self, x):
         self._check_layers()
@@ -214,13 +214,11 @@ class SimpleNetwork(reference.SimpleNetwork):
             return super()._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                                   verbose, callback)
         weights, biases, codes = self._kernel_arguments()
-        widest_input = max(layer.num_inputs for layer in self.layers)
         widest_output = max(layer.size for layer in self.layers)
-        scratch = (np.empty(widest_input + 1, dtype=np.int64), np.empty(widest_input, dtype=np.int64),
-                   np.empty(batch_size * widest_input, dtype=np.int64), np.empty(widest_output, dtype=self.dtype),
-                   np.empty(widest_output, dtype=self.dtype))
-        ys, indptrs, indices = self._forward_work(X_train, batch_size)
-        work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), indptrs, indices, scratch)
+        scratch = (np.empty(widest_output, dtype=self.dtype), np.empty(widest_output, dtype=self.dtype))
+        ys, structures = self._forward_work(X_train, batch_size)
+        work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), structures,
+                tuple(column_buffers(layer.num_inputs, batch_size, self.dtype) for layer in self.layers), scratch)
         val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
         num_batches = len(X_train) // batch_size
         lr = self.dtype.type(learning_rate)

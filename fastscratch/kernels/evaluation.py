@@ -26,13 +26,15 @@ def argmax(y, r):
 def predict_classes(X, weights, biases, codes, work, classes):
     """Write the predicted class of each row of X (N, n_in) into classes (N,).
 
-    work = (ys, indptrs, indices): per-layer output buffers (chunk, n_out) and
-    input structures, as in ``training.train_epoch`` (X's whole structure
-    first, then buffers for a chunk); all but X's structure are overwritten.
-    Every row is computed as a one-row forward pass would be, so predictions
-    do not depend on the chunk size.
+    work = (ys, structures): per-layer output buffers (chunk, n_out), and
+    structures = (indptrs, indices), each layer's input structure: X's whole
+    CSR structure (``structure.nonzero_structure``) then, for the hidden
+    layers, CSR buffers of chunk + 1 and chunk * n_in entries. All but X's
+    structure are overwritten. Every row is computed as a
+    one-row forward pass would be, so predictions do not depend on the chunk.
     """
-    ys, indptrs, indices = work
+    ys, structures = work
+    indptrs, indices = structures
     start = np.int64(0)  # typed, not literal, to share the compilation of dense_forward
     chunk = ys[0].shape[0]
     last = len(weights) - 1

@@ -17,59 +17,45 @@ def sgd_step(W, b, dL_dW, dL_db, learning_rate):
 
 
 @jit
-def gradient_step(X, indptr, indices, begin, dL_dz, W, b, learning_rate, scratch):
-    """One SGD step of a layer whose input was X[begin:begin + n], given dL_dz (n, n_out).
+def gradient_step(columns, dL_dz, W, b, learning_rate, scratch):
+    """One SGD step of a layer given dL_dz (n, n_out) and the column structure of its input x (n, n_in).
 
     The same step as ``weight_gradient`` then ``sgd_step``, bit for bit, without
-    materialising dL_dW: ``W[k] -= learning_rate * sum_r X[begin + r, k] * dL_dz[r]``
+    materialising dL_dW: ``W[k] -= learning_rate * sum_r x[r, k] * dL_dz[r]``
     for the inputs k that are nonzero somewhere in the batch (the other rows
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
-    indptr, indices: X's nonzero structure. scratch =
-    (col_start (n_in + 1,), cursor (n_in,), col_rows (n * n_in,) int64 arrays,
-    g (n_out,), seen (n_out,)), all overwritten.
+    columns: x's column structure (``structure.fill_columns``). scratch =
+    (g (n_out,), seen (n_out,)), overwritten.
 
     Returns whether every updated parameter is finite. The forward kernel
     skips zero inputs, which is exact only for finite weights, so the
     training loop stops as soon as a step overflows.
     """
-    col_start, cursor, col_rows, g, seen = scratch
+    col_start, col_rows, col_values = columns
+    g, seen = scratch
     n, n_out = dL_dz.shape
-    n_in = W.shape[0]
     zero = W.dtype.type(0)
     for j in range(n_out):
         seen[j] = zero  # turns NaN, for good, once w * 0 meets an inf or NaN weight
-    # The batch's (row, column) pairs sorted by column by counting sort, rows ascending.
-    for k in range(n_in + 1):
-        col_start[k] = 0
-    for r in range(n):
-        for c in range(indptr[begin + r], indptr[begin + r + 1]):
-            col_start[indices[c] + 1] += 1
-    for k in range(n_in):
-        col_start[k + 1] += col_start[k]
-        cursor[k] = col_start[k]
-    for r in range(n):
-        for c in range(indptr[begin + r], indptr[begin + r + 1]):
-            k = indices[c]
-            col_rows[cursor[k]] = r
-            cursor[k] += 1
-    for k in range(n_in):
+    for k in range(W.shape[0]):
         c, end = col_start[k], col_start[k + 1]
         if c == end:
             continue
         r = col_rows[c]
-        v = X[begin + r, k]
+        v = col_values[c]
         for j in range(n_out):
             g[j] = v * dL_dz[r, j]
         c += 1
+        # Four rows per pass over g, added in their order.
         while c + 4 <= end:
             r0, r1, r2, r3 = col_rows[c], col_rows[c + 1], col_rows[c + 2], col_rows[c + 3]
-            v0, v1, v2, v3 = X[begin + r0, k], X[begin + r1, k], X[begin + r2, k], X[begin + r3, k]
+            v0, v1, v2, v3 = col_values[c], col_values[c + 1], col_values[c + 2], col_values[c + 3]
             for j in range(n_out):
                 g[j] = (((g[j] + v0 * dL_dz[r0, j]) + v1 * dL_dz[r1, j]) + v2 * dL_dz[r2, j]) + v3 * dL_dz[r3, j]
             c += 4
         while c < end:
             r = col_rows[c]
-            v = X[begin + r, k]
+            v = col_values[c]
             for j in range(n_out):
                 g[j] += v * dL_dz[r, j]
             c += 1

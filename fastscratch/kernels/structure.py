@@ -36,3 +36,41 @@ def nonzero_structure(X, indices_dtype=None):
     indices = np.empty(np.count_nonzero(X), dtype=indices_dtype or index_dtype(X.shape[1]))
     fill_structure(X, indptr, indices)
     return indptr, indices
+
+
+@jit
+def fill_columns(X, indptr, indices, begin, rows, columns):
+    """Write the column structure (CSC) of X[begin:begin + rows], given X's CSR structure.
+
+    columns = (col_start (n_in + 1,), col_rows, col_values): where each
+    column's entries start; the row offsets (from ``begin``) holding a
+    nonzero in that column, ascending; and those values, gathered here from
+    X's rows (in order, so cache-friendly) for the column-wise SGD step.
+    A counting sort: two passes over the rows' entries.
+    """
+    col_start, col_rows, col_values = columns
+    n_in = col_start.shape[0] - 1
+    for k in range(n_in + 1):
+        col_start[k] = 0
+    for i in range(begin, begin + rows):
+        for c in range(indptr[i], indptr[i + 1]):
+            col_start[indices[c] + 1] += 1
+    for k in range(n_in):
+        col_start[k + 1] += col_start[k]
+    # Fill each column at its cursor, kept in col_start[k], which ends at the next column's start...
+    for i in range(begin, begin + rows):
+        for c in range(indptr[i], indptr[i + 1]):
+            k = indices[c]
+            col_rows[col_start[k]] = i - begin
+            col_values[col_start[k]] = X[i, k]
+            col_start[k] += 1
+    # ...so shifting by one restores the starts.
+    for k in range(n_in, 0, -1):
+        col_start[k] = col_start[k - 1]
+    col_start[0] = 0
+
+
+def column_buffers(num_inputs, rows, dtype):
+    """Buffers for ``fill_columns``: up to ``rows`` rows of ``num_inputs`` entries of ``dtype``."""
+    return (np.empty(num_inputs + 1, dtype=np.int64), np.empty(rows * num_inputs, dtype=np.int64),
+            np.empty(rows * num_inputs, dtype=dtype))

@@ -9,7 +9,7 @@ from fastscratch.kernels.dense_backward import input_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.losses import loss_and_gradient
 from fastscratch.kernels.sgd import gradient_step
-from fastscratch.kernels.structure import fill_structure
+from fastscratch.kernels.structure import fill_columns, fill_structure
 
 
 @jit
@@ -18,13 +18,13 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
 
     weights, biases: tuples of each layer's W (n_in, n_out) and b (n_out,),
     updated in place; codes: int64 array of activation codes per layer.
-    work = (ys, dzs, WTs, indptrs, indices, scratch): per-layer buffers shaped
-    (batch_size, n_out), (batch_size, n_out) and like W.T; each layer's input
-    structure (layer 0: X's whole structure, ``structure.nonzero_structure``;
-    the others: buffers of batch_size + 1 and batch_size * n_in entries); and
-    the scratch of ``gradient_step``, sized for the widest layer. All but X's
-    structure are overwritten; after the call ys and dzs hold the last
-    batch's outputs and dL/dz.
+    work = (ys, dzs, WTs, structures, columns, scratch): per-layer buffers
+    shaped (batch_size, n_out), (batch_size, n_out) and like W.T; each
+    layer's input structure as ``evaluation.predict_classes`` takes it (X's,
+    then buffers for batch_size rows); column buffers for batch_size rows
+    (``structure.column_buffers``); and the scratch of ``gradient_step``,
+    sized for the widest layer. All but X's structure are overwritten; after
+    the call ys and dzs hold the last batch's outputs and dL/dz.
 
     Returns ``(loss_sum, bad_batch, bad_loss, finite)``: the sum of the batch
     losses; if a loss was not finite, the index of that batch (-1 otherwise)
@@ -33,7 +33,8 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
     stops training too, reported as a NaN loss of the next batch, or, after
     the epoch's last batch, by ``finite`` alone.
     """
-    ys, dzs, WTs, indptrs, indices, scratch = work
+    ys, dzs, WTs, structures, columns, scratch = work
+    indptrs, indices = structures
     last = len(weights) - 1
     start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
     loss_sum = 0.0
@@ -54,11 +55,12 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            finite = gradient_step(ys[layer - 1], indptrs[layer], indices[layer], start, dzs[layer],
-                                   weights[layer], biases[layer], learning_rate, scratch) and finite
+            fill_columns(ys[layer - 1], indptrs[layer], indices[layer], start, batch_size, columns[layer])
+            finite = gradient_step(columns[layer], dzs[layer], weights[layer], biases[layer], learning_rate,
+                                   scratch) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
-        finite = gradient_step(X, indptrs[0], indices[0], begin, dzs[0], weights[0], biases[0], learning_rate,
-                               scratch) and finite
+        fill_columns(X, indptrs[0], indices[0], begin, batch_size, columns[0])
+        finite = gradient_step(columns[0], dzs[0], weights[0], biases[0], learning_rate, scratch) and finite
         if not finite:
             if batch + 1 < X.shape[0] // batch_size:
                 return loss_sum, batch + 1, math.nan, False

@@ -4,7 +4,7 @@ import pytest
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import nonzero_structure
+from fastscratch.kernels.structure import column_buffers, fill_columns, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -59,9 +59,7 @@ def test_gradient_step_equals_weight_gradient_then_sgd_step(n, n_in, n_out, dtyp
     weight_gradient(X[begin:begin + n], dz, dW, db)
     expected_W, expected_b = W.copy(), b.copy()
     sgd_step(expected_W, expected_b, dW, db, lr)
-    scratch = (np.empty(n_in + 1, np.int64), np.empty(n_in, np.int64), np.empty(n * n_in, np.int64),
-               np.empty(n_out, dtype), np.empty(n_out, dtype))
-    assert gradient_step(X, *nonzero_structure(X), begin, dz, W, b, lr, scratch)
+    assert gradient_step(columns_of(X, begin, n), dz, W, b, lr, (np.empty(n_out, dtype), np.empty(n_out, dtype)))
     np.testing.assert_array_equal(W, expected_W)
     np.testing.assert_array_equal(b, expected_b)
 
@@ -77,6 +75,19 @@ def test_gradient_step_reports_non_finite_parameters(poison, rng):
         b[0] = np.nan
     else:
         dz[0, 0] = 1e308
-    scratch = (np.empty(7, np.int64), np.empty(6, np.int64), np.empty(24, np.int64), np.empty(3), np.empty(3))
     with np.errstate(all="ignore"):
-        assert not gradient_step(X, *nonzero_structure(X), 0, dz, W, b, 1e10, scratch)
+        assert not gradient_step(columns_of(X, 0, 4), dz, W, b, 1e10, (np.empty(3), np.empty(3)))
+
+
+def columns_of(X, begin, rows):
+    columns = column_buffers(X.shape[1], rows, X.dtype)
+    fill_columns(X, *nonzero_structure(X), begin, rows, columns)
+    return columns
+
+
+def test_fill_columns_is_the_transposed_structure(rng):
+    X = sparse_like(rng, (9, 7), np.float64, zero_fraction=0.6)
+    col_start, col_rows, col_values = columns_of(X, 2, 5)
+    for k in range(7):
+        np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], np.flatnonzero(X[2:7, k]))
+        np.testing.assert_array_equal(col_values[col_start[k]:col_start[k + 1]], X[2:7, k][X[2:7, k] != 0])
