@@ -23,7 +23,7 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import count_correct, predict_classes
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import column_buffers, index_dtype, nonzero_structure
+from fastscratch.kernels.structure import batch_columns, column_buffers, index_dtype, nonzero_structure
 from fastscratch.kernels.training import train_epoch
 
 ACTIVATION_CODES = {sigmoid: activations.SIGMOID, relu: activations.RELU, tanh: activations.TANH}
@@ -218,6 +218,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         scratch = (np.empty(widest_output, dtype=self.dtype), np.empty(widest_output, dtype=self.dtype))
         ys, structures = self._forward_work(X_train, batch_size)
         work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), structures,
+                batch_columns(X_train, structures[0][0], structures[1][0], batch_size),
                 tuple(column_buffers(layer.num_inputs, batch_size, self.dtype) for layer in self.layers), scratch)
         val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
         num_batches = len(X_train) // batch_size

@@ -74,3 +74,29 @@ def column_buffers(num_inputs, rows, dtype):
     """Buffers for ``fill_columns``: up to ``rows`` rows of ``num_inputs`` entries of ``dtype``."""
     return (np.empty(num_inputs + 1, dtype=np.int64), np.empty(rows * num_inputs, dtype=np.int64),
             np.empty(rows * num_inputs, dtype=dtype))
+
+
+@jit
+def fill_batch_columns(X, indptr, indices, batch_size, starts, rows, values):
+    """The column structure of every whole batch of X, for the first layer's SGD step.
+
+    The batches are the same every epoch, so this runs once per ``train``
+    call. starts (num_batches, n_in + 1): ``fill_columns``'s col_start per
+    batch; rows, values (nnz,): each batch's col_rows and col_values, stored
+    from ``indptr[batch * batch_size]`` on.
+    """
+    for batch in range(starts.shape[0]):
+        begin = batch * batch_size
+        first, last = indptr[begin], indptr[begin + batch_size]
+        fill_columns(X, indptr, indices, begin, batch_size,
+                     (starts[batch], rows[first:last], values[first:last]))
+
+
+def batch_columns(X, indptr, indices, batch_size):
+    """Return ``(starts, rows, values)`` of ``fill_batch_columns`` for X and its CSR structure."""
+    num_batches = X.shape[0] // batch_size
+    nnz = indptr[num_batches * batch_size]
+    starts = np.empty((num_batches, X.shape[1] + 1), dtype=np.int64)
+    rows, values = np.empty(nnz, dtype=np.int64), np.empty(nnz, dtype=X.dtype)
+    fill_batch_columns(X, indptr, indices, batch_size, starts, rows, values)
+    return starts, rows, values

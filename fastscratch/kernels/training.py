@@ -18,12 +18,13 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
 
     weights, biases: tuples of each layer's W (n_in, n_out) and b (n_out,),
     updated in place; codes: int64 array of activation codes per layer.
-    work = (ys, dzs, WTs, structures, columns, scratch): per-layer buffers
-    shaped (batch_size, n_out), (batch_size, n_out) and like W.T; each
-    layer's input structure as ``evaluation.predict_classes`` takes it (X's,
-    then buffers for batch_size rows); column buffers for batch_size rows
-    (``structure.column_buffers``); and the scratch of ``gradient_step``,
-    sized for the widest layer. All but X's structure are overwritten; after
+    work = (ys, dzs, WTs, structures, batches, columns, scratch): per-layer
+    buffers shaped (batch_size, n_out), (batch_size, n_out) and like W.T;
+    each layer's input structure as ``evaluation.predict_classes`` takes it
+    (X's, then buffers for batch_size rows); X's column structure for every
+    batch (``structure.batch_columns``); per-layer column buffers for
+    batch_size rows (``structure.column_buffers``; the first layer's is not
+    used); and the scratch of ``gradient_step``, sized for the widest layer. All but X's structure are overwritten; after
     the call ys and dzs hold the last batch's outputs and dL/dz.
 
     Returns ``(loss_sum, bad_batch, bad_loss, finite)``: the sum of the batch
@@ -33,8 +34,9 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
     stops training too, reported as a NaN loss of the next batch, or, after
     the epoch's last batch, by ``finite`` alone.
     """
-    ys, dzs, WTs, structures, columns, scratch = work
+    ys, dzs, WTs, structures, batches, columns, scratch = work
     indptrs, indices = structures
+    batch_starts, batch_rows, batch_values = batches
     last = len(weights) - 1
     start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
     loss_sum = 0.0
@@ -59,8 +61,9 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
             finite = gradient_step(columns[layer], dzs[layer], weights[layer], biases[layer], learning_rate,
                                    scratch) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
-        fill_columns(X, indptrs[0], indices[0], begin, batch_size, columns[0])
-        finite = gradient_step(columns[0], dzs[0], weights[0], biases[0], learning_rate, scratch) and finite
+        first, end = indptrs[0][begin], indptrs[0][begin + batch_size]
+        finite = gradient_step((batch_starts[batch], batch_rows[first:end], batch_values[first:end]), dzs[0],
+                               weights[0], biases[0], learning_rate, scratch) and finite
         if not finite:
             if batch + 1 < X.shape[0] // batch_size:
                 return loss_sum, batch + 1, math.nan, False

@@ -4,7 +4,7 @@ import pytest
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import column_buffers, fill_columns, nonzero_structure
+from fastscratch.kernels.structure import batch_columns, column_buffers, fill_columns, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -91,3 +91,16 @@ def test_fill_columns_is_the_transposed_structure(rng):
     for k in range(7):
         np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], np.flatnonzero(X[2:7, k]))
         np.testing.assert_array_equal(col_values[col_start[k]:col_start[k + 1]], X[2:7, k][X[2:7, k] != 0])
+
+
+def test_batch_columns_are_each_batchs_columns(rng):
+    X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.6)
+    indptr, indices = nonzero_structure(X)
+    starts, rows, values = batch_columns(X, indptr, indices, 5)
+    assert starts.shape == (4, 8)  # the last 3 rows make no whole batch
+    for batch in range(4):
+        first, last = indptr[5 * batch], indptr[5 * batch + 5]
+        expected = columns_of(X, 5 * batch, 5)
+        np.testing.assert_array_equal(starts[batch], expected[0])
+        np.testing.assert_array_equal(rows[first:last], expected[1][:last - first])
+        np.testing.assert_array_equal(values[first:last], expected[2][:last - first])
