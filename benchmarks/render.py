@@ -142,7 +142,10 @@ def notes(row):
 
 
 def machine_lines(runs, rows):
-    info = next((r["info"] for r in rows if r["info"].get("cpu_model")), {})
+    with_facts = [r for r in rows if r["info"].get("cpu_model")]
+    # the JIT's rows were recorded after its kernels ran, so they know Numba's threading layer
+    info = next((r["info"] for r in with_facts if r["implementation"] == "jit"),
+                with_facts[0]["info"] if with_facts else {})
     lines = []
     for run in runs:
         commit = (run["commit"] or "?")[:10] + (" (dirty tree)" if run["dirty"] else "")
@@ -154,7 +157,7 @@ def machine_lines(runs, rows):
                      f"–{max(r['info'].get('loadavg_1min', 0) for r in rows if r['info'])}")
         lines.append(f"- Python {info.get('python')}, NumPy {info.get('numpy')}, Numba {info.get('numba')} "
                      f"({info.get('numba_threads')} threads, threading layer {info.get('numba_threading_layer')})")
-        lines.append(f"- BLAS: {'; '.join(info.get('blas') or [])}")
+        lines.append(f"- BLAS and OpenMP pools (threadpoolctl): {'; '.join(info.get('blas') or [])}")
     peers = {r["implementation"]: r["info"].get("peer_version") for r in rows if r["info"].get("peer_version")}
     if peers:
         lines.append("- peers: " + ", ".join(f"{k} {v}" for k, v in sorted(peers.items())))
@@ -164,8 +167,11 @@ def machine_lines(runs, rows):
 def markdown(runs, rows):
     out = ["# fastscratch benchmarks", ""]
     out += machine_lines(runs, rows)
-    out += ["", "Medians over rounds; IQR = interquartile range. Speed-up = the fastest reference variant's "
-            "median (same config; same dtype, or float64) / this row's median, from the same run.", ""]
+    out += ["", "`reference` = `fastscratch.reference.SimpleNetwork` (NumPy, BLAS at its default threads), "
+            "`reference-blas1` = the same with BLAS limited to one thread, `jit` = `fastscratch.SimpleNetwork` "
+            "(Numba); `torch*`, `jax` = the peers (benchmarks/test_peers.py). Medians over rounds; IQR = "
+            "interquartile range. Speed-up = the fastest reference variant's median (same config; same dtype, "
+            "or float64) / this row's median, from the same run.", ""]
     for group in dict.fromkeys(r["group"] for r in rows):
         out += [f"## {group}", "",
                 "| implementation | dtype | config | median | IQR | rounds | speed-up vs reference "
