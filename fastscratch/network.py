@@ -14,7 +14,7 @@ import numpy as np
 from fastscratch import _validation as check
 from fastscratch import reference
 from fastscratch._interrupt import deferred_sigint
-from fastscratch.exceptions import NonFiniteLossError, TrainingInterrupted
+from fastscratch.exceptions import NonFiniteLossError
 from fastscratch.functions import (cross_entropy, derivated_cross_entropy, derivated_loss_L2, derivated_relu,
                                    derivated_sigmoid, derivated_tanh, loss_L2, relu, sigmoid, tanh)
 from fastscratch.kernels import activations, losses

@@ -4,7 +4,6 @@ Numba kernels do no bounds checking, so every public entry point of both
 flavours must turn a wrong shape, dtype or value into a clean exception before
 anything reaches compiled code, and leave the network untouched.
 """
-import copy
 
 import numpy as np
 import pytest
