@@ -23,7 +23,7 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import count_correct, predict_classes
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import batch_columns, column_buffers, index_dtype, nonzero_structure
+from fastscratch.kernels.structure import batch_columns, full_columns, full_structure, index_dtype, nonzero_structure
 from fastscratch.kernels.training import train_epoch
 
 ACTIVATION_CODES = {sigmoid: activations.SIGMOID, relu: activations.RELU, tanh: activations.TANH}
@@ -180,11 +180,9 @@ class SimpleNetwork(reference.SimpleNetwork):
     def _forward_work(self, X, rows):
         """Buffers for forward passes over X, ``rows`` at a time: outputs and each layer's input structure."""
         indices_dtype = index_dtype(max(layer.num_inputs for layer in self.layers))
+        hidden = [full_structure(rows, layer.num_inputs, indices_dtype) for layer in self.layers[1:]]
         indptr, indices = nonzero_structure(X, indices_dtype)
-        hidden = self.layers[1:]
-        structures = ((indptr,) + tuple(np.empty(rows + 1, dtype=np.int64) for _ in hidden),
-                      (indices,) + tuple(np.empty(rows * layer.num_inputs, dtype=indices_dtype) for layer in hidden))
-        return self._buffers(rows), structures
+        return self._buffers(rows), ((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)))
 
     def predict(self, x):
         self._check_layers()
@@ -219,7 +217,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         ys, structures = self._forward_work(X_train, batch_size)
         work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), structures,
                 batch_columns(X_train, structures[0][0], structures[1][0], batch_size),
-                tuple(column_buffers(layer.num_inputs, batch_size, self.dtype) for layer in self.layers), scratch)
+                tuple(full_columns(batch_size, layer.num_inputs, self.dtype) for layer in self.layers), scratch)
         val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
         num_batches = len(X_train) // batch_size
         lr = self.dtype.type(learning_rate)

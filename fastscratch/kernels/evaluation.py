@@ -3,7 +3,6 @@ import numpy as np
 
 from fastscratch._config import jit
 from fastscratch.kernels.dense_forward import dense_forward
-from fastscratch.kernels.structure import fill_structure
 
 
 @jit
@@ -29,8 +28,7 @@ def predict_classes(X, weights, biases, codes, work, classes):
     work = (ys, structures): per-layer output buffers (chunk, n_out), and
     structures = (indptrs, indices), each layer's input structure: X's whole
     CSR structure (``structure.nonzero_structure``) then, for the hidden
-    layers, CSR buffers of chunk + 1 and chunk * n_in entries. All but X's
-    structure are overwritten. Every row is computed as a
+    layers, ``structure.full_structure`` of chunk rows. Every row is computed as a
     one-row forward pass would be, so predictions do not depend on the chunk.
     """
     ys, structures = work
@@ -42,7 +40,6 @@ def predict_classes(X, weights, biases, codes, work, classes):
         rows = min(chunk, X.shape[0] - begin)
         dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0][:rows])
         for layer in range(1, last + 1):
-            fill_structure(ys[layer - 1][:rows], indptrs[layer], indices[layer])
             dense_forward(ys[layer - 1][:rows], indptrs[layer], indices[layer], start, weights[layer],
                           biases[layer], codes[layer], ys[layer][:rows])
         for r in range(rows):

@@ -70,12 +70,6 @@ def fill_columns(X, indptr, indices, begin, rows, columns):
     col_start[0] = 0
 
 
-def column_buffers(num_inputs, rows, dtype):
-    """Buffers for ``fill_columns``: up to ``rows`` rows of ``num_inputs`` entries of ``dtype``."""
-    return (np.empty(num_inputs + 1, dtype=np.int64), np.empty(rows * num_inputs, dtype=np.int64),
-            np.empty(rows * num_inputs, dtype=dtype))
-
-
 @jit
 def fill_batch_columns(X, indptr, indices, batch_size, starts, rows, values):
     """The column structure of every whole batch of X, for the first layer's SGD step.
@@ -100,3 +94,30 @@ def batch_columns(X, indptr, indices, batch_size):
     rows, values = np.empty(nnz, dtype=np.int64), np.empty(nnz, dtype=X.dtype)
     fill_batch_columns(X, indptr, indices, batch_size, starts, rows, values)
     return starts, rows, values
+
+
+def full_structure(rows, width, indices_dtype):
+    """The CSR structure of a dense (rows, width) array: every entry listed.
+
+    Hidden layers see sigmoid or tanh outputs, which are almost never 0, so
+    listing every entry once beats finding the nonzero ones every batch; an
+    exact zero listed anyway adds exactly nothing.
+    """
+    indptr = np.arange(0, (rows + 1) * width, width, dtype=np.int64)
+    return indptr, np.tile(np.arange(width, dtype=indices_dtype), rows)
+
+
+def full_columns(rows, width, dtype):
+    """Column buffers for a dense (rows, width) array, with every entry listed; see ``fill_column_values``."""
+    col_start = np.arange(0, (width + 1) * rows, rows, dtype=np.int64)
+    return col_start, np.tile(np.arange(rows, dtype=np.int64), width), np.empty(rows * width, dtype=dtype)
+
+
+@jit
+def fill_column_values(x, columns):
+    """Write x (rows, width) column by column into the values of ``full_columns`` buffers."""
+    col_values = columns[2]
+    rows, width = x.shape
+    for k in range(width):
+        for r in range(rows):
+            col_values[k * rows + r] = x[r, k]

@@ -9,7 +9,7 @@ from fastscratch.kernels.dense_backward import input_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.losses import loss_and_gradient
 from fastscratch.kernels.sgd import gradient_step
-from fastscratch.kernels.structure import fill_columns, fill_structure
+from fastscratch.kernels.structure import fill_column_values
 
 
 @jit
@@ -21,9 +21,9 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
     work = (ys, dzs, WTs, structures, batches, columns, scratch): per-layer
     buffers shaped (batch_size, n_out), (batch_size, n_out) and like W.T;
     each layer's input structure as ``evaluation.predict_classes`` takes it
-    (X's, then buffers for batch_size rows); X's column structure for every
-    batch (``structure.batch_columns``); per-layer column buffers for
-    batch_size rows (``structure.column_buffers``; the first layer's is not
+    (X's, then ``structure.full_structure`` of batch_size rows); X's column
+    structure for every batch (``structure.batch_columns``); per-layer
+    ``structure.full_columns`` of batch_size rows (the first layer's is not
     used); and the scratch of ``gradient_step``, sized for the widest layer. All but X's structure are overwritten; after
     the call ys and dzs hold the last batch's outputs and dL/dz.
 
@@ -44,7 +44,6 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
         begin = batch * batch_size
         dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0])
         for layer in range(1, last + 1):
-            fill_structure(ys[layer - 1], indptrs[layer], indices[layer])
             dense_forward(ys[layer - 1], indptrs[layer], indices[layer], start, weights[layer], biases[layer],
                           codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
@@ -57,7 +56,7 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            fill_columns(ys[layer - 1], indptrs[layer], indices[layer], start, batch_size, columns[layer])
+            fill_column_values(ys[layer - 1], columns[layer])
             finite = gradient_step(columns[layer], dzs[layer], weights[layer], biases[layer], learning_rate,
                                    scratch) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])

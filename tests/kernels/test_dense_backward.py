@@ -4,7 +4,8 @@ import pytest
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import batch_columns, column_buffers, fill_columns, nonzero_structure
+from fastscratch.kernels.structure import (batch_columns, fill_column_values, fill_columns, full_columns,
+                                           nonzero_structure)
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -80,9 +81,26 @@ def test_gradient_step_reports_non_finite_parameters(poison, rng):
 
 
 def columns_of(X, begin, rows):
-    columns = column_buffers(X.shape[1], rows, X.dtype)
+    n_in = X.shape[1]
+    columns = (np.empty(n_in + 1, np.int64), np.empty(rows * n_in, np.int64), np.empty(rows * n_in, X.dtype))
     fill_columns(X, *nonzero_structure(X), begin, rows, columns)
     return columns
+
+
+def test_full_columns_step_equals_nonzero_columns_step(rng):
+    """Listing zero entries too (hidden layers) changes no bit of the step."""
+    x = sparse_like(rng, (6, 9), np.float64, zero_fraction=0.5)
+    dz = rng.standard_normal((6, 4))
+    W, b = rng.standard_normal((9, 4)), rng.standard_normal(4)
+    full = full_columns(6, 9, np.float64)
+    fill_column_values(x, full)
+    results = []
+    for columns in (full, columns_of(x, 0, 6)):
+        W2, b2 = W.copy(), b.copy()
+        assert gradient_step(columns, dz, W2, b2, 0.1, (np.empty(4), np.empty(4)))
+        results.append((W2, b2))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 def test_fill_columns_is_the_transposed_structure(rng):

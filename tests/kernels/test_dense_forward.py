@@ -3,7 +3,7 @@ import pytest
 
 from fastscratch.kernels import activations
 from fastscratch.kernels.dense_forward import dense_forward
-from fastscratch.kernels.structure import nonzero_structure
+from fastscratch.kernels.structure import full_structure, index_dtype, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 import oracle
 
@@ -25,6 +25,10 @@ def test_forward_matches_numpy_and_does_not_depend_on_the_window(n, n_in, n_out,
     padded = np.concatenate([sparse_like(rng, (3, n_in), dtype), x, sparse_like(rng, (2, n_in), dtype)])
     window = np.full((n, n_out), np.nan, dtype=dtype)
     dense_forward(padded, *nonzero_structure(padded, np.int64), 3, W, b, code, window)
+    np.testing.assert_array_equal(window, y)
+    # Listing every entry, zeros included (as for hidden layers): the same bits again.
+    window[...] = np.nan
+    dense_forward(x, *full_structure(n, n_in, index_dtype(n_in)), 0, W, b, code, window)
     np.testing.assert_array_equal(window, y)
 
 

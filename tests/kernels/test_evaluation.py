@@ -3,7 +3,7 @@ import pytest
 
 from fastscratch.kernels import activations
 from fastscratch.kernels.evaluation import argmax, count_correct, predict_classes
-from fastscratch.kernels.structure import index_dtype, nonzero_structure
+from fastscratch.kernels.structure import full_structure, index_dtype, nonzero_structure
 from oracle import sparse_like
 
 
@@ -22,8 +22,8 @@ def test_predictions_match_numpy_and_do_not_depend_on_chunk(sizes, chunk, rng):
     biases = tuple(rng.standard_normal(b) for b in sizes[1:])
     codes = np.full(len(weights), activations.SIGMOID, dtype=np.int64)
     work = (tuple(np.empty((chunk, b)) for b in sizes[1:]),
-            ((nonzero_structure(X)[0],) + tuple(np.empty(chunk + 1, np.int64) for _ in sizes[1:-1]),
-             (nonzero_structure(X)[1],) + tuple(np.empty(chunk * a, index_dtype(9)) for a in sizes[1:-1])))
+            ((nonzero_structure(X)[0],) + tuple(full_structure(chunk, a, index_dtype(9))[0] for a in sizes[1:-1]),
+             (nonzero_structure(X)[1],) + tuple(full_structure(chunk, a, index_dtype(9))[1] for a in sizes[1:-1])))
     classes = np.empty(len(X), dtype=np.int64)
     predict_classes(X, weights, biases, codes, work, classes)
     out = X
