@@ -26,7 +26,7 @@ def fill_structure(X, indptr, indices):
 
 
 def index_dtype(width):
-    """The index dtype for rows of ``width`` entries: 16 bits when they fit, to halve the memory traffic."""
+    """The dtype for indices below ``width``: 16 bits when they fit, to cut memory and its traffic."""
     return np.dtype(np.int16 if width <= 2 ** 15 else np.int64)
 
 
@@ -91,7 +91,7 @@ def batch_columns(X, indptr, indices, batch_size):
     num_batches = X.shape[0] // batch_size
     nnz = indptr[num_batches * batch_size]
     starts = np.empty((num_batches, X.shape[1] + 1), dtype=np.int64)
-    rows, values = np.empty(nnz, dtype=np.int64), np.empty(nnz, dtype=X.dtype)
+    rows, values = np.empty(nnz, dtype=index_dtype(batch_size)), np.empty(nnz, dtype=X.dtype)
     fill_batch_columns(X, indptr, indices, batch_size, starts, rows, values)
     return starts, rows, values
 
@@ -110,7 +110,7 @@ def full_structure(rows, width, indices_dtype):
 def full_columns(rows, width, dtype):
     """Column buffers for a dense (rows, width) array, with every entry listed; see ``fill_column_values``."""
     col_start = np.arange(0, (width + 1) * rows, rows, dtype=np.int64)
-    return col_start, np.tile(np.arange(rows, dtype=np.int64), width), np.empty(rows * width, dtype=dtype)
+    return col_start, np.tile(np.arange(rows, dtype=index_dtype(rows)), width), np.empty(rows * width, dtype=dtype)
 
 
 @jit
