@@ -35,6 +35,12 @@ LOSS_DERIVATIVE_CODES = {derivated_loss_L2: losses.L2, derivated_cross_entropy: 
 #: Rows per compiled forward pass in ``evaluate_accuracy`` and batched ``predict``.
 EVAL_CHUNK = 256
 
+#: Where the compiled epoch stops paying off (measured: benchmarks/test_grid.py). Past these
+#: sizes the work per batch dwarfs Python's overhead and BLAS's blocked GEMM beats the
+#: kernels, so ``train`` runs the reference's NumPy loop, with identical results.
+KERNEL_MAX_BATCH = 127
+KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
+
 _warned = set()  # ids of the callables already warned about
 
 
@@ -121,7 +127,11 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         """True when both the activation and its derivative run as kernels."""
         return self._code is not None and self._derivative_code == self._code
 
+    _blas = False  # set by SimpleNetwork.train: compute as the reference does, with NumPy's BLAS
+
     def _forward(self, x):
+        if self._blas:
+            return super()._forward(x)
         x2 = _as_batch(x)
         y = np.empty((x2.shape[0], self.size), dtype=self.dtype)
         dense_forward(x2, *nonzero_structure(x2), 0, self._W, self._b,
@@ -133,6 +143,8 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return self.y
 
     def _backward(self, dL_dy):
+        if self._blas:
+            return super()._backward(dL_dy)
         y = np.ascontiguousarray(self.y, dtype=self.dtype)
         dL_dy = np.ascontiguousarray(dL_dy, dtype=self.dtype)
         if self._derivative_code is None:
@@ -148,6 +160,8 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return dL_dx
 
     def _optimize(self, epsilon):
+        if self._blas:
+            return super()._optimize(epsilon)
         sgd_step(self._W, self._b, self.dL_dW, self.dL_db, self.dtype.type(epsilon))
 
 
@@ -207,10 +221,24 @@ class SimpleNetwork(reference.SimpleNetwork):
         self._forward(X_val[-1])
         return correct / len(X_val)
 
+    def kernels_pay_off(self, batch_size):
+        """Whether ``train`` with this batch size runs compiled epochs (else the reference's BLAS loop)."""
+        return self.fused and batch_size <= KERNEL_MAX_BATCH and all(
+            layer.num_inputs * layer.size <= KERNEL_MAX_HIDDEN_WEIGHTS for layer in self.layers[1:])
+
     def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
         if not self.fused:
             return super()._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                                   verbose, callback)
+        if not self.kernels_pay_off(batch_size):
+            for layer in self.layers:
+                layer._blas = True
+            try:
+                return super()._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                                      verbose, callback)
+            finally:
+                for layer in self.layers:
+                    layer._blas = False
         weights, biases, codes = self._kernel_arguments()
         widest_output = max(layer.size for layer in self.layers)
         scratch = (np.empty(widest_output, dtype=self.dtype), np.empty(widest_output, dtype=self.dtype))

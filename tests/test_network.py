@@ -186,3 +186,18 @@ def test_three_epochs_of_mnist_match_reference(mnist_prepared, mnist_reference_r
     else:
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
         np.testing.assert_allclose(got[1], expected[1], atol=0.001)  # within 0.1 point of float64
+
+
+@pytest.mark.parametrize("batch, hidden", [(128, (6,)), (4, (300, 250))], ids=["large batch", "large hidden layer"])
+def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, rng):
+    """Past the measured crossover, train runs the reference's NumPy loop: the very same numbers."""
+    ref, jit = twins(hidden, num_inputs=30)
+    assert jit.fused and not jit.kernels_pay_off(batch)
+    X, Y = problem(rng, 300, num_inputs=30)
+    expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
+    got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1] == expected[1]
+    for r, j in zip(ref.layers, jit.layers):
+        np.testing.assert_array_equal(j.W, r.W)
+        assert not j._blas  # the layers are back on the kernels
