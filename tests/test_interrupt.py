@@ -41,20 +41,20 @@ def fresh(network_class):
     return network_class(6, 3, [4])
 
 
-def replay(network_class, epoch, batch):
+def replay(network_class, epoch, batch, batch_size=BATCH):
     """A network trained for exactly ``epoch`` epochs and then ``batch`` batches; and its losses."""
-    X, y, X_val, y_val = problem()
+    X, y, X_val, y_val = problem(8 * batch_size)
     net = fresh(network_class)
-    losses, accuracies = net.train(X, y, X_val, y_val, batch_size=BATCH, num_epochs=epoch, learning_rate=0.5,
+    losses, accuracies = net.train(X, y, X_val, y_val, batch_size=batch_size, num_epochs=epoch, learning_rate=0.5,
                                    verbose=False)
     if batch:
-        net.train(X[:batch * BATCH], y[:batch * BATCH], batch_size=BATCH, num_epochs=1, learning_rate=0.5,
-                  verbose=False)
+        net.train(X[:batch * batch_size], y[:batch * batch_size], batch_size=batch_size, num_epochs=1,
+                  learning_rate=0.5, verbose=False)
     return net, losses, accuracies
 
 
-def assert_consistent(network_class, net, err):
-    expected, losses, accuracies = replay(network_class, err.epoch, err.batch)
+def assert_consistent(network_class, net, err, batch_size=BATCH):
+    expected, losses, accuracies = replay(network_class, err.epoch, err.batch, batch_size)
     assert err.losses == losses and err.accuracies == accuracies
     assert len(err.losses) == err.epoch
     for layer, expected_layer in zip(net.layers, expected.layers):
@@ -63,8 +63,8 @@ def assert_consistent(network_class, net, err):
         assert np.isfinite(layer.W).all()
 
 
-def train_interrupting(network_class, at_epoch, num_epochs=4, how="kill"):
-    X, y, X_val, y_val = problem()
+def train_interrupting(network_class, at_epoch, num_epochs=4, how="kill", batch_size=BATCH):
+    X, y, X_val, y_val = problem(8 * batch_size)
     net = fresh(network_class)
 
     def callback(epoch, loss, accuracy):
@@ -75,20 +75,22 @@ def train_interrupting(network_class, at_epoch, num_epochs=4, how="kill"):
                 signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
 
     with pytest.raises(TrainingInterrupted) as info:
-        net.train(X, y, X_val, y_val, batch_size=BATCH, num_epochs=num_epochs, learning_rate=0.5,
+        net.train(X, y, X_val, y_val, batch_size=batch_size, num_epochs=num_epochs, learning_rate=0.5,
                   verbose=False, callback=callback)
     return net, info.value
 
 
+# The drop-in trains small batches in compiled epochs and large ones (> 127) through the reference's loop.
+@pytest.mark.parametrize("batch_size", [BATCH, 130], ids=["small-batches", "large-batches"])
 @pytest.mark.parametrize("how", ["kill", "handler"])
 @pytest.mark.parametrize("network_class", NETWORKS)
-def test_sigint_from_a_callback_stops_at_the_next_boundary(network_class, how):
+def test_sigint_from_a_callback_stops_at_the_next_boundary(network_class, how, batch_size):
     handler_before = signal.getsignal(signal.SIGINT)
-    net, err = train_interrupting(network_class, at_epoch=1, how=how)
+    net, err = train_interrupting(network_class, at_epoch=1, how=how, batch_size=batch_size)
     assert isinstance(err, KeyboardInterrupt)
     assert (err.epoch, err.batch) == (2, 0)
     assert f"epoch {err.epoch}" in str(err)
-    assert_consistent(network_class, net, err)
+    assert_consistent(network_class, net, err, batch_size)
     assert signal.getsignal(signal.SIGINT) is handler_before
 
 

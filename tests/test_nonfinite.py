@@ -35,23 +35,23 @@ def train_quietly(net, *args, **kwargs):
         return net.train(*args, verbose=False, **kwargs)
 
 
-def replay(make, X, y, epoch, batch, learning_rate):
+def replay(make, X, y, epoch, batch, learning_rate, batch_size=BATCH):
     net = make()
-    losses, _ = train_quietly(net, X, y, batch_size=BATCH, num_epochs=epoch, learning_rate=learning_rate)
+    losses, _ = train_quietly(net, X, y, batch_size=batch_size, num_epochs=epoch, learning_rate=learning_rate)
     if batch:
-        train_quietly(net, X[:batch * BATCH], y[:batch * BATCH], batch_size=BATCH, num_epochs=1,
+        train_quietly(net, X[:batch * batch_size], y[:batch * batch_size], batch_size=batch_size, num_epochs=1,
                       learning_rate=learning_rate)
     return net, losses
 
 
-def assert_stopped_before_the_update(make, net, err, X, y, learning_rate):
+def assert_stopped_before_the_update(make, net, err, X, y, learning_rate, batch_size=BATCH):
     assert isinstance(err, FloatingPointError)
     message = str(err)
     assert f"epoch {err.epoch}" in message and f"batch {err.batch}" in message
     assert "learning_rate" in message
     assert not np.isfinite(err.loss)
     assert len(err.losses) == err.epoch
-    expected, losses = replay(make, X, y, err.epoch, err.batch, learning_rate)
+    expected, losses = replay(make, X, y, err.epoch, err.batch, learning_rate, batch_size)
     np.testing.assert_allclose(err.losses, losses, rtol=1e-12)
     for layer, expected_layer in zip(net.layers, expected.layers):
         assert np.isfinite(layer.W).all() and np.isfinite(layer.b).all()
@@ -59,16 +59,18 @@ def assert_stopped_before_the_update(make, net, err, X, y, learning_rate):
         np.testing.assert_array_equal(layer.b, expected_layer.b)
 
 
+# The drop-in trains small batches in compiled epochs and large ones (> 127) through the reference's loop.
+@pytest.mark.parametrize("batch_size", [BATCH, 130], ids=["small-batches", "large-batches"])
 @pytest.mark.parametrize("network_class", NETWORKS)
-def test_inputs_that_overflow_the_loss(network_class):
-    X, y = problem()
-    X[2 * BATCH + 1] = 1e200  # finite, but its squared error is not: epoch 0, batch 2
+def test_inputs_that_overflow_the_loss(network_class, batch_size):
+    X, y = problem(6 * batch_size)
+    X[2 * batch_size + 1] = 1e200  # finite, but its squared error is not: epoch 0, batch 2
     net = relu_net(network_class)
     with pytest.raises(NonFiniteLossError) as info:
-        train_quietly(net, X, y, batch_size=BATCH, num_epochs=3, learning_rate=1e-3)
+        train_quietly(net, X, y, batch_size=batch_size, num_epochs=3, learning_rate=1e-3)
     err = info.value
     assert (err.epoch, err.batch) == (0, 2)
-    assert_stopped_before_the_update(lambda: relu_net(network_class), net, err, X, y, 1e-3)
+    assert_stopped_before_the_update(lambda: relu_net(network_class), net, err, X, y, 1e-3, batch_size)
 
 
 def cross_entropy_net(network_class, hidden=(6,), seed=1):
