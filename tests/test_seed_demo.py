@@ -105,36 +105,31 @@ def test_perceptron_demo_values(module):
     assert np.all(np.abs(out["W"]) <= 1) and np.all(np.abs(out["b"]) <= 1)
 
 
+def assert_results_outlive_later_calls(model, x1, x2):
+    """forward's and backward's results keep their values through later calls, and never share memory."""
+    out1 = model.forward(x1)
+    out1_value = out1.copy()
+    out2 = model.forward(x2)
+    np.testing.assert_array_equal(out1, out1_value)
+    assert not np.shares_memory(out1, out2)
+    dx = model.backward(np.ones_like(out2))
+    dx_value = dx.copy()
+    model.forward(x1)
+    model.backward(np.full_like(out1, -2.0))
+    np.testing.assert_array_equal(dx, dx_value)
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_returned_arrays_do_not_alias_internal_buffers(module, rng):
     """A user who keeps ``y1 = layer.forward(x1)`` still holds x1's output after more calls."""
     np.random.seed(4)
     layer = module.FullyConnectedLayer(2, 3, module.sigmoid, module.derivated_sigmoid)
-    x1, x2 = rng.uniform(-1, 1, (1, 2)), rng.uniform(-1, 1, (1, 2))
-    y1 = layer.forward(x1)
-    y1_value = y1.copy()
-    y2 = layer.forward(x2)
-    np.testing.assert_array_equal(y1, y1_value)
-    assert not np.shares_memory(y1, y2)
-    dx2 = layer.backward(np.ones((1, 3)))
-    dx2_value = dx2.copy()
-    layer.forward(x1)
-    layer.backward(np.full((1, 3), 5.0))
-    np.testing.assert_array_equal(dx2, dx2_value)
+    assert_results_outlive_later_calls(layer, rng.uniform(-1, 1, (1, 2)), rng.uniform(-1, 1, (1, 2)))
 
     np.random.seed(4)
     net = module.SimpleNetwork(2, 3, [4])
     X1, X2 = rng.uniform(-1, 1, (5, 2)), rng.uniform(-1, 1, (5, 2))
-    out1 = net.forward(X1)
-    out1_value = out1.copy()
-    out2 = net.forward(X2)
-    np.testing.assert_array_equal(out1, out1_value)
-    assert not np.shares_memory(out1, out2)
-    dx1 = net.backward(np.ones((5, 3)))
-    dx1_value = dx1.copy()
-    net.forward(X1)
-    net.backward(np.full((5, 3), -2.0))
-    np.testing.assert_array_equal(dx1, dx1_value)
+    assert_results_outlive_later_calls(net, X1, X2)
     losses, accuracies = net.train(X1, np.eye(3)[[0, 1, 2, 0, 1]], batch_size=5, num_epochs=2, verbose=False)
     losses_value = list(losses)
     net.train(X2, np.eye(3)[[2, 1, 0, 2, 1]], batch_size=5, num_epochs=2, verbose=False)
