@@ -1,10 +1,11 @@
-"""The nonzero structure (CSR) of a layer's input, which the forward and SGD kernels walk.
+"""The structure of a layer's input (CSR by rows, CSC by batch) that the forward and SGD kernels walk.
 
 MNIST images are ~81% zeros. Skipping a zero input is exact (``0 * w`` adds
 nothing to a sum when w is finite), so the kernels visit only the listed
 entries, in ascending order, and give the same bits as a dense loop would.
-The training set's structure is computed once per ``train`` call, a hidden
-layer's once per batch (into preallocated buffers).
+The training set's row and per-batch column structures are computed once
+per ``train`` call; hidden layers, whose inputs are almost never 0, list
+every entry (``full_structure``, ``full_columns``).
 """
 import numpy as np
 
