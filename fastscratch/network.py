@@ -79,7 +79,7 @@ class Neuron(reference.Neuron):
         code = activations.IDENTITY if self._code is None else self._code
         x = _as_batch(x)
         z = np.empty((x.shape[0], 1), dtype=self.dtype)
-        dense_forward(x, *nonzero_structure(x), 0, self.W.reshape(-1, 1), self.b, code, z)
+        dense_forward(*nonzero_structure(x), 0, self.W.reshape(-1, 1), self.b, code, z)
         z = z.reshape(-1)  # np.dot(x, W) + b has shape (n,) for x (n, k) and (1,) for x (k,)
         return z if self._code is not None else self.activation_function(z)
 
@@ -134,7 +134,7 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
             return super()._forward(x)
         x2 = _as_batch(x)
         y = np.empty((x2.shape[0], self.size), dtype=self.dtype)
-        dense_forward(x2, *nonzero_structure(x2), 0, self._W, self._b,
+        dense_forward(*nonzero_structure(x2), 0, self._W, self._b,
                       activations.IDENTITY if self._code is None else self._code, y)
         if x.ndim == 1:
             y = y[0]
@@ -195,15 +195,15 @@ class SimpleNetwork(reference.SimpleNetwork):
         """Buffers for forward passes over X, ``rows`` at a time: outputs and each layer's input structure."""
         indices_dtype = index_dtype(max(layer.num_inputs for layer in self.layers))
         hidden = [full_structure(rows, layer.num_inputs, indices_dtype) for layer in self.layers[1:]]
-        indptr, indices = nonzero_structure(X, indices_dtype)
-        return self._buffers(rows), ((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)))
+        indptr, indices, values = nonzero_structure(X, indices_dtype)
+        return self._buffers(rows), ((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)), values)
 
     def predict(self, x):
         self._check_layers()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1 and self._kernel_forward:
             classes = np.empty(x.shape[0], dtype=np.int64)
-            predict_classes(x, *self._kernel_arguments(), self._forward_work(x, min(EVAL_CHUNK, len(x))), classes)
+            predict_classes(*self._kernel_arguments(), self._forward_work(x, min(EVAL_CHUNK, len(x))), classes)
             return classes
         return super().predict(x)
 
@@ -215,7 +215,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         if not self._kernel_forward:
             return super()._evaluate_accuracy(X_val, y_val)
         classes = np.empty(len(X_val), dtype=np.int64)
-        correct = count_correct(X_val, y_val, *self._kernel_arguments(),
+        correct = count_correct(y_val, *self._kernel_arguments(),
                                 work or self._forward_work(X_val, min(EVAL_CHUNK, len(X_val))), classes)
         # The reference's per-sample loop leaves the last sample's x and y on the layers.
         self._forward(X_val[-1])
@@ -240,12 +240,13 @@ class SimpleNetwork(reference.SimpleNetwork):
                 for layer in self.layers:
                     layer._blas = False
         weights, biases, codes = self._kernel_arguments()
-        widest_output = max(layer.size for layer in self.layers)
-        scratch = (np.empty(widest_output, dtype=self.dtype), np.empty(widest_output, dtype=self.dtype))
+        scratch = tuple((np.empty((1, layer.size), dtype=self.dtype), np.empty(layer.size, dtype=self.dtype))
+                        for layer in self.layers)
         ys, structures = self._forward_work(X_train, batch_size)
+        positions_dtype = index_dtype(batch_size * max(layer.num_inputs for layer in self.layers))
         work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), structures,
-                batch_columns(X_train, structures[0][0], structures[1][0], batch_size),
-                tuple(full_columns(batch_size, layer.num_inputs, self.dtype) for layer in self.layers), scratch)
+                batch_columns(structures[0][0], structures[1][0], self.num_inputs, batch_size),
+                tuple(full_columns(batch_size, layer.num_inputs, positions_dtype) for layer in self.layers), scratch)
         val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
         num_batches = len(X_train) // batch_size
         lr = self.dtype.type(learning_rate)
@@ -256,8 +257,8 @@ class SimpleNetwork(reference.SimpleNetwork):
                 interrupt.check(losses_, accuracies, i)
                 if not finite:  # the previous epoch's last step overflowed
                     raise NonFiniteLossError(i, 0, np.nan, losses_, accuracies, weights_finite=False)
-                loss_sum, bad_batch, bad_loss, finite = train_epoch(X_train, y_train, batch_size, lr, weights, biases,
-                                                                    codes, self._loss_code, work)
+                loss_sum, bad_batch, bad_loss, finite = train_epoch(y_train, batch_size, lr, weights, biases, codes,
+                                                                    self._loss_code, work)
                 if bad_batch >= 0:
                     raise NonFiniteLossError(i, bad_batch, bad_loss, losses_, accuracies, weights_finite=all(
                         np.isfinite(W).all() and np.isfinite(b).all() for W, b in zip(weights, biases)))

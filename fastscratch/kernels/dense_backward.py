@@ -1,8 +1,10 @@
 """Backward pass of a dense layer: the gradients w.r.t. W, b and the input.
 
-Rows are indexed in place, never sliced (see ``dense_forward``).
+Rows are indexed in place, never sliced: a slice is a reference-counted
+view, costly in an inner loop.
 """
 from fastscratch._config import jit
+from fastscratch.kernels.simd import combine_rows
 
 
 @jit
@@ -31,28 +33,13 @@ def weight_gradient(x, dL_dz, dL_dW, dL_db):
 def input_gradient(dL_dz, W, WT, dL_dx):
     """Overwrite dL_dx (n, n_in) with dL_dz @ W.T; W (n_in, n_out), dL_dz (n, n_out).
 
-    WT (n_out, n_in) is scratch: W is transposed into it first so that the
-    vector loop runs over the inputs, not over a reduction; four outputs are
-    added per pass over a row of dL_dx, in their order.
+    WT (n_out, n_in) is scratch: W is transposed into it so that each row of
+    dL_dx is a combination of rows of WT (``simd.combine_rows``), summed over
+    the outputs in order.
     """
     n_in, n_out = W.shape
-    n = dL_dz.shape[0]
-    zero = dL_dx.dtype.type(0)
     for k in range(n_in):
         for j in range(n_out):
             WT[j, k] = W[k, j]
-    for i in range(n):
-        for k in range(n_in):
-            dL_dx[i, k] = zero
-        j = 0
-        while j + 4 <= n_out:
-            g0, g1, g2, g3 = dL_dz[i, j], dL_dz[i, j + 1], dL_dz[i, j + 2], dL_dz[i, j + 3]
-            for k in range(n_in):
-                dL_dx[i, k] = (((dL_dx[i, k] + g0 * WT[j, k]) + g1 * WT[j + 1, k]) + g2 * WT[j + 2, k]) \
-                    + g3 * WT[j + 3, k]
-            j += 4
-        while j < n_out:
-            g = dL_dz[i, j]
-            for k in range(n_in):
-                dL_dx[i, k] += g * WT[j, k]
-            j += 1
+    for i in range(dL_dz.shape[0]):
+        combine_rows(dL_dx, i, WT, None, dL_dz, None, i * n_out, (i + 1) * n_out)

@@ -22,34 +22,35 @@ def argmax(y, r):
 
 
 @jit
-def predict_classes(X, weights, biases, codes, work, classes):
+def predict_classes(weights, biases, codes, work, classes):
     """Write the predicted class of each row of X (N, n_in) into classes (N,).
 
     work = (ys, structures): per-layer output buffers (chunk, n_out), and
-    structures = (indptrs, indices), each layer's input structure: X's whole
-    CSR structure (``structure.nonzero_structure``) then, for the hidden
-    layers, ``structure.full_structure`` of chunk rows. Every row is computed as a
-    one-row forward pass would be, so predictions do not depend on the chunk.
+    structures = (indptrs, indices, values): each layer's input structure,
+    X's whole CSR structure (``structure.nonzero_structure``) then, for the
+    hidden layers, ``structure.full_structure`` of chunk rows; values are X's
+    CSR values. Every row is computed as a one-row forward pass would be, so
+    predictions do not depend on the chunk.
     """
     ys, structures = work
-    indptrs, indices = structures
+    indptrs, indices, values = structures
     start = np.int64(0)  # typed, not literal, to share the compilation of dense_forward
     chunk = ys[0].shape[0]
     last = len(weights) - 1
-    for begin in range(0, X.shape[0], chunk):
-        rows = min(chunk, X.shape[0] - begin)
-        dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0][:rows])
+    for begin in range(0, classes.shape[0], chunk):
+        rows = min(chunk, classes.shape[0] - begin)
+        dense_forward(indptrs[0], indices[0], values, begin, weights[0], biases[0], codes[0], ys[0][:rows])
         for layer in range(1, last + 1):
-            dense_forward(ys[layer - 1][:rows], indptrs[layer], indices[layer], start, weights[layer],
+            dense_forward(indptrs[layer], indices[layer], ys[layer - 1][:rows], start, weights[layer],
                           biases[layer], codes[layer], ys[layer][:rows])
         for r in range(rows):
             classes[begin + r] = argmax(ys[last], r)
 
 
 @jit
-def count_correct(X, labels, weights, biases, codes, work, classes):
+def count_correct(labels, weights, biases, codes, work, classes):
     """Return how many rows of X are predicted as labels (N,); classes (N,) is overwritten."""
-    predict_classes(X, weights, biases, codes, work, classes)
+    predict_classes(weights, biases, codes, work, classes)
     correct = 0
     for i in range(labels.shape[0]):
         if classes[i] == labels[i]:

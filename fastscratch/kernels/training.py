@@ -9,23 +9,23 @@ from fastscratch.kernels.dense_backward import input_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.losses import loss_and_gradient
 from fastscratch.kernels.sgd import gradient_step
-from fastscratch.kernels.structure import fill_column_values
 
 
 @jit
-def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_code, work):
+def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code, work):
     """Run the tutorial's SGD loop over X (N, n_in), Y (N, n_out): batches in order, the rest dropped.
 
+    X is given by its structure in work.
     weights, biases: tuples of each layer's W (n_in, n_out) and b (n_out,),
     updated in place; codes: int64 array of activation codes per layer.
     work = (ys, dzs, WTs, structures, batches, columns, scratch): per-layer
     buffers shaped (batch_size, n_out), (batch_size, n_out) and like W.T;
-    each layer's input structure as ``evaluation.predict_classes`` takes it
-    (X's, then ``structure.full_structure`` of batch_size rows); X's column
-    structure for every batch (``structure.batch_columns``); per-layer
-    ``structure.full_columns`` of batch_size rows (the first layer's is not
-    used); and the scratch of ``gradient_step``, sized for the widest layer. All but X's structure are overwritten; after
-    the call ys and dzs hold the last batch's outputs and dL/dz.
+    X's CSR structure and the hidden layers' structures, as
+    ``evaluation.predict_classes`` takes them; X's column structure for every
+    batch (``structure.batch_columns``); per-layer ``structure.full_columns``
+    of batch_size rows (the first layer's is not used); and per-layer scratch
+    of ``gradient_step``. All but the structures are overwritten; after the
+    call ys and dzs hold the last batch's outputs and dL/dz.
 
     Returns ``(loss_sum, bad_batch, bad_loss, finite)``: the sum of the batch
     losses; if a loss was not finite, the index of that batch (-1 otherwise)
@@ -35,16 +35,17 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
     the epoch's last batch, by ``finite`` alone.
     """
     ys, dzs, WTs, structures, batches, columns, scratch = work
-    indptrs, indices = structures
-    batch_starts, batch_rows, batch_values = batches
+    indptrs, indices, values = structures
+    batch_starts, batch_rows, batch_positions = batches
     last = len(weights) - 1
     start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
     loss_sum = 0.0
-    for batch in range(X.shape[0] // batch_size):
+    num_batches = Y.shape[0] // batch_size
+    for batch in range(num_batches):
         begin = batch * batch_size
-        dense_forward(X, indptrs[0], indices[0], begin, weights[0], biases[0], codes[0], ys[0])
+        dense_forward(indptrs[0], indices[0], values, begin, weights[0], biases[0], codes[0], ys[0])
         for layer in range(1, last + 1):
-            dense_forward(ys[layer - 1], indptrs[layer], indices[layer], start, weights[layer], biases[layer],
+            dense_forward(indptrs[layer], indices[layer], ys[layer - 1], start, weights[layer], biases[layer],
                           codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
         if not math.isfinite(loss):
@@ -56,15 +57,15 @@ def train_epoch(X, Y, batch_size, learning_rate, weights, biases, codes, loss_co
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            fill_column_values(ys[layer - 1], columns[layer])
-            finite = gradient_step(columns[layer], dzs[layer], weights[layer], biases[layer], learning_rate,
-                                   scratch) and finite
+            finite = gradient_step(columns[layer], ys[layer - 1], dzs[layer], weights[layer], biases[layer],
+                                   learning_rate, scratch[layer]) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
         first, end = indptrs[0][begin], indptrs[0][begin + batch_size]
-        finite = gradient_step((batch_starts[batch], batch_rows[first:end], batch_values[first:end]), dzs[0],
-                               weights[0], biases[0], learning_rate, scratch) and finite
+        finite = gradient_step((batch_starts[batch], batch_rows[first:end], batch_positions[first:end]),
+                               values[first:end], dzs[0], weights[0], biases[0], learning_rate,
+                               scratch[0]) and finite
         if not finite:
-            if batch + 1 < X.shape[0] // batch_size:
+            if batch + 1 < num_batches:
                 return loss_sum, batch + 1, math.nan, False
             return loss_sum, -1, 0.0, False
     return loss_sum, -1, 0.0, True

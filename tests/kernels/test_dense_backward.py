@@ -4,8 +4,7 @@ import pytest
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import (batch_columns, fill_column_values, fill_columns, full_columns,
-                                           nonzero_structure)
+from fastscratch.kernels.structure import batch_columns, fill_columns, full_columns, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -60,7 +59,7 @@ def test_gradient_step_equals_weight_gradient_then_sgd_step(n, n_in, n_out, dtyp
     weight_gradient(X[begin:begin + n], dz, dW, db)
     expected_W, expected_b = W.copy(), b.copy()
     sgd_step(expected_W, expected_b, dW, db, lr)
-    assert gradient_step(columns_of(X, begin, n), dz, W, b, lr, (np.empty(n_out, dtype), np.empty(n_out, dtype)))
+    assert gradient_step(*columns_of(X, begin, n), dz, W, b, lr, scratch(n_out, dtype))
     np.testing.assert_array_equal(W, expected_W)
     np.testing.assert_array_equal(b, expected_b)
 
@@ -77,14 +76,20 @@ def test_gradient_step_reports_non_finite_parameters(poison, rng):
     else:
         dz[0, 0] = 1e308
     with np.errstate(all="ignore"):
-        assert not gradient_step(columns_of(X, 0, 4), dz, W, b, 1e10, (np.empty(3), np.empty(3)))
+        assert not gradient_step(*columns_of(X, 0, 4), dz, W, b, 1e10, scratch(3, np.float64))
+
+
+def scratch(n_out, dtype):
+    return np.empty((1, n_out), dtype), np.empty(n_out, dtype)
 
 
 def columns_of(X, begin, rows):
+    """The column structure of X[begin:begin + rows] and the values its positions index."""
     n_in = X.shape[1]
-    columns = (np.empty(n_in + 1, np.int64), np.empty(rows * n_in, np.int64), np.empty(rows * n_in, X.dtype))
-    fill_columns(X, *nonzero_structure(X), begin, rows, columns)
-    return columns
+    indptr, indices, values = nonzero_structure(X)
+    columns = (np.empty(n_in + 1, np.int64), np.empty(rows * n_in, np.int64), np.empty(rows * n_in, np.int64))
+    fill_columns(indptr, indices, begin, rows, columns)
+    return columns, values[indptr[begin]:]
 
 
 def test_full_columns_step_equals_nonzero_columns_step(rng):
@@ -92,12 +97,10 @@ def test_full_columns_step_equals_nonzero_columns_step(rng):
     x = sparse_like(rng, (6, 9), np.float64, zero_fraction=0.5)
     dz = rng.standard_normal((6, 4))
     W, b = rng.standard_normal((9, 4)), rng.standard_normal(4)
-    full = full_columns(6, 9, np.float64)
-    fill_column_values(x, full)
     results = []
-    for columns in (full, columns_of(x, 0, 6)):
+    for columns, values in ((full_columns(6, 9, np.int16), x), columns_of(x, 0, 6)):
         W2, b2 = W.copy(), b.copy()
-        assert gradient_step(columns, dz, W2, b2, 0.1, (np.empty(4), np.empty(4)))
+        assert gradient_step(columns, values, dz, W2, b2, 0.1, scratch(4, np.float64))
         results.append((W2, b2))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -105,20 +108,28 @@ def test_full_columns_step_equals_nonzero_columns_step(rng):
 
 def test_fill_columns_is_the_transposed_structure(rng):
     X = sparse_like(rng, (9, 7), np.float64, zero_fraction=0.6)
-    col_start, col_rows, col_values = columns_of(X, 2, 5)
+    (col_start, col_rows, positions), values = columns_of(X, 2, 5)
     for k in range(7):
         np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], np.flatnonzero(X[2:7, k]))
-        np.testing.assert_array_equal(col_values[col_start[k]:col_start[k + 1]], X[2:7, k][X[2:7, k] != 0])
+        np.testing.assert_array_equal(values[positions[col_start[k]:col_start[k + 1]]], X[2:7, k][X[2:7, k] != 0])
+
+
+def test_full_columns_list_every_entry_column_by_column():
+    x = np.arange(12.0).reshape(3, 4)
+    col_start, col_rows, positions = full_columns(3, 4, np.int16)
+    for k in range(4):
+        np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], [0, 1, 2])
+        np.testing.assert_array_equal(x.flat[positions[col_start[k]:col_start[k + 1]]], x[:, k])
 
 
 def test_batch_columns_are_each_batchs_columns(rng):
     X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.6)
-    indptr, indices = nonzero_structure(X)
-    starts, rows, values = batch_columns(X, indptr, indices, 5)
+    indptr, indices, _ = nonzero_structure(X)
+    starts, rows, positions = batch_columns(indptr, indices, 7, 5)
     assert starts.shape == (4, 8)  # the last 3 rows make no whole batch
     for batch in range(4):
         first, last = indptr[5 * batch], indptr[5 * batch + 5]
-        expected = columns_of(X, 5 * batch, 5)
+        expected, _ = columns_of(X, 5 * batch, 5)
         np.testing.assert_array_equal(starts[batch], expected[0])
         np.testing.assert_array_equal(rows[first:last], expected[1][:last - first])
-        np.testing.assert_array_equal(values[first:last], expected[2][:last - first])
+        np.testing.assert_array_equal(positions[first:last], expected[2][:last - first])

@@ -18,23 +18,23 @@ def test_forward_matches_numpy_and_does_not_depend_on_the_window(n, n_in, n_out,
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     b = rng.standard_normal(n_out).astype(dtype)
     y = np.full((n, n_out), np.nan, dtype=dtype)
-    dense_forward(x, *nonzero_structure(x), 0, W, b, code, y)
+    dense_forward(*nonzero_structure(x), 0, W, b, code, y)
     assert_close(y, oracle.dense_forward(x, W, b, code), dtype, scale=np.sqrt(n_in))
 
     # The same rows as a window of a larger array give the very same bits.
     padded = np.concatenate([sparse_like(rng, (3, n_in), dtype), x, sparse_like(rng, (2, n_in), dtype)])
     window = np.full((n, n_out), np.nan, dtype=dtype)
-    dense_forward(padded, *nonzero_structure(padded, np.int64), 3, W, b, code, window)
+    dense_forward(*nonzero_structure(padded, np.int64), 3, W, b, code, window)
     np.testing.assert_array_equal(window, y)
     # Listing every entry, zeros included (as for hidden layers): the same bits again.
     window[...] = np.nan
-    dense_forward(x, *full_structure(n, n_in, index_dtype(n_in)), 0, W, b, code, window)
+    dense_forward(*full_structure(n, n_in, index_dtype(n_in)), x, 0, W, b, code, window)
     np.testing.assert_array_equal(window, y)
 
 
 def forward(x, W, b, code):
     y = np.empty((x.shape[0], W.shape[1]), dtype=W.dtype)
-    dense_forward(x, *nonzero_structure(x), 0, W, b, code, y)
+    dense_forward(*nonzero_structure(x), 0, W, b, code, y)
     return y
 
 

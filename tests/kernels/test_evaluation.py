@@ -21,16 +21,17 @@ def test_predictions_match_numpy_and_do_not_depend_on_chunk(sizes, chunk, rng):
     weights = tuple(rng.standard_normal((a, b)) for a, b in zip(sizes[:-1], sizes[1:]))
     biases = tuple(rng.standard_normal(b) for b in sizes[1:])
     codes = np.full(len(weights), activations.SIGMOID, dtype=np.int64)
+    indptr, indices, values = nonzero_structure(X)
+    hidden = [full_structure(chunk, a, index_dtype(9)) for a in sizes[1:-1]]
     work = (tuple(np.empty((chunk, b)) for b in sizes[1:]),
-            ((nonzero_structure(X)[0],) + tuple(full_structure(chunk, a, index_dtype(9))[0] for a in sizes[1:-1]),
-             (nonzero_structure(X)[1],) + tuple(full_structure(chunk, a, index_dtype(9))[1] for a in sizes[1:-1])))
+            ((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)), values))
     classes = np.empty(len(X), dtype=np.int64)
-    predict_classes(X, weights, biases, codes, work, classes)
+    predict_classes(weights, biases, codes, work, classes)
     out = X
     for W, b in zip(weights, biases):
         out = 1 / (1 + np.exp(-(out @ W + b)))
     np.testing.assert_array_equal(classes, out.argmax(axis=1))
     labels = classes.copy()
     labels[::3] = (labels[::3] + 1) % sizes[-1]
-    assert count_correct(X, labels, weights, biases, codes, work, classes) == \
+    assert count_correct(labels, weights, biases, codes, work, classes) == \
         np.sum(labels == out.argmax(axis=1))

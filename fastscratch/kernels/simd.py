@@ -1,0 +1,118 @@
+"""The one inner loop of every dense kernel, written with explicit vector registers.
+
+``combine_rows(out, o, M, rows, values, positions, start, stop)`` overwrites
+row o of out with ``sum_c v_c * M[rows[c]]`` over ``c = start .. stop - 1``,
+in ascending order, where ``v_c = values.flat[c]``, or
+``values.flat[positions[c]]`` when positions is an index array, not None;
+rows None means ``rows[c] = c - start``. That one operation is the forward pass of a row (M = W, rows = the input's
+nonzero columns), the weight gradient of an input column (M = dL/dz, rows =
+the batch rows where that input is nonzero) and the input gradient of a row
+(M = W.T).
+
+Why an intrinsic: written as Numba loops, a row of ``out`` goes through memory
+on every term (loads and stores bound the loop), and LLVM does not turn
+scalar accumulators into vectors. Here the columns are cut into tiles of up
+to ``TILE_VECTORS`` 256-bit vectors, each tile's sums stay in registers for
+the whole walk over the terms, and each row of M is read as vectors once per
+tile; the leftover columns go as smaller tiles, then one by one. Each column
+is still summed term by term in order with a separate multiply and add (no
+FMA), so the result is bit for bit the naive loop's.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: Vector accumulators per tile. AVX2 has 16 vector registers: 8 sums, the
+#: broadcast term and the products fit without spilling.
+TILE_VECTORS = 8
+VECTOR_BYTES = 32
+
+
+def _c_array(arr, ndim=None, dtype=types.Float):
+    return (isinstance(arr, types.Array) and arr.layout == "C" and (ndim is None or arr.ndim == ndim)
+            and isinstance(arr.dtype, dtype))
+
+
+@intrinsic
+def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
+    """``out[o, :] = sum(v_c * M[rows[c], :out.shape[1]] for c in range(start, stop))``; see the module docstring.
+
+    out (n, m), M (k, >= m) and values (any shape) are C-contiguous arrays of
+    one float dtype; rows and positions 1-D integer arrays or None. Nothing
+    is checked: indices must be in bounds.
+    """
+    if not (_c_array(out, 2) and _c_array(M, 2) and _c_array(values)
+            and all(t is types.none or _c_array(t, 1, types.Integer) for t in (rows, positions))
+            and out.dtype == M.dtype == values.dtype
+            and all(isinstance(t, types.Integer) for t in (o, start, stop))):
+        return None
+    signature = types.void(out, o, M, rows, values, positions, start, stop)
+    lanes = VECTOR_BYTES * 8 // M.dtype.bitwidth
+    align = M.dtype.bitwidth // 8
+
+    def codegen(context, builder, sig, args):
+        intp = cgutils.intp_t
+        out_v, o_v, M_v, rows_v, values_v, positions_v, start_v, stop_v = args
+        o_v, start_v, stop_v = (context.cast(builder, v, t, types.intp)
+                                for v, t in ((o_v, o), (start_v, start), (stop_v, stop)))
+        element = context.get_value_type(M.dtype)
+        out_a = context.make_array(out)(context, builder, out_v)
+        M_a = context.make_array(M)(context, builder, M_v)
+        width = cgutils.unpack_tuple(builder, out_a.shape, 2)[1]
+        M_width = cgutils.unpack_tuple(builder, M_a.shape, 2)[1]
+        out_row = builder.gep(out_a.data, [builder.mul(o_v, width)])
+        rows_data, values_data, positions_data = (
+            None if ty is types.none else context.make_array(ty)(context, builder, value).data
+            for ty, value in ((rows, rows_v), (values, values_v), (positions, positions_v)))
+        count = builder.sub(stop_v, start_v)
+
+        def index(data, ty, c):
+            return context.cast(builder, builder.load(builder.gep(data, [c])), ty.dtype, types.intp)
+
+        def broadcast(value, vector):
+            if vector is element:
+                return value
+            first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), vector.count), [0] * vector.count))
+
+        def tile(column, num_vectors, vector):
+            """Columns column .. column + num_vectors * vector lanes: sum in registers, then store."""
+            size = 1 if vector is element else vector.count
+            zero = ir.Constant(vector, None) if size > 1 else ir.Constant(element, 0.0)
+            sums = [cgutils.alloca_once_value(builder, zero) for _ in range(num_vectors)]
+            with cgutils.for_range(builder, count) as loop:
+                c = builder.add(start_v, loop.index)
+                at = c if positions_data is None else index(positions_data, positions, c)
+                term = broadcast(builder.load(builder.gep(values_data, [at])), vector)
+                m = loop.index if rows_data is None else index(rows_data, rows, c)
+                row = builder.add(builder.mul(m, M_width), column)
+                for v, total in enumerate(sums):
+                    pointer = builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * size))])
+                    entry = builder.load(builder.bitcast(pointer, vector.as_pointer()), align=align)
+                    builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
+            for v, total in enumerate(sums):
+                pointer = builder.gep(out_row, [builder.add(column, ir.Constant(intp, v * size))])
+                builder.store(builder.load(total), builder.bitcast(pointer, vector.as_pointer()), align=align)
+
+        vector = ir.VectorType(element, lanes)
+        step = ir.Constant(intp, TILE_VECTORS * lanes)
+        full_tiles = builder.sdiv(width, step)
+        with cgutils.for_range(builder, full_tiles) as loop:
+            tile(builder.mul(loop.index, step), TILE_VECTORS, vector)
+        column = cgutils.alloca_once_value(builder, builder.mul(full_tiles, step))
+        num_vectors = TILE_VECTORS // 2
+        while num_vectors:  # at most one tile of each smaller size
+            done = builder.load(column)
+            end = builder.add(done, ir.Constant(intp, num_vectors * lanes))
+            with builder.if_then(builder.icmp_signed("<=", end, width)):
+                tile(done, num_vectors, vector)
+                builder.store(end, column)
+            num_vectors //= 2
+        done = builder.load(column)
+        with cgutils.for_range(builder, builder.sub(width, done)) as loop:
+            tile(builder.add(done, loop.index), 1, element)
+        return context.get_dummy_value()
+
+    return signature, codegen
