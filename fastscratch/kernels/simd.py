@@ -27,6 +27,11 @@ from numba.extending import intrinsic
 #: broadcast term and the products fit without spilling.
 TILE_VECTORS = 8
 VECTOR_BYTES = 32
+#: Rows of M are requested this many terms ahead when M outgrows the L1 cache
+#: (the first layer's W): the loop is otherwise bound by the latency of
+#: fetching rows from L2, which the hardware cannot predict.
+PREFETCH_DISTANCE = 16
+PREFETCH_ABOVE_BYTES = 32 * 1024
 
 
 def _c_array(arr, ndim=None, dtype=types.Float):
@@ -82,20 +87,45 @@ def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
             size = 1 if vector is element else vector.count
             zero = ir.Constant(vector, None) if size > 1 else ir.Constant(element, 0.0)
             sums = [cgutils.alloca_once_value(builder, zero) for _ in range(num_vectors)]
-            with cgutils.for_range(builder, count) as loop:
-                c = builder.add(start_v, loop.index)
-                at = c if positions_data is None else index(positions_data, positions, c)
-                term = broadcast(builder.load(builder.gep(values_data, [at])), vector)
-                m = loop.index if rows_data is None else index(rows_data, rows, c)
-                row = builder.add(builder.mul(m, M_width), column)
-                for v, total in enumerate(sums):
-                    pointer = builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * size))])
-                    entry = builder.load(builder.bitcast(pointer, vector.as_pointer()), align=align)
-                    builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
+            def walk(prefetching):
+                with cgutils.for_range(builder, count) as loop:
+                    c = builder.add(start_v, loop.index)
+                    at = c if positions_data is None else index(positions_data, positions, c)
+                    term = broadcast(builder.load(builder.gep(values_data, [at])), vector)
+                    m = loop.index if rows_data is None else index(rows_data, rows, c)
+                    row = builder.add(builder.mul(m, M_width), column)
+                    if prefetching:
+                        ahead = builder.add(c, ir.Constant(intp, PREFETCH_DISTANCE))
+                        last = builder.sub(stop_v, ir.Constant(intp, 1))
+                        ahead = builder.select(builder.icmp_signed("<", ahead, last), ahead, last)
+                        future = builder.add(builder.mul(index(rows_data, rows, ahead), M_width), column)
+                        for line in range(0, num_vectors * size, 64 // align):
+                            pointer = builder.gep(M_a.data, [builder.add(future, ir.Constant(intp, line))])
+                            builder.call(prefetch, [builder.bitcast(pointer, ir.IntType(8).as_pointer()),
+                                                    *(ir.Constant(i32, flag) for flag in (0, 3, 1))])
+                    for v, total in enumerate(sums):
+                        pointer = builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * size))])
+                        entry = builder.load(builder.bitcast(pointer, vector.as_pointer()), align=align)
+                        builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
+
+            if rows_data is None:
+                walk(False)
+            else:
+                with builder.if_else(large) as (then, otherwise):
+                    with then:
+                        walk(True)
+                    with otherwise:
+                        walk(False)
             for v, total in enumerate(sums):
                 pointer = builder.gep(out_row, [builder.add(column, ir.Constant(intp, v * size))])
                 builder.store(builder.load(total), builder.bitcast(pointer, vector.as_pointer()), align=align)
 
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch")  # read, keep, data
+        M_bytes = builder.mul(builder.mul(cgutils.unpack_tuple(builder, M_a.shape, 2)[0], M_width),
+                              ir.Constant(intp, align))
+        large = builder.icmp_signed(">", M_bytes, ir.Constant(intp, PREFETCH_ABOVE_BYTES))
         vector = ir.VectorType(element, lanes)
         step = ir.Constant(intp, TILE_VECTORS * lanes)
         full_tiles = builder.sdiv(width, step)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastscratch._config import jit
-from fastscratch.kernels.simd import TILE_VECTORS, combine_rows
+from fastscratch.kernels.simd import PREFETCH_ABOVE_BYTES, PREFETCH_DISTANCE, TILE_VECTORS, combine_rows
 
 
 @jit
@@ -34,6 +34,22 @@ def test_combination_is_the_naive_loops_bits(width, dtype, rng):
         combine(out, 1, M, rows, values, positions, 3, 31)
         np.testing.assert_array_equal(out[1], naive(M, rows, values, positions, 3, 31, width))
         assert (out[[0, 2]] == 7).all()  # other rows untouched
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("width", [1, 7, 64, 77])
+@pytest.mark.parametrize("terms", [1, PREFETCH_DISTANCE, 3 * PREFETCH_DISTANCE])
+def test_prefetching_walk_over_a_large_M_gives_the_same_bits(terms, width, dtype, rng):
+    """Past PREFETCH_ABOVE_BYTES the walk also requests rows ahead; the lookahead stops at the range's end,
+    which here is the end of ``rows``."""
+    num_rows = PREFETCH_ABOVE_BYTES // (width * np.dtype(dtype).itemsize) + 1
+    M = rng.standard_normal((num_rows, width)).astype(dtype)
+    assert M.nbytes > PREFETCH_ABOVE_BYTES
+    rows = np.sort(rng.integers(0, num_rows, terms + 5))
+    values = rng.standard_normal(terms + 5).astype(dtype)
+    out = np.empty((1, width), dtype=dtype)
+    combine(out, 0, M, rows, values, None, 5, terms + 5)
+    np.testing.assert_array_equal(out[0], naive(M, rows, values, None, 5, terms + 5, width))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
