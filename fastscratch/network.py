@@ -240,7 +240,7 @@ class SimpleNetwork(reference.SimpleNetwork):
                 for layer in self.layers:
                     layer._blas = False
         weights, biases, codes = self._kernel_arguments()
-        scratch = tuple((np.empty((1, layer.size), dtype=self.dtype), np.empty(layer.size, dtype=self.dtype))
+        scratch = tuple((np.empty(layer.size, dtype=self.dtype), np.empty(layer.size, dtype=self.dtype))
                         for layer in self.layers)
         ys, structures = self._forward_work(X_train, batch_size)
         positions_dtype = index_dtype(batch_size * max(layer.num_inputs for layer in self.layers))

@@ -1,6 +1,6 @@
 """The optimisation step: plain SGD."""
 from fastscratch._config import jit
-from fastscratch.kernels.simd import combine_rows
+from fastscratch.kernels.simd import update_rows
 
 
 @jit
@@ -27,7 +27,7 @@ def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
     columns = (col_start, col_rows, positions), x's column structure
     (``structure.fill_columns`` or ``structure.full_columns``), whose entries
-    are ``values.flat[positions]``. scratch = (g (1, n_out), seen (n_out,)),
+    are ``values.flat[positions]``. scratch = (g (n_out,), seen (n_out,)),
     overwritten.
 
     Returns whether every updated parameter is finite. The forward kernel
@@ -40,22 +40,19 @@ def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
     zero = W.dtype.type(0)
     for j in range(n_out):
         seen[j] = zero  # turns NaN, for good, once w * 0 meets an inf or NaN weight
+    # Each row's update leaves the registers straight into W (simd.update_rows).
     for k in range(W.shape[0]):
         c, end = col_start[k], col_start[k + 1]
         if c == end:
             continue
-        combine_rows(g, 0, dL_dz, col_rows, values, positions, c, end)
-        for j in range(n_out):
-            w = W[k, j] - learning_rate * g[0, j]
-            W[k, j] = w
-            seen[j] += w * zero
+        update_rows(W, k, dL_dz, col_rows, values, positions, c, end, -learning_rate, seen)
     for j in range(n_out):
-        g[0, j] = dL_dz[0, j]
+        g[j] = dL_dz[0, j]
     for r in range(1, n):
         for j in range(n_out):
-            g[0, j] += dL_dz[r, j]
+            g[j] += dL_dz[r, j]
     finite = True
     for j in range(n_out):
-        b[j] -= learning_rate * g[0, j]
+        b[j] -= learning_rate * g[j]
         finite = finite and seen[j] == zero and b[j] - b[j] == zero
     return finite

@@ -4,10 +4,12 @@
 row o of out with ``sum_c v_c * M[rows[c]]`` over ``c = start .. stop - 1``,
 in ascending order, where ``v_c = values.flat[c]``, or
 ``values.flat[positions[c]]`` when positions is an index array, not None;
-rows None means ``rows[c] = c - start``. That one operation is the forward pass of a row (M = W, rows = the input's
-nonzero columns), the weight gradient of an input column (M = dL/dz, rows =
-the batch rows where that input is nonzero) and the input gradient of a row
-(M = W.T).
+rows None means ``rows[c] = c - start``. That one operation is the forward
+pass of a row (M = W, rows = the input's nonzero columns), the weight
+gradient of an input column (M = dL/dz, rows = the batch rows where that
+input is nonzero) and the input gradient of a row (M = W.T).
+``update_rows(..., scale, seen)`` adds ``scale * sum`` to the row instead,
+straight from the registers: the SGD step of a row of W.
 
 Why an intrinsic: written as Numba loops, a row of ``out`` goes through memory
 on every term (loads and stores bound the loop), and LLVM does not turn
@@ -39,6 +41,13 @@ def _c_array(arr, ndim=None, dtype=types.Float):
             and isinstance(arr.dtype, dtype))
 
 
+def _typed(out, o, M, rows, values, positions, start, stop):
+    return (_c_array(out, 2) and _c_array(M, 2) and _c_array(values)
+            and all(t is types.none or _c_array(t, 1, types.Integer) for t in (rows, positions))
+            and out.dtype == M.dtype == values.dtype
+            and all(isinstance(t, types.Integer) for t in (o, start, stop)))
+
+
 @intrinsic
 def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
     """``out[o, :] = sum(v_c * M[rows[c], :out.shape[1]] for c in range(start, stop))``; see the module docstring.
@@ -47,18 +56,32 @@ def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
     one float dtype; rows and positions 1-D integer arrays or None. Nothing
     is checked: indices must be in bounds.
     """
-    if not (_c_array(out, 2) and _c_array(M, 2) and _c_array(values)
-            and all(t is types.none or _c_array(t, 1, types.Integer) for t in (rows, positions))
-            and out.dtype == M.dtype == values.dtype
-            and all(isinstance(t, types.Integer) for t in (o, start, stop))):
+    if not _typed(out, o, M, rows, values, positions, start, stop):
         return None
-    signature = types.void(out, o, M, rows, values, positions, start, stop)
-    lanes = VECTOR_BYTES * 8 // M.dtype.bitwidth
-    align = M.dtype.bitwidth // 8
+    return types.void(out, o, M, rows, values, positions, start, stop), _codegen(update=False)
 
+
+@intrinsic
+def update_rows(typingctx, out, o, M, rows, values, positions, start, stop, scale, seen):
+    """``out[o, :] += scale * sum(...)`` with the sum of ``combine_rows``, then ``seen += out[o, :] * 0``.
+
+    scale has the arrays' dtype; seen (m,) turns NaN where an updated entry
+    is not finite. ``W - lr * g`` and ``W + (-lr) * g`` are the same bits.
+    """
+    if not (_typed(out, o, M, rows, values, positions, start, stop) and scale == M.dtype
+            and _c_array(seen, 1) and seen.dtype == M.dtype):
+        return None
+    return types.void(out, o, M, rows, values, positions, start, stop, scale, seen), _codegen(update=True)
+
+
+def _codegen(update):
+    """The code of ``combine_rows`` (update false) or ``update_rows``."""
     def codegen(context, builder, sig, args):
+        out, o, M, rows, values, positions, start, stop = sig.args[:8]
+        lanes = VECTOR_BYTES * 8 // M.dtype.bitwidth
+        align = M.dtype.bitwidth // 8
         intp = cgutils.intp_t
-        out_v, o_v, M_v, rows_v, values_v, positions_v, start_v, stop_v = args
+        out_v, o_v, M_v, rows_v, values_v, positions_v, start_v, stop_v = args[:8]
         o_v, start_v, stop_v = (context.cast(builder, v, t, types.intp)
                                 for v, t in ((o_v, o), (start_v, start), (stop_v, stop)))
         element = context.get_value_type(M.dtype)
@@ -70,6 +93,9 @@ def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
         rows_data, values_data, positions_data = (
             None if ty is types.none else context.make_array(ty)(context, builder, value).data
             for ty, value in ((rows, rows_v), (values, values_v), (positions, positions_v)))
+        if update:
+            scale_v = args[8]
+            seen_data = context.make_array(sig.args[9])(context, builder, args[9]).data
         count = builder.sub(stop_v, start_v)
 
         def index(data, ty, c):
@@ -117,8 +143,17 @@ def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
                     with otherwise:
                         walk(False)
             for v, total in enumerate(sums):
-                pointer = builder.gep(out_row, [builder.add(column, ir.Constant(intp, v * size))])
-                builder.store(builder.load(total), builder.bitcast(pointer, vector.as_pointer()), align=align)
+                at = builder.add(column, ir.Constant(intp, v * size))
+                pointer = builder.bitcast(builder.gep(out_row, [at]), vector.as_pointer())
+                result = builder.load(total)
+                if update:
+                    result = builder.fadd(builder.load(pointer, align=align),
+                                          builder.fmul(broadcast(scale_v, vector), result))
+                    check = builder.bitcast(builder.gep(seen_data, [at]), vector.as_pointer())
+                    builder.store(builder.fadd(builder.load(check, align=align),
+                                               builder.fmul(result, ir.Constant(vector, None) if size > 1
+                                                            else ir.Constant(element, 0.0))), check, align=align)
+                builder.store(result, pointer, align=align)
 
         i32 = ir.IntType(32)
         prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
@@ -144,5 +179,4 @@ def combine_rows(typingctx, out, o, M, rows, values, positions, start, stop):
         with cgutils.for_range(builder, builder.sub(width, done)) as loop:
             tile(builder.add(done, loop.index), 1, element)
         return context.get_dummy_value()
-
-    return signature, codegen
+    return codegen

@@ -80,7 +80,7 @@ def test_gradient_step_reports_non_finite_parameters(poison, rng):
 
 
 def scratch(n_out, dtype):
-    return np.empty((1, n_out), dtype), np.empty(n_out, dtype)
+    return np.empty(n_out, dtype), np.empty(n_out, dtype)
 
 
 def columns_of(X, begin, rows):

@@ -2,12 +2,17 @@ import numpy as np
 import pytest
 
 from fastscratch._config import jit
-from fastscratch.kernels.simd import PREFETCH_ABOVE_BYTES, PREFETCH_DISTANCE, TILE_VECTORS, combine_rows
+from fastscratch.kernels.simd import PREFETCH_ABOVE_BYTES, PREFETCH_DISTANCE, TILE_VECTORS, combine_rows, update_rows
 
 
 @jit
 def combine(out, o, M, rows, values, positions, start, stop):
     combine_rows(out, o, M, rows, values, positions, start, stop)
+
+
+@jit
+def update(out, o, M, rows, values, positions, start, stop, scale, seen):
+    update_rows(out, o, M, rows, values, positions, start, stop, scale, seen)
 
 
 def naive(M, rows, values, positions, start, stop, width):
@@ -34,6 +39,35 @@ def test_combination_is_the_naive_loops_bits(width, dtype, rng):
         combine(out, 1, M, rows, values, positions, 3, 31)
         np.testing.assert_array_equal(out[1], naive(M, rows, values, positions, 3, 31, width))
         assert (out[[0, 2]] == 7).all()  # other rows untouched
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("width", [1, 5, 8, 13, 32, 64, 67])
+def test_update_is_the_sgd_step_of_the_row(width, dtype, rng):
+    M = rng.standard_normal((9, width)).astype(dtype)
+    rows = rng.integers(0, 9, 12)
+    values = rng.standard_normal(12).astype(dtype)
+    W = rng.standard_normal((3, width)).astype(dtype)
+    lr = dtype(0.01)
+    expected = W.copy()
+    expected[2] = W[2] - lr * naive(M, rows, values, None, 0, 12, width)
+    seen = np.zeros(width, dtype=dtype)
+    update(W, 2, M, rows, values, None, 0, 12, -lr, seen)
+    np.testing.assert_array_equal(W, expected)
+    np.testing.assert_array_equal(seen, np.zeros(width))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_update_marks_non_finite_results_in_seen(dtype):
+    big = np.finfo(dtype).max
+    M = np.ones((1, 11), dtype=dtype)
+    W = np.zeros((1, 11), dtype=dtype)
+    W[0, [3, 9]] = -big  # -big - big overflows to -inf
+    seen = np.zeros(11, dtype=dtype)
+    with np.errstate(over="ignore"):
+        update(W, 0, M, np.zeros(1, np.int64), np.array([big], dtype=dtype), None, 0, 1, dtype(-1), seen)
+    assert np.isneginf(W[0, [3, 9]]).all()
+    assert np.isnan(seen[[3, 9]]).all() and (np.delete(seen, [3, 9]) == 0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
