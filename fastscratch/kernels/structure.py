@@ -47,60 +47,63 @@ def nonzero_structure(X, indices_dtype=None):
     return indptr, indices, values
 
 
-@jit
-def fill_columns(indptr, indices, begin, rows, columns):
-    """Write the column structure (CSC) of the rows begin .. begin + rows - 1 of a CSR structure.
-
-    columns = (col_start (n_in + 1,), col_rows, positions): where each
-    column's entries start; the row offsets (from ``begin``) holding a
-    nonzero in that column, ascending; and where each entry's value is in
-    the CSR values, counted from ``indptr[begin]``. A counting sort: two
-    passes over the rows' entries.
-    """
-    col_start, col_rows, positions = columns
-    n_in = col_start.shape[0] - 1
-    first = indptr[begin]
-    for k in range(n_in + 1):
-        col_start[k] = 0
-    for i in range(begin, begin + rows):
-        for c in range(indptr[i], indptr[i + 1]):
-            col_start[indices[c] + 1] += 1
-    for k in range(n_in):
-        col_start[k + 1] += col_start[k]
-    # Fill each column at its cursor, kept in col_start[k], which ends at the next column's start...
-    for i in range(begin, begin + rows):
-        for c in range(indptr[i], indptr[i + 1]):
-            k = indices[c]
-            col_rows[col_start[k]] = i - begin
-            positions[col_start[k]] = c - first
-            col_start[k] += 1
-    # ...so shifting by one restores the starts.
-    for k in range(n_in, 0, -1):
-        col_start[k] = col_start[k - 1]
-    col_start[0] = 0
+def row_dtype(rows):
+    """The dtype for row offsets within ``rows`` rows: 8 bits for every batch size the kernels train (<= 127)."""
+    return np.dtype(np.int8) if rows <= 2 ** 7 else index_dtype(rows)
 
 
 @jit
 def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
-    """The column structure of every whole batch of a CSR structure, for the first layer's SGD step.
+    """The column structure (CSC) of every whole batch of a CSR structure, for the first layer's SGD step.
 
     The batches are the same every epoch, so this runs once per ``train``
-    call. starts (num_batches, n_in + 1): ``fill_columns``'s col_start per
-    batch; rows, positions (nnz,): each batch's col_rows and positions,
-    stored from ``indptr[batch * batch_size]`` on.
+    call. For batch b, rows ``begin = b * batch_size`` on: starts[b]
+    (n_in + 1,) says where each column's entries start, counted from
+    ``first = indptr[begin]``; rows and positions (nnz,), from first on, hold
+    each entry's row offset from begin (ascending within a column) and where
+    its value is in the CSR values, counted from first. A counting sort: two
+    passes over each batch's entries.
+
+    One kernel for all batches, no per-batch callee: a nested dispatcher
+    would be compiled on its own and again inside this one, ~0.35 s of a
+    cold start.
     """
+    n_in = starts.shape[1] - 1
     for batch in range(starts.shape[0]):
         begin = batch * batch_size
         first, last = indptr[begin], indptr[begin + batch_size]
-        fill_columns(indptr, indices, begin, batch_size, (starts[batch], rows[first:last], positions[first:last]))
+        start = starts[batch]
+        for k in range(n_in + 1):
+            start[k] = 0
+        for c in range(first, last):
+            start[indices[c] + 1] += 1
+        for k in range(n_in):
+            start[k + 1] += start[k]
+        # Fill each column at its cursor, kept in start[k], which ends at the next column's start...
+        for i in range(begin, begin + batch_size):
+            for c in range(indptr[i], indptr[i + 1]):
+                k = indices[c]
+                at = first + start[k]
+                rows[at] = i - begin
+                positions[at] = c - first
+                start[k] += 1
+        # ...so shifting by one restores the starts.
+        for k in range(n_in, 0, -1):
+            start[k] = start[k - 1]
+        start[0] = 0
 
 
 def batch_columns(indptr, indices, n_in, batch_size):
-    """Return ``(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in."""
+    """Return ``(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
+
+    Every offset is relative to its batch, so the narrowest dtypes do: for
+    MNIST in batches of 30, 16-bit starts and positions and 8-bit rows, 30 MB
+    instead of 49 MB with 64-bit starts and 16-bit rows.
+    """
     num_batches = (indptr.shape[0] - 1) // batch_size
     nnz = indptr[num_batches * batch_size]
-    starts = np.empty((num_batches, n_in + 1), dtype=np.int64)
-    rows = np.empty(nnz, dtype=index_dtype(batch_size))
+    starts = np.empty((num_batches, n_in + 1), dtype=index_dtype(batch_size * n_in + 1))
+    rows = np.empty(nnz, dtype=row_dtype(batch_size))
     positions = np.empty(nnz, dtype=index_dtype(batch_size * n_in))
     fill_batch_columns(indptr, indices, batch_size, starts, rows, positions)
     return starts, rows, positions
@@ -120,7 +123,7 @@ def full_structure(rows, width, indices_dtype):
 def full_columns(rows, width, positions_dtype):
     """The column structure of a dense (rows, width) array, every entry listed; positions index it flat."""
     col_start = np.arange(0, (width + 1) * rows, rows, dtype=np.int64)
-    col_rows = np.tile(np.arange(rows, dtype=index_dtype(rows)), width)
+    col_rows = np.tile(np.arange(rows, dtype=row_dtype(rows)), width)
     positions = (np.arange(rows, dtype=positions_dtype)[np.newaxis, :] * width
                  + np.arange(width, dtype=positions_dtype)[:, np.newaxis]).reshape(-1)
     return col_start, col_rows, positions

@@ -4,7 +4,7 @@ import pytest
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import batch_columns, fill_columns, full_columns, nonzero_structure
+from fastscratch.kernels.structure import batch_columns, full_columns, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -85,11 +85,9 @@ def scratch(n_out, dtype):
 
 def columns_of(X, begin, rows):
     """The column structure of X[begin:begin + rows] and the values its positions index."""
-    n_in = X.shape[1]
-    indptr, indices, values = nonzero_structure(X)
-    columns = (np.empty(n_in + 1, np.int64), np.empty(rows * n_in, np.int64), np.empty(rows * n_in, np.int64))
-    fill_columns(indptr, indices, begin, rows, columns)
-    return columns, values[indptr[begin]:]
+    indptr, indices, values = nonzero_structure(X[begin:begin + rows])
+    starts, col_rows, positions = batch_columns(indptr, indices, X.shape[1], rows)
+    return (starts[0], col_rows, positions), values
 
 
 def test_full_columns_step_equals_nonzero_columns_step(rng):
@@ -106,14 +104,6 @@ def test_full_columns_step_equals_nonzero_columns_step(rng):
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
-def test_fill_columns_is_the_transposed_structure(rng):
-    X = sparse_like(rng, (9, 7), np.float64, zero_fraction=0.6)
-    (col_start, col_rows, positions), values = columns_of(X, 2, 5)
-    for k in range(7):
-        np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], np.flatnonzero(X[2:7, k]))
-        np.testing.assert_array_equal(values[positions[col_start[k]:col_start[k + 1]]], X[2:7, k][X[2:7, k] != 0])
-
-
 def test_full_columns_list_every_entry_column_by_column():
     x = np.arange(12.0).reshape(3, 4)
     col_start, col_rows, positions = full_columns(3, 4, np.int16)
@@ -122,14 +112,16 @@ def test_full_columns_list_every_entry_column_by_column():
         np.testing.assert_array_equal(x.flat[positions[col_start[k]:col_start[k + 1]]], x[:, k])
 
 
-def test_batch_columns_are_each_batchs_columns(rng):
+def test_batch_columns_are_each_batchs_transposed_structure(rng):
     X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.6)
-    indptr, indices, _ = nonzero_structure(X)
+    indptr, indices, values = nonzero_structure(X)
     starts, rows, positions = batch_columns(indptr, indices, 7, 5)
     assert starts.shape == (4, 8)  # the last 3 rows make no whole batch
+    assert (starts.dtype, rows.dtype, positions.dtype) == (np.int16, np.int8, np.int16)  # offsets within a batch
     for batch in range(4):
-        first, last = indptr[5 * batch], indptr[5 * batch + 5]
-        expected, _ = columns_of(X, 5 * batch, 5)
-        np.testing.assert_array_equal(starts[batch], expected[0])
-        np.testing.assert_array_equal(rows[first:last], expected[1][:last - first])
-        np.testing.assert_array_equal(positions[first:last], expected[2][:last - first])
+        first, block = indptr[5 * batch], X[5 * batch:5 * batch + 5]
+        assert starts[batch][0] == 0 and starts[batch][7] == np.count_nonzero(block)
+        for k in range(7):
+            entries = slice(first + starts[batch][k], first + starts[batch][k + 1])
+            np.testing.assert_array_equal(rows[entries], np.flatnonzero(block[:, k]))
+            np.testing.assert_array_equal(values[first + positions[entries]], block[:, k][block[:, k] != 0])
