@@ -16,9 +16,10 @@ on every term (loads and stores bound the loop), and LLVM does not turn
 scalar accumulators into vectors. Here the columns are cut into tiles of up
 to ``TILE_VECTORS`` 256-bit vectors, each tile's sums stay in registers for
 the whole walk over the terms, and each row of M is read as vectors once per
-tile; the leftover columns go as smaller tiles, then one by one. Each column
-is still summed term by term in order with a separate multiply and add (no
-FMA), so the result is bit for bit the naive loop's.
+tile; the leftover columns go as smaller tiles, then as one vector whose
+unused lanes are masked off (never read or written). Each column is still
+summed term by term in order with a separate multiply and add (no FMA), so
+the result is bit for bit the naive loop's.
 """
 from llvmlite import ir
 from numba import types
@@ -97,22 +98,34 @@ def _codegen(update):
             scale_v = args[8]
             seen_data = context.make_array(sig.args[9])(context, builder, args[9]).data
         count = builder.sub(stop_v, start_v)
+        i32 = ir.IntType(32)
+        vector = ir.VectorType(element, lanes)
 
         def index(data, ty, c):
             return context.cast(builder, builder.load(builder.gep(data, [c])), ty.dtype, types.intp)
 
         def broadcast(value, vector):
-            if vector is element:
-                return value
-            first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+            first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
             return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), vector.count), [0] * vector.count))
+                                          ir.Constant(ir.VectorType(i32, vector.count), [0] * vector.count))
 
-        def tile(column, num_vectors, vector):
-            """Columns column .. column + num_vectors * vector lanes: sum in registers, then store."""
-            size = 1 if vector is element else vector.count
-            zero = ir.Constant(vector, None) if size > 1 else ir.Constant(element, 0.0)
-            sums = [cgutils.alloca_once_value(builder, zero) for _ in range(num_vectors)]
+        def load(pointer, mask):
+            pointer = builder.bitcast(pointer, vector.as_pointer())
+            if mask is None:
+                return builder.load(pointer, align=align)
+            return builder.call(masked_load, [pointer, ir.Constant(i32, align), mask, ir.Constant(vector, None)])
+
+        def store(value, pointer, mask):
+            pointer = builder.bitcast(pointer, vector.as_pointer())
+            if mask is None:
+                builder.store(value, pointer, align=align)
+            else:
+                builder.call(masked_store, [value, pointer, ir.Constant(i32, align), mask])
+
+        def tile(column, num_vectors, mask=None):
+            """Columns column .. column + num_vectors * lanes (the lanes of mask, if given): sum in registers, then store."""
+            sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
+
             def walk(prefetching):
                 with cgutils.for_range(builder, count) as loop:
                     c = builder.add(start_v, loop.index)
@@ -125,13 +138,12 @@ def _codegen(update):
                         last = builder.sub(stop_v, ir.Constant(intp, 1))
                         ahead = builder.select(builder.icmp_signed("<", ahead, last), ahead, last)
                         future = builder.add(builder.mul(index(rows_data, rows, ahead), M_width), column)
-                        for line in range(0, num_vectors * size, 64 // align):
+                        for line in range(0, num_vectors * lanes, 64 // align):
                             pointer = builder.gep(M_a.data, [builder.add(future, ir.Constant(intp, line))])
                             builder.call(prefetch, [builder.bitcast(pointer, ir.IntType(8).as_pointer()),
                                                     *(ir.Constant(i32, flag) for flag in (0, 3, 1))])
                     for v, total in enumerate(sums):
-                        pointer = builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * size))])
-                        entry = builder.load(builder.bitcast(pointer, vector.as_pointer()), align=align)
+                        entry = load(builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * lanes))]), mask)
                         builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
 
             if rows_data is None:
@@ -143,40 +155,45 @@ def _codegen(update):
                     with otherwise:
                         walk(False)
             for v, total in enumerate(sums):
-                at = builder.add(column, ir.Constant(intp, v * size))
-                pointer = builder.bitcast(builder.gep(out_row, [at]), vector.as_pointer())
+                at = builder.add(column, ir.Constant(intp, v * lanes))
                 result = builder.load(total)
                 if update:
-                    result = builder.fadd(builder.load(pointer, align=align),
+                    result = builder.fadd(load(builder.gep(out_row, [at]), mask),
                                           builder.fmul(broadcast(scale_v, vector), result))
-                    check = builder.bitcast(builder.gep(seen_data, [at]), vector.as_pointer())
-                    builder.store(builder.fadd(builder.load(check, align=align),
-                                               builder.fmul(result, ir.Constant(vector, None) if size > 1
-                                                            else ir.Constant(element, 0.0))), check, align=align)
-                builder.store(result, pointer, align=align)
+                    check = builder.gep(seen_data, [at])
+                    store(builder.fadd(load(check, mask), builder.fmul(result, ir.Constant(vector, None))), check,
+                          mask)
+                store(result, builder.gep(out_row, [at]), mask)
 
-        i32 = ir.IntType(32)
         prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch")  # read, keep, data
+        mask_type = ir.VectorType(ir.IntType(1), lanes)
+        suffix = f"v{lanes}f{M.dtype.bitwidth}.p0"
+        masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            vector, [vector.as_pointer(), i32, mask_type, vector]), "llvm.masked.load." + suffix)
+        masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [vector, vector.as_pointer(), i32, mask_type]), "llvm.masked.store." + suffix)
         M_bytes = builder.mul(builder.mul(cgutils.unpack_tuple(builder, M_a.shape, 2)[0], M_width),
                               ir.Constant(intp, align))
         large = builder.icmp_signed(">", M_bytes, ir.Constant(intp, PREFETCH_ABOVE_BYTES))
-        vector = ir.VectorType(element, lanes)
         step = ir.Constant(intp, TILE_VECTORS * lanes)
         full_tiles = builder.sdiv(width, step)
         with cgutils.for_range(builder, full_tiles) as loop:
-            tile(builder.mul(loop.index, step), TILE_VECTORS, vector)
+            tile(builder.mul(loop.index, step), TILE_VECTORS)
         column = cgutils.alloca_once_value(builder, builder.mul(full_tiles, step))
         num_vectors = TILE_VECTORS // 2
         while num_vectors:  # at most one tile of each smaller size
             done = builder.load(column)
             end = builder.add(done, ir.Constant(intp, num_vectors * lanes))
             with builder.if_then(builder.icmp_signed("<=", end, width)):
-                tile(done, num_vectors, vector)
+                tile(done, num_vectors)
                 builder.store(end, column)
             num_vectors //= 2
+        # The last columns, fewer than a vector: one vector with only those lanes read and written.
         done = builder.load(column)
-        with cgutils.for_range(builder, builder.sub(width, done)) as loop:
-            tile(builder.add(done, loop.index), 1, element)
+        with builder.if_then(builder.icmp_signed("<", done, width)):
+            lane_type = ir.VectorType(intp, lanes)
+            remaining = broadcast(builder.sub(width, done), lane_type)
+            tile(done, 1, builder.icmp_signed("<", ir.Constant(lane_type, list(range(lanes))), remaining))
         return context.get_dummy_value()
     return codegen
