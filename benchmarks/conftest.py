@@ -144,13 +144,13 @@ def epoch_job(mnist, benchmark):
     return get
 
 
-def reference_epoch(config, dtype_name, X_train, Y_train, X_test, y_test):
-    """(losses, accuracies) of one reference epoch of the seed's job; computed once per (config, dtype)."""
+def reference_epoch(config, dtype_name, X_train, Y_train, X_test, y_test, num_epochs=1):
+    """(losses, accuracies) of the reference's first epochs of the seed's job; computed once per (config, dtype)."""
     key = (config, dtype_name)
     if key not in REFERENCE_RESULTS:
         net = build_network("reference", dtype_name)
         REFERENCE_RESULTS[key] = net.train(X_train, Y_train, X_test, y_test, batch_size=SEED_BATCH,
-                                           num_epochs=1, learning_rate=SEED_LR, verbose=False)
+                                           num_epochs=num_epochs, learning_rate=SEED_LR, verbose=False)
     return REFERENCE_RESULTS[key]
 
 

@@ -124,6 +124,8 @@ def ratio(value):
 def notes(row):
     info = row["info"]
     out = []
+    if (info.get("epochs") or 1) > 1 and info.get("per_epoch_s"):
+        out.append(f"{info['epochs']} epochs per call: {seconds(info['per_epoch_s'])} per epoch")
     if "loss_rel_diff" in info:
         out.append(f"loss rel. diff {info['loss_rel_diff']:.1e}")
     if row["group"] == "startup" and info.get("first_epoch_overhead_s") is not None:
