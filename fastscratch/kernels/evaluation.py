@@ -1,4 +1,4 @@
-"""Prediction and accuracy: forward passes in chunks, then argmax per row."""
+"""Predictions: forward passes in chunks, then argmax per row (accuracy counts them in NumPy)."""
 import numpy as np
 
 from fastscratch._config import jit
@@ -45,14 +45,3 @@ def predict_classes(weights, biases, codes, work, classes):
                           biases[layer], codes[layer], ys[layer][:rows])
         for r in range(rows):
             classes[begin + r] = argmax(ys[last], r)
-
-
-@jit
-def count_correct(labels, weights, biases, codes, work, classes):
-    """Return how many rows of X are predicted as labels (N,); classes (N,) is overwritten."""
-    predict_classes(weights, biases, codes, work, classes)
-    correct = 0
-    for i in range(labels.shape[0]):
-        if classes[i] == labels[i]:
-            correct += 1
-    return correct

@@ -32,7 +32,8 @@ TILE_VECTORS = 8
 VECTOR_BYTES = 32
 #: Rows of M are requested this many terms ahead when M outgrows the L1 cache
 #: (the first layer's W): the loop is otherwise bound by the latency of
-#: fetching rows from L2, which the hardware cannot predict.
+#: fetching rows from L2, which the hardware cannot predict. Only whole tiles
+#: do it: the first layer's rows are whole tiles wide.
 PREFETCH_DISTANCE = 16
 PREFETCH_ABOVE_BYTES = 32 * 1024
 
@@ -146,7 +147,7 @@ def _codegen(update):
                         entry = load(builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * lanes))]), mask)
                         builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
 
-            if rows_data is None:
+            if rows_data is None or num_vectors < TILE_VECTORS:  # (a second copy costs compile time)
                 walk(False)
             else:
                 with builder.if_else(large) as (then, otherwise):
