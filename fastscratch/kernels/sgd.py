@@ -26,7 +26,7 @@ def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
     for the inputs k that are nonzero somewhere in the batch (the other rows
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
     columns = (col_start, col_rows, positions), x's column structure
-    (``structure.fill_columns`` or ``structure.full_columns``), whose entries
+    (one batch of ``structure.batch_columns``, or ``structure.full_columns``), whose entries
     are ``values.flat[positions]``. scratch = (g (n_out,), seen (n_out,)),
     overwritten.
 
