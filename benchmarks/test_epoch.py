@@ -24,6 +24,7 @@ HIDDEN, BATCH, LR = (64, 32), 30, 1e-3
 ROUNDS = {"reference": 3, "reference-blas1": 3, "jit": 5}
 BLAS_LIMIT = {"reference": None, "reference-blas1": 1, "jit": None}
 FLOAT32_SANITY_RTOL = 1e-3  # float32 vs float32 reference: a sanity bound, not a target
+FLOAT32_BLAS_RTOL = 1e-6  # float32 reference at another BLAS thread count: sgemm rounds differently (1 ulp seen)
 
 
 @pytest.mark.parametrize("epochs", [1, 5])
@@ -61,5 +62,5 @@ def test_epoch(benchmark, record, epoch_job, build, blas_threads, reference_resu
            train_samples=len(X_train), test_samples=len(X_test), steps=epochs * (len(X_train) // BATCH),
            learning_rate=LR, loss=float(losses[0]), accuracy=float(accuracies[0]), **extra)
     # Correctness, not timing: every variant must reproduce the reference's epoch.
-    rtol = 1e-9 if dtype == "float64" or impl != "jit" else FLOAT32_SANITY_RTOL
+    rtol = 1e-9 if dtype == "float64" else FLOAT32_SANITY_RTOL if impl == "jit" else FLOAT32_BLAS_RTOL
     np.testing.assert_allclose(losses, ref_losses, rtol=rtol)

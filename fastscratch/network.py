@@ -247,10 +247,10 @@ class SimpleNetwork(reference.SimpleNetwork):
         scratch = tuple((np.empty(layer.size, dtype=self.dtype), np.empty(layer.size, dtype=self.dtype))
                         for layer in self.layers)
         ys, structures = self._forward_work(X_train, batch_size)
-        positions_dtype = index_dtype(batch_size * max(layer.num_inputs for layer in self.layers))
+        offsets_dtype = index_dtype(batch_size * max(layer.num_inputs for layer in self.layers) + 1)
         work = (ys, self._buffers(batch_size), tuple(layer._WT for layer in self.layers), structures,
-                batch_columns(structures[0][0], structures[1][0], self.num_inputs, batch_size),
-                tuple(full_columns(batch_size, layer.num_inputs, positions_dtype) for layer in self.layers), scratch)
+                batch_columns(structures[0][0], structures[1][0], self.num_inputs, batch_size, offsets_dtype),
+                tuple(full_columns(batch_size, layer.num_inputs, offsets_dtype) for layer in self.layers), scratch)
         val_work = None if X_val is None else self._forward_work(X_val, min(EVAL_CHUNK, len(X_val)))
         num_batches = len(X_train) // batch_size
         lr = self.dtype.type(learning_rate)

@@ -41,7 +41,7 @@ def predict_classes(weights, biases, codes, work, classes):
         rows = min(chunk, classes.shape[0] - begin)
         dense_forward(indptrs[0], indices[0], values, begin, weights[0], biases[0], codes[0], ys[0][:rows])
         for layer in range(1, last + 1):
-            dense_forward(indptrs[layer], indices[layer], ys[layer - 1][:rows], start, weights[layer],
+            dense_forward(indptrs[layer], indices[layer], ys[layer - 1][:rows].ravel(), start, weights[layer],
                           biases[layer], codes[layer], ys[layer][:rows])
         for r in range(rows):
             classes[begin + r] = argmax(ys[last], r)

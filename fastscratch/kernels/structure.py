@@ -93,18 +93,22 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
         start[0] = 0
 
 
-def batch_columns(indptr, indices, n_in, batch_size):
+def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None):
     """Return ``(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
 
     Every offset is relative to its batch, so the narrowest dtypes do: for
     MNIST in batches of 30, 16-bit starts and positions and 8-bit rows, 30 MB
-    instead of 49 MB with 64-bit starts and 16-bit rows.
+    instead of 49 MB with 64-bit starts and 16-bit rows. ``offsets_dtype``
+    (starts and positions; default ``index_dtype(batch_size * n_in + 1)``)
+    lets the hidden layers' ``full_columns`` share it, so that the SGD step
+    compiles once for all layers.
     """
     num_batches = (indptr.shape[0] - 1) // batch_size
     nnz = indptr[num_batches * batch_size]
-    starts = np.empty((num_batches, n_in + 1), dtype=index_dtype(batch_size * n_in + 1))
+    offsets_dtype = offsets_dtype or index_dtype(batch_size * n_in + 1)
+    starts = np.empty((num_batches, n_in + 1), dtype=offsets_dtype)
     rows = np.empty(nnz, dtype=row_dtype(batch_size))
-    positions = np.empty(nnz, dtype=index_dtype(batch_size * n_in))
+    positions = np.empty(nnz, dtype=offsets_dtype)
     fill_batch_columns(indptr, indices, batch_size, starts, rows, positions)
     return starts, rows, positions
 
@@ -120,10 +124,13 @@ def full_structure(rows, width, indices_dtype):
     return indptr, np.tile(np.arange(width, dtype=indices_dtype), rows)
 
 
-def full_columns(rows, width, positions_dtype):
-    """The column structure of a dense (rows, width) array, every entry listed; positions index it flat."""
-    col_start = np.arange(0, (width + 1) * rows, rows, dtype=np.int64)
+def full_columns(rows, width, offsets_dtype):
+    """The column structure of a dense (rows, width) array, every entry listed; positions index it flat.
+
+    Starts and positions have ``offsets_dtype``, which must hold ``rows * width``.
+    """
+    col_start = np.arange(0, (width + 1) * rows, rows, dtype=offsets_dtype)
     col_rows = np.tile(np.arange(rows, dtype=row_dtype(rows)), width)
-    positions = (np.arange(rows, dtype=positions_dtype)[np.newaxis, :] * width
-                 + np.arange(width, dtype=positions_dtype)[:, np.newaxis]).reshape(-1)
+    positions = (np.arange(rows, dtype=offsets_dtype)[np.newaxis, :] * width
+                 + np.arange(width, dtype=offsets_dtype)[:, np.newaxis]).reshape(-1)
     return col_start, col_rows, positions

@@ -45,7 +45,7 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
         begin = batch * batch_size
         dense_forward(indptrs[0], indices[0], values, begin, weights[0], biases[0], codes[0], ys[0])
         for layer in range(1, last + 1):
-            dense_forward(indptrs[layer], indices[layer], ys[layer - 1], start, weights[layer], biases[layer],
+            dense_forward(indptrs[layer], indices[layer], ys[layer - 1].ravel(), start, weights[layer], biases[layer],
                           codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
         if not math.isfinite(loss):
@@ -57,7 +57,7 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            finite = gradient_step(columns[layer], ys[layer - 1], dzs[layer], weights[layer], biases[layer],
+            finite = gradient_step(columns[layer], ys[layer - 1].ravel(), dzs[layer], weights[layer], biases[layer],
                                    learning_rate, scratch[layer]) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
         first, end = indptrs[0][begin], indptrs[0][begin + batch_size]
