@@ -105,10 +105,11 @@ def _codegen(update):
         def index(data, ty, c):
             return context.cast(builder, builder.load(builder.gep(data, [c])), ty.dtype, types.intp)
 
-        def broadcast(value, vector):
-            first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined),
-                                          ir.Constant(ir.VectorType(i32, vector.count), [0] * vector.count))
+        def broadcast(value, vector_type):
+            undefined = ir.Constant(vector_type, ir.Undefined)
+            first = builder.insert_element(undefined, value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(first, undefined,
+                                          ir.Constant(ir.VectorType(i32, vector_type.count), [0] * vector_type.count))
 
         def load(pointer, mask):
             pointer = builder.bitcast(pointer, vector.as_pointer())
@@ -141,13 +142,16 @@ def _codegen(update):
                         future = builder.add(builder.mul(index(rows_data, rows, ahead), M_width), column)
                         for line in range(0, num_vectors * lanes, 64 // align):
                             pointer = builder.gep(M_a.data, [builder.add(future, ir.Constant(intp, line))])
+                            flags = (0, 3, 1)  # a read, to keep in all cache levels, of data
                             builder.call(prefetch, [builder.bitcast(pointer, ir.IntType(8).as_pointer()),
-                                                    *(ir.Constant(i32, flag) for flag in (0, 3, 1))])
+                                                    *(ir.Constant(i32, flag) for flag in flags)])
                     for v, total in enumerate(sums):
                         entry = load(builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * lanes))]), mask)
                         builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
 
-            if rows_data is None or num_vectors < TILE_VECTORS:  # (a second copy costs compile time)
+            # Only whole tiles get a prefetching copy of the loop: every copy is optimised again in each
+            # kernel that calls this one, which made a cold start seconds longer.
+            if rows_data is None or num_vectors < TILE_VECTORS:
                 walk(False)
             else:
                 with builder.if_else(large) as (then, otherwise):
@@ -167,7 +171,7 @@ def _codegen(update):
                 store(result, builder.gep(out_row, [at]), mask)
 
         prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch")  # read, keep, data
+            ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch")
         mask_type = ir.VectorType(ir.IntType(1), lanes)
         suffix = f"v{lanes}f{M.dtype.bitwidth}.p0"
         masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
