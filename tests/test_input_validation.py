@@ -203,6 +203,19 @@ def test_huge_finite_values_are_not_rejected_in_float64(network_class):
     assert out.shape == (6, N_OUT)
 
 
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_finite_values_whose_sum_overflows_are_not_rejected(network_class):
+    """The finiteness check sums first; an overflowing sum must fall back to the elementwise test."""
+    net = make_net(network_class)
+    x = np.full_like(data()["X_val"], 1e308)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(x.sum())
+        assert net.forward(x).shape == (6, N_OUT)
+    x[2, 1], x[4, 0] = np.inf, -np.inf  # the sum is NaN, not inf
+    with pytest.raises(ValueError, match=r"non-finite.*\(2, 1\)"):
+        net.forward(x)
+
+
 BAD_CONSTRUCTOR = [
     ("num_inputs-0", (0, 3, [5]), {}, ValueError, "num_inputs"),
     ("num_inputs-negative", (-2, 3, [5]), {}, ValueError, "num_inputs"),
