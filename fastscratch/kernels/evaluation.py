@@ -23,7 +23,7 @@ def argmax(y, r):
 
 @jit
 def predict_classes(weights, biases, codes, work, classes):
-    """Write the predicted class of each row of X (N, n_in) into classes (N,).
+    """Write the predicted class of each row of X (N, n_in), given by its structure in work, into classes (N,).
 
     work = (ys, structures): per-layer output buffers (chunk, n_out), and
     structures = (indptrs, indices, values): each layer's input structure,

@@ -15,9 +15,9 @@ from fastscratch.kernels.sgd import gradient_step
 def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code, work):
     """Run the tutorial's SGD loop over X (N, n_in), Y (N, n_out): batches in order, the rest dropped.
 
-    X is given by its structure in work.
-    weights, biases: tuples of each layer's W (n_in, n_out) and b (n_out,),
-    updated in place; codes: int64 array of activation codes per layer.
+    X is given by its structure in work. weights, biases: tuples of each
+    layer's W (n_in, n_out) and b (n_out,), updated in place; codes: int64
+    array of activation codes per layer.
     work = (ys, dzs, WTs, structures, batches, columns, scratch): per-layer
     buffers shaped (batch_size, n_out), (batch_size, n_out) and like W.T;
     X's CSR structure and the hidden layers' structures, as
