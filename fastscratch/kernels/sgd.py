@@ -25,10 +25,10 @@ def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
     materialising dL_dW: ``W[k] -= learning_rate * sum_r x[r, k] * dL_dz[r]``
     for the inputs k that are nonzero somewhere in the batch (the other rows
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
-    columns = (col_start, col_rows, positions), x's column structure
-    (one batch of ``structure.batch_columns``, or ``structure.full_columns``), whose entries
-    are ``values.flat[positions]``. scratch = (g (n_out,), seen (n_out,)),
-    overwritten.
+    columns = (col_start, col_rows, positions), x's column structure (one
+    batch of ``structure.batch_columns``, or ``structure.full_columns``),
+    whose entries are ``values.flat[positions]``. scratch = (g (n_out,),
+    seen (n_out,)), overwritten.
 
     Returns whether every updated parameter is finite. The forward kernel
     skips zero inputs, which is exact only for finite weights, so the
