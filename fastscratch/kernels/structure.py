@@ -6,30 +6,73 @@ entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
 per ``train`` call; hidden layers, whose inputs are almost never 0, list
 every entry (``full_structure``, ``full_columns``).
+
+Computing them is split by rows (or batches) over up to
+``NUMBA_NUM_THREADS`` threads: each part writes its own entries, so the
+result does not depend on the split. It halves the ~0.2 s a ``train`` call on
+MNIST spends here before its first batch; the parts need no synchronisation,
+unlike a split of the training loop itself.
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from numba import config
 
 from fastscratch._config import jit
+
+#: Rows (or batches' rows) per thread below which a thread costs more than it saves.
+MIN_ROWS_PER_THREAD = 4096
+
+
+def in_parts(run, n, min_size, threads=None):
+    """Call ``run(start, stop)`` over consecutive parts of ``range(n)``, concurrently.
+
+    ``threads`` parts (default ``NUMBA_NUM_THREADS``), fewer if a part would
+    hold fewer than ``min_size`` items; ``run`` must release the GIL (Numba's
+    ``nogil``) for the parts to overlap. The first part runs in the calling
+    thread; an exception in any part is raised here once all are done.
+    """
+    parts = max(1, min(threads or config.NUMBA_NUM_THREADS, n // max(min_size, 1)))
+    bounds = [n * p // parts for p in range(parts + 1)]
+    if parts == 1:
+        run(0, n)
+        return
+    with ThreadPoolExecutor(parts - 1) as pool:
+        futures = [pool.submit(run, start, stop) for start, stop in zip(bounds[1:-1], bounds[2:])]
+        run(bounds[0], bounds[1])
+        for future in futures:
+            future.result()
+
+
+@jit
+def count_nonzero_rows(X, counts):
+    """Overwrite counts (N,) with the number of nonzero entries in each row of X (N, n)."""
+    zero = X.dtype.type(0)
+    for i in range(X.shape[0]):
+        c = 0
+        for k in range(X.shape[1]):
+            c += X[i, k] != zero
+        counts[i] = c
 
 
 @jit
 def fill_structure(X, indptr, indices, values):
-    """Write the CSR structure of X (N, n): indptr (N + 1,), indices and values (nnz,), columns ascending.
+    """Write the columns and values of X's nonzero entries (X (N, n)), row i from indptr[i] on, ascending.
 
-    The values are stored, not read from X when needed: a forward pass then
-    streams 10 bytes per nonzero instead of the scattered cache lines of X's
-    rows, which made it memory bound.
+    indptr (N + 1,) is given (the counts' running sum, possibly not starting
+    at 0: X may be a block of rows); indices and values are the whole
+    structure's arrays. The values are stored, not read from X when needed:
+    a forward pass then streams 10 bytes per nonzero instead of the
+    scattered cache lines of X's rows, which made it memory bound.
     """
     zero = X.dtype.type(0)
-    c = 0
-    indptr[0] = 0
     for i in range(X.shape[0]):
+        c = indptr[i]
         for k in range(X.shape[1]):
             if X[i, k] != zero:
                 indices[c] = k
                 values[c] = X[i, k]
                 c += 1
-        indptr[i + 1] = c
 
 
 def index_dtype(width):
@@ -37,13 +80,18 @@ def index_dtype(width):
     return np.dtype(np.int16 if width <= 2 ** 15 else np.int64)
 
 
-def nonzero_structure(X, indices_dtype=None):
-    """Return ``(indptr, indices, values)``, the CSR structure of the 2-D array X."""
-    nnz = np.count_nonzero(X)
+def nonzero_structure(X, indices_dtype=None, threads=None):
+    """Return ``(indptr, indices, values)``, the CSR structure of the 2-D array X (``threads``: see ``in_parts``)."""
     indptr = np.empty(X.shape[0] + 1, dtype=np.int64)
-    indices = np.empty(nnz, dtype=indices_dtype or index_dtype(X.shape[1]))
-    values = np.empty(nnz, dtype=X.dtype)
-    fill_structure(X, indptr, indices, values)
+    indptr[0] = 0
+    counts = indptr[1:]
+    in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop]), X.shape[0],
+             MIN_ROWS_PER_THREAD, threads)
+    np.cumsum(counts, out=counts)
+    indices = np.empty(indptr[-1], dtype=indices_dtype or index_dtype(X.shape[1]))
+    values = np.empty(indptr[-1], dtype=X.dtype)
+    in_parts(lambda start, stop: fill_structure(X[start:stop], indptr[start:stop + 1], indices, values),
+             X.shape[0], MIN_ROWS_PER_THREAD, threads)
     return indptr, indices, values
 
 
@@ -57,7 +105,9 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
     """The column structure (CSC) of every whole batch of a CSR structure, for the first layer's SGD step.
 
     The batches are the same every epoch, so this runs once per ``train``
-    call. For batch b, rows ``begin = b * batch_size`` on: starts[b]
+    call. indptr may be that of a block of whole batches (the entries of
+    indices, rows and positions stay where the whole structure has them).
+    For batch b, rows ``begin = b * batch_size`` on: starts[b]
     (n_in + 1,) says where each column's entries start, counted from
     ``first = indptr[begin]``; rows and positions (nnz,), from first on, hold
     each entry's row offset from begin (ascending within a column) and where
@@ -93,7 +143,7 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
         start[0] = 0
 
 
-def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None):
+def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
     """Return ``(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
 
     Every offset is relative to its batch, so the narrowest dtypes do: for
@@ -101,7 +151,7 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None):
     instead of 49 MB with 64-bit starts and 16-bit rows. ``offsets_dtype``
     (starts and positions; default ``index_dtype(batch_size * n_in + 1)``)
     lets the hidden layers' ``full_columns`` share it, so that the SGD step
-    compiles once for all layers.
+    compiles once for all layers. ``threads``: see ``in_parts``.
     """
     num_batches = (indptr.shape[0] - 1) // batch_size
     nnz = indptr[num_batches * batch_size]
@@ -109,7 +159,9 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None):
     starts = np.empty((num_batches, n_in + 1), dtype=offsets_dtype)
     rows = np.empty(nnz, dtype=row_dtype(batch_size))
     positions = np.empty(nnz, dtype=offsets_dtype)
-    fill_batch_columns(indptr, indices, batch_size, starts, rows, positions)
+    in_parts(lambda start, stop: fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], indices,
+                                                    batch_size, starts[start:stop], rows, positions),
+             num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
     return starts, rows, positions
 
 

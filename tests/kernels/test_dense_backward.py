@@ -102,26 +102,3 @@ def test_full_columns_step_equals_nonzero_columns_step(rng):
         results.append((W2, b2))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
-
-
-def test_full_columns_list_every_entry_column_by_column():
-    x = np.arange(12.0).reshape(3, 4)
-    col_start, col_rows, positions = full_columns(3, 4, np.int16)
-    for k in range(4):
-        np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], [0, 1, 2])
-        np.testing.assert_array_equal(x.flat[positions[col_start[k]:col_start[k + 1]]], x[:, k])
-
-
-def test_batch_columns_are_each_batchs_transposed_structure(rng):
-    X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.6)
-    indptr, indices, values = nonzero_structure(X)
-    starts, rows, positions = batch_columns(indptr, indices, 7, 5)
-    assert starts.shape == (4, 8)  # the last 3 rows make no whole batch
-    assert (starts.dtype, rows.dtype, positions.dtype) == (np.int16, np.int8, np.int16)  # offsets within a batch
-    for batch in range(4):
-        first, block = indptr[5 * batch], X[5 * batch:5 * batch + 5]
-        assert starts[batch][0] == 0 and starts[batch][7] == np.count_nonzero(block)
-        for k in range(7):
-            entries = slice(first + starts[batch][k], first + starts[batch][k + 1])
-            np.testing.assert_array_equal(rows[entries], np.flatnonzero(block[:, k]))
-            np.testing.assert_array_equal(values[first + positions[entries]], block[:, k][block[:, k] != 0])
