@@ -23,7 +23,8 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import predict_classes
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import batch_columns, full_columns, full_structure, index_dtype, nonzero_structure
+from fastscratch.kernels.structure import (MIN_ROWS_PER_THREAD, batch_columns, full_columns, full_structure, in_parts,
+                                          index_dtype, nonzero_structure)
 from fastscratch.kernels.training import train_epoch
 
 ACTIVATION_CODES = {sigmoid: activations.SIGMOID, relu: activations.RELU, tanh: activations.TANH}
@@ -206,10 +207,25 @@ class SimpleNetwork(reference.SimpleNetwork):
         self._check_layers()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1 and self._kernel_forward:
-            classes = np.empty(x.shape[0], dtype=np.int64)
-            predict_classes(*self._kernel_arguments(), self._forward_work(x, min(EVAL_CHUNK, len(x))), classes)
-            return classes
+            return self._predict_classes(self._forward_work(x, min(EVAL_CHUNK, len(x))))
         return super().predict(x)
+
+    def _predict_classes(self, work):
+        """The classes of the rows whose structure is in ``work`` (``_forward_work``).
+
+        Rows are independent, so large inputs are split over threads as the
+        indexing is (``structure.in_parts``); each part has its own buffers.
+        """
+        ys, (indptrs, indices, values) = work
+        classes = np.empty(len(indptrs[0]) - 1, dtype=np.int64)
+        arguments = self._kernel_arguments()
+
+        def run(start, stop):
+            part = (indptrs[0][start:stop + 1], *indptrs[1:])
+            buffers = ys if start == 0 else self._buffers(len(ys[0]))
+            predict_classes(*arguments, (buffers, (part, indices, values)), classes[start:stop])
+        in_parts(run, len(classes), MIN_ROWS_PER_THREAD)
+        return classes
 
     @property
     def _kernel_forward(self):
@@ -218,9 +234,7 @@ class SimpleNetwork(reference.SimpleNetwork):
     def _evaluate_accuracy(self, X_val, y_val, work=None):
         if not self._kernel_forward:
             return super()._evaluate_accuracy(X_val, y_val)
-        classes = np.empty(len(X_val), dtype=np.int64)
-        predict_classes(*self._kernel_arguments(), work or self._forward_work(X_val, min(EVAL_CHUNK, len(X_val))),
-                        classes)
+        classes = self._predict_classes(work or self._forward_work(X_val, min(EVAL_CHUNK, len(X_val))))
         # The reference's per-sample loop leaves the last sample's x and y on the layers.
         self._forward(X_val[-1])
         return np.count_nonzero(classes == y_val) / len(X_val)

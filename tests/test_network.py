@@ -96,6 +96,23 @@ def test_evaluate_accuracy_equals_per_sample_predict(hidden, activation, rng):
     assert jit.evaluate_accuracy(X, np.eye(4)[labels]) == np.mean(predictions == labels)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_predictions_split_over_threads_equal_one_part(threads, rng, monkeypatch):
+    _, jit = twins((7, 5))
+    for layer in jit.layers:  # centred pre-activations, so that rows get different classes
+        layer.W = rng.standard_normal(layer.W.shape)
+        layer.b = -layer.W.sum(axis=0) / 2
+    X = rng.random((700, 12)) * (rng.random((700, 12)) > 0.5)
+    labels = rng.integers(0, 4, 700)
+    whole = jit.predict(X)
+    assert np.bincount(whole).max() < 0.9 * len(whole)
+    monkeypatch.setattr(fastscratch.network, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    np.testing.assert_array_equal(jit.predict(X), whole)
+    np.testing.assert_array_equal(whole, [jit.predict(x) for x in X])
+    assert jit.evaluate_accuracy(X, labels) == np.mean(whole == labels)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
