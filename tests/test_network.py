@@ -205,10 +205,15 @@ def test_three_epochs_of_mnist_match_reference(mnist_prepared, mnist_reference_r
         np.testing.assert_allclose(got[1], expected[1], atol=0.001)  # within 0.1 point of float64
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("batch, hidden", [(128, (6,)), (4, (300, 250))], ids=["large batch", "large hidden layer"])
-def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, rng):
-    """Past the measured crossover, train runs the reference's NumPy loop: the very same numbers."""
-    ref, jit = twins(hidden, num_inputs=30)
+def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dtype, rng):
+    """Past the measured crossover, train runs the reference's BLAS products and the SGD step
+    kernel, whose ``W - lr * dL_dW`` are NumPy's bits: the very same numbers in either dtype."""
+    np.random.seed(5)
+    ref = reference.SimpleNetwork(30, 4, hidden, dtype=dtype)
+    np.random.seed(5)
+    jit = fastscratch.SimpleNetwork(30, 4, hidden, dtype=dtype)
     assert jit.fused and not jit.kernels_pay_off(batch)
     X, Y = problem(rng, 300, num_inputs=30)
     expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
