@@ -222,4 +222,5 @@ def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dt
     assert got[1] == expected[1]
     for r, j in zip(ref.layers, jit.layers):
         np.testing.assert_array_equal(j.W, r.W)
-        assert not j._blas  # the layers are back on the kernels
+        np.testing.assert_array_equal(j.dL_dW, r.dL_dW)
+        assert not j._blas and not j._input_gradient_unused  # the layers are back on the kernels
