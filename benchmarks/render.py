@@ -136,6 +136,9 @@ def notes(row):
                    f"peak RSS {info.get('peak_rss_bytes', 0) / 2 ** 20:.0f} MiB "
                    f"(data {info.get('data_bytes', 0) / 2 ** 20:.0f} MiB; "
                    f"{info.get('peak_rss_above_import_bytes', 0) / 2 ** 20:.0f} MiB above the imports)")
+    if info.get("paired_speedup"):
+        out.append(f"paired {info['paired_speedup']:.3g}x (median of {info.get('pairs')} alternating "
+                   "reference/JIT calls)")
     if info.get("blas_threads_limit"):
         out.append(f"BLAS limited to {info['blas_threads_limit']} thread")
     if info.get("jit_is_reference_alias"):

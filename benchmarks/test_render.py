@@ -33,7 +33,8 @@ def run(tmp_path):
         bench("epoch", "reference", "float32", "seed-epoch", 1.6),
         bench("epoch", "jit", "float32", "seed-epoch", 0.05),
         bench("grid", "reference", "float64", "784-64-32-10 b=1 steps=400", 0.2),
-        bench("grid", "jit", "float64", "784-64-32-10 b=1 steps=400", 0.01, speedup_vs_reference=19.5),
+        bench("grid", "jit", "float64", "784-64-32-10 b=1 steps=400", 0.01, speedup_vs_reference=19.5,
+              paired_speedup=18.25, pairs=5),
         bench("startup", "jit", "float64", "startup cold cache", 9.0, cache="cold",
               first_epoch_overhead_s=5.5, later_epoch_s=0.1, import_s=0.8),
     ])
@@ -57,6 +58,7 @@ def test_markdown_has_one_table_per_group_in_order(run):
     assert "| reference | float64 | seed-epoch | 2 s |" in text
     assert "loss rel. diff 1.0e-13" in text
     assert "1st epoch +5.50 s" in text
+    assert "paired 18.2x (median of 5 alternating reference/JIT calls)" in text
     assert "Test CPU" in text and "abc1234def" in text
     # references come before the JIT within a config and dtype
     assert text.index("| reference | float64 | seed-epoch") < text.index("| jit | float64 | seed-epoch")
