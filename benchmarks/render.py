@@ -238,9 +238,16 @@ def plot(rows, path):
             ax.axvline(1.0, color="black", lw=0.8)
             ax.set_xscale("log")
             ax.set_xlabel("JIT speed-up vs reference, same dtype (log scale; >1 = faster)")
-            for i, v in enumerate(values):
-                ax.text(v, i, f" {v:.3g}x", va="center", fontsize=8)
-            ax.set_title("grid: a fixed number of SGD steps, hidden sizes x batch", fontsize=10)
+            paired = [r["info"].get("paired_speedup") for r in items]
+            for i, (v, p) in enumerate(zip(values, paired)):
+                ax.text(max(v, p or 0) * 1.03, i, f" {v:.3g}x" + (f", paired {p:.3g}x" if p else ""), va="center",
+                        fontsize=8)
+            if any(paired):
+                ax.plot([p for p in paired if p], [i for i, p in enumerate(paired) if p], "kD", ms=4,
+                        label="paired: median of alternating reference/JIT calls")
+                ax.legend(loc="lower right", fontsize=8)
+            ax.set_title("grid: a fixed number of SGD steps, hidden sizes x batch\n(bars: medians timed "
+                         "seconds apart)", fontsize=10)
         else:
             labels = [f"{r['info'].get('cache')} cache {r['dtype']}" for r in items]
             values = [r["info"]["first_epoch_overhead_s"] for r in items]
