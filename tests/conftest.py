@@ -1,5 +1,6 @@
 """Shared fixtures: real MNIST from FASTSCRATCH_MNIST_DIR, loaded once per session."""
 import os
+import signal
 import zlib
 
 import numpy as np
@@ -35,3 +36,16 @@ def mnist_prepared(mnist_raw):
 def rng(request):
     """A per-test generator, seeded from the test's name so failures reproduce."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sigint_as_in_a_terminal():
+    """Deliver Ctrl-C as a terminal does, even when the suite runs as a background job.
+
+    A shell starts background jobs with SIGINT ignored, the training
+    subprocesses inherit that, and fastscratch rightly leaves an ignored
+    SIGINT ignored, so the Ctrl-C tests would wait for an interrupt that never
+    comes. A handler installed here is reset to the default in children.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
