@@ -150,10 +150,7 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
 
     def _backward(self, dL_dy):
         if self._blas and self._input_gradient_unused:
-            # The reference's expressions for dL_dW and dL_db (same bits), without dL_dx.
-            dL_dz = dL_dy * self.derivated_activation_function(self.y)
-            self.dL_dW = np.dot(self.x.T, dL_dz)
-            self.dL_db = np.dot(np.ones(dL_dy.shape[0], dtype=self.dtype), dL_dz)
+            self._reference_parameter_gradients(self.x, dL_dy * self.derivated_activation_function(self.y))
             return None
         if self._blas:
             return super()._backward(dL_dy)
@@ -170,6 +167,11 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         dL_dx = np.empty(self.x.shape, dtype=self.dtype)
         input_gradient(dL_dz, self._W, self._WT, dL_dx)
         return dL_dx
+
+    def _reference_parameter_gradients(self, x, dL_dz):
+        """Set dL_dW and dL_db with the reference's own expressions (NumPy's BLAS): the same bits."""
+        self.dL_dW = np.dot(x.T, dL_dz)
+        self.dL_db = np.dot(np.ones(len(dL_dz), dtype=self.dtype), dL_dz)
 
     def _optimize(self, epsilon):
         sgd_step(self._W, self._b, self.dL_dW, self.dL_db, self.dtype.type(epsilon))
@@ -300,7 +302,5 @@ class SimpleNetwork(reference.SimpleNetwork):
         x = X_train[last * batch_size:(last + 1) * batch_size]
         for layer, y, dz in zip(self.layers, ys, dzs):
             layer.x, layer.y = x, y.copy()
-            # The reference's own expressions: no kernel to compile for a once-per-epoch product.
-            layer.dL_dW = np.dot(x.T, dz)
-            layer.dL_db = np.dot(np.ones(len(dz), dtype=self.dtype), dz)
+            layer._reference_parameter_gradients(x, dz)  # no kernel to compile for a once-per-epoch product
             x = layer.y
