@@ -9,9 +9,10 @@ every entry (``full_structure``, ``full_columns``).
 
 Computing them is split by rows (or batches) over up to
 ``NUMBA_NUM_THREADS`` threads: each part writes its own entries, so the
-result does not depend on the split. It halves the ~0.2 s a ``train`` call on
-MNIST spends here before its first batch; the parts need no synchronisation,
-unlike a split of the training loop itself.
+result does not depend on the split. On MNIST with two threads the CSR
+structures take ~100 ms instead of ~140 ms and the batch columns ~30 ms
+instead of 50-80 ms, once per ``train`` call; the parts need no
+synchronisation, unlike a split of the training loop itself.
 """
 from concurrent.futures import ThreadPoolExecutor
 
