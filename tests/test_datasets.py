@@ -11,6 +11,7 @@ import io
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -214,6 +215,50 @@ BROKEN = {   # case: (file, content made from the good content c, words the mess
 }
 
 
+BOMB_CHECK = """
+import sys, time, tracemalloc
+from pathlib import Path
+from fastscratch.datasets import MNISTFileError, load_mnist
+tracemalloc.start()
+start = time.perf_counter()
+try:
+    load_mnist(sys.argv[1], verify=sys.argv[2] == "verify")
+except MNISTFileError as err:
+    assert err.path == Path(sys.argv[1]) / "train-images-idx3-ubyte.gz", err.path
+    # VmHWM: this interpreter's peak RSS (ru_maxrss would keep the parent's across exec).
+    peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print(tracemalloc.get_traced_memory()[1], peak, time.perf_counter() - start, err.problem)
+"""
+
+
+@pytest.mark.parametrize("declared, verify, words", [
+    ((60000, 28, 28), "verify", "wrong number of items"),   # MNIST's header, then far more data
+    ((60000, 28, 28), "no-verify", "wrong number of items"),
+    ((1 << 20, 28, 28), "verify", "declares shape"),   # a header that asks for 822 MB
+    ((1 << 21, 28, 28), "no-verify", "more than the"),
+])
+def test_decompression_bomb_fails_fast_in_bounded_memory(synthetic, tmp_path, declared, verify, words):
+    """A 1 MB gzip file of 1 GiB: refused after at most the real file's 47 MB, measured in a fresh interpreter."""
+    _, contents = synthetic
+    write(tmp_path, {name: content for name, content in contents.items() if name != NAMES[0]})
+    # Gzip members concatenated make one valid gzip stream: 1024 members of 1 MiB of zeros each.
+    header = struct.pack(">HBB3I", 0, 0x08, 3, *declared)
+    member = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(tmp_path / f"{NAMES[0]}.gz", "wb") as bomb:
+        bomb.write(gzip.compress(header))
+        for _ in range(1024):
+            bomb.write(member)
+    assert (tmp_path / f"{NAMES[0]}.gz").stat().st_size < 1.1e6
+    # The real MNIST sizes: synthetic's tiny ones would stop the read even earlier.
+    run = subprocess.run([sys.executable, "-c", BOMB_CHECK, str(tmp_path), verify],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout, run.stderr
+    traced, max_rss, seconds, problem = run.stdout.split(" ", 3)
+    assert words in problem
+    assert int(traced) < 60e6   # the 47 MB array at most, never the gibibyte
+    assert int(max_rss) < 300e6   # with the interpreter, NumPy and Numba's imports
+
+
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_broken_local_file_names_the_file(synthetic, tmp_path, case):
     _, contents = synthetic
@@ -268,11 +313,12 @@ class _MirrorHandler(http.server.BaseHTTPRequestHandler):
             content[-1] ^= 1
             body = gzip.compress(bytes(content))
             declared = len(body)
-        elif behaviour == "bomb":   # the right content followed by 16 MB of zeros: 16 KB compressed
+        elif behaviour in ("bomb", "unsized-bomb"):   # the right content and 16 MB of zeros: 16 KB compressed
             body = gzip.compress(gzip.decompress(body) + bytes(1 << 24))
-            declared = len(body)
+            declared = len(body) if behaviour == "bomb" else None
         self.send_response(200)
-        self.send_header("Content-Length", str(declared))
+        if declared is not None:   # else the body ends when the connection closes (HTTP/1.0)
+            self.send_header("Content-Length", str(declared))
         self.end_headers()
         self.wfile.write(body)
 
@@ -318,7 +364,7 @@ def cache_listing():
 
 def test_download_tries_mirrors_in_order_and_caches_only_good_files(serving, capsys):
     server, arrays = serving
-    behaviours = ["forbidden", "truncated", "cut", "corrupt", "wrong", "altered", "bomb", "good"]
+    behaviours = ["forbidden", "truncated", "cut", "corrupt", "wrong", "altered", "bomb", "unsized-bomb", "good"]
     assert_arrays(load_mnist(mirrors=[f"{server.url}/{b}/" for b in behaviours], timeout=5), arrays)
     assert server.requests == [f"/{b}/{name}.gz" for name in NAMES for b in behaviours]
     assert cache_listing() == sorted(f"{name}.gz" for name in NAMES)   # no temporary files left
@@ -326,7 +372,7 @@ def test_download_tries_mirrors_in_order_and_caches_only_good_files(serving, cap
         assert gzip.decompress((default_cache_dir() / f"{name}.gz").read_bytes()) == idx(arrays[name])
     err = capsys.readouterr().err
     for reason in ("HTTP 403", "not a valid gzip file", "bytes short", "wrong number of items", "SHA-256",
-                   "more than the", "Downloading"):
+                   "more than the", "sends more than", "Downloading"):
         assert reason in err
     assert err.count(f"Downloading {server.url}/good/") == 4
 
