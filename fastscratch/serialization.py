@@ -99,7 +99,7 @@ def _read_archive(path, archive):
 
 
 def _read_member(path, archive, info, limit, shape=None):
-    """The array in ``info``, read only after its header shows it is ``shape`` (if given) and at most ``limit`` bytes."""
+    """The array in ``info``, read once its header shows ``shape`` (if given) and at most ``limit`` bytes."""
     with archive.open(info) as member:
         try:
             version = np.lib.format.read_magic(member)

@@ -25,8 +25,10 @@ def weights(path):
 
 
 def assert_weights(path, network):
-    for saved, expected in zip(weights(path), [layer.W for layer in network.layers] + [layer.b for layer in network.layers]):
-        np.testing.assert_array_equal(saved, expected)
+    expected = [layer.W for layer in network.layers] + [layer.b for layer in network.layers]
+    assert len(weights(path)) == len(expected)
+    for saved, array in zip(weights(path), expected):
+        np.testing.assert_array_equal(saved, array)
 
 
 # --- save over a good checkpoint ------------------------------------------------------------------
