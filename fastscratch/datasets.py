@@ -321,11 +321,11 @@ def _read_idx(path, file, dataset, verify):
     except OSError as err:
         raise MNISTFileError(path, f"cannot be read: {err}") from err
     with raw:
-        compressed = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        digest = hashlib.sha256()
+        compressed, digest = False, hashlib.sha256()
         try:
+            compressed = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             array = _parse(stream, digest, path, file, dataset, verify)
         # Bad header or CRC (OSError), a truncated stream (EOFError), corrupt deflate data (zlib.error).
         except (OSError, EOFError, zlib.error) as err:
