@@ -147,7 +147,7 @@ def test_output_has_the_tutorials_lines(reference_backend_run, seed_script):
         seed_script["untrained_loss"], seed_script["untrained_accuracy"] * 100)
     for i, (loss, accuracy) in enumerate(zip(seed_script["losses"], seed_script["accuracies"])):
         assert lines[1 + i].startswith("Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}%".format(
-            i, loss, accuracy * 100))
+            i + 1, loss, accuracy * 100))  # epochs count from 1, as in the progress bar and history.csv
     assert "Predicted class: {}; Correct class: {}".format(
         seed_script["predicted_class"], seed_script["correct_class"]) in lines
 
@@ -360,7 +360,7 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
         deadline = time.monotonic() + SUBPROCESS_TIMEOUT
         while True:  # wait for the end of the first epoch
             line = lines.get(timeout=max(deadline - time.monotonic(), 0))
-            if line.startswith("Epoch    0:"):
+            if line.startswith("Epoch    1:"):
                 break
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=SUBPROCESS_TIMEOUT)
@@ -372,7 +372,7 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
 
     assert code == 130, stderr
     assert "Traceback" not in stderr
-    assert "interrupted after" in stderr and len(stderr.strip().splitlines()) == 1
+    assert "interrupted at epoch" in stderr and len(stderr.strip().splitlines()) == 1
     history = read_history(out)
     assert history["status"] == "interrupted"
     assert 1 <= len(history["losses"]) < 1000
