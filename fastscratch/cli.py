@@ -650,6 +650,11 @@ def claim_run_directory(out, now=None):
 def _make_parents(parent, out):
     try:
         os.makedirs(parent, exist_ok=True)
+    except FileExistsError:  # makedirs' word for a file in the way
+        blocker = parent
+        while not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        raise RunDirectoryError(f"cannot create {out}: {blocker} is not a directory") from None
     except OSError as err:
         raise RunDirectoryError(f"cannot create {out}: {_reason(err)}") from None
 
