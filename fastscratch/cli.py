@@ -479,7 +479,7 @@ class Recorder:
         self.kept.take(done)
         self.console.print("Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}% ({:.2f} s)".format(
             done, loss, accuracy * 100, seconds))
-        self.progress.update(self.task, completed=done, loss=f"{loss:.6f}", accuracy=f"{accuracy:.2%}",
+        self.progress.update(self.task, completed=done, loss=f"{loss:.6g}", accuracy=f"{accuracy:.2%}",
                              seconds=f"{seconds:.2f}", eta=eta(self.run.seconds_per_epoch, self.num_epochs))
         self.run.write_history()
         self.mark = time.perf_counter()
@@ -501,12 +501,14 @@ class _progress:
 
     def __init__(self, console, num_epochs):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Column
 
+        whole = {"table_column": Column(no_wrap=True)}  # numbers are never cut; the bar shrinks instead
         self.progress = Progress(
-            TextColumn("Epoch"), MofNCompleteColumn(), BarColumn(bar_width=None),
-            TextColumn("loss [red]{task.fields[loss]}[/] acc [blue]{task.fields[accuracy]}[/]"),
-            TextColumn("{task.fields[seconds]} s/ep"), TimeElapsedColumn(),
-            TextColumn("ETA {task.fields[eta]}"),
+            TextColumn("Epoch", **whole), MofNCompleteColumn(**whole), BarColumn(bar_width=None),
+            TextColumn("loss [red]{task.fields[loss]}[/] acc [blue]{task.fields[accuracy]}[/]", **whole),
+            TextColumn("{task.fields[seconds]}s/ep", **whole), TimeElapsedColumn(**whole),
+            TextColumn("ETA {task.fields[eta]}", **whole),
             console=console, disable=console.quiet or not console.is_terminal)  # logs get the epoch lines
         self.task = self.progress.add_task("train", total=num_epochs, loss="-", accuracy="-", seconds="-",
                                            eta="estimating…")
