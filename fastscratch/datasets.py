@@ -1,20 +1,31 @@
-"""MNIST for the tutorial's script: find, download, verify and parse the four IDX files.
+"""MNIST-format datasets for the tutorial's script: find, download, verify and parse their four IDX files.
 
 The tutorial loads MNIST with the ``mnist`` package, whose only source, the
-original site, has answered HTTP 403 for years. This module keeps that
-package's parser (``mnist.parse_idx``) and its return values, and finds the
-files itself, in order: the ``data_dir`` argument, the ``FASTSCRATCH_MNIST_DIR``
-environment variable, a user cache, and finally a download from public
+original site, has answered HTTP 403 for years. This module returns what that
+package returns, for every dataset in ``DATASETS`` (MNIST and its drop-in
+replacement Fashion-MNIST), and finds the files itself, in order: the
+``data_dir`` argument, the dataset's environment variable
+(``FASTSCRATCH_MNIST_DIR``, ``FASTSCRATCH_FASHION_MNIST_DIR``), a system-wide
+copy where a distribution package installs one (Debian's
+``dataset-fashion-mnist``), a user cache, and finally a download from public
 mirrors into that cache. Gzipped and uncompressed IDX files are both accepted.
 
-Checksums: SHA-256 of 55 MB takes about 0.04 s here (decompressing the
-gzipped files takes 0.3 s), so every load checks the canonical digests unless
-``verify=False``, which exists for other data in MNIST's format and file names
-(Fashion-MNIST, subsets). Downloads are always checked, whatever ``verify``
-says: only MNIST's exact content ever lands in the cache.
+Checksums: a digest is of a file's decompressed content, because copies are
+compressed differently (Debian's and the local MNIST's ``.gz`` files differ
+from the publishers', their content does not). SHA-256 of 55 MB takes about
+0.04 s here, so every load checks the canonical digests unless
+``verify=False``, which exists for other data in the same format and file
+names (subsets, other datasets); the structure is always checked. Downloads
+are always checked, whatever ``verify`` says: only a dataset's exact content
+ever lands in the cache.
+
+Hostile files: a file is read as a stream, hashed as it is read, and never
+past the size its IDX header declares; with ``verify`` that size must be the
+dataset's, without it at most ``MAX_ITEMS`` items. A small gzip file that
+expands to gigabytes therefore costs at most the size of the real file.
 
 Errors, all ``MNISTError`` (a ``RuntimeError``):
-    ``MNISTFileError``: a file that is there but is not valid MNIST (bad gzip,
+    ``MNISTFileError``: a file that is there but is not valid (bad gzip,
         bad IDX header, wrong item count or shape, labels outside 0..9,
         image/label counts that differ, checksum mismatch). It is also a
         ``mnist.IdxDecodeError``, hence a ``ValueError``. ``.path`` is the file.
@@ -26,7 +37,6 @@ Errors, all ``MNISTError`` (a ``RuntimeError``):
 import gzip
 import hashlib
 import http.client
-import io
 import os
 import struct
 import sys
@@ -35,49 +45,114 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import mnist
 import numpy as np
 
+from fastscratch._files import fsync_directory
 from fastscratch._validation import check_dtype
 
-__all__ = ["load_mnist", "prepare", "default_cache_dir", "MNIST_FILES", "MIRRORS", "ENV_VAR", "MNISTError",
-           "MNISTFileError", "MNISTDownloadError"]
+__all__ = ["load_dataset", "load_mnist", "prepare", "default_cache_dir", "DATASETS", "Dataset", "DataFile",
+           "LoadedDataset", "ENV_VAR", "MAX_ITEMS", "MNISTError", "MNISTFileError", "MNISTDownloadError"]
 
-# Standard names (without ".gz") in the order load_mnist returns them, with the
-# SHA-256 of their decompressed content.
-MNIST_FILES = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-
-# Tried in turn for each file. The original site comes last: it answers 403.
-MIRRORS = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",   # torchvision's mirror
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",   # TensorFlow's mirror
-    "http://yann.lecun.com/exdb/mnist/",
-]
-
-ENV_VAR = "FASTSCRATCH_MNIST_DIR"
 TIMEOUT = 30.0   # seconds without progress (connect or read) before a mirror is given up
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
+MAX_ITEMS = 1_000_000   # images or labels in one file read with verify=False (784 MB of images)
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 16
-_LOCAL_COPY_HINT = (f"To use a local copy of the four MNIST files (gzipped or not), set {ENV_VAR}=/path/to/mnist, "
-                    f"pass --data-dir /path/to/mnist to `fastscratch train`, or call load_mnist('/path/to/mnist').")
+_CHUNK = 1 << 20
+# IDX type codes (the format's own table), big-endian as the format says.
+_IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_HEADER_SIZE = {"images": 4 + 4 * (1 + len(IMAGE_SHAPE)), "labels": 4 + 4}
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One of a dataset's four IDX files: its standard name (without ``.gz``) and its content's SHA-256 and size.
+
+    Digest and size are of the decompressed content.
+    """
+    name: str
+    sha256: str
+    size: int
+
+    @property
+    def kind(self):
+        """``"images"`` or ``"labels"``."""
+        return "images" if "-images-" in self.name else "labels"
+
+    @property
+    def shape(self):
+        """The array's shape, from the size: ``(n, 28, 28)`` or ``(n,)``."""
+        items = (self.size - _HEADER_SIZE[self.kind]) // (int(np.prod(IMAGE_SHAPE)) if self.kind == "images" else 1)
+        return (items, *IMAGE_SHAPE) if self.kind == "images" else (items,)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset in MNIST's format: four IDX files of 28x28 uint8 images and labels 0..9."""
+    name: str
+    title: str
+    classes: tuple
+    files: tuple   # DataFile of train images, train labels, test images, test labels: load_dataset's order
+    mirrors: tuple   # base URLs, tried in turn
+    system_dirs: tuple = ()   # where a distribution package installs the files
+
+    @property
+    def env_var(self):
+        """``FASTSCRATCH_<NAME>_DIR``: a directory holding the four files."""
+        return f"FASTSCRATCH_{self.name.upper().replace('-', '_')}_DIR"
+
+    def local_copy_hint(self):
+        return (f"To use a local copy of the four {self.title} files (gzipped or not), set "
+                f"{self.env_var}=/path/to/{self.name}, pass --data-dir /path/to/{self.name} to `fastscratch train`, "
+                f"or call load_dataset({self.name!r}, '/path/to/{self.name}').")
+
+
+def _files(*digests):
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    sizes = (47040016, 60008, 7840016, 10008)   # 60000 and 10000 items, with their headers
+    return tuple(DataFile(name, digest, size) for name, digest, size in zip(names, digests, sizes))
+
+
+DATASETS = {dataset.name: dataset for dataset in (
+    Dataset(
+        "mnist", "MNIST", tuple(str(digit) for digit in range(NUM_CLASSES)),
+        _files("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+               "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+               "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+               "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/",   # torchvision's mirror
+         "https://storage.googleapis.com/cvdf-datasets/mnist/",   # TensorFlow's mirror
+         "http://yann.lecun.com/exdb/mnist/")),   # the original site comes last: it answers 403
+    Dataset(
+        "fashion-mnist", "Fashion-MNIST",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        # Computed from Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1 (Zalando's repository at
+        # that commit). Debian's .gz files differ from Zalando's published .gz MD5s, their content does not:
+        # its MD5s (f4a8712d..., 9018921c..., 8181f547..., 15d48437...) are the raw-file MD5s that loaders
+        # publish beside Zalando's, and these SHA-256s are the raw-file digests other loaders hard-code.
+        _files("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+               "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+               "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+               "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",   # Zalando's README and torchvision
+         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+        system_dirs=("/usr/share/datasets/fashion-mnist",)),   # Debian's dataset-fashion-mnist
+)}
+
+ENV_VAR = DATASETS["mnist"].env_var
 
 
 class MNISTError(RuntimeError):
-    """MNIST could not be loaded; the message says why and what to do."""
+    """A dataset could not be loaded; the message says why and what to do."""
 
 
 class MNISTFileError(MNISTError, mnist.IdxDecodeError):
-    """A file that is present but is not valid MNIST; ``path`` names it."""
+    """A file that is present but is not valid; ``path`` names it."""
 
     def __init__(self, path, problem):
         super().__init__(f"{path}: {problem}")
@@ -87,50 +162,86 @@ class MNISTFileError(MNISTError, mnist.IdxDecodeError):
 class MNISTDownloadError(MNISTError):
     """No mirror served a good copy of a file; ``attempts`` holds ``(url, reason)`` pairs."""
 
-    def __init__(self, filename, cache, attempts):
+    def __init__(self, filename, cache, attempts, hint):
         tried = "".join(f"\n  {url}: {reason}" for url, reason in attempts) or "\n  (no mirrors configured)"
-        super().__init__(f"could not download {filename} into {cache}; tried:{tried}\n{_LOCAL_COPY_HINT}")
+        super().__init__(f"could not download {filename} into {cache}; tried:{tried}\n{hint}")
         self.attempts = attempts
 
 
-def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirrors=None, timeout=TIMEOUT):
-    """Return MNIST as ``(X_train, y_train, X_test, y_test)``, uint8 arrays as the ``mnist`` package gives.
+class LoadedDataset(tuple):
+    """``(X_train, y_train, X_test, y_test)`` and where it came from.
 
-    Shapes (60000, 28, 28), (60000,), (10000, 28, 28), (10000,). The files come
-    from ``data_dir`` if given, else from ``$FASTSCRATCH_MNIST_DIR`` if set, and
-    must all be there (nothing is downloaded for a directory named explicitly).
-    Otherwise they come from ``default_cache_dir()``, where missing ones are
-    downloaded first unless ``download`` is false.
+    Attributes:
+        dataset: the ``Dataset`` asked for.
+        verified: whether all four files have the dataset's canonical digests
+            (always true with ``verify=True``; with ``verify=False`` it says
+            whether the data happens to be the dataset's).
+        directory: the directory the files were read from.
+    """
+
+    def __new__(cls, arrays, dataset, verified, directory):
+        self = super().__new__(cls, arrays)
+        self.dataset, self.verified, self.directory = dataset, verified, directory
+        return self
+
+    def __reduce__(self):
+        return type(self), (tuple(self), self.dataset, self.verified, self.directory)
+
+
+def load_dataset(name="mnist", data_dir=None, *, download=True, progress=True, verify=True, mirrors=None,
+                 timeout=TIMEOUT):
+    """Return the dataset ``name`` of ``DATASETS`` as ``(X_train, y_train, X_test, y_test)`` uint8 arrays.
+
+    Shapes (60000, 28, 28), (60000,), (10000, 28, 28), (10000,) for the known
+    datasets, as the ``mnist`` package gives MNIST. The result is a
+    ``LoadedDataset``, a tuple that also says which dataset it is and whether
+    it was verified. The files come from ``data_dir`` if given, else from the
+    dataset's environment variable (``Dataset.env_var``) if set, and must all
+    be there (nothing is downloaded for a directory named explicitly).
+    Otherwise they come from a system-wide copy holding all four files (see
+    ``Dataset.system_dirs``), else from ``default_cache_dir(name)``, where
+    missing ones are downloaded first unless ``download`` is false.
 
     Args:
         progress: report downloads on stderr.
-        verify: check each file's SHA-256 against ``MNIST_FILES``; turn off to
-            read other data in MNIST's format (the structure is still checked).
-        mirrors: base URLs (or one) to try in turn; defaults to ``MIRRORS``.
+        verify: check each file's size and SHA-256 against the dataset's; turn
+            off to read other data in MNIST's format (the structure is still
+            checked).
+        mirrors: base URLs (or one) to try in turn; defaults to the dataset's.
         timeout: seconds a mirror may stay silent before the next is tried.
 
     Raises:
+        ValueError: ``name`` is not a known dataset.
         MNISTError: see the module docstring for its subclasses.
     """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    dataset = DATASETS[name]
     if data_dir is not None:
-        paths = _find_all(Path(data_dir).expanduser(), "the data_dir argument")
-    elif os.environ.get(ENV_VAR):
-        paths = _find_all(Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}")
-    else:
-        mirrors = MIRRORS if mirrors is None else [mirrors] if isinstance(mirrors, str) else mirrors
-        return _load_cache(download, progress, verify, mirrors, timeout)
-    arrays = {name: _parse(path, _read_bytes(path), name, verify) for name, path in paths.items()}
-    return _check_pairs(arrays, paths)
+        return _load_dir(dataset, Path(data_dir).expanduser(), "the data_dir argument", verify)
+    if os.environ.get(dataset.env_var):
+        return _load_dir(dataset, Path(os.environ[dataset.env_var]).expanduser(), f"${dataset.env_var}", verify)
+    for directory in map(Path, dataset.system_dirs):
+        if all(_find(directory, file.name) for file in dataset.files):
+            return _load_dir(dataset, directory, "the system-wide copy", verify)
+    mirrors = dataset.mirrors if mirrors is None else [mirrors] if isinstance(mirrors, str) else mirrors
+    return _load_cache(dataset, download, progress, verify, mirrors, timeout)
 
 
-def default_cache_dir():
-    """``$XDG_CACHE_HOME/fastscratch/mnist``, or ``~/.cache/fastscratch/mnist``.
+def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirrors=None, timeout=TIMEOUT):
+    """``load_dataset("mnist", ...)``: MNIST, from ``data_dir``, ``$FASTSCRATCH_MNIST_DIR``, the cache or a mirror."""
+    return load_dataset("mnist", data_dir, download=download, progress=progress, verify=verify, mirrors=mirrors,
+                        timeout=timeout)
+
+
+def default_cache_dir(name="mnist"):
+    """``$XDG_CACHE_HOME/fastscratch/<name>``, or ``~/.cache/fastscratch/<name>``.
 
     As the XDG spec says, an empty or relative ``XDG_CACHE_HOME`` is ignored.
     """
     base = os.environ.get("XDG_CACHE_HOME", "")
     root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "fastscratch" / "mnist"
+    return root / "fastscratch" / name
 
 
 def prepare(X_train, y_train, X_test, y_test, dtype=np.float64):
@@ -162,139 +273,183 @@ def _find(directory, name):
     return None
 
 
-def _find_all(directory, source):
+def _load_dir(dataset, directory, source, verify):
+    names = [file.name for file in dataset.files]
     if not directory.is_dir():
-        raise MNISTError(f"MNIST directory {directory} (from {source}) does not exist or is not a directory. "
-                         f"It should hold the four MNIST files: {', '.join(MNIST_FILES)} (each may end in .gz).")
-    paths = {name: _find(directory, name) for name in MNIST_FILES}
+        raise MNISTError(f"{dataset.title} directory {directory} (from {source}) does not exist or is not a "
+                         f"directory. It should hold the four files: {', '.join(names)} (each may end in .gz).")
+    paths = {file.name: _find(directory, file.name) for file in dataset.files}
     missing = [f"{name}[.gz]" for name, path in paths.items() if path is None]
     if missing:
-        raise MNISTError(f"MNIST directory {directory} (from {source}) has no {', '.join(missing)}; "
+        raise MNISTError(f"{dataset.title} directory {directory} (from {source}) has no {', '.join(missing)}; "
                          f"nothing is downloaded for a directory given explicitly.")
-    return paths
+    read = [_read_idx(paths[file.name], file, dataset, verify) for file in dataset.files]
+    return _loaded(dataset, read, list(paths.values()), directory)
 
 
-def _load_cache(download, progress, verify, mirrors, timeout):
-    cache = default_cache_dir()
-    paths, arrays = {}, {}
-    for name in MNIST_FILES:
-        path = _find(cache, name)
+def _load_cache(dataset, download, progress, verify, mirrors, timeout):
+    cache = default_cache_dir(dataset.name)
+    read, paths = [], []
+    for file in dataset.files:
+        path = _find(cache, file.name)
         if path is not None:
             try:
-                arrays[name] = _parse(path, _read_bytes(path), name, verify)
+                read.append(_read_idx(path, file, dataset, verify))
             except MNISTFileError as err:
                 raise MNISTFileError(path, f"{err.problem} (this is fastscratch's download cache: "
                                            f"delete the file and it will be downloaded again)") from err
         elif download:
-            path, content = _download(name, cache, mirrors, timeout, progress)
-            arrays[name] = _parse(path, content, name, verify=False)   # _download checked the digest
+            path, array = _download(dataset, file, cache, mirrors, timeout, progress)
+            read.append((array, True))
         else:
-            raise MNISTError(f"MNIST file {name} is not in the cache {cache} and download=False. "
-                             f"{_LOCAL_COPY_HINT}")
-        paths[name] = path
-    return _check_pairs(arrays, paths)
+            raise MNISTError(f"{dataset.title} file {file.name} is not in the cache {cache} and download=False. "
+                             f"{dataset.local_copy_hint()}")
+        paths.append(path)
+    return _loaded(dataset, read, paths, cache)
 
 
-def _read_bytes(path):
-    """The decompressed content of ``path``, gzipped or not (told apart by content, not by name)."""
+def _read_idx(path, file, dataset, verify):
+    """Read the IDX file ``path`` as the dataset's ``file``: return ``(array, whether its digest is canonical)``.
+
+    The content is streamed through SHA-256 and never read past what the
+    header declares; a header that disagrees with ``file`` (with ``verify``)
+    or declares more than ``MAX_ITEMS`` items (without) is refused before any
+    data is read.
+    """
     try:
-        raw = path.read_bytes()
+        raw = open(path, "rb")
     except OSError as err:
         raise MNISTFileError(path, f"cannot be read: {err}") from err
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as err:   # bad header or CRC, truncated stream, corrupt deflate data
-        raise MNISTFileError(path, f"is not a valid gzip file (corrupt or truncated): {err}") from err
+    with raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        digest = hashlib.sha256()
+        try:
+            array = _parse(stream, digest, path, file, dataset, verify)
+        # Bad header or CRC (OSError), a truncated stream (EOFError), corrupt deflate data (zlib.error).
+        except (OSError, EOFError, zlib.error) as err:
+            if not compressed:
+                raise MNISTFileError(path, f"cannot be read: {err}") from err
+            raise MNISTFileError(path, f"is not a valid gzip file (corrupt or truncated): {err}") from err
+    canonical = digest.hexdigest() == file.sha256
+    if verify and not canonical:
+        raise MNISTFileError(path, f"content has SHA-256 {digest.hexdigest()}, not {dataset.title}'s "
+                                   f"{file.sha256}; pass verify=False to read other data in this format")
+    return array, canonical
 
 
-def _parse(path, content, name, verify):
-    """The array in IDX ``content`` read from ``path``, checked to be what the MNIST file ``name`` holds."""
-    try:
-        array = mnist.parse_idx(io.BytesIO(content))
-    # Besides its IdxDecodeError, parse_idx lets malformed files escape as other types:
-    # struct.error when the dimension sizes are cut off, TypeError for zero dimensions,
-    # ValueError when the data is not a whole number of items of its type.
-    except (ValueError, struct.error, TypeError) as err:
-        raise MNISTFileError(path, f"is not a valid IDX file: {err}") from err
-    is_images = "-images-" in name
-    expected = f"(n, {', '.join(map(str, IMAGE_SHAPE))})" if is_images else "(n,)"
-    if array.dtype != np.uint8 or array.shape[1:] != (IMAGE_SHAPE if is_images else ()) or len(array) == 0:
-        raise MNISTFileError(path, f"holds {array.dtype} data of shape {array.shape}, expected the uint8 "
-                                   f"{'images' if is_images else 'labels'} of {name}, shape {expected} "
-                                   f"with n > 0")
-    if not is_images and array.max() >= NUM_CLASSES:
+def _parse(stream, digest, path, file, dataset, verify):
+    """The array of the IDX ``stream``, checked to be what ``file`` holds; everything read goes into ``digest``."""
+    def read(size):
+        data = stream.read(size)
+        digest.update(data)
+        return data
+
+    header = read(4)
+    if len(header) != 4:
+        raise MNISTFileError(path, "is not a valid IDX file: it is empty or does not contain a full header")
+    zeros, type_code, ndim = struct.unpack(">HBB", header)
+    if zeros != 0:
+        raise MNISTFileError(path, f"is not a valid IDX file: it must start with two zero bytes, found 0x{zeros:04x}")
+    if type_code not in _IDX_TYPES:
+        raise MNISTFileError(path, f"is not a valid IDX file: Unknown data type 0x{type_code:02x}")
+    dims = read(4 * ndim)
+    if ndim == 0 or len(dims) != 4 * ndim:
+        raise MNISTFileError(path, f"is not a valid IDX file: its header declares {ndim} dimensions "
+                                   f"and holds {len(dims) // 4}")
+    shape, dtype = struct.unpack(f">{ndim}I", dims), np.dtype(_IDX_TYPES[type_code])
+    expected = f"(n, {', '.join(map(str, IMAGE_SHAPE))})" if file.kind == "images" else "(n,)"
+    if dtype != np.uint8 or shape[1:] != file.shape[1:] or shape[0] == 0:
+        raise MNISTFileError(path, f"holds {dtype.name} data of shape {shape}, expected the uint8 {file.kind} "
+                                   f"of {file.name}, shape {expected} with n > 0")
+    if verify and shape != file.shape:
+        raise MNISTFileError(path, f"declares shape {shape}, {dataset.title}'s {file.name} has shape "
+                                   f"{file.shape}; pass verify=False to read other data in this format")
+    if shape[0] > MAX_ITEMS:
+        raise MNISTFileError(path, f"declares {shape[0]} {file.kind}, more than the {MAX_ITEMS} "
+                                   f"fastscratch reads from one file")
+    array = np.empty(shape, np.uint8)
+    buffer, done = memoryview(array).cast("B"), 0
+    while done < array.size and (chunk := read(min(_CHUNK, array.size - done))):
+        buffer[done:done + len(chunk)] = chunk
+        done += len(chunk)
+    if done < array.size or read(1):
+        found = f"{done} items" if done < array.size else "more"
+        raise MNISTFileError(path, f"has the wrong number of items: its header declares {array.size}, "
+                                   f"the file holds {found}")
+    if file.kind == "labels" and array.max() >= NUM_CLASSES:
         raise MNISTFileError(path, f"holds label {array.max()}, expected labels 0..{NUM_CLASSES - 1}")
-    if verify:
-        digest = hashlib.sha256(content).hexdigest()
-        if digest != MNIST_FILES[name]:
-            raise MNISTFileError(path, f"content has SHA-256 {digest}, not MNIST's {MNIST_FILES[name]}; "
-                                       f"pass verify=False to read other data in MNIST's format")
     return array
 
 
-def _check_pairs(arrays, paths):
-    """Return the four arrays in ``MNIST_FILES`` order once each image file matches its label file."""
-    names = list(MNIST_FILES)
-    for images, labels in (names[0:2], names[2:4]):
+def _loaded(dataset, read, paths, directory):
+    """The four arrays as a ``LoadedDataset`` once each image file matches its label file."""
+    arrays = [array for array, _ in read]
+    for images, labels in ((0, 1), (2, 3)):
         if len(arrays[images]) != len(arrays[labels]):
             raise MNISTFileError(paths[labels], f"holds {len(arrays[labels])} labels but {paths[images]} "
                                                 f"holds {len(arrays[images])} images")
-    return tuple(arrays[name] for name in names)
+    return LoadedDataset(arrays, dataset, all(canonical for _, canonical in read), directory)
 
 
-def _download(name, cache, mirrors, timeout, progress):
-    """Fetch ``name``.gz into ``cache`` from the first mirror that serves MNIST's exact content.
+def _download(dataset, file, cache, mirrors, timeout, progress):
+    """Fetch ``file``.gz into ``cache`` from the first mirror that serves the dataset's exact content.
 
-    Returns ``(path, decompressed content)``. Raises ``MNISTDownloadError``.
+    Returns ``(path, array)``. Raises ``MNISTDownloadError``.
     """
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise MNISTError(f"cannot create the MNIST cache {cache}: {err}. {_LOCAL_COPY_HINT}") from err
-    target = cache / f"{name}.gz"
+        raise MNISTError(f"cannot create the {dataset.title} cache {cache}: {err}. "
+                         f"{dataset.local_copy_hint()}") from err
+    target = cache / f"{file.name}.gz"
     attempts = []
     for mirror in mirrors:
         url = f"{mirror.rstrip('/')}/{target.name}"
         try:
-            return target, _fetch(url, target, name, timeout, progress)
+            return target, _fetch(url, target, file, dataset, timeout, progress)
         # OSError covers URLError, HTTPError, timeouts and resets; ValueError a malformed URL;
-        # MNISTFileError (a ValueError) a file that arrived broken or is not MNIST's.
+        # MNISTFileError (a ValueError) a file that arrived broken or is not the dataset's.
         except (OSError, http.client.HTTPException, ValueError) as err:
             reason = _describe(err)
             attempts.append((url, reason))
             _say(progress, f"  {url}: {reason}")
-    raise MNISTDownloadError(target.name, cache, attempts)
+    raise MNISTDownloadError(target.name, cache, attempts, dataset.local_copy_hint())
 
 
-def _fetch(url, target, name, timeout, progress):
+def _fetch(url, target, file, dataset, timeout, progress):
     """Stream ``url`` to a temporary file beside ``target``; rename it only once its content checks out."""
     fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     part = Path(part)
     try:
         # Some CDNs refuse urllib's default User-Agent.
-        request = urllib.request.Request(url, headers={"User-Agent": "fastscratch (MNIST download)"})
+        request = urllib.request.Request(url, headers={"User-Agent": "fastscratch (dataset download)"})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-            _copy(response, out, url, progress)
-        content = _read_bytes(part)
-        digest = hashlib.sha256(content).hexdigest()
-        if digest != MNIST_FILES[name]:
-            raise MNISTFileError(part, f"content has SHA-256 {digest}, not MNIST's {MNIST_FILES[name]}")
+            # Deflate never grows data by more than 0.1% and a few bytes: anything longer is not this file.
+            _copy(response, out, url, progress, limit=file.size + file.size // 1000 + 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        array, _ = _read_idx(part, file, dataset, verify=True)
         os.replace(part, target)
-        return content
+        fsync_directory(target.parent)
+        return array
     finally:
         part.unlink(missing_ok=True)
 
 
-def _copy(response, out, url, progress):
+def _copy(response, out, url, progress, limit):
     total = int(response.headers.get("Content-Length") or 0)
+    if total > limit:
+        raise MNISTFileError(url, f"is {total} bytes long, more than the {limit} its content can take")
     done, drawn = 0, time.monotonic()
     live = progress and sys.stderr.isatty()   # redrawn lines would flood a log file
     try:
         while chunk := response.read(_CHUNK):
             out.write(chunk)
             done += len(chunk)
+            if done > limit:
+                raise MNISTFileError(url, f"sends more than the {limit} bytes its content can take")
             if live and time.monotonic() - drawn > 0.1:
                 drawn = time.monotonic()
                 print(f"\r{_progress_line(url, done, total)}", end="", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@ from mirrors on 127.0.0.1 (good, 403, truncated, corrupt, silent), and the tutor
 
 Downloads and local faults use small synthetic MNIST-format files whose digests replace MNIST's.
 """
+import dataclasses
 import gzip
 import hashlib
 import http.server
@@ -10,6 +11,7 @@ import io
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -20,10 +22,11 @@ import numpy as np
 import pytest
 
 from fastscratch import datasets
-from fastscratch.datasets import (ENV_VAR, MNIST_FILES, MNISTDownloadError, MNISTError, MNISTFileError,
+from fastscratch.datasets import (DATASETS, ENV_VAR, MNISTDownloadError, MNISTError, MNISTFileError,
                                   default_cache_dir, load_mnist, prepare)
 
-NAMES = list(MNIST_FILES)
+MNIST = DATASETS["mnist"]
+NAMES = [file.name for file in MNIST.files]
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]   # dataset README
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -58,9 +61,15 @@ def synthetic(monkeypatch, rng):
               NAMES[2]: rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
               NAMES[3]: rng.integers(0, 10, 3, dtype=np.uint8)}
     contents = {name: idx(array) for name, array in arrays.items()}
-    monkeypatch.setattr(datasets, "MNIST_FILES",
-                        {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()})
+    use_as_canonical(monkeypatch, "mnist", contents)
     return arrays, contents
+
+
+def use_as_canonical(monkeypatch, name, contents, **changes):
+    """Make ``contents`` (IDX content by file name) the files of dataset ``name``, with their digests and sizes."""
+    files = tuple(datasets.DataFile(file, hashlib.sha256(contents[file]).hexdigest(), len(contents[file]))
+                  for file in NAMES)
+    monkeypatch.setitem(datasets.DATASETS, name, dataclasses.replace(DATASETS[name], files=files, **changes))
 
 
 def assert_arrays(loaded, expected):
@@ -86,7 +95,7 @@ def test_real_label_counts(mnist_raw):
 
 def test_real_arrays_are_exactly_the_canonical_files(mnist_raw):
     for array, name in zip(mnist_raw, NAMES):
-        assert hashlib.sha256(idx(array)).hexdigest() == MNIST_FILES[name]
+        assert hashlib.sha256(idx(array)).hexdigest() == MNIST.files[NAMES.index(name)].sha256
 
 
 def test_real_arrays_equal_the_mnist_package(mnist_dir, mnist_raw):
@@ -174,42 +183,92 @@ def _replace_header(content, fmt, *values):
     return struct.pack(fmt, *values) + content[struct.calcsize(fmt):]
 
 
-BROKEN = {   # case: (file, content made from the good content c, words the message must contain)
-    "empty": (0, lambda c: b"", "full header"),
-    "bad magic": (0, lambda c: b"\x01\x02" + c[2:], "two zero bytes"),
-    "unknown data type": (0, lambda c: _replace_header(c, ">HB", 0, 0x07), "Unknown data type"),
-    "header cut short": (0, lambda c: c[:6], "not a valid IDX file"),
-    "zero dimensions": (0, lambda c: struct.pack(">HBB", 0, 0x08, 0), "not a valid IDX file"),
-    "short data": (0, lambda c: c[:-10], "wrong number of items"),
-    "wrong count": (1, lambda c: _replace_header(c, ">HBBI", 0, 0x08, 1, 6), "wrong number of items"),
-    "absurd count": (0, lambda c: _replace_header(c, ">HBBI", 0, 0x08, 3, 2 ** 32 - 1), "wrong number of items"),
-    "not whole items": (0, lambda c: _replace_header(c, ">HBB", 0, 0x0B, 3)[:-1], "not a valid IDX file"),
-    "float data": (2, lambda c: idx(np.zeros((3, 28, 28), ">f4"), 0x0D), "float32 data"),
-    "wrong image size": (2, lambda c: idx(np.zeros((3, 28, 27), np.uint8)), "shape (3, 28, 27)"),
-    "labels as images": (0, lambda c: idx(np.zeros(5, np.uint8)), "shape (5,)"),
-    "label out of range": (3, lambda c: c[:-1] + b"\x0a", "label 10"),
-    "fewer labels than images": (1, lambda c: idx(np.zeros(4, np.uint8)), "4 labels"),   # needs verify=False
-    "checksum mismatch": (2, lambda c: c[:-1] + bytes([c[-1] ^ 1]), "verify=False"),
-    "bad gzip": (0, lambda c: b"\x1f\x8b" + b"\x00" * 40, "not a valid gzip file"),
-    "truncated gzip": (3, lambda c: gzip.compress(c)[:-8], "not a valid gzip file"),
-    "corrupt gzip": (2, lambda c: (lambda z: z[:20] + bytes(b ^ 0xFF for b in z[20:40]) + z[40:])(gzip.compress(c)),
-                     "not a valid gzip file"),
+BROKEN = {   # case: (file, content made from the good content c, words the message must contain, verify)
+    "empty": (0, lambda c: b"", "full header", True),
+    "bad magic": (0, lambda c: b"\x01\x02" + c[2:], "two zero bytes", True),
+    "unknown data type": (0, lambda c: _replace_header(c, ">HB", 0, 0x07), "Unknown data type", True),
+    "header cut short": (0, lambda c: c[:6], "not a valid IDX file", True),
+    "zero dimensions": (0, lambda c: struct.pack(">HBB", 0, 0x08, 0), "not a valid IDX file", True),
+    "short data": (0, lambda c: c[:-10], "wrong number of items", True),
+    "trailing data": (0, lambda c: c + bytes(10), "wrong number of items", False),
+    "wrong count": (1, lambda c: _replace_header(c, ">HBBI", 0, 0x08, 1, 6), "declares shape (6,)", True),
+    "wrong count unverified": (1, lambda c: _replace_header(c, ">HBBI", 0, 0x08, 1, 6), "wrong number of items",
+                               False),
+    "absurd count": (0, lambda c: _replace_header(c, ">HBBI", 0, 0x08, 3, 2 ** 32 - 1), "declares shape", True),
+    "absurd count unverified": (0, lambda c: _replace_header(c, ">HBBI", 0, 0x08, 3, 2 ** 32 - 1),
+                                "more than the 1000000", False),
+    "not bytes": (0, lambda c: _replace_header(c, ">HBB", 0, 0x0B, 3)[:-1], "int16 data", True),
+    "float data": (2, lambda c: idx(np.zeros((3, 28, 28), ">f4"), 0x0D), "float32 data", True),
+    "wrong image size": (2, lambda c: idx(np.zeros((3, 28, 27), np.uint8)), "shape (3, 28, 27)", True),
+    "labels as images": (0, lambda c: idx(np.zeros(5, np.uint8)), "shape (5,)", True),
+    "label out of range": (3, lambda c: c[:-1] + b"\x0a", "label 10", True),
+    # Files are checked one by one, so each count fits its digest until both files of a pair are read.
+    "fewer labels than images": (1, lambda c: idx(np.zeros(4, np.uint8)), "4 labels", False),
+    "checksum mismatch": (2, lambda c: c[:-1] + bytes([c[-1] ^ 1]), "verify=False", True),
+    "bad gzip": (0, lambda c: b"\x1f\x8b" + b"\x00" * 40, "not a valid gzip file", True),
+    "truncated gzip": (3, lambda c: gzip.compress(c)[:-8], "not a valid gzip file", True),
+    # Deflate block type 3 is reserved: corrupt from the first compressed byte on.
+    "corrupt gzip": (2, lambda c: (lambda z: z[:10] + b"\xff" * 8 + z[18:])(gzip.compress(c)),
+                     "not a valid gzip file", True),
+    "gzip crc": (2, lambda c: (lambda z: z[:-8] + bytes([z[-8] ^ 1]) + z[-7:])(gzip.compress(c)),
+                 "not a valid gzip file", False),
 }
+
+
+BOMB_CHECK = """
+import sys, time, tracemalloc
+from pathlib import Path
+from fastscratch.datasets import MNISTFileError, load_mnist
+tracemalloc.start()
+start = time.perf_counter()
+try:
+    load_mnist(sys.argv[1], verify=sys.argv[2] == "verify")
+except MNISTFileError as err:
+    assert err.path == Path(sys.argv[1]) / "train-images-idx3-ubyte.gz", err.path
+    # VmHWM: this interpreter's peak RSS (ru_maxrss would keep the parent's across exec).
+    peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print(tracemalloc.get_traced_memory()[1], peak, time.perf_counter() - start, err.problem)
+"""
+
+
+@pytest.mark.parametrize("declared, verify, words", [
+    ((60000, 28, 28), "verify", "wrong number of items"),   # MNIST's header, then far more data
+    ((60000, 28, 28), "no-verify", "wrong number of items"),
+    ((1 << 20, 28, 28), "verify", "declares shape"),   # a header that asks for 822 MB
+    ((1 << 21, 28, 28), "no-verify", "more than the"),
+])
+def test_decompression_bomb_fails_fast_in_bounded_memory(synthetic, tmp_path, declared, verify, words):
+    """A 1 MB gzip file of 1 GiB: refused after at most the real file's 47 MB, measured in a fresh interpreter."""
+    _, contents = synthetic
+    write(tmp_path, {name: content for name, content in contents.items() if name != NAMES[0]})
+    # Gzip members concatenated make one valid gzip stream: 1024 members of 1 MiB of zeros each.
+    header = struct.pack(">HBB3I", 0, 0x08, 3, *declared)
+    member = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(tmp_path / f"{NAMES[0]}.gz", "wb") as bomb:
+        bomb.write(gzip.compress(header))
+        for _ in range(1024):
+            bomb.write(member)
+    assert (tmp_path / f"{NAMES[0]}.gz").stat().st_size < 1.1e6
+    # The real MNIST sizes: synthetic's tiny ones would stop the read even earlier.
+    run = subprocess.run([sys.executable, "-c", BOMB_CHECK, str(tmp_path), verify],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout, run.stderr
+    traced, max_rss, seconds, problem = run.stdout.split(" ", 3)
+    assert words in problem
+    assert int(traced) < 60e6   # the 47 MB array at most, never the gibibyte
+    assert int(max_rss) < 300e6   # with the interpreter, NumPy and Numba's imports
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_broken_local_file_names_the_file(synthetic, tmp_path, case):
     _, contents = synthetic
-    which, damage, words = BROKEN[case]
+    which, damage, words, verify = BROKEN[case]
     name = NAMES[which]
     write(tmp_path, {other: content for other, content in contents.items() if other != name})
     path = tmp_path / name   # uncompressed, so that "bad gzip" cases are told apart by content
     path.write_bytes(damage(contents[name]))
-    start = time.perf_counter()
     with pytest.raises(MNISTFileError) as info:
-        # Files are checked one by one, so each count fits its digest until both files of a pair are read.
-        load_mnist(tmp_path, verify=case != "fewer labels than images")
-    assert time.perf_counter() - start < 2
+        load_mnist(tmp_path, verify=verify)
     assert info.value.path == path and str(path) in str(info.value) and words in str(info.value)
     assert isinstance(info.value, mnist.IdxDecodeError) and isinstance(info.value, ValueError)
 
@@ -249,8 +308,17 @@ class _MirrorHandler(http.server.BaseHTTPRequestHandler):
         elif behaviour == "wrong":   # a valid gzip file whose content has one byte too many
             body += gzip.compress(b"\x00")
             declared = len(body)
+        elif behaviour == "altered":   # a valid file of the right size, one pixel changed
+            content = bytearray(gzip.decompress(body))
+            content[-1] ^= 1
+            body = gzip.compress(bytes(content))
+            declared = len(body)
+        elif behaviour in ("bomb", "unsized-bomb"):   # the right content and 16 MB of zeros: 16 KB compressed
+            body = gzip.compress(gzip.decompress(body) + bytes(1 << 24))
+            declared = len(body) if behaviour == "bomb" else None
         self.send_response(200)
-        self.send_header("Content-Length", str(declared))
+        if declared is not None:   # else the body ends when the connection closes (HTTP/1.0)
+            self.send_header("Content-Length", str(declared))
         self.end_headers()
         self.wfile.write(body)
 
@@ -296,14 +364,15 @@ def cache_listing():
 
 def test_download_tries_mirrors_in_order_and_caches_only_good_files(serving, capsys):
     server, arrays = serving
-    behaviours = ["forbidden", "truncated", "cut", "corrupt", "wrong", "good"]
+    behaviours = ["forbidden", "truncated", "cut", "corrupt", "wrong", "altered", "bomb", "unsized-bomb", "good"]
     assert_arrays(load_mnist(mirrors=[f"{server.url}/{b}/" for b in behaviours], timeout=5), arrays)
     assert server.requests == [f"/{b}/{name}.gz" for name in NAMES for b in behaviours]
     assert cache_listing() == sorted(f"{name}.gz" for name in NAMES)   # no temporary files left
     for name in NAMES:
         assert gzip.decompress((default_cache_dir() / f"{name}.gz").read_bytes()) == idx(arrays[name])
     err = capsys.readouterr().err
-    for reason in ("HTTP 403", "not a valid gzip file", "bytes short", "SHA-256", "Downloading"):
+    for reason in ("HTTP 403", "not a valid gzip file", "bytes short", "wrong number of items", "SHA-256",
+                   "more than the", "sends more than", "Downloading"):
         assert reason in err
     assert err.count(f"Downloading {server.url}/good/") == 4
 
@@ -328,7 +397,7 @@ def test_no_reachable_mirror_is_one_clear_error(serving, closed_port_url):
 def test_interrupted_download_leaves_no_partial_file(serving, monkeypatch):
     server, _ = serving
 
-    def interrupted(response, out, url, progress):
+    def interrupted(response, out, url, progress, limit):
         out.write(response.read(10))
         raise KeyboardInterrupt
 
@@ -356,7 +425,8 @@ def test_only_missing_files_are_downloaded(serving):
 
 def test_module_level_mirrors_are_the_default(serving, monkeypatch):
     server, arrays = serving
-    monkeypatch.setattr(datasets, "MIRRORS", [f"{server.url}/forbidden/", f"{server.url}/good/"])
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(
+        datasets.DATASETS["mnist"], mirrors=(f"{server.url}/forbidden/", f"{server.url}/good/")))
     assert_arrays(load_mnist(progress=False), arrays)
     assert server.requests[:2] == [f"/forbidden/{NAMES[0]}.gz", f"/good/{NAMES[0]}.gz"]
 
@@ -459,3 +529,108 @@ def test_prepare_rejects_what_it_cannot_prepare(change, error, words):
     with pytest.raises(error) as info:
         prepare(**arguments)
     assert words in str(info.value)
+
+
+# --- datasets by name ------------------------------------------------------------------------------
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")   # Debian's dataset-fashion-mnist
+FASHION_TRAIN_COUNTS = [6000] * 10   # Zalando's README: 6,000 training and 1,000 test images per class
+
+
+@pytest.fixture
+def fashion_isolated(monkeypatch):
+    monkeypatch.delenv(DATASETS["fashion-mnist"].env_var, raising=False)
+
+
+def test_registry_describes_each_dataset():
+    assert set(DATASETS) >= {"mnist", "fashion-mnist"}
+    for name, dataset in DATASETS.items():
+        assert dataset.name == name and len(dataset.classes) == 10 and dataset.mirrors
+        assert [file.name for file in dataset.files] == NAMES
+        assert [file.shape for file in dataset.files] == [(60000, 28, 28), (60000,), (10000, 28, 28), (10000,)]
+        assert all(len(file.sha256) == 64 and int(file.sha256, 16) >= 0 for file in dataset.files)
+    assert DATASETS["mnist"].env_var == ENV_VAR == "FASTSCRATCH_MNIST_DIR"
+    assert DATASETS["fashion-mnist"].env_var == "FASTSCRATCH_FASHION_MNIST_DIR"
+    assert DATASETS["fashion-mnist"].classes[0] == "T-shirt/top" and DATASETS["fashion-mnist"].classes[9] == "Ankle boot"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DATASETS["mnist"].title = "other"
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="'kmnist'.*mnist, fashion-mnist"):
+        datasets.load_dataset("kmnist")
+
+
+def test_load_mnist_is_load_dataset_mnist(synthetic, tmp_path):
+    arrays, contents = synthetic
+    loaded = datasets.load_dataset("mnist", write(tmp_path, contents))
+    assert_arrays(loaded, arrays)
+    assert loaded.dataset is datasets.DATASETS["mnist"] and loaded.verified and loaded.directory == tmp_path
+    again = load_mnist(tmp_path)
+    assert_arrays(again, arrays)
+    assert again.dataset is loaded.dataset and again.verified
+
+
+def fashion_like(rng):
+    """A tiny dataset of (4, 2) items: another content than the ``synthetic`` MNIST."""
+    arrays = {NAMES[0]: rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), NAMES[1]: rng.integers(0, 10, 4, np.uint8),
+              NAMES[2]: rng.integers(0, 256, (2, 28, 28), dtype=np.uint8), NAMES[3]: rng.integers(0, 10, 2, np.uint8)}
+    return arrays, {name: idx(array) for name, array in arrays.items()}
+
+
+def test_each_dataset_has_its_env_var_system_dir_and_cache(monkeypatch, synthetic, tmp_path, rng, mirrors):
+    _, mnist_contents = synthetic
+    arrays, contents = fashion_like(rng)
+    system = tmp_path / "usr-share"
+    use_as_canonical(monkeypatch, "fashion-mnist", contents, system_dirs=(str(system),),
+                     mirrors=(f"{mirrors.url}/good/",))
+    mirrors.files = {f"{name}.gz": gzip.compress(content) for name, content in contents.items()}
+    monkeypatch.setenv(ENV_VAR, str(write(tmp_path / "mnist", mnist_contents)))   # MNIST's variable is not used
+    monkeypatch.delenv("FASTSCRATCH_FASHION_MNIST_DIR", raising=False)
+
+    loaded = datasets.load_dataset("fashion-mnist", progress=False)   # no system copy yet: downloaded
+    assert_arrays(loaded, arrays)
+    assert loaded.directory == default_cache_dir("fashion-mnist") == tmp_path / "xdg" / "fastscratch" / "fashion-mnist"
+    assert len(mirrors.requests) == 4 and loaded.verified
+
+    write(system, contents, compress=False)   # Debian's package ships gzipped files; raw ones load too
+    assert datasets.load_dataset("fashion-mnist").directory == system
+    monkeypatch.setenv("FASTSCRATCH_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(MNISTError, match="FASTSCRATCH_FASHION_MNIST_DIR"):
+        datasets.load_dataset("fashion-mnist")
+    assert len(mirrors.requests) == 4
+
+
+def test_a_partial_system_dir_is_passed_over(monkeypatch, rng, tmp_path, fashion_isolated):
+    arrays, contents = fashion_like(rng)
+    system = write(tmp_path / "usr-share", {NAMES[0]: contents[NAMES[0]]})
+    use_as_canonical(monkeypatch, "fashion-mnist", contents, system_dirs=(str(system),))
+    write(default_cache_dir("fashion-mnist"), contents)
+    assert datasets.load_dataset("fashion-mnist", download=False).directory == default_cache_dir("fashion-mnist")
+
+
+def test_verify_false_reads_another_dataset_and_says_so(synthetic, tmp_path, rng):
+    arrays, contents = fashion_like(rng)
+    write(tmp_path, contents)
+    with pytest.raises(MNISTFileError, match="declares shape .*MNIST's"):
+        load_mnist(tmp_path)
+    loaded = datasets.load_dataset("mnist", tmp_path, verify=False)
+    assert_arrays(loaded, arrays)
+    assert loaded.dataset.name == "mnist" and not loaded.verified
+    _, mnist_contents = synthetic
+    write(tmp_path, mnist_contents)
+    assert datasets.load_dataset("mnist", tmp_path, verify=False).verified   # the real thing, unasked
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_the_debian_package(fashion_isolated, mnist_raw):
+    loaded = datasets.load_dataset("fashion-mnist", download=False)
+    assert loaded.directory == FASHION_DIR and loaded.verified
+    for array, file in zip(loaded, DATASETS["fashion-mnist"].files):
+        assert array.shape == file.shape and array.dtype == np.uint8
+    assert np.bincount(loaded[1], minlength=10).tolist() == FASHION_TRAIN_COUNTS
+    assert np.bincount(loaded[3], minlength=10).tolist() == [1000] * 10
+    assert not np.array_equal(loaded[2], mnist_raw[2])
+    with pytest.raises(MNISTFileError, match="SHA-256"):   # it is not MNIST, and MNIST's check says so
+        load_mnist(FASHION_DIR)
+    assert not load_mnist(FASHION_DIR, verify=False).verified
