@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from fastscratch import _files
+from fastscratch.datasets import DATASETS as DATASET_NAMES
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
 PROG = "fastscratch"
@@ -86,9 +87,14 @@ def add_train_arguments(train):
     train.add_argument("--backend", choices=["jit", "reference"], default="jit",
                        help="jit: fastscratch.SimpleNetwork (Numba); "
                             "reference: fastscratch.reference.SimpleNetwork (the tutorial's NumPy code)")
+    train.add_argument("--dataset", choices=sorted(DATASET_NAMES), default="mnist",
+                       help="the dataset in MNIST's format to train on")
     train.add_argument("--data-dir", metavar="DIR",
-                       help="read the four MNIST IDX files (.gz or not) from DIR, never download; "
-                            "default: $FASTSCRATCH_MNIST_DIR, then the user cache, then a download")
+                       help="read the dataset's four IDX files (.gz or not) from DIR, never download; "
+                            "default: $FASTSCRATCH_<DATASET>_DIR, a system-wide copy, the user cache, a download")
+    train.add_argument("--no-verify", action="store_true",
+                       help="skip the check of the files' SHA-256 digests, to read any data in MNIST's format "
+                            "and file names (the run's history records it)")
     train.add_argument("--out", metavar="DIR",
                        help="run directory: created, or an existing empty one; "
                             "default: a new runs/<timestamp>")
@@ -191,11 +197,13 @@ def _train(args, parser, claim, console):
     # The tutorial's order: seed, load, draw the test image's index, prepare, build (weights drawn last).
     np.random.seed(args.seed)
     try:
-        X_train, y_train, X_test, y_test = datasets.load_mnist(
-            args.data_dir, download=args.data_dir is None, progress=not args.quiet)
+        loaded = datasets.load_dataset(args.dataset, args.data_dir, download=args.data_dir is None,
+                                       progress=not args.quiet, verify=not args.no_verify)
     except (datasets.MNISTError, OSError, ValueError) as err:
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {str(err).replace('pass verify=False', 'pass --no-verify')}",
+              file=sys.stderr)
         return 1
+    X_train, y_train, X_test, y_test = loaded
     img_idx = int(np.random.randint(0, X_test.shape[0]))
     image, true_class = X_test[img_idx].copy(), int(y_test[img_idx])
     X_train, Y_train, X_test, y_test = datasets.prepare(X_train, y_train, X_test, y_test, dtype=dtype)
@@ -226,12 +234,16 @@ def _train(args, parser, claim, console):
         "activation": args.activation, "loss": args.loss, "seed": args.seed, "dtype": args.dtype,
         "backend": args.backend,
         "network_class": f"{network_class.__module__}.{network_class.__qualname__}",
-        "data_dir": args.data_dir, "FASTSCRATCH_MNIST_DIR": os.environ.get("FASTSCRATCH_MNIST_DIR"),
+        "dataset": args.dataset, "dataset_title": loaded.dataset.title,
+        # Whether the four files have the dataset's canonical digests (checked even with --no-verify).
+        "verified": bool(loaded.verified), "verify": not args.no_verify,
+        "data_dir": args.data_dir, "data_directory": os.path.abspath(loaded.directory),
+        loaded.dataset.env_var: os.environ.get(loaded.dataset.env_var),
         "train_samples": len(X_train), "test_samples": len(X_test), "test_image_index": img_idx,
         "out": os.path.abspath(out), "started_at": started_at.isoformat(timespec="seconds"),
         **environment(),
     }
-    run = Run(out, config, untrained_loss, untrained_accuracy)
+    run = Run(out, config, untrained_loss, untrained_accuracy, loaded.dataset.classes)
     kept = LastFiniteWeights(network)
 
     with _progress(console, args.epochs) as (progress, task):
@@ -263,9 +275,11 @@ def _train(args, parser, claim, console):
         # Predict the test image drawn at the start, as the tutorial does (with the weights as they are).
         # We use `np.expand_dims(x, 0)` to simulate a batch (transforming the image shape from (784,) to (1, 784)):
         predicted_class = int(network.predict(np.expand_dims(X_test[img_idx], 0)))
-        console.print("Predicted class: {}; Correct class: {}".format(predicted_class, true_class))
+        console.print("Predicted class: {}; Correct class: {}".format(
+            run.class_label(predicted_class), run.class_label(true_class)))
         run.prediction = {"test_image_index": img_idx, "predicted_class": predicted_class,
-                          "correct_class": true_class}
+                          "correct_class": true_class, "predicted_name": loaded.dataset.classes[predicted_class],
+                          "correct_name": loaded.dataset.classes[true_class]}
         run.save(network, image)
     return _report(args, run, interrupt.requested, console)
 
@@ -311,13 +325,18 @@ class Run:
     other file is in place.
     """
 
-    def __init__(self, out, config, untrained_loss, untrained_accuracy):
-        self.out, self.config = out, config
+    def __init__(self, out, config, untrained_loss, untrained_accuracy, class_names):
+        self.out, self.config, self.class_names = out, config, class_names
         self.untrained_loss, self.untrained_accuracy = untrained_loss, untrained_accuracy
         self.losses, self.accuracies, self.seconds_per_epoch = [], [], []
         self.status, self.stopped_at, self.model_epoch, self.prediction = "running", None, None, None
         self.files, self.unsaved, self.model_saved_to = ["history.json"], {}, None
         self.started = time.perf_counter()
+
+    def class_label(self, index):
+        """``1``, or ``1 (Trouser)`` for a dataset whose classes have names."""
+        name = self.class_names[index]
+        return f"{index}" if name == str(index) else f"{index} ({name})"
 
     def add_epoch(self, loss, accuracy, seconds):
         self.losses.append(float(loss))
@@ -394,7 +413,8 @@ class Run:
 
         c = self.config
         loss = {"l2": "L2"}.get(c["loss"], c["loss"])
-        title = (f"{_sizes(c['layer_sizes'])} {c['activation']}, {loss} loss, batch {c['batch_size']}, "
+        title = (f"{c['dataset_title']}: {_sizes(c['layer_sizes'])} {c['activation']}, {loss} loss, "
+                 f"batch {c['batch_size']}, "
                  f"lr {c['learning_rate']:g}" + ("" if self.status == "completed" else f" ({self.status})"))
         plotting.plot_training([self.untrained_loss, *self.losses], [self.untrained_accuracy, *self.accuracies],
                                path, num_epochs=c["epochs"], title=title)
@@ -402,13 +422,14 @@ class Run:
     def _plot_prediction(self, image, path):
         from fastscratch import plotting
 
-        plotting.plot_prediction(image, self.prediction["predicted_class"], self.prediction["correct_class"], path)
+        plotting.plot_prediction(image, self.class_label(self.prediction["predicted_class"]),
+                                 self.class_label(self.prediction["correct_class"]), path,
+                                 title=self.config["dataset_title"])
 
 
 def save_model(network, path):
-    """``network.save`` to ``path`` atomically: a full disk or a kill never leaves half a model."""
-    with _files.atomic_write(path) as f:
-        network.save(f)
+    """``network.save``, which writes atomically: a full disk or a kill never leaves half a model."""
+    network.save(path)
 
 
 def _save_model_elsewhere(network, out):

@@ -80,22 +80,26 @@ def plot_training(losses, accuracies, path, *, num_epochs=None, title=None):
     return _save(training_figure(losses, accuracies, num_epochs=num_epochs, title=title), path)
 
 
-def prediction_figure(image, predicted_class, true_class):
-    """Return a figure of one image (binary colour map, no axes) titled with both classes."""
-    fig = Figure(figsize=(3, 3.3))
+def prediction_figure(image, predicted_class, true_class, *, title=None):
+    """Return a figure of one image (binary colour map, no axes) titled with both classes.
+
+    The classes may be numbers or labels such as ``"9 (Ankle boot)"``;
+    ``title`` (the dataset's name) goes above them.
+    """
+    fig = Figure(figsize=(3.6, 3.6 if title else 3.3))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.imshow(image, cmap="binary")
     ax.axis("off")
-    ax.set_title(f"Predicted class: {predicted_class}\nCorrect class: {true_class}",
+    ax.set_title((f"{title}\n" if title else "") + f"Predicted class: {predicted_class}\nCorrect class: {true_class}",
                  color="black" if predicted_class == true_class else "darkred")
     fig.tight_layout()
     return fig
 
 
-def plot_prediction(image, predicted_class, true_class, path):
+def plot_prediction(image, predicted_class, true_class, path, *, title=None):
     """Write ``prediction_figure(...)`` as a PNG to ``path`` and return ``path``."""
-    return _save(prediction_figure(image, predicted_class, true_class), path)
+    return _save(prediction_figure(image, predicted_class, true_class, title=title), path)
 
 
 def _save(fig, path):

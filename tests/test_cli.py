@@ -136,7 +136,9 @@ def test_reference_backend_is_the_tutorials_script_exactly(reference_backend_run
     assert history["accuracies"] == seed_script["accuracies"]
     assert history["prediction"] == {"test_image_index": seed_script["img_idx"],
                                      "predicted_class": seed_script["predicted_class"],
-                                     "correct_class": seed_script["correct_class"]}
+                                     "correct_class": seed_script["correct_class"],
+                                     "predicted_name": str(seed_script["predicted_class"]),
+                                     "correct_name": str(seed_script["correct_class"])}
     assert history["config"]["network_class"] == "fastscratch.reference.SimpleNetwork"
 
 
@@ -275,11 +277,11 @@ def bad_option_cases(tmp_path):
         (["--seed", "-1"], "--seed"), (["--seed", str(2 ** 32)], "--seed"), (["--dtype", "float16"], "--dtype"),
         (["--backend", "cuda"], "--backend"), (["--data-dir", str(tmp_path / "nowhere")], "--data-dir"),
         (["--out", str(tmp_path / "full")], "--out"), (["--out", str(tmp_path / "file")], "--out"),
-        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--dataset", "cifar10"], "--dataset"), (["--bogus"], "unrecognized arguments: --bogus"),
     ]
 
 
-BAD_OPTIONS = 21
+BAD_OPTIONS = 22
 
 
 @pytest.mark.parametrize("case", range(BAD_OPTIONS))
@@ -394,7 +396,7 @@ def test_ctrl_c_before_training_exits_130_and_saves_nothing(monkeypatch, tmp_pat
     def interrupted_load(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datasets, "load_mnist", interrupted_load)
+    monkeypatch.setattr(datasets, "load_dataset", interrupted_load)
     (tmp_path / "mnist").mkdir()
     code = cli.main(["train", "--data-dir", str(tmp_path / "mnist"), "--out", str(tmp_path / "run")])
     assert code == 130

@@ -18,7 +18,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastscratch
-from fastscratch import _files, _interrupt, cli, network, reference
+from fastscratch import _files, _interrupt, cli, network, reference, serialization
 from fastscratch.datasets import prepare
 
 SUBPROCESS_TIMEOUT = 600
@@ -92,7 +92,7 @@ def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_el
             if os.path.basename(path) == "model.npz":
                 raise OSError(28, "No space left on device")  # as a write or fsync would
 
-    monkeypatch.setattr(_files, "atomic_write", full_disk)
+    monkeypatch.setattr(serialization, "atomic_write", full_disk)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--backend", "reference")
@@ -139,7 +139,7 @@ def test_a_really_full_disk(mnist_dir, tmp_path, tiny_disk):
 
 KILL_AT = """
 import os, sys
-from fastscratch import _files, cli
+from fastscratch import _files, cli, serialization
 target, nth = sys.argv[1], int(sys.argv[2])
 real_atomic_write = _files.atomic_write
 writes = 0
@@ -164,7 +164,7 @@ class Killing:
     def __exit__(self, *exc):
         return self.context.__exit__(*exc)
 
-_files.atomic_write = Killing
+_files.atomic_write = serialization.atomic_write = Killing
 cli.main(sys.argv[3:])
 """
 

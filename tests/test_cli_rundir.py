@@ -18,7 +18,7 @@ def no_data_loading(monkeypatch):
     """Fail the test if the command gets as far as loading data."""
     def load(*args, **kwargs):
         raise AssertionError("the data was loaded before the options were checked")
-    monkeypatch.setattr(datasets, "load_mnist", load)
+    monkeypatch.setattr(datasets, "load_dataset", load)
 
 
 def usage_error(argv, capsys):
