@@ -170,13 +170,16 @@ def run_train(args, parser):
     console = Console(quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
     try:
         return _train(args, parser, claim, console)
-    except KeyboardInterrupt:  # only before training started: from then on _train keeps what was done
-        print(f"{PROG} {args.command}: interrupted before training started; nothing saved", file=sys.stderr)
+    except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
+        print(f"{PROG} {args.command}: interrupted" + (
+            f"; {claim.path} holds the run as last checkpointed" if claim.kept else
+            " before training started; nothing saved"), file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError:
+        weights = _bytes(_parameter_bytes(layer_sizes, args.dtype))
         print(f"{PROG} {args.command}: error: out of memory for a {_sizes(layer_sizes)} {args.dtype} network "
-              f"and its outputs over the data (the weights alone need {_bytes(_parameter_bytes(layer_sizes, args.dtype))}); "
-              f"try smaller --hidden sizes", file=sys.stderr)
+              f"and its outputs over the data (the weights alone need {weights}); try smaller --hidden sizes"
+              + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=sys.stderr)
         return 1
     finally:
         claim.release()
@@ -302,7 +305,8 @@ def _report(args, run, ctrl_c_while_saving, console):
         print(f"{say} the run in {run.out} is incomplete; {history}", file=sys.stderr)
         return 1
     if run.status == "interrupted":
-        print(f"{say} interrupted at epoch {run.stopped_at['epoch']}; kept {len(run.losses)} completed "
+        where = f"at epoch {run.stopped_at['epoch']}" if run.stopped_at else "after the last epoch"
+        print(f"{say} interrupted {where}; kept {len(run.losses)} completed "
               f"epochs of {args.epochs}: history and the weights after epoch {run.model_epoch} saved in "
               f"{run.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -344,9 +348,14 @@ class Run:
         self.seconds_per_epoch.append(seconds)
 
     def stop(self, status, epoch, batch):
-        """Training ended early in the (0-based) ``epoch`` after ``batch`` of its batches (None: unknown)."""
+        """Training ended in the (0-based) ``epoch`` after ``batch`` of its batches (None: unknown).
+
+        ``epoch`` equal to the planned epochs means the end came after the last
+        one (a Ctrl-C during its evaluation): nothing of an epoch was dropped.
+        """
         self.status = status
-        self.stopped_at = {"epoch": epoch + 1, "batches_done": batch}
+        if epoch < self.config["epochs"]:
+            self.stopped_at = {"epoch": epoch + 1, "batches_done": batch}
 
     def total_seconds(self):
         return time.perf_counter() - self.started

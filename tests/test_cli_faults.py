@@ -264,3 +264,12 @@ def test_an_overflowing_update_keeps_the_last_finite_weights(epochs, backend, mn
     assert "the last finite ones" in stderr
     assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 0))
     assert_consistent(tmp_path / "run", history)
+
+
+def test_ctrl_c_during_the_last_epochs_evaluation_drops_nothing(mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    interrupt_after_checks(monkeypatch, 2)  # the JIT polls before its one epoch and once after it
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
+    assert code == 130 and history["status"] == "interrupted" and "after the last epoch" in stderr
+    assert history["completed_epochs"] == history["model_epoch"] == 1 and history["stopped_at"] is None
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 1), rtol=1e-9)
+    assert_consistent(tmp_path / "run", history)
