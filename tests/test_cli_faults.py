@@ -18,7 +18,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastscratch
-from fastscratch import _files, _interrupt, cli, network, reference, serialization
+from fastscratch import _files, _interrupt, cli, reference, serialization
 from fastscratch.datasets import prepare
 
 SUBPROCESS_TIMEOUT = 600
@@ -195,16 +195,48 @@ def test_a_kill_between_writes_leaves_agreeing_whole_files(target, nth, epochs, 
 # -- Ctrl-C at awkward moments
 
 def test_ctrl_c_while_train_indexes_the_data_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt  # what SIGINT raises in the main thread during the indexing
+    real_check_train = fastscratch.SimpleNetwork._check_train
 
-    monkeypatch.setattr(network, "batch_columns", interrupted)  # called by train only, before the first batch
+    def check_train_then_ctrl_c(self, *args, **kwargs):
+        real_check_train(self, *args, **kwargs)
+        raise KeyboardInterrupt  # what SIGINT raises while train sets up, before its first batch
+
+    monkeypatch.setattr(fastscratch.SimpleNetwork, "_check_train", check_train_then_ctrl_c)
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "3")
     assert code == 130 and "Traceback" not in stderr and "interrupted at epoch 1" in stderr
     assert history["status"] == "interrupted" and history["completed_epochs"] == 0
     assert history["stopped_at"] == {"epoch": 1, "batches_done": 0} and history["model_epoch"] == 0
     assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 0))
     assert_consistent(tmp_path / "run", history)
+
+
+def test_a_real_ctrl_c_as_training_starts(mnist_dir, tmp_path):
+    """SIGINT right after the first history.json appears: while train sets up, or early in epoch 1."""
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "50", "--quiet",
+                                "--data-dir", mnist_dir, "--out", str(out)],
+                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+        while not (out / "history.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before training"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+        stderr = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert code == 130 and "Traceback" not in stderr, stderr
+    history = read_history(out)
+    assert history["status"] == "interrupted"
+    assert history["model_epoch"] == history["completed_epochs"] < 50
+    fastscratch.SimpleNetwork.load(out / "model.npz")
+    assert_consistent(out, history)
 
 
 def test_ctrl_c_while_saving_finishes_the_files_and_the_exit_code_matches(mnist_dir, tmp_path, monkeypatch):
