@@ -61,8 +61,9 @@ def build_parser():
         prog=PROG, description="The 'neural network from scratch' tutorial, compiled with Numba.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train = commands.add_parser(
-        "train", help="train the tutorial's MNIST classifier and save the run",
-        description="Train the tutorial's MNIST classifier (defaults: exactly the tutorial's run) and "
+        "train", help="train the tutorial's classifier on MNIST (or a dataset in its format) and save the run",
+        description="Train the tutorial's classifier on MNIST or another dataset in its format (defaults: "
+                    "exactly the tutorial's run) and "
                     "write history.json, history.csv, model.npz, training.png and prediction.png "
                     "to the run directory.",
         formatter_class=_HelpFormatter)

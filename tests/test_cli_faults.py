@@ -22,7 +22,6 @@ from fastscratch import _files, _interrupt, cli, reference, serialization
 from fastscratch.datasets import prepare
 
 SUBPROCESS_TIMEOUT = 600
-MODEL_BYTES = 400_000  # the 784-64-32-10 float64 model is 424 kB
 
 
 @pytest.fixture(scope="module", autouse=True)
