@@ -350,6 +350,20 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
         history["prediction"]["predicted_class"], history["prediction"]["correct_class"]) in result.stdout
 
 
+def ctrl_c_when(process, ready):
+    """Send SIGINT to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
+    try:
+        ready(time.monotonic() + SUBPROCESS_TIMEOUT)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+        return code, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
 def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "1000",
@@ -358,20 +372,12 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
                                stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    try:
-        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
-        while True:  # wait for the end of the first epoch
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0))
-            if line.startswith("Epoch    1:"):
-                break
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
-        stderr = process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
+    def first_epoch_logged(deadline):
+        while not lines.get(timeout=max(deadline - time.monotonic(), 0)).startswith("Epoch    1:"):
+            pass
+
+    code, stderr = ctrl_c_when(process, first_epoch_logged)
     assert code == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted at epoch" in stderr and len(stderr.strip().splitlines()) == 1

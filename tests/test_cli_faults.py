@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 import fastscratch
 from fastscratch import _files, _interrupt, cli, reference, serialization
 from fastscratch.datasets import prepare
+from test_cli import ctrl_c_when
 
 SUBPROCESS_TIMEOUT = 600
 
@@ -217,19 +218,13 @@ def test_a_real_ctrl_c_as_training_starts(mnist_dir, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "50", "--quiet",
                                 "--data-dir", mnist_dir, "--out", str(out)],
                                env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+
+    def history_written(deadline):
         while not (out / "history.json").exists():
             assert process.poll() is None and time.monotonic() < deadline, "the run ended before training"
             time.sleep(0.005)
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
-        stderr = process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+
+    code, stderr = ctrl_c_when(process, history_written)
     assert code == 130 and "Traceback" not in stderr, stderr
     history = read_history(out)
     assert history["status"] == "interrupted"
