@@ -34,8 +34,14 @@ bench-full: install
 	FASTSCRATCH_BENCH_FULL=1 $(BIN)/pytest benchmarks/test_full_run.py --benchmark-enable --benchmark-save=full
 	$(RENDER) --pattern '*_bench.json' --pattern '*_full.json'
 
+# PyTorch's CPU build the way PyTorch documents it, from its CPU wheel index; where that index is out
+# of reach (this workplace reaches only PyPI), the same version from PyPI. JAX comes from PyPI.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PIP_PEERS ?= --quiet
 peers: install
-	$(BIN)/pip install --quiet torch==2.13.0 jax
+	$(BIN)/pip install $(PIP_PEERS) --retries 1 --index-url $(TORCH_CPU_INDEX) torch==2.13.0 \
+	  || $(BIN)/pip install $(PIP_PEERS) torch==2.13.0
+	$(BIN)/pip install $(PIP_PEERS) jax
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis

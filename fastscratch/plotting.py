@@ -6,11 +6,12 @@ Each ``*_figure`` function returns the ``Figure`` (for inspection); each
 ``plot_*`` function draws it, writes it to a path and returns that path.
 """
 import io
+import math
 import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 LOSS_COLOR = "red"
 ACCURACY_COLOR = "blue"
@@ -30,6 +31,10 @@ def training_figure(losses, accuracies, *, num_epochs=None, title=None):
     The loss is red on the left axis, the accuracy blue on the right axis
     (fixed to [0, 1]). ``num_epochs`` sets the x range (default: the epochs
     given).
+
+    The loss axis is logarithmic (when every loss is positive): the untrained
+    loss is often 10-100 times the trained one (1e6 times with ReLU), and on
+    a linear axis it flattens the rest of the curve into the bottom edge.
     """
     losses, accuracies = list(losses), list(accuracies)
     if num_epochs is None:
@@ -44,7 +49,11 @@ def training_figure(losses, accuracies, *, num_epochs=None, title=None):
     ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))  # 0, 100, ... 500
     ax_loss.set_ylabel("Training Loss", color=LOSS_COLOR)
     ax_loss.plot(losses, color=LOSS_COLOR, marker=marker, markersize=3)
-    ax_loss.tick_params(axis="y", labelcolor=LOSS_COLOR)
+    if losses and all(loss > 0 for loss in losses if math.isfinite(loss)):
+        ax_loss.set_yscale("log")
+        ax_loss.yaxis.set_major_formatter(_PlainLogFormatter())
+        ax_loss.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    ax_loss.tick_params(axis="y", which="both", labelcolor=LOSS_COLOR)
 
     ax_acc = ax_loss.twinx()  # a second axes sharing the same x-axis
     ax_acc.set_xlim([0, x_limit(num_epochs)])
@@ -59,27 +68,38 @@ def training_figure(losses, accuracies, *, num_epochs=None, title=None):
     return fig
 
 
+class _PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of which log ticks to label, written as plain numbers: 0.3, 1, 4, 1e+06."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
 def plot_training(losses, accuracies, path, *, num_epochs=None, title=None):
     """Write ``training_figure(...)`` as a PNG to ``path`` and return ``path``."""
     return _save(training_figure(losses, accuracies, num_epochs=num_epochs, title=title), path)
 
 
-def prediction_figure(image, predicted_class, true_class):
-    """Return a figure of one image (binary colour map, no axes) titled with both classes."""
-    fig = Figure(figsize=(3, 3.3))
+def prediction_figure(image, predicted_class, true_class, *, title=None):
+    """Return a figure of one image (binary colour map, no axes) titled with both classes.
+
+    The classes may be numbers or labels such as ``"9 (Ankle boot)"``;
+    ``title`` (the dataset's name) goes above them.
+    """
+    fig = Figure(figsize=(3.6, 3.6 if title else 3.3))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.imshow(image, cmap="binary")
     ax.axis("off")
-    ax.set_title(f"Predicted class: {predicted_class}\nCorrect class: {true_class}",
+    ax.set_title((f"{title}\n" if title else "") + f"Predicted class: {predicted_class}\nCorrect class: {true_class}",
                  color="black" if predicted_class == true_class else "darkred")
     fig.tight_layout()
     return fig
 
 
-def plot_prediction(image, predicted_class, true_class, path):
+def plot_prediction(image, predicted_class, true_class, path, *, title=None):
     """Write ``prediction_figure(...)`` as a PNG to ``path`` and return ``path``."""
-    return _save(prediction_figure(image, predicted_class, true_class), path)
+    return _save(prediction_figure(image, predicted_class, true_class, title=title), path)
 
 
 def _save(fig, path):

@@ -136,7 +136,9 @@ def test_reference_backend_is_the_tutorials_script_exactly(reference_backend_run
     assert history["accuracies"] == seed_script["accuracies"]
     assert history["prediction"] == {"test_image_index": seed_script["img_idx"],
                                      "predicted_class": seed_script["predicted_class"],
-                                     "correct_class": seed_script["correct_class"]}
+                                     "correct_class": seed_script["correct_class"],
+                                     "predicted_name": str(seed_script["predicted_class"]),
+                                     "correct_name": str(seed_script["correct_class"])}
     assert history["config"]["network_class"] == "fastscratch.reference.SimpleNetwork"
 
 
@@ -147,7 +149,7 @@ def test_output_has_the_tutorials_lines(reference_backend_run, seed_script):
         seed_script["untrained_loss"], seed_script["untrained_accuracy"] * 100)
     for i, (loss, accuracy) in enumerate(zip(seed_script["losses"], seed_script["accuracies"])):
         assert lines[1 + i].startswith("Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}%".format(
-            i, loss, accuracy * 100))
+            i + 1, loss, accuracy * 100))  # epochs count from 1, as in the progress bar and history.csv
     assert "Predicted class: {}; Correct class: {}".format(
         seed_script["predicted_class"], seed_script["correct_class"]) in lines
 
@@ -275,11 +277,11 @@ def bad_option_cases(tmp_path):
         (["--seed", "-1"], "--seed"), (["--seed", str(2 ** 32)], "--seed"), (["--dtype", "float16"], "--dtype"),
         (["--backend", "cuda"], "--backend"), (["--data-dir", str(tmp_path / "nowhere")], "--data-dir"),
         (["--out", str(tmp_path / "full")], "--out"), (["--out", str(tmp_path / "file")], "--out"),
-        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--dataset", "cifar10"], "--dataset"), (["--bogus"], "unrecognized arguments: --bogus"),
     ]
 
 
-BAD_OPTIONS = 21
+BAD_OPTIONS = 22
 
 
 @pytest.mark.parametrize("case", range(BAD_OPTIONS))
@@ -348,6 +350,20 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
         history["prediction"]["predicted_class"], history["prediction"]["correct_class"]) in result.stdout
 
 
+def ctrl_c_when(process, ready):
+    """Send SIGINT to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
+    try:
+        ready(time.monotonic() + SUBPROCESS_TIMEOUT)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+        return code, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
 def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "1000",
@@ -356,23 +372,15 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
                                stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    try:
-        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
-        while True:  # wait for the end of the first epoch
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0))
-            if line.startswith("Epoch    0:"):
-                break
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
-        stderr = process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
+    def first_epoch_logged(deadline):
+        while not lines.get(timeout=max(deadline - time.monotonic(), 0)).startswith("Epoch    1:"):
+            pass
+
+    code, stderr = ctrl_c_when(process, first_epoch_logged)
     assert code == 130, stderr
     assert "Traceback" not in stderr
-    assert "interrupted after" in stderr and len(stderr.strip().splitlines()) == 1
+    assert "interrupted at epoch" in stderr and len(stderr.strip().splitlines()) == 1
     history = read_history(out)
     assert history["status"] == "interrupted"
     assert 1 <= len(history["losses"]) < 1000
@@ -394,7 +402,7 @@ def test_ctrl_c_before_training_exits_130_and_saves_nothing(monkeypatch, tmp_pat
     def interrupted_load(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datasets, "load_mnist", interrupted_load)
+    monkeypatch.setattr(datasets, "load_dataset", interrupted_load)
     (tmp_path / "mnist").mkdir()
     code = cli.main(["train", "--data-dir", str(tmp_path / "mnist"), "--out", str(tmp_path / "run")])
     assert code == 130

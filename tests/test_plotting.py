@@ -121,3 +121,25 @@ def test_a_path_that_is_not_a_regular_file_is_written_in_place(tmp_path):
     reader.join(timeout=60)
     assert fifo.is_fifo()
     assert received and received[0][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_axis_is_logarithmic_so_the_untrained_loss_does_not_flatten_the_curve(rng):
+    losses, accuracies = seed_like_history(500, rng)
+    losses[0] = 1.6e6  # an untrained ReLU network's loss
+    fig = plotting.training_figure(losses, accuracies)
+    ax_loss = fig.axes[0]
+    assert ax_loss.get_yscale() == "log"
+    low, high = ax_loss.get_ylim()
+    assert low <= min(losses) and high >= max(losses)
+    # The trained half of the run spans a visible share of the axis (on a linear one: 0.0003%).
+    late = losses[250:]
+    assert (np.log(max(late)) - np.log(min(late))) / (np.log(high) - np.log(low)) > 0.001
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax_loss.get_yticklabels(which="both") if t.get_text()]
+    assert labels and all("times" not in label and "^" not in label for label in labels)  # plain numbers
+
+
+def test_loss_axis_stays_linear_for_losses_that_a_log_axis_cannot_show(rng):
+    losses, accuracies = seed_like_history(10, rng)
+    losses[3] = 0.0
+    assert plotting.training_figure(losses, accuracies).axes[0].get_yscale() == "linear"

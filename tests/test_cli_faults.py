@@ -1,0 +1,301 @@
+"""``fastscratch train`` under faults: full disk, kills between writes, Ctrl-C at awkward moments, overflow.
+
+Whatever happens, the run directory must hold a history that says what
+happened, a ``model.npz`` that ``load`` accepts and that matches the epoch the
+history names, and the exit code must agree with the history.
+"""
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import fastscratch
+from fastscratch import _files, _interrupt, cli, reference, serialization
+from fastscratch.datasets import prepare
+from test_cli import ctrl_c_when
+
+SUBPROCESS_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    with threadpool_limits(limits=1, user_api="blas"):  # the reference backend's small products
+        yield
+
+
+def run(mnist_dir, out, *options):
+    """``main`` in this process; returns (exit code, history or None, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = cli.main(["train", "--data-dir", mnist_dir, "--out", str(out), *options])
+    return code, read_history(out), stderr.getvalue()
+
+
+def read_history(out):
+    path = os.path.join(out, "history.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def csv_epochs(out):
+    with open(os.path.join(out, "history.csv"), newline="", encoding="utf-8") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def trained_reference(mnist_raw, epochs, batch_size=30, **kwargs):
+    """The tutorial's network after ``epochs`` epochs, drawn as the command draws it."""
+    np.random.seed(42)
+    np.random.randint(0, 10000)
+    X_train, Y_train, X_test, y_test = prepare(*mnist_raw)
+    net = reference.SimpleNetwork(784, 10, [64, 32])
+    if epochs:
+        net.train(X_train, Y_train, X_test, y_test, batch_size=batch_size, num_epochs=epochs, verbose=False,
+                  **kwargs)
+    return net
+
+
+def assert_model_is(path, expected, rtol=0.0):
+    model = fastscratch.SimpleNetwork.load(path)
+    for got, want in zip(model.layers, expected.layers):
+        np.testing.assert_allclose(got.W, want.W, rtol=rtol, atol=0)
+        np.testing.assert_allclose(got.b, want.b, rtol=rtol, atol=0)
+
+
+def assert_consistent(out, history):
+    """The two histories hold the same epochs; a final status lists every file, and they are all there."""
+    assert csv_epochs(out) == list(range(history["completed_epochs"] + 1))
+    if history["status"] != "running":
+        assert sorted(history["files"]) == sorted(os.listdir(out))
+    assert not [name for name in os.listdir(out) if name.startswith(".")]  # no temporary file, no claim
+
+
+# -- full disk
+
+def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_elsewhere(
+        mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    real_atomic_write = _files.atomic_write
+
+    @contextlib.contextmanager
+    def full_disk(path, *args, **kwargs):
+        with real_atomic_write(path, *args, **kwargs) as f:
+            yield f
+            if os.path.basename(path) == "model.npz":
+                raise OSError(28, "No space left on device")  # as a write or fsync would
+
+    monkeypatch.setattr(serialization, "atomic_write", full_disk)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--backend", "reference")
+    assert code == 1
+    assert "Traceback" not in stderr and "No space left on device" in stderr and "model.npz" in stderr
+    assert history["status"] == "save failed" and history["completed_epochs"] == 1
+    assert history["unsaved"] == {"model.npz": "No space left on device"}
+    assert "model.npz" not in os.listdir(tmp_path / "run")
+    assert history["model_saved_to"] in stderr
+    assert os.path.dirname(history["model_saved_to"]) == str(tmp_path / "tmp")
+    assert_model_is(history["model_saved_to"], trained_reference(mnist_raw, 1))
+    assert_consistent(tmp_path / "run", history)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 300 kB tmpfs (too small for the model, big enough for the rest), when this process may mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_really_full_disk(mnist_dir, tmp_path, tiny_disk):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", TMPDIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "fastscratch", "train", "--epochs", "1", "--quiet",
+                             "--data-dir", mnist_dir, "--out", str(tiny_disk / "run")],
+                            env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "No space left on device" in result.stderr
+    history = read_history(tiny_disk / "run")
+    assert history["status"] == "save failed" and "model.npz" in history["unsaved"]
+    fastscratch.SimpleNetwork.load(history["model_saved_to"])
+    assert history["model_saved_to"].startswith(str(tmp_path))
+    assert_consistent(tiny_disk / "run", history)
+
+
+# -- kills between writes (a subprocess that dies at a chosen write, as SIGKILL would)
+
+KILL_AT = """
+import os, sys
+from fastscratch import _files, cli, serialization
+target, nth = sys.argv[1], int(sys.argv[2])
+real_atomic_write = _files.atomic_write
+writes = 0
+
+class Killing:
+    def __init__(self, path, *args, **kwargs):
+        global writes
+        self.context, self.path = real_atomic_write(path, *args, **kwargs), path
+        if os.path.basename(path) == target:
+            writes += 1
+            self.kill = writes == nth
+    def __enter__(self):
+        self.file = self.context.__enter__()
+        return self
+    def write(self, data):
+        self.file.write(data)
+        if os.path.basename(self.path) == target and self.kill:
+            self.file.flush()
+            os._exit(9)  # killed half-way through this file
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc)
+
+_files.atomic_write = serialization.atomic_write = Killing
+cli.main(sys.argv[3:])
+"""
+
+
+# history.json is written at the start, after each of the 2 epochs, then last with the final status.
+@pytest.mark.parametrize("target, nth, epochs, csv_written", [("history.json", 4, 2, True), ("model.npz", 1, 2, False),
+                                                             ("history.json", 3, 1, False)],
+                         ids=["final history", "model", "second epoch's checkpoint"])
+def test_a_kill_between_writes_leaves_agreeing_whole_files(target, nth, epochs, csv_written, mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--epochs", "2", "--hidden", "16", "--quiet", "--data-dir", mnist_dir, "--out", str(out)]
+    result = subprocess.run([sys.executable, "-c", KILL_AT, target, str(nth), *argv],
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 9, result.stderr
+    history = read_history(out)
+    assert history["status"] == "running"  # never a final status unless every other file is in place
+    assert history["completed_epochs"] == epochs
+    files = os.listdir(out)
+    assert target == "history.json" or target not in files  # a killed write leaves no partial file
+    assert ("history.csv" in files) == csv_written  # written only with the other final files
+    if csv_written:  # from the same record as the history.json checkpoint it sits beside
+        assert csv_epochs(out) == list(range(epochs + 1))
+    if "model.npz" in files:
+        fastscratch.SimpleNetwork.load(out / "model.npz")
+
+
+# -- Ctrl-C at awkward moments
+
+def test_ctrl_c_while_train_indexes_the_data_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    real_check_train = fastscratch.SimpleNetwork._check_train
+
+    def check_train_then_ctrl_c(self, *args, **kwargs):
+        real_check_train(self, *args, **kwargs)
+        raise KeyboardInterrupt  # what SIGINT raises while train sets up, before its first batch
+
+    monkeypatch.setattr(fastscratch.SimpleNetwork, "_check_train", check_train_then_ctrl_c)
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "3")
+    assert code == 130 and "Traceback" not in stderr and "interrupted at epoch 1" in stderr
+    assert history["status"] == "interrupted" and history["completed_epochs"] == 0
+    assert history["stopped_at"] == {"epoch": 1, "batches_done": 0} and history["model_epoch"] == 0
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 0))
+    assert_consistent(tmp_path / "run", history)
+
+
+def test_a_real_ctrl_c_as_training_starts(mnist_dir, tmp_path):
+    """SIGINT right after the first history.json appears: while train sets up, or early in epoch 1."""
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "50", "--quiet",
+                                "--data-dir", mnist_dir, "--out", str(out)],
+                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
+
+    def history_written(deadline):
+        while not (out / "history.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before training"
+            time.sleep(0.005)
+
+    code, stderr = ctrl_c_when(process, history_written)
+    assert code == 130 and "Traceback" not in stderr, stderr
+    history = read_history(out)
+    assert history["status"] == "interrupted"
+    assert history["model_epoch"] == history["completed_epochs"] < 50
+    fastscratch.SimpleNetwork.load(out / "model.npz")
+    assert_consistent(out, history)
+
+
+def test_ctrl_c_while_saving_finishes_the_files_and_the_exit_code_matches(mnist_dir, tmp_path, monkeypatch):
+    real_save_model = cli.save_model
+
+    def save_model_and_press_ctrl_c(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_save_model(*args)
+
+    monkeypatch.setattr(cli, "save_model", save_model_and_press_ctrl_c)
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
+    assert "Ctrl-C came while the run was being saved" in stderr
+    assert (code, history["status"]) == (0, "completed")
+    assert_consistent(tmp_path / "run", history)
+
+
+def interrupt_after_checks(monkeypatch, checks):
+    """Ctrl-C as the ``checks``-th poll of train's interrupt flag is reached."""
+    real_check = _interrupt._Flag.check
+    count = [0]
+
+    def check(self, *args):
+        count[0] += 1
+        if count[0] == checks:
+            self.requested = True
+        return real_check(self, *args)
+
+    monkeypatch.setattr(_interrupt._Flag, "check", check)
+
+
+@pytest.mark.parametrize("backend, batch_size", [("reference", 30), ("jit", 256)],
+                         ids=["reference", "jit past the kernel batch limit"])
+def test_ctrl_c_mid_epoch_saves_the_model_of_the_last_whole_epoch(backend, batch_size, mnist_dir, mnist_raw,
+                                                                  tmp_path, monkeypatch):
+    batches = 60000 // batch_size
+    interrupt_after_checks(monkeypatch, batches + 5)  # the 5th batch of epoch 2
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "3", "--backend", backend,
+                                "--batch-size", str(batch_size), "--quiet")
+    assert code == 130 and history["status"] == "interrupted"
+    assert history["completed_epochs"] == 1 and history["model_epoch"] == 1
+    assert history["stopped_at"] == {"epoch": 2, "batches_done": 4}
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 1, batch_size),
+                    rtol=0 if backend == "reference" else 1e-9)
+    assert_consistent(tmp_path / "run", history)
+
+
+# -- overflow: never a model that load refuses
+
+@pytest.mark.parametrize("backend", ["jit", "reference"])
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_an_overflowing_update_keeps_the_last_finite_weights(epochs, backend, mnist_dir, mnist_raw, tmp_path):
+    with np.errstate(all="ignore"):
+        code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", str(epochs), "--backend", backend,
+                                    "--batch-size", "60000", "--lr", "1e308", "--quiet")
+    assert code == 1 and "Traceback" not in stderr and "non-finite" in stderr
+    assert history["status"] == "non-finite loss" and history["model_epoch"] == 0
+    assert "the last finite ones" in stderr
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 0))
+    assert_consistent(tmp_path / "run", history)
+
+
+def test_ctrl_c_during_the_last_epochs_evaluation_drops_nothing(mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    interrupt_after_checks(monkeypatch, 2)  # the JIT polls before its one epoch and once after it
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
+    assert code == 130 and history["status"] == "interrupted" and "after the last epoch" in stderr
+    assert history["completed_epochs"] == history["model_epoch"] == 1 and history["stopped_at"] is None
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 1), rtol=1e-9)
+    assert_consistent(tmp_path / "run", history)

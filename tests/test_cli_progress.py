@@ -1,0 +1,36 @@
+"""The live progress line: epochs counted as in the log and history.csv, an ETA without the setup, 80 columns."""
+import pytest
+from rich.console import Console
+
+from fastscratch import cli
+
+
+def render(width, num_epochs, done, **fields):
+    console = Console(width=width, record=True, force_terminal=True, highlight=False, markup=False)
+    progress = cli._progress(console, num_epochs)
+    progress.progress.update(progress.task, completed=done, **fields)
+    console.print(progress.progress.make_tasks_table(progress.progress.tasks))
+    return console.export_text().rstrip("\n")
+
+
+@pytest.mark.parametrize("num_epochs, done, loss, accuracy, seconds, eta", [
+    (500, 1, "4.436700", "12.19%", "5.95", "estimating…"),
+    (500, 500, "0.045963", "94.83%", "0.29", "0:00:00"),
+    (5000, 4999, "1.61235e+06", "100.00%", "12.34", "17:08:12"),  # ReLU-sized loss, slow epochs
+])
+def test_the_line_fits_in_80_columns_with_every_field_whole(num_epochs, done, loss, accuracy, seconds, eta):
+    line = render(80, num_epochs, done, loss=loss, accuracy=accuracy, seconds=seconds, eta=eta)
+    assert len(line) <= 80 and "\n" not in line
+    assert f"Epoch {done:>{len(str(num_epochs))}}/{num_epochs}" in line  # the number the log line prints
+    assert f"loss {loss} acc {accuracy} {seconds}s/ep 0:00:00 ETA {eta}" in line  # elapsed not cut to 0:00:…
+
+
+def test_eta_waits_for_an_epoch_after_the_first():
+    assert cli.eta([9.0], 500) == "estimating…"  # the first epoch holds the setup (and a first compilation)
+    assert cli.eta([9.0, 0.3], 500) == "0:02:29"  # 498 epochs at 0.3 s, the first ignored
+    assert cli.eta([9.0, 0.3, 0.5], 500) == "0:03:19"  # 497 at the mean 0.4 s
+    assert cli.eta([9.0], 1) == "0:00:00"
+
+
+def test_eta_follows_the_last_20_epochs():
+    assert cli.eta([9.0] + [10.0] * 10 + [1.0] * 20, 131) == "0:01:40"

@@ -1,0 +1,190 @@
+"""The run directory: claimed exclusively before any data is loaded; bad ``--out`` and ``--hidden`` fail first."""
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastscratch import cli, datasets
+
+SUBPROCESS_TIMEOUT = 600
+STAMP = datetime.datetime(2026, 12, 1, 21, 13, 33)
+
+
+@pytest.fixture
+def no_data_loading(monkeypatch):
+    """Fail the test if the command gets as far as loading data."""
+    def load(*args, **kwargs):
+        raise AssertionError("the data was loaded before the options were checked")
+    monkeypatch.setattr(datasets, "load_dataset", load)
+
+
+def usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: fastscratch" in err and "Traceback" not in err
+    return err
+
+
+# -- claiming
+
+def test_a_claim_creates_the_directory_and_its_release_removes_it_when_no_run_was_kept(tmp_path):
+    out = tmp_path / "a" / "b"
+    claim = cli.claim_run_directory(str(out))
+    assert os.listdir(out) == [cli.CLAIM]
+    claim.release()
+    assert not out.exists() and (tmp_path / "a").is_dir()
+
+
+def test_an_empty_directory_is_claimed_and_given_back_empty(tmp_path):
+    claim = cli.claim_run_directory(str(tmp_path))
+    with pytest.raises(cli.RunDirectoryError, match="in use by another fastscratch run"):
+        cli.claim_run_directory(str(tmp_path))
+    claim.release()
+    assert os.listdir(tmp_path) == []
+    cli.claim_run_directory(str(tmp_path)).release()  # reusable
+
+
+def test_a_kept_run_leaves_its_files_and_drops_the_marker(tmp_path):
+    claim = cli.claim_run_directory(str(tmp_path / "run"))
+    (tmp_path / "run" / "history.json").write_text("{}")
+    claim.kept = True
+    claim.release()
+    assert os.listdir(tmp_path / "run") == ["history.json"]
+    with pytest.raises(cli.RunDirectoryError, match="not an empty directory"):
+        cli.claim_run_directory(str(tmp_path / "run"))
+
+
+def test_default_runs_in_the_same_second_get_different_directories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = cli.claim_run_directory(None, now=STAMP)
+    second = cli.claim_run_directory(None, now=STAMP)
+    assert first.path == os.path.join("runs", "20261201-211333")
+    assert second.path == os.path.join("runs", "20261201-211333-2")
+    assert sorted(os.listdir("runs")) == ["20261201-211333", "20261201-211333-2"]
+
+
+CLAIM_IN_A_PROCESS = """
+import datetime, sys, time
+from fastscratch import cli
+time.sleep(max(float(sys.argv[2]) - time.time(), 0))  # start together
+out = None if sys.argv[1] == "-" else sys.argv[1]
+try:
+    claim = cli.claim_run_directory(out, now=datetime.datetime(2026, 12, 1, 21, 13, 33))
+except cli.RunDirectoryError as err:
+    print("lost:", err)
+else:
+    print("won:", claim.path)
+"""
+
+
+@pytest.mark.parametrize("out", ["shared", "-"], ids=["same --out", "default names"])
+def test_processes_claiming_at_once(out, tmp_path):
+    import time
+
+    start = time.time() + 3  # after every interpreter has started
+    processes = [subprocess.Popen([sys.executable, "-c", CLAIM_IN_A_PROCESS, out, str(start)], cwd=tmp_path,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=SUBPROCESS_TIMEOUT)[0].strip() for p in processes]
+    winners = [r.split(": ", 1)[1] for r in results if r.startswith("won:")]
+    if out == "shared":
+        assert len(winners) == 1, results
+        assert all("in use" in r or "not an empty directory" in r for r in results if r.startswith("lost:"))
+    else:
+        assert len(set(winners)) == 4, results  # four processes, four directories
+        assert len(os.listdir(tmp_path / "runs")) == 4
+
+
+def test_two_real_runs_on_the_same_out_exactly_one_wins(mnist_dir, tmp_path):
+    out = tmp_path / "shared"
+    env = dict(os.environ, FASTSCRATCH_MNIST_DIR=mnist_dir, OPENBLAS_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "fastscratch", "train", "--epochs", "1", "--hidden", "8", "--quiet",
+            "--data-dir", mnist_dir, "--out", str(out)]
+    processes = [subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+    results = [(p.wait(timeout=SUBPROCESS_TIMEOUT), p.stderr.read()) for p in processes]
+    for p in processes:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(code for code, _ in results) == [0, 2], results
+    (loser_err,) = [err for code, err in results if code == 2]
+    assert "argument --out" in loser_err and "Traceback" not in loser_err
+    assert sorted(os.listdir(out)) == sorted(cli.RUN_FILES)
+    with open(out / "history.json", encoding="utf-8") as f:
+        assert json.load(f)["status"] == "completed"
+
+
+# -- checked before the data is loaded
+
+def test_empty_out_is_a_usage_error(no_data_loading, capsys):
+    assert "argument --out: must not be empty" in usage_error(["train", "--out", ""], capsys)
+
+
+def test_out_below_a_file_is_a_usage_error(no_data_loading, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    err = usage_error(["train", "--out", str(tmp_path / "file" / "sub")], capsys)
+    assert "argument --out: cannot create" in err and f"{tmp_path / 'file'} is not a directory" in err
+
+
+def test_unwritable_out_is_a_usage_error(no_data_loading, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    mounted = False
+    if os.geteuid() == 0:  # root ignores permissions: a read-only file system stops it
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(locked)],
+                                 capture_output=True).returncode == 0
+        if not mounted:
+            pytest.skip("running as root and cannot mount a read-only tmpfs")
+    else:
+        locked.chmod(0o555)
+    try:
+        for out in (locked / "run", locked):
+            err = usage_error(["train", "--out", str(out)], capsys)
+            assert "argument --out: cannot" in err and str(locked) in err
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(locked)], check=True)
+        locked.chmod(0o755)
+    assert os.listdir(locked) == []
+
+
+def test_a_directory_holding_a_killed_runs_marker_is_refused_with_advice(no_data_loading, tmp_path, capsys):
+    (tmp_path / cli.CLAIM).write_text("12345\n")
+    err = usage_error(["train", "--out", str(tmp_path)], capsys)
+    assert "in use by another fastscratch run" in err and cli.CLAIM in err
+
+
+@pytest.mark.parametrize("dtype, need", [("float64", "2.3 TiB"), ("float32", "1.2 TiB")])
+def test_a_network_too_large_for_memory_is_a_usage_error_with_the_size(dtype, need, no_data_loading, tmp_path,
+                                                                        capsys):
+    err = usage_error(["train", "--hidden", "100000000", "--dtype", dtype, "--out", str(tmp_path / "run")], capsys)
+    assert "argument --hidden" in err and f"needs at least {need}" in err and "available" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_memory_estimate_counts_every_parameter():
+    sizes = [784, 64, 32, 10]
+    assert cli._parameter_count(sizes) == 784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+    assert cli.memory_problem(sizes, "float64") is None
+    assert cli._bytes(3 * 1024 ** 3) == "3.0 GiB" and cli._bytes(512) == "512 bytes"
+
+
+MEMORY_LIMIT = 6 * 1024 ** 3  # virtual memory; NumPy, Numba and the data take about 3 GiB of it
+
+
+def test_out_of_memory_after_the_estimate_is_a_clear_error(mnist_dir, tmp_path):
+    """Under a memory limit the weights fit but the outputs over 60,000 images do not: no traceback."""
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]),) * 2); "
+            "from fastscratch import cli; sys.exit(cli.main(sys.argv[2:]))")
+    result = subprocess.run([sys.executable, "-c", code, str(MEMORY_LIMIT), "train", "--hidden", "30000",
+                             "--data-dir", mnist_dir, "--out", str(tmp_path / "run"), "--quiet"],
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 1, result.stderr
+    assert "out of memory" in result.stderr and "784-30000-10" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
