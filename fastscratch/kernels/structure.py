@@ -14,6 +14,7 @@ structures take ~100 ms instead of ~140 ms and the batch columns ~30 ms
 instead of 50-80 ms, once per ``train`` call; the parts need no
 synchronisation, unlike a split of the training loop itself.
 """
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +24,14 @@ from fastscratch._config import jit
 
 #: Rows (or batches' rows) per thread below which a thread costs more than it saves.
 MIN_ROWS_PER_THREAD = 4096
+
+#: Each layer's input by rows, as the forward kernels walk it: per-layer tuples of CSR ``indptrs`` and
+#: ``indices`` (the first layer's from ``nonzero_structure``, the others' from ``full_structure``) and
+#: the first layer's CSR ``values`` (the hidden layers' values are their input arrays themselves).
+Structure = namedtuple("Structure", ["indptrs", "indices", "values"])
+#: A column (CSC) structure for the SGD step (``sgd.gradient_step``): where each column starts, each
+#: entry's row and where its value is.
+Columns = namedtuple("Columns", ["starts", "rows", "positions"])
 
 
 def in_parts(run, n, min_size, threads=None):
@@ -145,7 +154,7 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
 
 
 def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
-    """Return ``(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
+    """Return ``Columns(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
 
     Every offset is relative to its batch, so the narrowest dtypes do: for
     MNIST in batches of 30, 16-bit starts and positions and 8-bit rows, 30 MB
@@ -163,7 +172,7 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
     in_parts(lambda start, stop: fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], indices,
                                                     batch_size, starts[start:stop], rows, positions),
              num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
-    return starts, rows, positions
+    return Columns(starts, rows, positions)
 
 
 def full_structure(rows, width, indices_dtype):
@@ -186,4 +195,4 @@ def full_columns(rows, width, offsets_dtype):
     col_rows = np.tile(np.arange(rows, dtype=row_dtype(rows)), width)
     positions = (np.arange(rows, dtype=offsets_dtype)[np.newaxis, :] * width
                  + np.arange(width, dtype=offsets_dtype)[:, np.newaxis]).reshape(-1)
-    return col_start, col_rows, positions
+    return Columns(col_start, col_rows, positions)
