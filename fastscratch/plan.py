@@ -21,8 +21,10 @@ objects as the user left them and decides:
 ``Training`` holds what one ``train`` call keeps across its epochs: the
 indexed training and validation sets and the buffers, as named tuples.
 """
+import threading
 import warnings
 import weakref
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -37,7 +39,8 @@ from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
 from fastscratch.kernels.sgd import StepScratch, sgd_step
 from fastscratch.kernels.structure import (MIN_ROWS_PER_THREAD, Structure, batch_columns, full_columns,
-                                          full_structure, in_parts, index_dtype, nonzero_structure)
+                                          full_structure, in_parts, index_dtype, nonzero_structure,
+                                          structure_matches)
 from fastscratch.kernels.training import EpochWork, train_epoch
 
 #: Rows per compiled forward pass in ``evaluate_accuracy`` and batched ``predict``.
@@ -349,14 +352,58 @@ def compiled_epoch(plan, network, batch_size):
             and not _tied(plan))
 
 
+# -- the indexed data sets ------------------------------------------------------------------------
+
+class Indexed(NamedTuple):
+    """X's CSR structure, and its batch column structures by (batch_size, offsets dtype), built on demand."""
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    batches: dict
+
+
+#: The last few data sets indexed, by shape, dtype and index dtype. Indexing MNIST costs about half an
+#: epoch, which a loop of ``train(num_epochs=1)`` calls would pay every epoch. An entry is used only
+#: after a full comparison of X with it (``structure_matches``: one read of X, stopping at the first
+#: difference), so an array changed in place, or another array of the same shape, is indexed anew.
+#: It holds about 10 bytes per nonzero entry (for MNIST's training set 90 MB, and 30 MB of batches).
+_INDEXED = OrderedDict()
+INDEXED_ENTRIES = 2
+_INDEXED_LOCK = threading.Lock()
+
+
+def indexed(X, indices_dtype):
+    """The ``Indexed`` structure of the 2-D array X, from the cache when it still describes X exactly."""
+    key = (X.shape, X.dtype.str, np.dtype(indices_dtype).str)
+    with _INDEXED_LOCK:
+        entry = _INDEXED.get(key)
+    if entry is None or not structure_matches(X, entry.indptr, entry.indices, entry.values):
+        entry = Indexed(*nonzero_structure(X, indices_dtype), {})
+    with _INDEXED_LOCK:
+        _INDEXED[key] = entry
+        _INDEXED.move_to_end(key)
+        while len(_INDEXED) > INDEXED_ENTRIES:
+            _INDEXED.popitem(last=False)
+    return entry
+
+
+def indexed_batches(entry, n_in, batch_size, offsets_dtype):
+    """The ``batch_columns`` of an ``Indexed`` structure, kept with it."""
+    key = (batch_size, np.dtype(offsets_dtype).str)
+    if key not in entry.batches:
+        entry.batches[key] = batch_columns(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
+    return entry.batches[key]
+
+
 # -- compiled forward passes and epochs ----------------------------------------------------------
 
 def _structure(X, sizes, rows):
-    """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``."""
+    """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``, and X's ``Indexed``."""
     indices_dtype = index_dtype(max(sizes[:-1]))
     hidden = [full_structure(rows, width, indices_dtype) for width in sizes[1:-1]]
-    indptr, indices, values = nonzero_structure(X, indices_dtype)
-    return Structure((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)), values)
+    entry = indexed(X, indices_dtype)
+    return Structure((entry.indptr, *(s[0] for s in hidden)), (entry.indices, *(s[1] for s in hidden)),
+                     entry.values), entry
 
 
 def _outputs(sizes, rows, dtype):
@@ -370,7 +417,7 @@ def sizes_of(network):
 def forward_work(X, sizes, dtype):
     """The ``ForwardWork`` of ``predict_classes`` for X, ``EVAL_CHUNK`` rows at a time."""
     rows = min(EVAL_CHUNK, len(X))
-    return ForwardWork(_outputs(sizes, rows, dtype), _structure(X, sizes, rows))
+    return ForwardWork(_outputs(sizes, rows, dtype), _structure(X, sizes, rows)[0])
 
 
 def predict(plan, work):
@@ -409,12 +456,12 @@ class Training:
     def work(self):
         sizes, dtype, batch_size = sizes_of(self.network), self.network.dtype, self.batch_size
         if self._work is None or self._work[0] != sizes:
-            structure = _structure(self.X_train, sizes, batch_size)
+            structure, entry = _structure(self.X_train, sizes, batch_size)
             offsets_dtype = index_dtype(batch_size * max(sizes[:-1]) + 1)
             work = EpochWork(
                 _outputs(sizes, batch_size, dtype), _outputs(sizes, batch_size, dtype),
                 tuple(np.empty((b, a), dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])), structure,
-                batch_columns(structure.indptrs[0], structure.indices[0], sizes[0], batch_size, offsets_dtype),
+                indexed_batches(entry, sizes[0], batch_size, offsets_dtype),
                 tuple(full_columns(batch_size, width, offsets_dtype) for width in sizes[:-1]),
                 tuple(StepScratch(np.empty(size, dtype=dtype), np.empty(size, dtype=dtype)) for size in sizes[1:]))
             self._work = sizes, work

@@ -85,6 +85,37 @@ def fill_structure(X, indptr, indices, values):
                 c += 1
 
 
+@jit
+def lists_exactly(X, indptr, indices, values):
+    """Whether the CSR structure (``indptr`` for X's rows, ``indices``, ``values``) lists exactly the nonzero
+    entries of X (N, n), in order, with their values; stops at the first difference. Reads X once, where
+    indexing it reads it twice and writes the structure."""
+    zero = X.dtype.type(0)
+    for i in range(X.shape[0]):
+        c, end = indptr[i], indptr[i + 1]
+        for k in range(X.shape[1]):
+            v = X[i, k]
+            if v != zero:
+                if c >= end or indices[c] != k or values[c] != v:
+                    return False
+                c += 1
+        if c != end:
+            return False
+    return True
+
+
+def structure_matches(X, indptr, indices, values, threads=None):
+    """Whether ``nonzero_structure(X)`` would give (indptr, indices, values) (``threads``: see ``in_parts``)."""
+    if indptr.shape[0] != X.shape[0] + 1 or values.dtype != X.dtype:
+        return False
+    parts = {}
+
+    def run(start, stop):
+        parts[start] = lists_exactly(X[start:stop], indptr[start:stop + 1], indices, values)
+    in_parts(run, X.shape[0], MIN_ROWS_PER_THREAD, threads)
+    return all(parts.values())
+
+
 def index_dtype(width):
     """The dtype for indices below ``width``: 16 bits when they fit, to cut memory and its traffic."""
     return np.dtype(np.int16 if width <= 2 ** 15 else np.int64)
