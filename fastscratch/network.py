@@ -20,31 +20,23 @@ from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.structure import nonzero_structure
 from fastscratch.plan import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 
-#: Kept importable from here: the crossover sizes are the plan's.
-KERNEL_MAX_BATCH, KERNEL_MAX_HIDDEN_WEIGHTS = plan.KERNEL_MAX_BATCH, plan.KERNEL_MAX_HIDDEN_WEIGHTS
-
 
 class Neuron(reference.Neuron):
     __doc__ = reference.Neuron.__doc__
-
-    def __init__(self, num_inputs, activation_function, *, dtype=np.float64):
-        super().__init__(num_inputs, activation_function, dtype=dtype)
-        plan.activation_code(activation_function)  # warn now if it will run through NumPy
 
     def forward(self, x):
         self._check_parameters()
         x = reference.check.as_input("x", x, self.num_inputs, self.dtype)
         copies = {}
         W, b = plan._parameter(self, "W", self.dtype, copies), plan._parameter(self, "b", self.dtype, copies)
-        code = plan.activation_code(self.activation_function)
-        rows = x[np.newaxis] if x.ndim == 1 else x
         if not (reference.check._all_finite(W) and reference.check._all_finite(b)):
             z = np.dot(x, W) + b  # the reference's product: zero inputs must not hide NaN weights
         else:
+            rows = x[np.newaxis] if x.ndim == 1 else x
             z = np.empty((rows.shape[0], 1), dtype=self.dtype)
             dense_forward(*nonzero_structure(rows), 0, W.reshape(-1, 1), b, activations.IDENTITY, z)
             z = z.reshape(-1)  # np.dot(x, W) + b has shape (n,) for x (n, k) and (1,) for x (k,)
-        return self.activation_function(z) if code is None else self.activation_function(z).astype(self.dtype)
+        return self.activation_function(z)  # nothing compiled reads it
 
 
 class FullyConnectedLayer(reference.FullyConnectedLayer):
@@ -121,9 +113,19 @@ class SimpleNetwork(reference.SimpleNetwork):
             correct = sum(int(np.argmax(network.forward(x)) == label) for x, label in zip(X_val, y_val))
         return float(correct / len(X_val))
 
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
-        return super()._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
-                              callback, plan.Training(self, X_train, X_val, batch_size))
+    def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
+              *, verbose=True, callback=None):
+        # X_train's finiteness is proven by the plan's comparison with the structure kept from an earlier
+        # call, where one matches (a narrowing conversion is checked in full, for its overflow).
+        dtype = getattr(X_train, "dtype", None)
+        narrowing = dtype is None or dtype.kind == "f" and dtype.itemsize > self.dtype.itemsize
+        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
+            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=narrowing)
+        training = plan.Training(self, X_train, X_val, batch_size, X_finite=narrowing)
+        return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
+                           callback, training)
+
+    train.__doc__ = reference.SimpleNetwork.train.__doc__
 
     def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, training):
         network, compiled = training.epoch_plan()

@@ -372,13 +372,25 @@ INDEXED_ENTRIES = 2
 _INDEXED_LOCK = threading.Lock()
 
 
-def indexed(X, indices_dtype):
-    """The ``Indexed`` structure of the 2-D array X, from the cache when it still describes X exactly."""
-    key = (X.shape, X.dtype.str, np.dtype(indices_dtype).str)
+def _key(X, indices_dtype):
+    return X.shape, X.dtype.str, np.dtype(indices_dtype).str
+
+
+def kept(X, indices_dtype):
+    """The kept ``Indexed`` structure of the 2-D array X if it still describes X exactly, else None.
+
+    A match also proves X finite: the kept values are.
+    """
     with _INDEXED_LOCK:
-        entry = _INDEXED.get(key)
-    if entry is None or not structure_matches(X, entry.indptr, entry.indices, entry.values):
-        entry = Indexed(*nonzero_structure(X, indices_dtype), {})
+        entry = _INDEXED.get(_key(X, indices_dtype))
+    return entry if entry is not None and structure_matches(X, entry.indptr, entry.indices, entry.values) else None
+
+
+def indexed(X, indices_dtype, known=None):
+    """The ``Indexed`` structure of the finite 2-D array X: ``known`` (what ``kept`` returned for X in this
+    call), or a kept one that still matches, or a new one, which is kept."""
+    entry = known or kept(X, indices_dtype) or Indexed(*nonzero_structure(X, indices_dtype), {})
+    key = _key(X, indices_dtype)
     with _INDEXED_LOCK:
         _INDEXED[key] = entry
         _INDEXED.move_to_end(key)
@@ -397,11 +409,16 @@ def indexed_batches(entry, n_in, batch_size, offsets_dtype):
 
 # -- compiled forward passes and epochs ----------------------------------------------------------
 
-def _structure(X, sizes, rows):
-    """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``, and X's ``Indexed``."""
-    indices_dtype = index_dtype(max(sizes[:-1]))
+def _indices_dtype(sizes):
+    return index_dtype(max(sizes[:-1]))
+
+
+def _structure(X, sizes, rows, known=None):
+    """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``, and X's
+    ``Indexed`` (``known``: see ``indexed``)."""
+    indices_dtype = _indices_dtype(sizes)
     hidden = [full_structure(rows, width, indices_dtype) for width in sizes[1:-1]]
-    entry = indexed(X, indices_dtype)
+    entry = indexed(X, indices_dtype, known)
     return Structure((entry.indptr, *(s[0] for s in hidden)), (entry.indices, *(s[1] for s in hidden)),
                      entry.values), entry
 
@@ -443,9 +460,14 @@ class Training:
     """What one ``train`` call keeps across epochs, built when first needed and rebuilt if the layer
     sizes change: X's structures and the epoch's buffers, and the validation set's structure."""
 
-    def __init__(self, network, X_train, X_val, batch_size):
+    def __init__(self, network, X_train, X_val, batch_size, X_finite=True):
+        """``X_finite`` false: X_train's finiteness is checked here, by a full comparison with a kept
+        structure where one matches (which the first epoch then uses), else directly."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
         self._work = self._val_work = None
+        self._known = None if X_finite else kept(X_train, _indices_dtype(sizes_of(network)))
+        if not X_finite and self._known is None:
+            check._check_finite("X_train", X_train)
 
     def epoch_plan(self):
         """The network's plan for the next epoch, and whether that epoch runs compiled."""
@@ -456,7 +478,7 @@ class Training:
     def work(self):
         sizes, dtype, batch_size = sizes_of(self.network), self.network.dtype, self.batch_size
         if self._work is None or self._work[0] != sizes:
-            structure, entry = _structure(self.X_train, sizes, batch_size)
+            structure, entry = _structure(self.X_train, sizes, batch_size, self._known)
             offsets_dtype = index_dtype(batch_size * max(sizes[:-1]) + 1)
             work = EpochWork(
                 _outputs(sizes, batch_size, dtype), _outputs(sizes, batch_size, dtype),

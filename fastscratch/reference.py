@@ -326,9 +326,10 @@ class SimpleNetwork:
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                            verbose, callback)
 
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
+    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True):
+        """The checked arguments; ``finite_X`` false leaves X_train's finiteness to the caller."""
         self._check_layers()
-        X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype)
+        X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype, finite=finite_X)
         if X_train.ndim != 2:
             raise ValueError(f"X_train must be 2-D (samples, {self.num_inputs}), got shape {X_train.shape}")
         y_train = check.as_targets("y_train", y_train, self.num_outputs, len(X_train), self.dtype)
