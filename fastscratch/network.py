@@ -122,6 +122,8 @@ class SimpleNetwork(reference.SimpleNetwork):
         X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
             X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=narrowing)
         training = plan.Training(self, X_train, X_val, batch_size, X_finite=narrowing)
+        if num_epochs == 0:
+            training.settle()
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
                            callback, training)
 
@@ -130,6 +132,7 @@ class SimpleNetwork(reference.SimpleNetwork):
     def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, training):
         network, compiled = training.epoch_plan()
         if not compiled:
+            training.settle()
             return super()._train_epoch(i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies)
         interrupt.check(losses, accuracies, i)
         loss_sum, bad_batch, bad_loss, _ = training.epoch(network, y_train, learning_rate)

@@ -25,6 +25,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -355,7 +356,8 @@ def compiled_epoch(plan, network, batch_size):
 # -- the indexed data sets ------------------------------------------------------------------------
 
 class Indexed(NamedTuple):
-    """X's CSR structure, and its batch column structures by (batch_size, offsets dtype), built on demand."""
+    """X's CSR structure, and the column structures of its batches for the last batch size trained, as
+    ``{(batch_size, offsets dtype): Columns}``."""
     indptr: np.ndarray
     indices: np.ndarray
     values: np.ndarray
@@ -364,8 +366,8 @@ class Indexed(NamedTuple):
 
 #: The last few data sets indexed, by shape, dtype and index dtype. Indexing MNIST costs about half an
 #: epoch, which a loop of ``train(num_epochs=1)`` calls would pay every epoch. An entry is used only
-#: after a full comparison of X with it (``structure_matches``: one read of X, stopping at the first
-#: difference), so an array changed in place, or another array of the same shape, is indexed anew.
+#: after a full comparison of X with it (``structure_matches``: one read of X, which also proves X
+#: finite), so an array changed in place, or another array of the same shape, is indexed anew.
 #: It holds about 10 bytes per nonzero entry (for MNIST's training set 90 MB, and 30 MB of batches).
 _INDEXED = OrderedDict()
 INDEXED_ENTRIES = 2
@@ -376,20 +378,24 @@ def _key(X, indices_dtype):
     return X.shape, X.dtype.str, np.dtype(indices_dtype).str
 
 
-def kept(X, indices_dtype):
-    """The kept ``Indexed`` structure of the 2-D array X if it still describes X exactly, else None.
-
-    A match also proves X finite: the kept values are.
-    """
+def _kept(X, indices_dtype):
+    """The kept ``Indexed`` structure of an array of X's shape and dtype, not yet compared with X, or None."""
     with _INDEXED_LOCK:
-        entry = _INDEXED.get(_key(X, indices_dtype))
-    return entry if entry is not None and structure_matches(X, entry.indptr, entry.indices, entry.values) else None
+        return _INDEXED.get(_key(X, indices_dtype))
+
+
+def _describes(entry, X, threads=None):
+    return structure_matches(X, entry.indptr, entry.indices, entry.values, threads)
 
 
 def indexed(X, indices_dtype, known=None):
-    """The ``Indexed`` structure of the finite 2-D array X: ``known`` (what ``kept`` returned for X in this
-    call), or a kept one that still matches, or a new one, which is kept."""
-    entry = known or kept(X, indices_dtype) or Indexed(*nonzero_structure(X, indices_dtype), {})
+    """The ``Indexed`` structure of the finite 2-D array X: ``known`` (a kept one already compared with X in
+    this call), or a kept one that still describes X, or a new one, which is kept."""
+    if known is None or known.indices.dtype != indices_dtype:
+        known = _kept(X, indices_dtype)
+        if known is not None and not _describes(known, X):
+            known = None
+    entry = known or Indexed(*nonzero_structure(X, indices_dtype), {})
     key = _key(X, indices_dtype)
     with _INDEXED_LOCK:
         _INDEXED[key] = entry
@@ -402,9 +408,12 @@ def indexed(X, indices_dtype, known=None):
 def indexed_batches(entry, n_in, batch_size, offsets_dtype):
     """The ``batch_columns`` of an ``Indexed`` structure, kept with it."""
     key = (batch_size, np.dtype(offsets_dtype).str)
-    if key not in entry.batches:
-        entry.batches[key] = batch_columns(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
-    return entry.batches[key]
+    columns = entry.batches.get(key)
+    if columns is None:
+        columns = batch_columns(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
+        entry.batches.clear()  # one batch size kept: each costs about a third of the structure
+        entry.batches[key] = columns
+    return columns
 
 
 # -- compiled forward passes and epochs ----------------------------------------------------------
@@ -461,13 +470,22 @@ class Training:
     sizes change: X's structures and the epoch's buffers, and the validation set's structure."""
 
     def __init__(self, network, X_train, X_val, batch_size, X_finite=True):
-        """``X_finite`` false: X_train's finiteness is checked here, by a full comparison with a kept
-        structure where one matches (which the first epoch then uses), else directly."""
+        """``X_finite`` false: X_train's finiteness is for this object to check (``settle``)."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
-        self._work = self._val_work = None
-        self._known = None if X_finite else kept(X_train, _indices_dtype(sizes_of(network)))
-        if not X_finite and self._known is None:
+        self._work = self._val_work = self._known = None
+        # A kept structure that may still describe X_train; comparing it with X also proves X finite.
+        self._candidate = None if X_finite else _kept(X_train, _indices_dtype(sizes_of(network)))
+        if not X_finite and self._candidate is None:
             check._check_finite("X_train", X_train)
+
+    def settle(self):
+        """Finish X_train's check before anything reads X: compare it with the candidate structure, and
+        test its values directly if that differs."""
+        candidate, self._candidate = self._candidate, None
+        if candidate is not None and _describes(candidate, self.X_train):
+            self._known = candidate
+        elif candidate is not None:
+            check._check_finite("X_train", self.X_train)
 
     def epoch_plan(self):
         """The network's plan for the next epoch, and whether that epoch runs compiled."""
@@ -496,7 +514,34 @@ class Training:
         return self._val_work[1]
 
     def epoch(self, plan, y_train, learning_rate):
-        """Run one compiled epoch; ``train_epoch``'s result."""
+        """Run one compiled epoch; ``train_epoch``'s result.
+
+        The first one may start on a candidate structure, which the epoch reads instead of X, while the
+        other core compares it with X (``settle``), as long as an epoch: no time of a one-epoch call
+        goes to proving that X has not changed. If it has, the weights are put back, X is checked and
+        indexed, and the epoch runs again.
+        """
+        candidate = self._candidate
+        if candidate is None:
+            return self._run(plan, y_train, learning_rate)
+        saved = [(layer.W.copy(), layer.b.copy()) for layer in plan.layers]
+        self._known = candidate
+        with ThreadPoolExecutor(1) as pool:
+            describes = pool.submit(_describes, candidate, self.X_train, 1)
+            try:
+                result = self._run(plan, y_train, learning_rate)
+            finally:
+                same = describes.result()
+        self._candidate = None
+        if same:
+            return result
+        for layer, (W, b) in zip(plan.layers, saved):
+            layer.W[...], layer.b[...] = W, b
+        self._known = self._work = None
+        check._check_finite("X_train", self.X_train)
+        return self._run(plan, y_train, learning_rate)
+
+    def _run(self, plan, y_train, learning_rate):
         return train_epoch(y_train, self.batch_size, plan.dtype.type(learning_rate), *plan.arguments(), plan.loss,
                            self.work())
 

@@ -269,6 +269,21 @@ def test_X_changed_in_place_between_calls_is_read_afresh(rng):
         gc.collect()
 
 
+@pytest.mark.parametrize("num_epochs", [0, 1])
+def test_nan_written_into_X_between_calls_is_rejected_with_the_weights_untouched(num_epochs, rng):
+    X, Y = problem(rng, 60)
+    for net in pair():
+        net.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+        X[17, 3] = np.nan
+        with pytest.raises(ValueError, match=r"X_train contains non-finite.*\(17, 3\)"):
+            net.train(X, Y, batch_size=10, num_epochs=num_epochs, verbose=False)
+        for layer, (W, b) in zip(net.layers, before):
+            np.testing.assert_array_equal(layer.W, W)
+            np.testing.assert_array_equal(layer.b, b)
+        X[17, 3] = 0.5
+
+
 def test_every_new_callable_warns_once_even_at_a_reused_address():
     for _ in range(5):
         def custom(z):
