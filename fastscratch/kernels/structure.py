@@ -4,15 +4,17 @@ MNIST images are ~81% zeros. Skipping a zero input is exact (``0 * w`` adds
 nothing to a sum when w is finite), so the kernels visit only the listed
 entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
-per ``train`` call; hidden layers, whose inputs are almost never 0, list
-every entry (``full_structure``, ``full_columns``).
+and kept across ``train`` calls while X still equals them
+(``structure_matches``, see ``fastscratch.plan``); hidden layers, whose
+inputs are almost never 0, list every entry (``full_structure``,
+``full_columns``).
 
 Computing them is split by rows (or batches) over up to
 ``NUMBA_NUM_THREADS`` threads: each part writes its own entries, so the
 result does not depend on the split. On MNIST with two threads the CSR
 structures take ~100 ms instead of ~140 ms and the batch columns ~30 ms
-instead of 50-80 ms, once per ``train`` call; the parts need no
-synchronisation, unlike a split of the training loop itself.
+instead of 50-80 ms; the parts need no synchronisation, unlike a split of
+the training loop itself.
 """
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -150,8 +152,8 @@ def row_dtype(rows):
 def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
     """The column structure (CSC) of every whole batch of a CSR structure, for the first layer's SGD step.
 
-    The batches are the same every epoch, so this runs once per ``train``
-    call. indptr may be that of a block of whole batches (the entries of
+    The batches are the same every epoch, so this runs once per data set
+    and batch size (``plan.indexed_batches``). indptr may be that of a block of whole batches (the entries of
     indices, rows and positions stay where the whole structure has them).
     For batch b, rows ``begin = b * batch_size`` on: starts[b]
     (n_in + 1,) says where each column's entries start, counted from
