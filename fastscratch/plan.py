@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
+from numba import config
 
 from fastscratch import _validation as check
 from fastscratch.functions import builtin
@@ -518,11 +519,13 @@ class Training:
 
         The first one may start on a candidate structure, which the epoch reads instead of X, while the
         other core compares it with X (``settle``), as long as an epoch: no time of a one-epoch call
-        goes to proving that X has not changed. If it has, the weights are put back, X is checked and
-        indexed, and the epoch runs again.
+        goes to proving that X has not changed (with ``NUMBA_NUM_THREADS=1``, the comparison comes first).
+        If it has, the weights are put back, X is checked and indexed, and the epoch runs again.
         """
         candidate = self._candidate
-        if candidate is None:
+        if candidate is not None and config.NUMBA_NUM_THREADS < 2:  # one thread allowed: compare first
+            self.settle()
+        if self._candidate is None:
             return self._run(plan, y_train, learning_rate)
         saved = [(layer.W.copy(), layer.b.copy()) for layer in plan.layers]
         self._known = candidate

@@ -249,7 +249,12 @@ def test_accuracies_are_python_floats(hidden, rng):
         assert type(accuracies[0]) is float and type(net.evaluate_accuracy(X, Y.argmax(1))) is float
 
 
-def test_X_changed_in_place_between_calls_is_read_afresh(rng):
+@pytest.fixture(params=[2, 1], ids=["compared-during-the-epoch", "compared-first"])
+def threads(request, monkeypatch):
+    monkeypatch.setattr(fastscratch.plan.config, "NUMBA_NUM_THREADS", request.param)
+
+
+def test_X_changed_in_place_between_calls_is_read_afresh(rng, threads):
     nets = pair()
     X, Y = problem(rng, 60)
     data = {id(net): X.copy() for net in nets}
@@ -261,6 +266,8 @@ def test_X_changed_in_place_between_calls_is_read_afresh(rng):
         results = [net.train(data[id(net)], Y, data[id(net)], Y.argmax(1), batch_size=10, num_epochs=1,
                              verbose=False) for net in nets]
         assert_same(nets, results)
+    results = [net.train(data[id(net)], Y, batch_size=10, num_epochs=2, verbose=False) for net in nets]  # unchanged
+    assert_same(nets, results)
     # A different array with the same shape (possibly at a reused address) is not mistaken for the last one.
     for _ in range(3):
         fresh = [rng.random((60, 12))] * 2
@@ -270,7 +277,7 @@ def test_X_changed_in_place_between_calls_is_read_afresh(rng):
 
 
 @pytest.mark.parametrize("num_epochs", [0, 1])
-def test_nan_written_into_X_between_calls_is_rejected_with_the_weights_untouched(num_epochs, rng):
+def test_nan_written_into_X_between_calls_is_rejected_with_the_weights_untouched(num_epochs, rng, threads):
     X, Y = problem(rng, 60)
     for net in pair():
         net.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=1, verbose=False)
