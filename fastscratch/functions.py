@@ -1,11 +1,16 @@
 """Activation and loss functions of the tutorial, in plain NumPy.
 
 These exact objects are what both network flavours accept; the JIT network
-recognises them by identity and swaps in its compiled kernels (see
-``fastscratch.kernels.codes``). Derivatives of activations are written in
-terms of the layer output ``y``, as the tutorial does for the sigmoid.
+recognises them by identity and swaps in its compiled kernels. ``BUILTINS`` is
+the one table of them (name, function, derivative, kernel code) from which
+every lookup is derived. Derivatives of activations are written in terms of
+the layer output ``y``, as the tutorial does for the sigmoid.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
+
+from fastscratch.kernels import activations, losses
 
 
 def sigmoid(x):  # sigmoid function
@@ -49,17 +54,34 @@ def derivated_cross_entropy(pred, target):  # cross-entropy derivative function
     return (pred - target) / (pred * (1 - pred))
 
 
-#: name -> (function, derivative), for the CLI and for saved models.
-ACTIVATIONS = {
-    "sigmoid": (sigmoid, derivated_sigmoid),
-    "relu": (relu, derivated_relu),
-    "tanh": (tanh, derivated_tanh),
-}
+class Builtin(NamedTuple):
+    """A built-in activation or loss: its name (CLI, saved models), the pair the tutorial passes, its kernel code."""
+    kind: str  # "activation" or "loss"
+    name: str
+    function: Callable
+    derivative: Callable
+    code: int
 
-LOSSES = {
-    "l2": (loss_L2, derivated_loss_L2),
-    "cross_entropy": (cross_entropy, derivated_cross_entropy),
-}
+
+BUILTINS = (
+    Builtin("activation", "sigmoid", sigmoid, derivated_sigmoid, activations.SIGMOID),
+    Builtin("activation", "relu", relu, derivated_relu, activations.RELU),
+    Builtin("activation", "tanh", tanh, derivated_tanh, activations.TANH),
+    Builtin("loss", "l2", loss_L2, derivated_loss_L2, losses.L2),
+    Builtin("loss", "cross_entropy", cross_entropy, derivated_cross_entropy, losses.CROSS_ENTROPY),
+)
+
+#: name -> (function, derivative), for the CLI and for saved models.
+ACTIVATIONS = {b.name: (b.function, b.derivative) for b in BUILTINS if b.kind == "activation"}
+LOSSES = {b.name: (b.function, b.derivative) for b in BUILTINS if b.kind == "loss"}
+
+
+def builtin(function, kind, role="function"):
+    """The ``Builtin`` of ``kind`` whose ``role`` ("function" or "derivative") is ``function`` (by identity), or None."""
+    for entry in BUILTINS:
+        if entry.kind == kind and getattr(entry, role) is function:
+            return entry
+    return None
 
 
 def name_of(function, table):

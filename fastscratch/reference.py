@@ -8,6 +8,8 @@ at the public methods (``fastscratch._validation``), ``dtype=``, ``np.nan`` for
 the removed ``np.NaN``, Ctrl-C deferred to a batch boundary, a stop on a
 non-finite loss, and save/load.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from fastscratch import _validation as check
@@ -21,6 +23,15 @@ from fastscratch.functions import (  # noqa: F401  (re-exported: the tutorial's 
 __all__ = ["Neuron", "FullyConnectedLayer", "SimpleNetwork", "sigmoid", "derivated_sigmoid", "relu",
            "derivated_relu", "tanh", "derivated_tanh", "loss_L2", "derivated_loss_L2", "cross_entropy",
            "derivated_cross_entropy"]
+
+
+class Steps(NamedTuple):
+    """What one batch of the training loop calls, in order."""
+    forward: Callable
+    loss_function: Callable
+    derivated_loss_function: Callable
+    backward: Callable
+    optimize: Callable
 
 
 class Neuron:
@@ -315,9 +326,10 @@ class SimpleNetwork:
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                            verbose, callback)
 
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
+    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True):
+        """The checked arguments; ``finite_X`` false leaves X_train's finiteness to the caller."""
         self._check_layers()
-        X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype)
+        X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype, finite=finite_X)
         if X_train.ndim != 2:
             raise ValueError(f"X_train must be 2-D (samples, {self.num_inputs}), got shape {X_train.shape}")
         y_train = check.as_targets("y_train", y_train, self.num_outputs, len(X_train), self.dtype)
@@ -330,37 +342,53 @@ class SimpleNetwork:
             y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
         return X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
 
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
-        num_batches_per_epoch = len(X_train) // batch_size
+    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback,
+               *context):
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []
         with deferred_sigint() as interrupt:
             for i in range(num_epochs):  # for each training epoch
-                epoch_loss = 0
-                for b in range(num_batches_per_epoch):  # for each batch composing the dataset
-                    interrupt.check(losses, accuracies, i, b)
-                    batch_index_begin = b * batch_size
-                    batch_index_end = batch_index_begin + batch_size
-                    x = X_train[batch_index_begin: batch_index_end]
-                    targets = y_train[batch_index_begin: batch_index_end]
-                    predictions = self._forward(x)  # forward pass
-                    L = self.loss_function(predictions, targets)  # loss computation
-                    if not np.isfinite(L):
-                        raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=all(
-                            np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers))
-                    dL_dy = self.derivated_loss_function(predictions, targets)  # loss derivation
-                    self._backward(dL_dy)  # back-propagation pass
-                    self._optimize(learning_rate)  # optimization of the NN
-                    epoch_loss += L
-                epoch_loss /= num_batches_per_epoch
+                epoch_loss = self._train_epoch(i, X_train, y_train, batch_size, learning_rate, interrupt, losses,
+                                               accuracies, *context)
                 self._end_epoch(i, epoch_loss, X_val, y_val, do_validation, losses, accuracies,
-                                           verbose, callback)
+                                verbose, callback, *context)
             interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
+            # An overflow in the very last step has no next batch whose loss would show it.
+            if num_epochs and not all(np.isfinite(layer.W).all() and np.isfinite(layer.b).all()
+                                      for layer in self.layers):
+                raise NonFiniteLossError(num_epochs, 0, np.nan, losses, accuracies, weights_finite=False)
         return losses, accuracies
+
+    def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, *context):
+        """One epoch of the tutorial's batch loop; returns its mean loss. ``context``: see the drop-in's ``train``."""
+        num_batches_per_epoch = len(X_train) // batch_size
+        steps = self._batch_steps(batch_size)
+        epoch_loss = 0
+        for b in range(num_batches_per_epoch):  # for each batch composing the dataset
+            interrupt.check(losses, accuracies, i, b)
+            batch_index_begin = b * batch_size
+            batch_index_end = batch_index_begin + batch_size
+            x = X_train[batch_index_begin: batch_index_end]
+            targets = y_train[batch_index_begin: batch_index_end]
+            predictions = steps.forward(x)  # forward pass
+            L = steps.loss_function(predictions, targets)  # loss computation
+            if not np.isfinite(L):
+                raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=all(
+                    np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers))
+            dL_dy = steps.derivated_loss_function(predictions, targets)  # loss derivation
+            steps.backward(dL_dy)  # back-propagation pass
+            steps.optimize(learning_rate)  # optimization of the NN
+            epoch_loss += L
+        epoch_loss /= num_batches_per_epoch
+        return epoch_loss
+
+    def _batch_steps(self, batch_size):
+        """The network's steps for one epoch of ``_train_epoch``; the drop-in decides them per epoch."""
+        return Steps(self._forward, self.loss_function, self.derivated_loss_function, self._backward, self._optimize)
 
     def _end_epoch(self, i, epoch_loss, X_val, y_val, do_validation, losses, accuracies, verbose, callback,
                    *evaluate_args):
-        """Log the epoch as the tutorial does; shared with the JIT network's fused loop."""
+        """Log the epoch as the tutorial does."""
         losses.append(epoch_loss)
         if do_validation:
             accuracy = self._evaluate_accuracy(X_val, y_val, *evaluate_args)

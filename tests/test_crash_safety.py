@@ -62,6 +62,31 @@ INPUT_CASES = [
     ("constructor-negative-hidden", "NET(4, 3, [-5])"),
 ]
 
+# What user callables return reaches the kernels: each must be checked (issue 10). (name, statement, role).
+WIDE = "lambda z: fs.sigmoid(np.hstack([z, z]))"
+CALLABLE_CASES = [
+    ("activation-wide-forward", f"NET(12, 3, [1024, 1024], {WIDE}, fs.derivated_sigmoid).forward(np.ones((4, 12)))",
+     "activation_function"),
+    ("activation-wide-train", f"NET(4, 3, [5], {WIDE}, fs.derivated_sigmoid).train(X, Y, batch_size=4)",
+     "activation_function"),
+    ("activation-narrow-train", "NET(4, 3, [64], lambda z: fs.sigmoid(z[:, :1]), fs.derivated_sigmoid)"
+                                ".train(X, Y, batch_size=4)", "activation_function"),
+    ("activation-narrow-predict", "NET(4, 3, [64], lambda z: fs.sigmoid(z[:, :1]), fs.derivated_sigmoid)"
+                                  ".predict(np.ones((300, 4)))", "activation_function"),
+    ("derivative-wide", "NET(4, 3, [64], fs.sigmoid, lambda y: np.hstack([y, y])).train(X, Y, batch_size=4)",
+     "derivated_activation_function"),
+    ("derivative-narrow-backward", "n = NET(4, 3, [64], fs.sigmoid, lambda y: y[:5]); n.forward(X); "
+                                   "n.backward(np.ones((12, 3)))", "derivated_activation_function"),
+    ("loss-derivative-wide", "NET(4, 3, [5], loss_function=fs.loss_L2, derivated_loss_function=lambda p, t: "
+                             "np.hstack([p - t, p - t])).train(X, Y, batch_size=4)", "derivated_loss_function"),
+    ("loss-derivative-rows", "NET(4, 3, [5], loss_function=fs.loss_L2, derivated_loss_function=lambda p, t: "
+                             "(p - t)[:2]).train(X, Y, batch_size=4)", "derivated_loss_function"),
+    ("loss-derivative-wide-blas", "NET(4, 3, [5], loss_function=fs.loss_L2, derivated_loss_function=lambda p, t: "
+                                  "np.hstack([p - t, p - t])).train(np.tile(X, (20, 1)), np.tile(Y, (20, 1)), "
+                                  "batch_size=200)", "derivated_loss_function"),
+]
+INPUT_CASES += [(name, statement) for name, statement, _ in CALLABLE_CASES]
+
 TAMPER_CASES = [
     ("W-reshaped-in-place", "net.layers[0].W.shape = (5, 4); net.forward(X)"),
     ("W-reshaped-then-train", "net.layers[1].W.shape = (3, 5); net.train(X, Y, batch_size=4)"),
@@ -140,6 +165,10 @@ def test_bad_cases_raise_clean_exceptions(module, tmp_path):
     wrong = {name: r for name, r in results.items() if name in dict(INPUT_CASES)
              and r["type"] not in ("ValueError", "TypeError", "RuntimeError")}
     assert not wrong, f"bad arguments must raise ValueError/TypeError/RuntimeError: {wrong}"
+    if module == "fastscratch":
+        unnamed = {name: results[name]["message"] for name, _, role in CALLABLE_CASES
+                   if role not in results[name]["message"]}
+        assert not unnamed, f"the error must name the callable that returned a bad value: {unnamed}"
     silent = [name for name, _ in TAMPER_CASES if results[name]["type"] is None]
     assert not silent, f"tampered attributes used without an error (a silent wrong answer): {silent}"
     unclean = {name: results[name] for name, _ in TAMPER_CASES

@@ -1,8 +1,14 @@
 """Predictions: forward passes in chunks, then argmax per row (accuracy counts them in NumPy)."""
+from collections import namedtuple
+
 import numpy as np
 
 from fastscratch._config import jit
 from fastscratch.kernels.dense_forward import dense_forward
+
+#: What ``predict_classes`` walks: per-layer output buffers ``ys`` (chunk, n_out) and the layers'
+#: input ``structure.Structure``.
+ForwardWork = namedtuple("ForwardWork", ["ys", "structure"])
 
 
 @jit
@@ -25,15 +31,14 @@ def argmax(y, r):
 def predict_classes(weights, biases, codes, work, classes):
     """Write the predicted class of each row of X (N, n_in), given by its structure in work, into classes (N,).
 
-    work = (ys, structures): per-layer output buffers (chunk, n_out), and
-    structures = (indptrs, indices, values): each layer's input structure,
-    X's whole CSR structure (``structure.nonzero_structure``) then, for the
-    hidden layers, ``structure.full_structure`` of chunk rows; values are X's
-    CSR values. Every row is computed as a one-row forward pass would be, so
-    predictions do not depend on the chunk.
+    work is a ``ForwardWork``: per-layer output buffers (chunk, n_out), and
+    each layer's input structure, X's whole CSR structure
+    (``structure.nonzero_structure``) then, for the hidden layers,
+    ``structure.full_structure`` of chunk rows. Every row is computed as a
+    one-row forward pass would be, so predictions do not depend on the chunk.
     """
-    ys, structures = work
-    indptrs, indices, values = structures
+    ys = work.ys
+    indptrs, indices, values = work.structure.indptrs, work.structure.indices, work.structure.values
     start = np.int64(0)  # typed, not literal, to share the compilation of dense_forward
     chunk = ys[0].shape[0]
     last = len(weights) - 1

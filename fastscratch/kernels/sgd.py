@@ -1,6 +1,11 @@
 """The optimisation step: plain SGD."""
+from collections import namedtuple
+
 from fastscratch._config import jit
 from fastscratch.kernels.simd import update_rows
+
+#: Scratch of ``gradient_step``, both (n_out,): the bias gradient ``g`` and the ``seen`` sentinel.
+StepScratch = namedtuple("StepScratch", ["g", "seen"])
 
 
 @jit
@@ -25,17 +30,17 @@ def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
     materialising dL_dW: ``W[k] -= learning_rate * sum_r x[r, k] * dL_dz[r]``
     for the inputs k that are nonzero somewhere in the batch (the other rows
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
-    columns = (col_start, col_rows, positions), x's column structure (one
-    batch of ``structure.batch_columns``, or ``structure.full_columns``),
-    whose entries are ``values.flat[positions]``. scratch = (g (n_out,),
-    seen (n_out,)), overwritten.
+    columns is x's ``structure.Columns`` (one batch of
+    ``structure.batch_columns``, or ``structure.full_columns``), whose
+    entries are ``values.flat[positions]``; scratch a ``StepScratch``,
+    overwritten.
 
     Returns whether every updated parameter is finite. The forward kernel
     skips zero inputs, which is exact only for finite weights, so the
     training loop stops as soon as a step overflows.
     """
-    col_start, col_rows, positions = columns
-    g, seen = scratch
+    col_start, col_rows, positions = columns.starts, columns.rows, columns.positions
+    g, seen = scratch.g, scratch.seen
     n, n_out = dL_dz.shape
     zero = W.dtype.type(0)
     for j in range(n_out):

@@ -4,16 +4,19 @@ MNIST images are ~81% zeros. Skipping a zero input is exact (``0 * w`` adds
 nothing to a sum when w is finite), so the kernels visit only the listed
 entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
-per ``train`` call; hidden layers, whose inputs are almost never 0, list
-every entry (``full_structure``, ``full_columns``).
+and kept across ``train`` calls while X still equals them
+(``structure_matches``, see ``fastscratch.plan``); hidden layers, whose
+inputs are almost never 0, list every entry (``full_structure``,
+``full_columns``).
 
 Computing them is split by rows (or batches) over up to
 ``NUMBA_NUM_THREADS`` threads: each part writes its own entries, so the
 result does not depend on the split. On MNIST with two threads the CSR
 structures take ~100 ms instead of ~140 ms and the batch columns ~30 ms
-instead of 50-80 ms, once per ``train`` call; the parts need no
-synchronisation, unlike a split of the training loop itself.
+instead of 50-80 ms; the parts need no synchronisation, unlike a split of
+the training loop itself.
 """
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +26,14 @@ from fastscratch._config import jit
 
 #: Rows (or batches' rows) per thread below which a thread costs more than it saves.
 MIN_ROWS_PER_THREAD = 4096
+
+#: Each layer's input by rows, as the forward kernels walk it: per-layer tuples of CSR ``indptrs`` and
+#: ``indices`` (the first layer's from ``nonzero_structure``, the others' from ``full_structure``) and
+#: the first layer's CSR ``values`` (the hidden layers' values are their input arrays themselves).
+Structure = namedtuple("Structure", ["indptrs", "indices", "values"])
+#: A column (CSC) structure for the SGD step (``sgd.gradient_step``): where each column starts, each
+#: entry's row and where its value is.
+Columns = namedtuple("Columns", ["starts", "rows", "positions"])
 
 
 def in_parts(run, n, min_size, threads=None):
@@ -76,6 +87,42 @@ def fill_structure(X, indptr, indices, values):
                 c += 1
 
 
+@jit
+def lists_exactly(X, indptr, indices, values):
+    """Whether the CSR structure (``indptr`` for X's rows, ``indices``, ``values``) of nonzero ``values`` at
+    increasing ``indices`` within each row lists exactly the nonzero entries of X (N, n), with their values.
+
+    Per row: count X's nonzero entries (a branch-free pass that vectorises), then compare each listed
+    entry with X. Distinct listed positions holding their nonzero values, as many as X has, are all of
+    X's nonzero entries. Stops at the first difference. A NaN or inf in X never matches a finite list.
+    """
+    zero = X.dtype.type(0)
+    for i in range(X.shape[0]):
+        count = 0
+        for k in range(X.shape[1]):
+            count += X[i, k] != zero
+        start, end = indptr[i], indptr[i + 1]
+        if count != end - start:
+            return False
+        for c in range(start, end):
+            if X[i, indices[c]] != values[c]:
+                return False
+    return True
+
+
+def structure_matches(X, indptr, indices, values, threads=None):
+    """Whether ``nonzero_structure(X)`` would give (indptr, indices, values), a structure it gave for an
+    array of X's shape (``threads``: see ``in_parts``)."""
+    if indptr.shape[0] != X.shape[0] + 1 or values.dtype != X.dtype or indptr[-1] != indices.shape[0]:
+        return False
+    parts = {}
+
+    def run(start, stop):
+        parts[start] = lists_exactly(X[start:stop], indptr[start:stop + 1], indices, values)
+    in_parts(run, X.shape[0], MIN_ROWS_PER_THREAD, threads)
+    return all(parts.values())
+
+
 def index_dtype(width):
     """The dtype for indices below ``width``: 16 bits when they fit, to cut memory and its traffic."""
     return np.dtype(np.int16 if width <= 2 ** 15 else np.int64)
@@ -105,8 +152,8 @@ def row_dtype(rows):
 def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
     """The column structure (CSC) of every whole batch of a CSR structure, for the first layer's SGD step.
 
-    The batches are the same every epoch, so this runs once per ``train``
-    call. indptr may be that of a block of whole batches (the entries of
+    The batches are the same every epoch, so this runs once per data set
+    and batch size (``plan.indexed_batches``). indptr may be that of a block of whole batches (the entries of
     indices, rows and positions stay where the whole structure has them).
     For batch b, rows ``begin = b * batch_size`` on: starts[b]
     (n_in + 1,) says where each column's entries start, counted from
@@ -145,7 +192,7 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
 
 
 def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
-    """Return ``(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
+    """Return ``Columns(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
 
     Every offset is relative to its batch, so the narrowest dtypes do: for
     MNIST in batches of 30, 16-bit starts and positions and 8-bit rows, 30 MB
@@ -163,7 +210,7 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
     in_parts(lambda start, stop: fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], indices,
                                                     batch_size, starts[start:stop], rows, positions),
              num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
-    return starts, rows, positions
+    return Columns(starts, rows, positions)
 
 
 def full_structure(rows, width, indices_dtype):
@@ -186,4 +233,4 @@ def full_columns(rows, width, offsets_dtype):
     col_rows = np.tile(np.arange(rows, dtype=row_dtype(rows)), width)
     positions = (np.arange(rows, dtype=offsets_dtype)[np.newaxis, :] * width
                  + np.arange(width, dtype=offsets_dtype)[:, np.newaxis]).reshape(-1)
-    return col_start, col_rows, positions
+    return Columns(col_start, col_rows, positions)

@@ -1,5 +1,6 @@
 """One whole training epoch in compiled code: forward, loss, backward and SGD for every batch."""
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -9,23 +10,25 @@ from fastscratch.kernels.dense_backward import input_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.losses import loss_and_gradient
 from fastscratch.kernels.sgd import gradient_step
+from fastscratch.kernels.structure import Columns
+
+#: The buffers of ``train_epoch``; every field but ``structure`` and ``batches`` is a per-layer tuple.
+#: ys, dzs: (batch_size, n_out) outputs and dL/dz; WTs: scratch shaped like W.T; structure: X's and
+#: the hidden layers' input ``structure.Structure``; batches: X's ``structure.Columns`` for every
+#: batch (``structure.batch_columns``); columns: ``structure.full_columns`` of batch_size rows (the
+#: first layer's is not used); scratch: ``sgd.StepScratch``.
+EpochWork = namedtuple("EpochWork", ["ys", "dzs", "WTs", "structure", "batches", "columns", "scratch"])
 
 
 @jit
 def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code, work):
     """Run the tutorial's SGD loop over X (N, n_in), Y (N, n_out): batches in order, the rest dropped.
 
-    X is given by its structure in work. weights, biases: tuples of each
-    layer's W (n_in, n_out) and b (n_out,), updated in place; codes: int64
-    array of activation codes per layer.
-    work = (ys, dzs, WTs, structures, batches, columns, scratch): per-layer
-    buffers shaped (batch_size, n_out), (batch_size, n_out) and like W.T;
-    X's CSR structure and the hidden layers' structures, as
-    ``evaluation.predict_classes`` takes them; X's column structure for every
-    batch (``structure.batch_columns``); per-layer ``structure.full_columns``
-    of batch_size rows (the first layer's is not used); and per-layer scratch
-    of ``gradient_step``. All but the structures are overwritten; after the
-    call ys and dzs hold the last batch's outputs and dL/dz.
+    X is given by its structure in work (an ``EpochWork``). weights, biases:
+    tuples of each layer's W (n_in, n_out) and b (n_out,), updated in place;
+    codes: int64 array of activation codes per layer. All of work but the
+    structures is overwritten; after the call ys and dzs hold the last
+    batch's outputs and dL/dz.
 
     Returns ``(loss_sum, bad_batch, bad_loss, finite)``: the sum of the batch
     losses; if a loss was not finite, the index of that batch (-1 otherwise)
@@ -34,9 +37,9 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
     stops training too, reported as a NaN loss of the next batch, or, after
     the epoch's last batch, by ``finite`` alone.
     """
-    ys, dzs, WTs, structures, batches, columns, scratch = work
-    indptrs, indices, values = structures
-    batch_starts, batch_rows, batch_positions = batches
+    ys, dzs, WTs, columns, scratch = work.ys, work.dzs, work.WTs, work.columns, work.scratch
+    indptrs, indices, values = work.structure.indptrs, work.structure.indices, work.structure.values
+    batches = work.batches
     last = len(weights) - 1
     start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
     loss_sum = 0.0
@@ -61,7 +64,7 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
                                    learning_rate, scratch[layer]) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
         first, end = indptrs[0][begin], indptrs[0][begin + batch_size]
-        finite = gradient_step((batch_starts[batch], batch_rows[first:end], batch_positions[first:end]),
+        finite = gradient_step(Columns(batches.starts[batch], batches.rows[first:end], batches.positions[first:end]),
                                values[first:end], dzs[0], weights[0], biases[0], learning_rate,
                                scratch[0]) and finite
         if not finite:

@@ -1,15 +1,13 @@
 """Plain NumPy versions of what the kernels compute, from the tutorial's functions."""
 import numpy as np
 
-from fastscratch import functions
-from fastscratch.kernels import activations, losses
+from fastscratch.functions import BUILTINS
+from fastscratch.kernels import activations
 
-ACTIVATIONS = {activations.SIGMOID: ("sigmoid", functions.sigmoid, functions.derivated_sigmoid),
-               activations.RELU: ("relu", functions.relu, functions.derivated_relu),
-               activations.TANH: ("tanh", functions.tanh, functions.derivated_tanh),
+#: code -> (name, function, derivative), from the package's one table (plus the kernels' identity).
+ACTIVATIONS = {**{b.code: (b.name, b.function, b.derivative) for b in BUILTINS if b.kind == "activation"},
                activations.IDENTITY: ("identity", lambda z: z, lambda y: np.ones_like(y))}
-LOSSES = {losses.L2: ("l2", functions.loss_L2, functions.derivated_loss_L2),
-          losses.CROSS_ENTROPY: ("cross_entropy", functions.cross_entropy, functions.derivated_cross_entropy)}
+LOSSES = {b.code: (b.name, b.function, b.derivative) for b in BUILTINS if b.kind == "loss"}
 
 #: Tolerances against a float64 oracle. float32: a sum of n products has a
 #: relative error up to about n * 6e-8 of sum|terms| in the worst case (5e-5

@@ -3,8 +3,8 @@ import pytest
 
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
-from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import batch_columns, full_columns, nonzero_structure
+from fastscratch.kernels.sgd import StepScratch, gradient_step, sgd_step
+from fastscratch.kernels.structure import Columns, batch_columns, full_columns, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -80,14 +80,14 @@ def test_gradient_step_reports_non_finite_parameters(poison, rng):
 
 
 def scratch(n_out, dtype):
-    return np.empty(n_out, dtype), np.empty(n_out, dtype)
+    return StepScratch(np.empty(n_out, dtype), np.empty(n_out, dtype))
 
 
 def columns_of(X, begin, rows):
     """The column structure of X[begin:begin + rows] and the values its positions index."""
     indptr, indices, values = nonzero_structure(X[begin:begin + rows])
     starts, col_rows, positions = batch_columns(indptr, indices, X.shape[1], rows)
-    return (starts[0], col_rows, positions), values
+    return Columns(starts[0], col_rows, positions), values
 
 
 def test_full_columns_step_equals_nonzero_columns_step(rng):

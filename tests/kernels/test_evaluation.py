@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from fastscratch.kernels import activations
-from fastscratch.kernels.evaluation import argmax, predict_classes
-from fastscratch.kernels.structure import full_structure, index_dtype, nonzero_structure
+from fastscratch.kernels.evaluation import ForwardWork, argmax, predict_classes
+from fastscratch.kernels.structure import Structure, full_structure, index_dtype, nonzero_structure
 from oracle import sparse_like
 
 
@@ -23,8 +23,8 @@ def test_predictions_match_numpy_and_do_not_depend_on_chunk(sizes, chunk, rng):
     codes = np.full(len(weights), activations.SIGMOID, dtype=np.int64)
     indptr, indices, values = nonzero_structure(X)
     hidden = [full_structure(chunk, a, index_dtype(9)) for a in sizes[1:-1]]
-    work = (tuple(np.empty((chunk, b)) for b in sizes[1:]),
-            ((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)), values))
+    work = ForwardWork(tuple(np.empty((chunk, b)) for b in sizes[1:]),
+                       Structure((indptr, *(s[0] for s in hidden)), (indices, *(s[1] for s in hidden)), values))
     classes = np.empty(len(X), dtype=np.int64)
     predict_classes(weights, biases, codes, work, classes)
     out = X

@@ -119,3 +119,23 @@ def test_in_parts_defaults_to_numbas_thread_count(monkeypatch):
     calls = []
     in_parts(lambda start, stop: calls.append(start), 9, 1)
     assert sorted(calls) == [0, 3, 6]
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_structure_matches_only_the_array_it_was_built_from(dtype, threads, rng, split_small):
+    X = sparse_like(rng, (40, 9), dtype, zero_fraction=0.6)
+    X[5] = 0
+    indptr, indices, values = nonzero_structure(X)
+    assert structure.structure_matches(X, indptr, indices, values, threads=threads)
+    assert structure.structure_matches(X.copy(), indptr, indices, values, threads=threads)
+    nonzero, zero = np.argwhere(X != 0), np.argwhere(X == 0)
+    changes = {"value": (tuple(nonzero[len(nonzero) // 2]), 0.5), "zeroed": (tuple(nonzero[-1]), 0.0),
+               "filled": (tuple(zero[len(zero) // 3]), 0.25), "empty row filled": ((5, 8), 1.0),
+               "last entry": ((39, 8), X[39, 8] + 1.0)}
+    for name, (at, value) in changes.items():
+        changed = X.copy()
+        changed[at] = value
+        assert not structure.structure_matches(changed, indptr, indices, values, threads=threads), name
+    assert not structure.structure_matches(X[:-1], indptr, indices, values, threads=threads)
+    assert not structure.structure_matches(X.astype(np.float16), indptr, indices, values, threads=threads)

@@ -1,0 +1,304 @@
+"""The drop-in decides each call from the network as it is then: every change a user makes between
+calls (or in a callback) behaves as in the reference."""
+import gc
+import warnings
+
+import numpy as np
+import pytest
+
+import fastscratch
+from fastscratch import reference
+from fastscratch.exceptions import NonFiniteLossError
+
+FLAVOURS = {"reference": reference, "jit": fastscratch}
+
+
+def pair(hidden=(6,), num_inputs=12, num_outputs=4, seed=3, **kwargs):
+    """A reference and a JIT network with the same weights."""
+    nets = []
+    for module in (reference, fastscratch):
+        np.random.seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastscratch.FallbackWarning)
+            nets.append(module.SimpleNetwork(num_inputs, num_outputs, list(hidden), **kwargs))
+    return nets
+
+
+def problem(rng, n, num_inputs=12, num_outputs=4):
+    X = rng.random((n, num_inputs)) * (rng.random((n, num_inputs)) > 0.5)
+    return X, np.eye(num_outputs)[rng.integers(0, num_outputs, n)]
+
+
+def train_both(nets, *args, callback_of=None, **kwargs):
+    """Train each network alike; ``callback_of(net)`` builds each one's callback."""
+    results = []
+    for net in nets:
+        callback = callback_of(net) if callback_of else None
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", fastscratch.FallbackWarning)
+            results.append(net.train(*args, verbose=False, callback=callback, **kwargs))
+    return results
+
+
+def assert_same(nets, results, rtol=1e-10):
+    (ref, jit), (expected, got) = nets, results
+    np.testing.assert_allclose(got[0], expected[0], rtol=rtol)
+    assert got[1] == expected[1]
+    for r, j in zip(ref.layers, jit.layers):
+        np.testing.assert_allclose(j.W, r.W, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(j.b, r.b, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("batch", [10, 130], ids=["compiled", "blas"])
+def test_functions_reassigned_after_construction_take_effect(batch, rng):
+    nets = pair((7,))
+    for net in nets:
+        for layer in net.layers:
+            layer.activation_function, layer.derivated_activation_function = fastscratch.tanh, fastscratch.derivated_tanh
+        net.loss_function, net.derivated_loss_function = fastscratch.cross_entropy, fastscratch.derivated_cross_entropy
+        net.layers[-1].activation_function = fastscratch.sigmoid  # cross-entropy needs outputs in (0, 1)
+        net.layers[-1].derivated_activation_function = fastscratch.derivated_sigmoid
+    X, Y = problem(rng, 260)
+    results = train_both(nets, X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, learning_rate=0.05)
+    assert_same(nets, results)
+    np.random.seed(3)
+    untouched = reference.SimpleNetwork(12, 4, [7])
+    assert untouched.train(X, Y, batch_size=batch, num_epochs=2, learning_rate=0.05, verbose=False)[0] != results[1][0]
+
+
+@pytest.mark.parametrize("attribute", ["activation_function", "derivated_activation_function", "loss_function",
+                                       "derivated_loss_function"])
+def test_none_fails_as_in_the_reference(attribute, rng):
+    X, Y = problem(rng, 40)
+    errors = []
+    for net in pair():
+        setattr(net.layers[0] if "activation" in attribute else net, attribute, None)
+        with pytest.raises(Exception) as info:
+            net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        errors.append(type(info.value))
+    assert errors[0] is errors[1] is TypeError
+
+
+@pytest.mark.parametrize("batch", [10, 130], ids=["compiled", "blas"])
+@pytest.mark.parametrize("rebind", ["in place", "new array"])
+def test_callback_that_changes_W_keeps_training_the_new_array(rebind, batch, rng):
+    nets = pair()
+    X, Y = problem(rng, 260)
+
+    def callback_of(net):
+        def callback(epoch, loss, accuracy):
+            layer = net.layers[0]
+            if rebind == "in place":
+                layer.W *= 0.5
+            else:
+                layer.W = layer.W * 0.5
+        return callback
+    results = train_both(nets, X, Y, batch_size=batch, num_epochs=3, learning_rate=0.05, callback_of=callback_of)
+    assert_same(nets, results)
+
+
+def test_tied_weights_stay_tied(rng):
+    nets = pair((6, 6, 6))
+    for net in nets:
+        net.layers[2].W = net.layers[1].W
+    X, Y = problem(rng, 100)
+    results = train_both(nets, X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, learning_rate=0.1)
+    assert_same(nets, results)
+    assert nets[1].layers[2].W is nets[1].layers[1].W
+
+
+@pytest.mark.parametrize("batch", [10, 130], ids=["compiled", "blas"])
+def test_backward_in_a_callback_returns_the_input_gradient(batch, rng):
+    nets = pair()
+    X, Y = problem(rng, 260)
+    gradients = {}
+
+    def callback_of(net):
+        def callback(epoch, loss, accuracy):
+            out = net.forward(X[:5])
+            gradients.setdefault(id(net), []).append(net.backward(out - Y[:5]))
+        return callback
+    results = train_both(nets, X, Y, batch_size=batch, num_epochs=2, learning_rate=0.05, callback_of=callback_of)
+    assert_same(nets, results)
+    for expected, got in zip(*(gradients[id(net)] for net in nets)):
+        assert got is not None and got.shape == (5, 12)
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_layers_added_and_replaced_between_calls(rng):
+    nets = pair((6,))
+    X, Y = problem(rng, 60)
+    train_both(nets, X, Y, batch_size=10, num_epochs=1)
+    for module, net in zip((reference, fastscratch), nets):
+        np.random.seed(9)
+        net.layers[-1] = module.FullyConnectedLayer(6, 5, fastscratch.sigmoid, fastscratch.derivated_sigmoid)
+        net.layers.append(module.FullyConnectedLayer(5, 4, fastscratch.relu, fastscratch.derivated_relu))
+    results = train_both(nets, X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, learning_rate=0.05)
+    assert_same(nets, results)
+
+
+@pytest.mark.parametrize("form", ["float32", "strided", "big-endian", "list"])
+def test_parameters_of_other_forms_train_as_in_the_reference(form, rng):
+    nets = pair()
+    for net in nets:
+        layer = net.layers[0]
+        W = layer.W
+        if form == "float32":
+            layer.W, layer.b = W.astype(np.float32), layer.b.astype(np.float32)
+        elif form == "strided":
+            holder = np.zeros((24, 12))
+            holder[::2, ::2] = W
+            layer.W = holder[::2, ::2]
+        elif form == "big-endian":
+            layer.W = W.astype(">f8")
+        else:
+            layer.W = W.tolist()
+    X, Y = problem(rng, 60)
+    np.testing.assert_allclose(nets[1].forward(X), nets[0].forward(X), rtol=1e-12)
+    if form == "list":  # the reference's backward needs W.T: only the drop-in trains it, into an array
+        with pytest.raises(AttributeError):
+            nets[0].train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        nets[1].train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        assert isinstance(nets[1].layers[0].W, np.ndarray)
+        return
+    results = train_both(nets, X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, learning_rate=0.05)
+    assert_same(nets, results)
+    ref, jit = nets
+    assert type(jit.layers[0].W) is type(ref.layers[0].W)
+    assert jit.layers[0].W.dtype == ref.layers[0].W.dtype
+    if form == "strided":
+        assert not jit.layers[0].W.flags.c_contiguous  # still the user's view, updated through it
+
+
+def test_read_only_weights_fail_to_update_as_in_the_reference(rng):
+    X, Y = problem(rng, 20)
+    for net in pair():
+        net.layers[0].W.setflags(write=False)
+        net.forward(X)
+        with pytest.raises(ValueError, match="read-only"):
+            net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+
+
+@pytest.mark.parametrize("form", ["float32", "strided", "big-endian", "list"])
+def test_neuron_weights_of_other_forms(form, rng):
+    x = rng.random((3, 5))
+    outputs = []
+    for module in (reference, fastscratch):
+        np.random.seed(1)
+        neuron = module.Neuron(5, fastscratch.sigmoid)
+        W = neuron.W
+        neuron.W = {"float32": W.astype(np.float32), "strided": np.repeat(W, 2)[::2], "big-endian": W.astype(">f8"),
+                    "list": W.tolist()}[form]
+        outputs.append(neuron.forward(x))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-12)
+
+
+STEP = [pytest.param(lambda z: z > 0, lambda y: np.ones_like(y, dtype=float), id="bool"),
+        pytest.param(lambda z: (z > 0).astype(np.int64), lambda y: 1, id="int-and-scalar-derivative"),
+        pytest.param(lambda z: fastscratch.sigmoid(z.astype(np.float64)),
+                     lambda y: (y * (1 - y)).astype(np.float64), id="float64")]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation, derivative", STEP)
+def test_callables_returning_bool_int_or_float64_work_as_in_the_reference(activation, derivative, dtype, rng):
+    nets = pair((6,), activation_function=activation, derivated_activation_function=derivative, dtype=dtype)
+    X, Y = problem(rng, 40)
+    outputs = [np.asarray(net.forward(X), dtype=np.float64) for net in nets]
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5 if dtype == np.float32 else 1e-12)
+    results = train_both(nets, X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, learning_rate=0.05)
+    assert_same(nets, results, rtol=1e-4 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_weights_behind_zero_inputs_are_not_hidden(value, rng):
+    X, Y = problem(rng, 60)
+    X[:, 1] = 0.0  # the kernels skip this column's weights
+    nets = pair()
+    for net in nets:
+        net.layers[0].W[1, 0] = value
+    with np.errstate(all="ignore"):
+        predictions = [net.predict(X) for net in nets]
+        np.testing.assert_array_equal(predictions[1], predictions[0])
+        accuracies = [net.evaluate_accuracy(X, Y.argmax(1)) for net in nets]
+        assert accuracies == [np.mean(predictions[0] == Y.argmax(1))] * 2
+        np.testing.assert_array_equal(nets[1].forward(X), nets[0].forward(X))
+    for net in nets:
+        with pytest.raises(NonFiniteLossError) as info, np.errstate(all="ignore"):
+            net.train(X, Y, batch_size=10, num_epochs=2, verbose=False)
+        assert (info.value.epoch, info.value.batch) == (0, 0)
+
+
+@pytest.mark.parametrize("n", [40, 300], ids=["compiled", "blas"])
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_overflow_in_the_very_last_step_raises(flavour, n, rng):
+    X, Y = problem(rng, n)
+    np.random.seed(0)
+    net = FLAVOURS[flavour].SimpleNetwork(12, 4, [6], fastscratch.relu, fastscratch.derivated_relu)
+    with pytest.raises(NonFiniteLossError) as info, np.errstate(all="ignore"):
+        net.train(X, Y, batch_size=len(X), num_epochs=1, learning_rate=1e308, verbose=False)
+    err = info.value
+    assert (err.epoch, err.batch, err.weights_finite) == (1, 0, False) and len(err.losses) == 1
+
+
+@pytest.mark.parametrize("hidden", [(6,), (300, 250)], ids=["compiled", "blas"])
+def test_accuracies_are_python_floats(hidden, rng):
+    X, Y = problem(rng, 40)
+    for net in pair(hidden):
+        _, accuracies = net.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        assert type(accuracies[0]) is float and type(net.evaluate_accuracy(X, Y.argmax(1))) is float
+
+
+@pytest.fixture(params=[2, 1], ids=["compared-during-the-epoch", "compared-first"])
+def threads(request, monkeypatch):
+    monkeypatch.setattr(fastscratch.plan.config, "NUMBA_NUM_THREADS", request.param)
+
+
+def test_X_changed_in_place_between_calls_is_read_afresh(rng, threads):
+    nets = pair()
+    X, Y = problem(rng, 60)
+    data = {id(net): X.copy() for net in nets}
+    for round_ in range(3):
+        for net in nets:
+            own = data[id(net)]
+            own[round_ * 7:(round_ + 1) * 7] = rng.random((7, 12)) if net is nets[0] else 0
+        data[id(nets[1])][:] = data[id(nets[0])]  # the same new contents, written in place
+        results = [net.train(data[id(net)], Y, data[id(net)], Y.argmax(1), batch_size=10, num_epochs=1,
+                             verbose=False) for net in nets]
+        assert_same(nets, results)
+    results = [net.train(data[id(net)], Y, batch_size=10, num_epochs=2, verbose=False) for net in nets]  # unchanged
+    assert_same(nets, results)
+    # A different array with the same shape (possibly at a reused address) is not mistaken for the last one.
+    for _ in range(3):
+        fresh = [rng.random((60, 12))] * 2
+        assert_same(nets, [net.train(x, Y, batch_size=10, num_epochs=1, verbose=False) for net, x in zip(nets, fresh)])
+        del fresh
+        gc.collect()
+
+
+@pytest.mark.parametrize("num_epochs", [0, 1])
+def test_nan_written_into_X_between_calls_is_rejected_with_the_weights_untouched(num_epochs, rng, threads):
+    X, Y = problem(rng, 60)
+    for net in pair():
+        net.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+        X[17, 3] = np.nan
+        with pytest.raises(ValueError, match=r"X_train contains non-finite.*\(17, 3\)"):
+            net.train(X, Y, batch_size=10, num_epochs=num_epochs, verbose=False)
+        for layer, (W, b) in zip(net.layers, before):
+            np.testing.assert_array_equal(layer.W, W)
+            np.testing.assert_array_equal(layer.b, b)
+        X[17, 3] = 0.5
+
+
+def test_every_new_callable_warns_once_even_at_a_reused_address():
+    for _ in range(5):
+        def custom(z):
+            return np.maximum(z, 0)
+        with pytest.warns(fastscratch.FallbackWarning, match="custom"):
+            fastscratch.FullyConnectedLayer(3, 2, custom, fastscratch.derivated_relu)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fastscratch.FullyConnectedLayer(3, 2, custom, fastscratch.derivated_relu)
+        del custom
+        gc.collect()
