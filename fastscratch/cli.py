@@ -78,6 +78,8 @@ def build_parser():
                        help="run directory to create (must not hold files); default: runs/<timestamp>")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.set_defaults(run=run_train, parser=train)
+    from fastscratch.study.cli import add_study_parser
+    add_study_parser(commands)
     return parser
 
 
