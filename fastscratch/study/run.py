@@ -73,7 +73,7 @@ def run_cell(key, config, repeat, versions, data):
     return {**record, "status": "ok", "losses": result.losses, "accuracies": result.accuracies,
             "seconds_per_epoch": result.seconds_per_epoch, "warmup_seconds": result.warmup_seconds,
             "max_rel_diff_vs_reference": result.max_rel_diff_vs_reference,
-            "equivalence_steps": result.equivalence_steps, "threads": result.threads,
+            "equivalence_steps": result.equivalence_steps, "thread_counts": result.threads,
             "implementation_versions": runner.version(), "notes": runner.NOTES,
             "loadavg_1min_after": round(os.getloadavg()[0], 2)}
 
