@@ -73,11 +73,15 @@ def _run(args, parser):
         return 2
     from rich.console import Console
     from fastscratch.study import run
-    console = Console(stderr=True, quiet=args.quiet)
-    display = _Display(console, study)
+    console = Console(stderr=True)
+    display = _Display(None if args.quiet else console, study)
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
                            retry_failed=args.retry_failed, on_start=display.start, on_result=display.update)
+    except run.ClusterError as err:
+        display.stop()
+        console.print(f"fastscratch study run: {err}", style="red")
+        return EXIT_FAILED_CELLS
     except KeyboardInterrupt:
         display.stop()
         console.print(f"interrupted: every finished cell is in {args.out}/results.jsonl; "
@@ -96,6 +100,8 @@ class _Display:
         self.console, self.study, self.live, self.task = console, study, None, None
 
     def start(self, progress):
+        if self.console is None:
+            return
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         self.live = Progress(TextColumn(f"[bold]{self.study.name}"), BarColumn(),
                              TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
@@ -109,6 +115,8 @@ class _Display:
                 + (f" ({progress.skipped} from before)" if progress.skipped else ""))
 
     def update(self, record, progress):
+        if self.live is None:
+            return
         if record["status"] != "ok":
             self.console.print(f"[red]failed[/] {record['implementation']} {record['dtype']} "
                                f"{record['hidden']} batch {record['batch_size']} repeat {record['repeat']}: "

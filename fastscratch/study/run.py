@@ -24,7 +24,13 @@ from fastscratch.study import results
 from fastscratch.study.spec import Data
 
 RESOURCE = "fastscratch-timing"
+WAIT_FOR_WORKERS = 60  # seconds an existing cluster may take to show its first worker
+CONNECT_TIMEOUT = "30s"  # how long to try reaching a --scheduler
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run the study as it is (no worker declares the timing resource)."""
 
 
 def tasks(study, *, finished=()):
@@ -40,14 +46,20 @@ def tasks(study, *, finished=()):
     return todo
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)
+def _mnist(directory):
+    from fastscratch.datasets import load_mnist
+    return load_mnist(directory, progress=False)
+
+
+@functools.lru_cache(maxsize=4)
 def _prepared(directory, dtype, train_rows, test_rows):
     """The prepared MNIST subset, kept per worker process (loading is never timed)."""
     import numpy as np
 
-    from fastscratch.datasets import load_mnist, prepare
-    X, Y, Xt, yt = prepare(*load_mnist(directory, progress=False), dtype=np.dtype(dtype).type)
-    arrays = (X[:train_rows].copy(), Y[:train_rows].copy(), Xt[:test_rows].copy(), yt[:test_rows].copy())
+    from fastscratch.datasets import prepare
+    X, Y, Xt, yt = _mnist(directory)
+    arrays = prepare(X[:train_rows], Y[:train_rows], Xt[:test_rows], yt[:test_rows], dtype=np.dtype(dtype).type)
     for a in arrays:
         a.setflags(write=False)
     return arrays
@@ -105,7 +117,11 @@ def client_for(study, scheduler=None, workers=None):
     import dask
     from distributed import Client, LocalCluster
     if scheduler is not None:
-        with Client(scheduler, timeout="30s") as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except OSError as err:
+            raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: {err}") from err
+        with client:
             yield client
         return
     environ = {name: str(study.max_threads) for name in THREAD_VARIABLES}
@@ -155,8 +171,10 @@ def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_resu
         if not todo:
             return progress
         with client_for(study, scheduler, workers) as client:
-            if not client.run_on_scheduler(_has_resource_workers) and scheduler is not None:
-                raise RuntimeError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
+            if scheduler is not None:
+                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+            if not client.run_on_scheduler(_has_resource_workers):
+                raise ClusterError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
                                    f"with `dask worker {scheduler} --nworkers 1 --nthreads 1 "
                                    f"--resources \"{RESOURCE}=1\"`")
             by_key = {}
