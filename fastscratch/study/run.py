@@ -67,6 +67,7 @@ def _prepared(directory, dtype, train_rows, test_rows):
 
 def run_cell(key, config, repeat, versions, data):
     """The task: one cell-repeat on this worker; returns its results line (``status`` "ok" or "failed")."""
+    start = time.perf_counter()
     record = {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
               "methodology": results.METHODOLOGY_VERSION, "machine": results.machine(), "worker": _worker(),
               "loadavg_1min": round(os.getloadavg()[0], 2)}
@@ -87,7 +88,7 @@ def run_cell(key, config, repeat, versions, data):
             "max_rel_diff_vs_reference": result.max_rel_diff_vs_reference,
             "equivalence_steps": result.equivalence_steps, "thread_counts": result.threads,
             "implementation_versions": runner.version(), "notes": runner.NOTES,
-            "loadavg_1min_after": round(os.getloadavg()[0], 2)}
+            "loadavg_1min_after": round(os.getloadavg()[0], 2), "task_seconds": time.perf_counter() - start}
 
 
 def failed(key, config, repeat, versions, data, error):
