@@ -1,4 +1,4 @@
-"""``fastscratch study report DIR``: ``DIR/report.md``, ``DIR/speedups.png`` and ``DIR/curves.png``.
+"""``fastscratch study report DIR``: ``DIR/report.md``, ``DIR/speedups.png`` and (cells of several epochs) ``DIR/curves.png``.
 
 Per machine (hostname and CPU), per cell without its seed: the median over
 repeats and seeds of each run's mean seconds per epoch, the interquartile range,
@@ -124,15 +124,26 @@ def markdown(directory, records):
             lines.append(f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | "
                          f"{r['batch_size']} | {r['seed']} | {r['repeat']} | {r['error'].splitlines()[0][:200]} |")
         lines.append("")
-    lines += ["![speed-ups](speedups.png)", "", "![loss and accuracy](curves.png)", ""]
+    if _has_speedups(table):
+        lines += ["![speed-ups](speedups.png)", ""]
+    if _has_curves(records):
+        lines += ["![loss and accuracy](curves.png)", ""]
     return "\n".join(lines), table
+
+
+def _has_speedups(table):
+    return any(r["speedup"] is not None and r["implementation"] != "reference" for rows in table.values() for r in rows)
+
+
+def _has_curves(records):
+    return any(r["status"] == "ok" and len(r["losses"]) > 1 for r in records)
 
 
 def speedup_chart(table, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    machines = list(table)
+    machines = [m for m in table if _has_speedups({m: table[m]})]
     heights = [max(1, sum(r["speedup"] is not None and r["implementation"] != "reference" for r in table[m]))
                for m in machines]
     fig, axes = plt.subplots(len(machines), 1, figsize=(8, 1.2 + 0.32 * sum(heights) + 0.6 * len(machines)),
@@ -151,11 +162,11 @@ def speedup_chart(table, path):
         ax.set_yticks(y, [_label(r, varying) for r in rows], fontsize=8)
         ax.axvline(1, color="black", lw=0.8)
         ax.set_xlabel("speed-up vs the reference (median s/epoch, same settings and dtype)")
-        ax.set_title(machine, fontsize=9)
+        ax.set_title(f"{machine}, load {min(r['load'] for r in table[machine]):.1f}-"
+                     f"{max(r['load'] for r in table[machine]):.1f} (median per cell)", fontsize=9)
         ax.set_xlim(0, max([r["speedup"] for r in rows] + [1]) * 1.18)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def curves_chart(records, path):
@@ -172,7 +183,7 @@ def curves_chart(records, path):
     for r in sorted((r for r in records if r["status"] == "ok" and r["repeat"] == 0),
                     key=lambda r: (-IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["dtype"] != "float32")):
         groups[cell_of(r, without=("seed", "threads", "implementation", "dtype"))][r["seed"]] = r  # best last
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(14, 4.4))
     rows = [dict(cell) for cell in groups]
     varying = _varying(rows, ("hidden", "batch_size", "activation", "loss", "learning_rate"))
     for cell, by_seed in sorted(groups.items(), key=str)[:16]:
@@ -191,10 +202,9 @@ def curves_chart(records, path):
     ax_loss.set(xlabel="epoch", ylabel="training loss (mean over batches)", title="loss: mean over seeds, band min-max")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy: mean over seeds, band min-max")
     ax_loss.set_yscale("log")
-    ax_acc.legend(fontsize=7, loc="lower right")
+    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write(directory):
@@ -202,9 +212,13 @@ def write(directory):
     from fastscratch._files import write_text
     records = load(directory)
     text, table = markdown(directory, records)
-    if table:
-        speedup_chart(table, os.path.join(directory, "speedups.png"))
-        curves_chart(records, os.path.join(directory, "curves.png"))
+    for name, wanted, draw in (("speedups.png", _has_speedups(table), lambda p: speedup_chart(table, p)),
+                               ("curves.png", _has_curves(records), lambda p: curves_chart(records, p))):
+        path = os.path.join(directory, name)
+        if wanted:
+            draw(path)
+        elif os.path.exists(path):
+            os.unlink(path)  # a chart of an earlier report that no longer applies
     path = os.path.join(directory, "report.md")
     write_text(path, text)
     return path
@@ -212,3 +226,11 @@ def write(directory):
 
 def _speedup(x):
     return "-" if x is None else f"{x:.2f}x"
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+    from fastscratch._files import atomic_write
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
