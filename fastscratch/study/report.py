@@ -232,5 +232,5 @@ def _save(fig, path):
     import matplotlib.pyplot as plt
     from fastscratch._files import atomic_write
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=110)
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
