@@ -121,6 +121,7 @@ def test_ctrl_c_then_the_same_command(write_spec, tmp_path):
     assert after.startswith(first)  # nothing lost
     assert len(records) == 30 and len({r["key"] for r in records}) == 30  # nothing duplicated
     assert all(json.loads(line)["status"] == "ok" for line in after.splitlines())
+    assert {r["thread_counts"]["numba_max"] for r in records} == {1}  # the study's largest `threads`
 
 
 def test_report_of_an_empty_directory(tmp_path):

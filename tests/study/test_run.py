@@ -75,6 +75,9 @@ def test_a_failing_cell_is_recorded_and_the_study_goes_on(cluster, write_spec, t
     failed = by_activation["relu"]
     assert failed["status"] == "failed" and failed["error"].startswith("NonFiniteLossError: training loss")
     assert "Traceback" in failed["traceback"] and failed["worker"]
+    from fastscratch.study import report
+    text = (tmp_path / "report.md").read_text() if report.write(tmp_path) else ""
+    assert "## Failed cells" in text and "NonFiniteLossError" in text and "| 0.01 | 1 | 1 | 1 |" in text
     assert run.run(study, tmp_path, scheduler=cluster.scheduler_address).done == 0
     rerun = run.run(study, tmp_path, scheduler=cluster.scheduler_address, retry_failed=True)
     assert (rerun.done, rerun.failed) == (1, 1)
@@ -143,3 +146,16 @@ def test_an_unreachable_scheduler(write_spec, tmp_path, monkeypatch):
     with pytest.raises(run.ClusterError, match=f"cannot reach the Dask scheduler tcp://127.0.0.1:{port}"):
         with run.client_for(spec.load(write_spec(GRID)), f"tcp://127.0.0.1:{port}"):
             pass
+
+
+def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
+    """--workers 2: a LocalCluster of two processes started by the study; lines say the machine was shared."""
+    from fastscratch.study import report
+    study = spec.load(write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2, 3]\nepochs = 2\n', repeats=1))
+    progress = run.run(study, tmp_path, workers=2)
+    records = lines(tmp_path)
+    assert progress.done == 3 and all(r["status"] == "ok" and r["exclusive"] is False for r in records)
+    assert all(r["thread_counts"]["numba_max"] == 1 for r in records)  # NUMBA_NUM_THREADS from pre-spawn-environ
+    report.write(tmp_path)
+    assert "timings are not comparable" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "curves.png").exists() and not (tmp_path / "speedups.png").exists()
