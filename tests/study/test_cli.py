@@ -17,6 +17,7 @@ DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 GRID = '''implementation = ["reference", "jit"]
 hidden = [[10]]
 batch_size = 20
+epochs = 2
 seed = [1, 2, 3]
 '''
 
