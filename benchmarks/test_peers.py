@@ -21,8 +21,6 @@ import pytest
 from fastscratch import implementations
 from fastscratch.implementations import Config
 
-from conftest import SEED, SEED_BATCH, SEED_HIDDEN, SEED_LR
-
 LOSS_RTOL = {"float64": 1e-9, "float32": 1e-4}
 ROUNDS = 3
 PEERS = {"torch": ("torch", os.cpu_count()), "torch-1thread": ("torch", 1), "jax": ("jax", 1)}
@@ -42,8 +40,7 @@ def test_peer(benchmark, record, epoch_job, seed_reference_epoch, impl, dtype):
     if benchmark.disabled:
         threads = 1  # smoke run: no timing, and one thread cannot thrash on a busy machine
     config_name, *data = epoch_job(dtype)
-    config = Config(name, dtype, SEED_HIDDEN, SEED_BATCH, learning_rate=SEED_LR, epochs=1, seed=SEED,
-                    threads=threads)
+    config = Config(name, dtype, epochs=1, threads=threads)  # the other defaults are the seed's job
     weights = implementations.initial_weights(config)
     sessions, out = [], []
 
@@ -60,8 +57,8 @@ def test_peer(benchmark, record, epoch_job, seed_reference_epoch, impl, dtype):
     ref_losses, ref_accuracies = seed_reference_epoch(config_name, dtype, *data)
     rel = abs(loss - float(ref_losses[0])) / abs(float(ref_losses[0]))
     facts = {"peer_version": runner.version(), "peer_threads": threads, "peer_notes": runner.NOTES}
-    record(implementation=impl, dtype=dtype, config=config_name, shapes="784-64-32-10", batch_size=SEED_BATCH,
-           train_samples=len(data[0]), test_samples=len(data[2]), steps=len(data[0]) // SEED_BATCH,
-           learning_rate=SEED_LR, loss=loss, accuracy=accuracy, reference_loss=float(ref_losses[0]),
+    record(implementation=impl, dtype=dtype, config=config_name, shapes="784-64-32-10", batch_size=config.batch_size,
+           train_samples=len(data[0]), test_samples=len(data[2]), steps=len(data[0]) // config.batch_size,
+           learning_rate=config.learning_rate, loss=loss, accuracy=accuracy, reference_loss=float(ref_losses[0]),
            reference_accuracy=float(ref_accuracies[0]), loss_rel_diff=rel, loss_rtol=LOSS_RTOL[dtype], **facts)
     assert rel <= LOSS_RTOL[dtype], f"{impl} {dtype} epoch loss {loss!r} vs reference {ref_losses[0]!r}"

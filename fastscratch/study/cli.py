@@ -8,6 +8,7 @@ EXIT_FAILED_CELLS = 1
 
 def add_study_parser(commands):
     """Add ``study`` and its subcommands to the ``commands`` of ``fastscratch``'s parser."""
+    from fastscratch.cli import _size
     study = commands.add_parser(
         "study", help="run, report and compare comparison studies (needs fastscratch[study])",
         description="Comparison studies: a declared grid of implementations and settings run on Dask, "
@@ -23,7 +24,7 @@ def add_study_parser(commands):
     where = run.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on this Dask scheduler (tcp://HOST:8786) instead of a local cluster")
-    where.add_argument("--workers", type=_positive, default=None, metavar="N",
+    where.add_argument("--workers", type=_size, default=None, metavar="N",
                        help="local worker processes (default 1); more than one shares the machine's cores, "
                             "for outcome studies only: their timings are marked shared")
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
@@ -42,16 +43,6 @@ def add_study_parser(commands):
     compare.add_argument("--factor", type=float, default=1.1, help="smallest ratio worth flagging (asv's default)")
     compare.set_defaults(run=_compare, parser=compare)
     return study
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _needs_extra():
@@ -142,6 +133,10 @@ def _report(args, parser):
 
 def _compare(args, parser):
     from fastscratch.study import compare
+    if not 0 < args.alpha < 1:
+        parser.error(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if not args.factor >= 1:
+        parser.error(f"--factor must be >= 1, got {args.factor}")
     try:
         rows = compare.compare(args.a, args.b, alpha=args.alpha, factor=args.factor)
     except (FileNotFoundError, ValueError) as err:

@@ -126,11 +126,24 @@ def client_for(study, scheduler=None, workers=None):
             yield client
         return
     environ = {name: str(study.max_threads) for name in THREAD_VARIABLES}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+    with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
             LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=None,
                          resources={RESOURCE: 1}, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def environ_kept():
+    """Give back this process's environment as it was: a nanny writes its pre-spawn variables into
+    ``os.environ`` of the process it runs in (here, the client's) before each spawn, and leaves them."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        os.environ.update(saved)
 
 
 class Progress:

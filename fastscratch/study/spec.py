@@ -8,6 +8,7 @@ unknown implementation, a wrong type or a grid of zero cells is a
 """
 import dataclasses
 import itertools
+import os
 import sys
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
@@ -42,7 +43,8 @@ class SpecError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    dir: str = None          # None: $FASTSCRATCH_MNIST_DIR on each worker, else the user cache
+    dir: str = None          # None: $FASTSCRATCH_MNIST_DIR on each worker, else the user cache;
+    #                          relative to the spec file's directory
     train_rows: int = 60000
     test_rows: int = 10000
 
@@ -73,8 +75,11 @@ def load(path):
         raise SpecError(f"{path}: cannot read the study spec ({err.strerror})") from err
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from err
-    import os
-    return parse(raw, os.path.splitext(os.path.basename(path))[0], source=str(path))
+    study = parse(raw, os.path.splitext(os.path.basename(path))[0], source=str(path))
+    if study.data.dir is not None:  # a relative data.dir is relative to the spec, as the spec's reader sees it
+        directory = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(study.data.dir))
+        study = dataclasses.replace(study, data=dataclasses.replace(study.data, dir=os.path.normpath(directory)))
+    return study
 
 
 def parse(raw, name, source="<spec>"):

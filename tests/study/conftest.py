@@ -11,8 +11,8 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def cluster():
     import dask
-    from fastscratch.study.run import RESOURCE, THREAD_VARIABLES
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": {v: "1" for v in THREAD_VARIABLES}}), \
+    from fastscratch.study.run import RESOURCE, THREAD_VARIABLES, environ_kept
+    with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": {v: "1" for v in THREAD_VARIABLES}}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                      resources={RESOURCE: 1}, silence_logs=logging.ERROR) as cluster:
         yield cluster

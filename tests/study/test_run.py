@@ -152,7 +152,9 @@ def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
     """--workers 2: a LocalCluster of two processes started by the study; lines say the machine was shared."""
     from fastscratch.study import report
     study = spec.load(write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2, 3]\nepochs = 2\n', repeats=1))
+    before = dict(os.environ)
     progress = run.run(study, tmp_path, workers=2)
+    assert dict(os.environ) == before  # the nannies' pre-spawn variables did not stay in this process
     records = lines(tmp_path)
     assert progress.done == 3 and all(r["status"] == "ok" and r["exclusive"] is False for r in records)
     assert all(r["thread_counts"]["numba_max"] == 1 for r in records)  # NUMBA_NUM_THREADS from pre-spawn-environ

@@ -64,6 +64,15 @@ def test_bad_spec(tmp_path, text, message):
     assert message in str(info.value) and str(tmp_path / "s.toml") in str(info.value)
 
 
+def test_data_dir_is_relative_to_the_spec(tmp_path):
+    (tmp_path / "studies").mkdir()
+    path = tmp_path / "studies" / "s.toml"
+    path.write_text('[data]\ndir = "../mnist"\n[grid]\nimplementation = "jit"\n')
+    assert spec.load(path).data.dir == str(tmp_path / "mnist")
+    path.write_text(f'[data]\ndir = "{tmp_path}/abs"\n[grid]\nimplementation = "jit"\n')
+    assert spec.load(path).data.dir == str(tmp_path / "abs")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(spec.SpecError, match="cannot read the study spec"):
         spec.load(tmp_path / "nope.toml")
