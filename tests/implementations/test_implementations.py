@@ -33,13 +33,13 @@ def available(name):
         pytest.skip(str(err))
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", PEERS)
-@pytest.mark.parametrize("hidden, batch, activation, loss", [
-    ((64, 32), 30, "sigmoid", "l2"),
-    ((17,), 7, "tanh", "l2"),
-    ((9, 5, 3), 40, "sigmoid", "cross_entropy"),
-    ((33, 12), 1, "relu", "l2"),
+@pytest.mark.parametrize("hidden, batch, activation, loss, dtype", [
+    ((64, 32), 30, "sigmoid", "l2", "float64"),
+    ((64, 32), 30, "sigmoid", "l2", "float32"),
+    ((17,), 7, "tanh", "l2", "float32"),
+    ((9, 5, 3), 40, "sigmoid", "cross_entropy", "float64"),
+    ((33, 12), 1, "relu", "l2", "float64"),
 ])
 def test_matches_reference(mnist_subsets, name, dtype, hidden, batch, activation, loss):
     available(name)
