@@ -173,10 +173,15 @@ _REFERENCE_STEPS = {}
 
 
 def reference_step_losses(config, data, steps):
-    """The reference's first ``steps`` step losses for the cell (implementation aside); kept per process."""
-    key = (dataclasses.replace(config, implementation="reference", epochs=1, threads=1), steps,
-           id(data[0]), len(data[0]))
-    if key not in _REFERENCE_STEPS:
-        _REFERENCE_STEPS.clear()  # one cell's worth: studies run cells of one shape after another
-        _REFERENCE_STEPS[key] = get("reference").step_losses(config, data, initial_weights(config), steps)
-    return _REFERENCE_STEPS[key]
+    """The reference's first ``steps`` step losses for the cell (implementation aside).
+
+    The last one is kept per process, with the training array it came from, so
+    the cells of one study that share settings and data compute it once.
+    """
+    key = (dataclasses.replace(config, implementation="reference", epochs=1, threads=1), steps)
+    cached = _REFERENCE_STEPS.get(key)
+    if cached is None or cached[0] is not data[0]:
+        _REFERENCE_STEPS.clear()
+        cached = _REFERENCE_STEPS[key] = (data[0], get("reference").step_losses(
+            config, data, initial_weights(config), steps))
+    return cached[1]
