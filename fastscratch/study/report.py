@@ -103,7 +103,8 @@ def markdown(directory, records):
         lines += [f"## {machine}", "", f"Versions: {', '.join(sorted(versions))}. Load average (1 min) at the "
                   f"cells' start: {min(loads):.2f}-{max(loads):.2f}."
                   + ("" if all(r["exclusive"] for r in rows) else
-                     " **Several workers shared this machine: timings are not comparable.**"), "",
+                     " **Several workers shared this machine: timings are not comparable.**")
+                  + _trim_note([r for r in ok if machine_name(r) == machine]), "",
                   "| implementation | dtype | hidden | batch | activation | loss | lr | epochs | threads | runs "
                   "| median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy (seeds) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -129,6 +130,14 @@ def markdown(directory, records):
     if _has_curves(records):
         lines += ["![loss and accuracy](curves.png)", ""]
     return "\n".join(lines), table
+
+
+def _trim_note(records):
+    values = {(r.get("environ") or {}).get("MALLOC_TRIM_THRESHOLD_") for r in records} - {None}
+    if not values:
+        return ""
+    return (f" Workers ran with MALLOC_TRIM_THRESHOLD_={', '.join(sorted(values))} (Dask's nanny default), which "
+            "slows allocation-heavy implementations such as the reference; see studies/dask-worker.yaml.")
 
 
 def _has_speedups(table):

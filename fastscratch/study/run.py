@@ -27,6 +27,8 @@ RESOURCE = "fastscratch-timing"
 WAIT_FOR_WORKERS = 60  # seconds an existing cluster may take to show its first worker
 CONNECT_TIMEOUT = "30s"  # how long to try reaching a --scheduler
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: recorded with every cell: the thread variables and the allocator setting a nanny may impose
+RECORDED_VARIABLES = THREAD_VARIABLES + ("MALLOC_TRIM_THRESHOLD_",)
 
 
 class ClusterError(RuntimeError):
@@ -70,7 +72,8 @@ def run_cell(key, config, repeat, versions, data):
     start = time.perf_counter()
     record = {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
               "methodology": results.METHODOLOGY_VERSION, "machine": results.machine(), "worker": _worker(),
-              "loadavg_1min": round(os.getloadavg()[0], 2)}
+              "loadavg_1min": round(os.getloadavg()[0], 2),
+              "environ": {name: os.environ.get(name) for name in RECORDED_VARIABLES}}
     try:
         here = results.versions(config.implementation)
         if here != versions:
@@ -113,7 +116,10 @@ def client_for(study, scheduler=None, workers=None):
     The local cluster has ``workers`` processes (default 1: timings need the
     host to themselves) of one thread each, each declaring one ``RESOURCE``;
     their nannies start them with the study's largest ``threads`` as
-    ``NUMBA_NUM_THREADS`` and the BLAS/OpenMP limits (tasks then pin each cell's count).
+    ``NUMBA_NUM_THREADS`` and the BLAS/OpenMP limits (tasks then pin each
+    cell's count). These replace the nanny's default variables, so the workers
+    keep glibc's own ``MALLOC_TRIM_THRESHOLD_``: Dask's 65536 made the
+    reference's epoch 1.5-1.8x slower than in a plain process here.
     """
     import dask
     from distributed import Client, LocalCluster

@@ -158,6 +158,9 @@ def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
     records = lines(tmp_path)
     assert progress.done == 3 and all(r["status"] == "ok" and r["exclusive"] is False for r in records)
     assert all(r["thread_counts"]["numba_max"] == 1 for r in records)  # NUMBA_NUM_THREADS from pre-spawn-environ
+    # and not the nanny's default MALLOC_TRIM_THRESHOLD_, which slows the reference's allocations
+    assert all(r["environ"]["NUMBA_NUM_THREADS"] == "1" and r["environ"]["MALLOC_TRIM_THRESHOLD_"] is None
+               for r in records)
     report.write(tmp_path)
     assert "timings are not comparable" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "curves.png").exists() and not (tmp_path / "speedups.png").exists()

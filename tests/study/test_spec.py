@@ -93,3 +93,21 @@ def test_shipped_studies_are_valid(name):
     import pathlib
     study = spec.load(pathlib.Path(__file__).parents[2] / "studies" / f"{name}.toml")
     assert study.cells
+
+
+def test_shipped_worker_config_drops_the_nannys_malloc_setting():
+    """DASK_CONFIG=studies/dask-worker.yaml, as the README starts workers: the nanny's variables minus that one."""
+    import json
+    import os
+    import pathlib
+    path = pathlib.Path(__file__).parents[2] / "studies" / "dask-worker.yaml"
+    code = ("import json; from distributed.nanny import _get_env_variables; "
+            "print(json.dumps(_get_env_variables('distributed.nanny.pre-spawn-environ')))")
+
+    def variables(**env):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                             env={k: v for k, v in {**os.environ, **env}.items() if k != "MALLOC_TRIM_THRESHOLD_"})
+        return json.loads(out.stdout)
+    assert variables()["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    configured = variables(DASK_CONFIG=str(path))
+    assert "MALLOC_TRIM_THRESHOLD_" not in configured and configured["OMP_NUM_THREADS"] == "1"
