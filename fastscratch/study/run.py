@@ -32,7 +32,7 @@ RECORDED_VARIABLES = THREAD_VARIABLES + ("MALLOC_TRIM_THRESHOLD_",)
 
 
 class ClusterError(RuntimeError):
-    """The cluster cannot run the study as it is (no worker declares the timing resource)."""
+    """The cluster cannot run the study: unreachable, no worker, or no worker declaring the timing resource."""
 
 
 def tasks(study, *, finished=()):
@@ -173,8 +173,7 @@ class Progress:
         return (time.monotonic() - self.start) / self.done * self.remaining
 
 
-def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_result=None, on_start=None,
-        exclusive=None):
+def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_result=None, on_start=None):
     """Run the cell-repeats of ``study`` not yet in ``out``; return the :class:`Progress` at the end.
 
     ``on_start(progress)`` is called once the tasks are submitted and
@@ -186,13 +185,16 @@ def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_resu
     from distributed import as_completed
     with results.Writer(out) as writer:
         todo = tasks(study, finished=writer.finished(retry_failed=retry_failed))
-        exclusive = (workers or 1) == 1 if exclusive is None else exclusive
+        exclusive = (workers or 1) == 1
         progress = Progress(len(todo), study.repeats * len(study.cells) - len(todo))
         if not todo:
             return progress
         with client_for(study, scheduler, workers) as client:
             if scheduler is not None:
-                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+                try:
+                    client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+                except TimeoutError:
+                    raise ClusterError(f"no worker joined {scheduler} within {WAIT_FOR_WORKERS} s") from None
             if not client.run_on_scheduler(_has_resource_workers):
                 raise ClusterError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
                                    f"with `dask worker {scheduler} --nworkers 1 --nthreads 1 "
