@@ -164,3 +164,12 @@ def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
     report.write(tmp_path)
     assert "timings are not comparable" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "curves.png").exists() and not (tmp_path / "speedups.png").exists()
+
+
+def test_a_cluster_without_workers(write_spec, tmp_path, monkeypatch):
+    from distributed import LocalCluster
+    monkeypatch.setattr(run, "WAIT_FOR_WORKERS", 1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(run.ClusterError, match=f"no worker joined {empty.scheduler_address} within 1 s"):
+            run.run(spec.load(write_spec(GRID)), tmp_path, scheduler=empty.scheduler_address)
+    assert lines(tmp_path) == []
