@@ -69,6 +69,8 @@ def build_parser():
         formatter_class=_HelpFormatter)
     add_train_arguments(train)
     train.set_defaults(run=run_train, parser=train)
+    from fastscratch.study.cli import add_study_parser  # keeps Dask out of `fastscratch train`'s imports
+    add_study_parser(commands)
     return parser
 
 

@@ -1,0 +1,187 @@
+"""Implementations of the tutorial's job, by name: one runner per implementation, imported when used.
+
+A runner trains one :class:`Config` (the tutorial's network with the cell's sizes,
+activation, loss, dtype and batches) from the reference's starting weights for
+the seed, on the same batches in the same order, and returns a :class:`Result`
+with per-epoch losses, accuracies and seconds, its warm-up timed apart::
+
+    from fastscratch import implementations
+    result = implementations.run(Config(implementation="jit", ...), data)
+
+``run`` pins the thread counts, draws the weights, runs, and (for anything but
+the reference) adds ``max_rel_diff_vs_reference``: the largest relative
+difference of the loss of each of the first ``EQUIVALENCE_STEPS`` SGD steps from
+the reference's, on an untimed run from the same weights.
+
+``reference`` and ``jit`` need only fastscratch; ``torch`` and ``jax`` need the
+``peers`` extra (``pip install fastscratch[peers]``).
+"""
+import dataclasses
+import importlib
+import time
+
+import numpy as np
+
+from fastscratch.functions import ACTIVATIONS, LOSSES
+
+#: name -> (module under fastscratch.implementations, pip extra that installs its dependency or None)
+IMPLEMENTATIONS = {
+    "reference": ("reference", None),
+    "jit": ("jit", None),
+    "torch": ("torch", "peers"),
+    "jax": ("jax", "peers"),
+}
+DTYPES = ("float64", "float32")
+NUM_INPUTS, NUM_OUTPUTS = 784, 10
+#: SGD steps compared with the reference, from the cell's starting weights (fewer when an epoch has fewer).
+EQUIVALENCE_STEPS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One cell: the tutorial's job with these settings (``hidden`` from input to output)."""
+    implementation: str
+    dtype: str = "float64"
+    hidden: tuple = (64, 32)
+    batch_size: int = 30
+    activation: str = "sigmoid"
+    loss: str = "l2"
+    learning_rate: float = 1e-3
+    epochs: int = 1
+    seed: int = 42
+    threads: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        _choice("implementation", self.implementation, IMPLEMENTATIONS)
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("loss", self.loss, LOSSES)
+        for name in ("batch_size", "epochs", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be >= 1, got {list(self.hidden)}")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be finite and > 0, got {self.learning_rate}")
+
+    def asdict(self):
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+
+
+@dataclasses.dataclass
+class Result:
+    """What a runner measured: one value per epoch (accuracy on the test rows after each epoch)."""
+    losses: list
+    accuracies: list
+    seconds_per_epoch: list
+    warmup_seconds: float
+    threads: dict = dataclasses.field(default_factory=dict)
+    max_rel_diff_vs_reference: float = None
+    equivalence_steps: int = None
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def get(name):
+    """The runner module of implementation ``name``, imported now.
+
+    A runner module has ``prepare(config, data, weights)``, returning a session
+    with ``warmup()`` (compile, load caches, touch the code paths; on copies of
+    the weights) and ``train(callback)`` (all ``config.epochs`` epochs from
+    ``weights``, calling ``callback(loss, accuracy)`` after each, evaluation
+    included), plus ``step_losses(config, data, weights, steps)``,
+    ``version()`` and ``NOTES``.
+    """
+    _choice("implementation", name, IMPLEMENTATIONS)
+    module, extra = IMPLEMENTATIONS[name]
+    try:
+        return importlib.import_module(f"{__name__}.{module}")
+    except ImportError as err:
+        if extra is None:
+            raise
+        raise ImportError(f"implementation {name!r} needs {err.name or 'a missing package'}: "
+                          f"pip install 'fastscratch[{extra}]'") from err
+
+
+def initial_weights(config):
+    """[(W, b), ...] of the reference network for the seed, drawn as the tutorial does (image index first)."""
+    from fastscratch.reference import SimpleNetwork
+    np.random.seed(config.seed)
+    np.random.randint(0, 10000)  # the tutorial's img_idx draw, made before the network
+    net = SimpleNetwork(NUM_INPUTS, NUM_OUTPUTS, list(config.hidden), dtype=np.dtype(config.dtype).type)
+    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+
+
+def check_data(config, data):
+    """``data`` = (X_train, Y_train one-hot, X_test, y_test) in the cell's dtype, with at least one batch."""
+    X_train, Y_train, X_test, y_test = data
+    dtype = np.dtype(config.dtype)
+    for name, a in (("X_train", X_train), ("Y_train", Y_train), ("X_test", X_test)):
+        if a.dtype != dtype:
+            raise TypeError(f"{name} must be {dtype} for this cell, got {a.dtype}")
+    if len(X_train) < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(X_train)} training rows")
+    if X_train.shape[1] != NUM_INPUTS or Y_train.shape[1] != NUM_OUTPUTS or len(Y_train) != len(X_train):
+        raise ValueError(f"expected (n, {NUM_INPUTS}) images and (n, {NUM_OUTPUTS}) one-hot targets, got "
+                         f"{X_train.shape} and {Y_train.shape}")
+    if len(X_test) != len(y_test) or len(X_test) == 0:
+        raise ValueError(f"X_test {X_test.shape} and y_test {np.shape(y_test)} must be non-empty and match")
+
+
+def run(config, data, *, equivalence=True):
+    """Train ``config`` on ``data`` with thread counts pinned to ``config.threads``; return a :class:`Result`.
+
+    Seconds per epoch are taken inside the session's ``train`` at each epoch's
+    callback (the first includes what a ``train`` call sets up, as a user pays
+    it); the warm-up before it is timed alone.
+    """
+    runner = get(config.implementation)
+    check_data(config, data)
+    weights = initial_weights(config)
+    from fastscratch.implementations._threads import pinned
+    with pinned(config.threads) as threads:
+        session = runner.prepare(config, data, weights)
+        start = time.perf_counter()
+        session.warmup()
+        warmup = time.perf_counter() - start
+        losses, accuracies, stamps = [], [], []
+
+        def callback(loss, accuracy):
+            stamps.append(time.perf_counter())
+            losses.append(float(loss))
+            accuracies.append(float(accuracy))
+        start = time.perf_counter()
+        session.train(callback)
+        if len(stamps) != config.epochs:
+            raise RuntimeError(f"{config.implementation} ran {len(stamps)} epochs instead of {config.epochs}")
+        seconds = [b - a for a, b in zip([start] + stamps[:-1], stamps)]
+        result = Result(losses, accuracies, seconds, warmup, threads())
+        if equivalence and config.implementation != "reference":
+            steps = min(EQUIVALENCE_STEPS, len(data[0]) // config.batch_size)
+            ours = np.asarray(runner.step_losses(config, data, weights, steps), dtype=np.float64)
+            theirs = np.asarray(reference_step_losses(config, data, steps), dtype=np.float64)
+            result.max_rel_diff_vs_reference = float(np.max(np.abs(ours - theirs) / np.abs(theirs)))
+            result.equivalence_steps = steps
+    return result
+
+
+_REFERENCE_STEPS = {}
+
+
+def reference_step_losses(config, data, steps):
+    """The reference's first ``steps`` step losses for the cell (implementation aside).
+
+    The last one is kept per process, with the training array it came from, so
+    the cells of one study that share settings and data compute it once.
+    """
+    key = (dataclasses.replace(config, implementation="reference", epochs=1, threads=1), steps)
+    cached = _REFERENCE_STEPS.get(key)
+    if cached is None or cached[0] is not data[0]:
+        _REFERENCE_STEPS.clear()
+        cached = _REFERENCE_STEPS[key] = (data[0], get("reference").step_losses(
+            config, data, initial_weights(config), steps))
+    return cached[1]

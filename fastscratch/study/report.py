@@ -1,0 +1,245 @@
+"""``fastscratch study report DIR``: ``DIR/report.md``, ``DIR/speedups.png`` and (cells of several epochs) ``DIR/curves.png``.
+
+Per machine (hostname and CPU), per cell without its seed: the median over
+repeats and seeds of each run's mean seconds per epoch, the interquartile range,
+the speed-up against the reference cell of the same settings and dtype in the
+same study on the same machine, the largest ``max_rel_diff_vs_reference``, and
+the final accuracy, mean +/- std over seeds. Only lines of the newest
+methodology count; failed cells are listed apart.
+"""
+import collections
+import os
+
+import numpy as np
+
+from fastscratch.study import results
+
+SETTINGS = ("implementation", "dtype", "hidden", "batch_size", "activation", "loss", "learning_rate", "epochs",
+            "threads")
+IMPLEMENTATION_ORDER = {"reference": 0, "jit": 1, "torch": 2, "jax": 3}
+
+
+def machine_name(record):
+    m = record.get("machine") or {}
+    return f"{m.get('hostname')} ({m.get('cpu')}, {m.get('logical_cores')} logical cores)"
+
+
+def cell_of(record, without=("seed",)):
+    return tuple((k, tuple(record[k]) if k == "hidden" else record[k]) for k in SETTINGS + ("seed",)
+                 if k not in without)
+
+
+def summarise(records):
+    """{machine: [row dict per cell]} from ``ok`` records (one row per settings tuple, seeds pooled)."""
+    groups = collections.defaultdict(list)
+    for r in records:
+        groups[(machine_name(r), cell_of(r))].append(r)
+    medians, table = {}, collections.defaultdict(list)
+    for (machine, cell), runs in groups.items():
+        samples = np.array([np.mean(r["seconds_per_epoch"]) for r in runs])
+        q1, median, q3 = np.percentile(samples, [25, 50, 75])
+        finals = {}
+        for r in sorted(runs, key=lambda r: r["repeat"]):
+            finals.setdefault(r["seed"], r["accuracies"][-1] if r["accuracies"] else np.nan)
+        diffs = [r["max_rel_diff_vs_reference"] for r in runs if r.get("max_rel_diff_vs_reference") is not None]
+        row = dict(cell, machine=machine, median=median, iqr=q3 - q1, runs=len(runs), seeds=len(finals),
+                   accuracy_mean=float(np.mean(list(finals.values()))),
+                   accuracy_std=float(np.std(list(finals.values()))),
+                   max_rel_diff=max(diffs) if diffs else None, equivalence_steps=runs[0].get("equivalence_steps"),
+                   exclusive=all(r.get("exclusive", True) for r in runs),
+                   load=float(np.median([r.get("loadavg_1min", np.nan) for r in runs])))
+        medians[(machine, cell)] = median
+        table[machine].append(row)
+    for machine, rows in table.items():
+        for row in rows:
+            ref = dict(cell_of(row, without=("seed",)), implementation="reference")
+            ref_median = medians.get((machine, tuple(ref.items())))
+            row["speedup"] = ref_median / row["median"] if ref_median else None
+        rows.sort(key=lambda r: (r["dtype"], r["hidden"], r["batch_size"], r["activation"], r["loss"],
+                                 r["learning_rate"], r["epochs"], r["threads"],
+                                 IMPLEMENTATION_ORDER.get(r["implementation"], 9)))
+    return dict(table)
+
+
+def load(directory):
+    if not os.path.exists(os.path.join(directory, results.FILENAME)):
+        raise FileNotFoundError(f"no {results.FILENAME} in {directory}: run `fastscratch study run SPEC --out "
+                                f"{directory}` first")
+    records = [r for r in results.latest(results.read(directory))
+               if r.get("methodology") == results.METHODOLOGY_VERSION]
+    if not records:
+        raise ValueError(f"{directory}/{results.FILENAME} holds no cells of methodology {results.METHODOLOGY_VERSION}")
+    return records
+
+
+def _label(row, varying):
+    return " ".join(f"{row[k]}" if k in ("implementation", "dtype") else
+                    f"{'-'.join(map(str, row[k]))}" if k == "hidden" else f"{k.replace('_size', '')} {row[k]}"
+                    for k in varying)
+
+
+def _varying(rows, keys):
+    return [k for k in keys if len({r[k] for r in rows}) > 1]
+
+
+def _number(x, digits=3):
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}g}"
+
+
+def markdown(directory, records):
+    ok = [r for r in records if r["status"] == "ok"]
+    bad = [r for r in records if r["status"] != "ok"]
+    table = summarise(ok)
+    lines = [f"# Study report: {os.path.basename(os.path.abspath(directory))}", "",
+             f"{len(records)} cell-repeats ({len(ok)} ok, {len(bad)} failed), methodology "
+             f"{results.METHODOLOGY_VERSION}. Seconds per epoch include each epoch's test-set evaluation and, "
+             "for the first epoch, what the call sets up; the warm-up (compilation) is not in them. Speed-ups "
+             "are against the reference with the same settings and dtype on the same machine, in this study. "
+             "`max rel diff` is the largest relative difference of a step's loss from the reference's, over the "
+             "first `steps` SGD steps from the same weights.", ""]
+    for machine, rows in table.items():
+        versions = {f"{k} {v}" for r in ok if machine_name(r) == machine for k, v in r["versions"].items()}
+        loads = [r.get("loadavg_1min") for r in ok if machine_name(r) == machine]
+        lines += [f"## {machine}", "", f"Versions: {', '.join(sorted(versions))}. Load average (1 min) at the "
+                  f"cells' start: {min(loads):.2f}-{max(loads):.2f}."
+                  + ("" if all(r["exclusive"] for r in rows) else
+                     " **Several workers shared this machine: timings are not comparable.**")
+                  + _trim_note([r for r in ok if machine_name(r) == machine]), "",
+                  "| implementation | dtype | hidden | batch | activation | loss | lr | epochs | threads | runs "
+                  "| median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy (seeds) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            diff = "reference" if r["implementation"] == "reference" else \
+                f"{_number(r['max_rel_diff'], 2)} ({r['equivalence_steps']})"
+            lines.append(
+                f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | {r['batch_size']} "
+                f"| {r['activation']} | {r['loss']} | {r['learning_rate']:g} | {r['epochs']} | {r['threads']} "
+                f"| {r['runs']} | {r['median']:.4g} | {r['iqr']:.2g} | "
+                f"{_speedup(r['speedup'])} "
+                f"| {diff} | {100 * r['accuracy_mean']:.2f}% ± {100 * r['accuracy_std']:.2f} ({r['seeds']}) |")
+        lines.append("")
+    if bad:
+        lines += ["## Failed cells", "", "| implementation | dtype | hidden | batch | seed | repeat | error |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in bad:
+            lines.append(f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | "
+                         f"{r['batch_size']} | {r['seed']} | {r['repeat']} | {r['error'].splitlines()[0][:200]} |")
+        lines.append("")
+    if _has_speedups(table):
+        lines += ["![speed-ups](speedups.png)", ""]
+    if _has_curves(records):
+        lines += ["![loss and accuracy](curves.png)", ""]
+    return "\n".join(lines), table
+
+
+def _trim_note(records):
+    values = {(r.get("environ") or {}).get("MALLOC_TRIM_THRESHOLD_") for r in records} - {None}
+    if not values:
+        return ""
+    return (f" Workers ran with MALLOC_TRIM_THRESHOLD_={', '.join(sorted(values))} (Dask's nanny default), which "
+            "slows allocation-heavy implementations such as the reference; see studies/dask-worker.yaml.")
+
+
+def _has_speedups(table):
+    return any(r["speedup"] is not None and r["implementation"] != "reference" for rows in table.values() for r in rows)
+
+
+def _has_curves(records):
+    return any(r["status"] == "ok" and len(r["losses"]) > 1 for r in records)
+
+
+def speedup_chart(table, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    machines = [m for m in table if _has_speedups({m: table[m]})]
+    heights = [max(1, sum(r["speedup"] is not None and r["implementation"] != "reference" for r in table[m]))
+               for m in machines]
+    fig, axes = plt.subplots(len(machines), 1, figsize=(8, 1.2 + 0.32 * sum(heights) + 0.6 * len(machines)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    colours = {"jit": "tab:blue", "torch": "tab:orange", "jax": "tab:green"}
+    for ax, machine in zip(axes[:, 0], machines):
+        rows = [r for r in table[machine] if r["speedup"] is not None and r["implementation"] != "reference"]
+        varying = _varying(table[machine], ("implementation", "dtype", "hidden", "batch_size", "activation",
+                                            "loss", "threads")) or ["implementation"]
+        if "implementation" not in varying:
+            varying.insert(0, "implementation")
+        y = np.arange(len(rows))[::-1]
+        ax.barh(y, [r["speedup"] for r in rows], color=[colours.get(r["implementation"], "grey") for r in rows])
+        for yi, r in zip(y, rows):
+            ax.text(r["speedup"], yi, f" {r['speedup']:.2f}x", va="center", fontsize=8)
+        ax.set_yticks(y, [_label(r, varying) for r in rows], fontsize=8)
+        ax.axvline(1, color="black", lw=0.8)
+        ax.set_xlabel("speed-up vs the reference (median s/epoch, same settings and dtype)")
+        ax.set_title(f"{machine}, load {min(r['load'] for r in table[machine]):.1f}-"
+                     f"{max(r['load'] for r in table[machine]):.1f} (median per cell)", fontsize=9)
+        ax.set_xlim(0, max([r["speedup"] for r in rows] + [1]) * 1.18)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def curves_chart(records, path):
+    """Loss and accuracy per epoch, one line per outcome setting: the mean over seeds with a min-max band.
+
+    The implementations compute the same trajectory (see the equivalence
+    column), so each setting's curve is taken from one of them: the reference
+    when it ran, float64 before float32.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = collections.defaultdict(dict)
+    for r in sorted((r for r in records if r["status"] == "ok" and r["repeat"] == 0),
+                    key=lambda r: (-IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["dtype"] != "float32")):
+        groups[cell_of(r, without=("seed", "threads", "implementation", "dtype"))][r["seed"]] = r  # best last
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(14, 4.4))
+    rows = [dict(cell) for cell in groups]
+    varying = _varying(rows, ("hidden", "batch_size", "activation", "loss", "learning_rate"))
+    for cell, by_seed in sorted(groups.items(), key=str)[:16]:
+        row = dict(cell)
+        for ax, field in ((ax_loss, "losses"), (ax_acc, "accuracies")):
+            curves = np.array([by_seed[s][field] for s in sorted(by_seed)], dtype=float)
+            epochs = np.arange(1, curves.shape[1] + 1)
+            scale = 100 if field == "accuracies" else 1
+            line, = ax.plot(epochs, scale * curves.mean(axis=0), marker="o" if len(epochs) < 12 else None,
+                            label=f"{_label(row, varying) or 'the study'} ({len(by_seed)} seeds)")
+            if len(by_seed) > 1:
+                ax.fill_between(epochs, scale * curves.min(axis=0), scale * curves.max(axis=0),
+                                color=line.get_color(), alpha=0.2)
+    ax_loss.xaxis.get_major_locator().set_params(integer=True)
+    ax_acc.xaxis.get_major_locator().set_params(integer=True)
+    ax_loss.set(xlabel="epoch", ylabel="training loss (mean over batches)", title="loss: mean over seeds, band min-max")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy: mean over seeds, band min-max")
+    ax_loss.set_yscale("log")
+    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write(directory):
+    """Write the report and its charts into ``directory``; return the report's path."""
+    from fastscratch._files import write_text
+    records = load(directory)
+    text, table = markdown(directory, records)
+    for name, wanted, draw in (("speedups.png", _has_speedups(table), lambda p: speedup_chart(table, p)),
+                               ("curves.png", _has_curves(records), lambda p: curves_chart(records, p))):
+        path = os.path.join(directory, name)
+        if wanted:
+            draw(path)
+        elif os.path.exists(path):
+            os.unlink(path)  # a chart of an earlier report that no longer applies
+    path = os.path.join(directory, "report.md")
+    write_text(path, text)
+    return path
+
+
+def _speedup(x):
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+    from fastscratch._files import atomic_write
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,126 @@
+"""``DIR/results.jsonl``: one JSON line per finished cell-repeat, appended and fsynced by the client alone.
+
+Each cell-repeat has a content-addressed key: a digest of its configuration,
+the data's identity, the library versions that run it and
+``METHODOLOGY_VERSION``, so a changed library or method starts a new series
+instead of mixing with the old one, and running the same study again skips what
+is done. A line is written with one ``write`` on an ``O_APPEND`` descriptor and
+fsynced before the next; a line cut short by a crash (the only possible damage)
+is dropped when the file is next opened.
+"""
+import hashlib
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+
+#: Bump when what a cell measures or how changes (warm-up, what an epoch's seconds include, the checks).
+METHODOLOGY_VERSION = 1
+FILENAME = "results.jsonl"
+#: implementation -> distributions whose versions are part of its cells' keys
+DISTRIBUTIONS = {"reference": ("fastscratch", "numpy"), "jit": ("fastscratch", "numpy", "numba"),
+                 "torch": ("fastscratch", "numpy", "torch"), "jax": ("fastscratch", "numpy", "jax", "jaxlib")}
+
+
+def versions(implementation):
+    """{distribution: version} of what runs ``implementation``, plus Python's (None where not installed)."""
+    found = {"python": platform.python_version()}
+    for name in DISTRIBUTIONS[implementation]:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def cell_key(config, data, repeat, versions_):
+    """The content-addressed key of one cell-repeat (hex, 20 characters)."""
+    identity = {"config": config.asdict(), "data": data.identity(), "repeat": repeat, "versions": versions_,
+                "methodology": METHODOLOGY_VERSION}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def read(directory):
+    """Every complete line of ``directory``'s results, in file order (a cut-off last line is left out)."""
+    path = os.path.join(directory, FILENAME)
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break  # a crash between write and the newline: that cell was not finished
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not a JSON line ({err})") from err
+    return records
+
+
+def latest(records):
+    """One record per key, the last one written (a failed cell re-run with --retry-failed supersedes)."""
+    return list({r["key"]: r for r in records}.values())
+
+
+class Writer:
+    """The appending end of ``DIR/results.jsonl``; ``finished`` holds the keys already there."""
+
+    def __init__(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, FILENAME)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        self._drop_partial_line()
+        self.records = read(directory)
+
+    def _drop_partial_line(self):
+        size = os.fstat(self.fd).st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as f:
+            content = f.read()
+        end = content.rfind(b"\n") + 1
+        if end != size:
+            os.ftruncate(self.fd, end)
+            os.fsync(self.fd)
+
+    def finished(self, *, retry_failed=False):
+        """Keys not to run again: every recorded key, or only the ``ok`` ones with ``retry_failed``."""
+        return {r["key"] for r in latest(self.records) if not retry_failed or r["status"] == "ok"}
+
+    def append(self, record):
+        line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
+        written = os.write(self.fd, line)
+        if written != len(line):  # a full disk: leave no partial line behind for the next reader
+            os.ftruncate(self.fd, os.fstat(self.fd).st_size - written)
+            raise OSError(f"{self.path}: short write ({written} of {len(line)} bytes)")
+        os.fsync(self.fd)
+        self.records.append(record)
+
+    def close(self):
+        os.close(self.fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def machine():
+    """Facts about the host a cell ran on: name, CPU model, logical cores, vector extensions."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name" and not model:
+                    model = value.strip()
+                elif name.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    vector = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "neon", "asimd",
+                          "sve") if f in flags]
+    return {"hostname": platform.node(), "cpu": model or platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
+            "vector_extensions": vector, "platform": platform.platform(), "python": sys.version.split()[0]}

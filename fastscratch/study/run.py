@@ -1,0 +1,225 @@
+"""Run a study's cells on Dask: one task per cell-repeat, results written by the client as they land.
+
+Honest timings: every task asks for one unit of the worker resource
+``RESOURCE``, which each worker process declares once, so with one worker
+process per host at most one timed cell runs on a host at a time. Each task pins
+its threads (``implementations.run``), warms up, and times itself with
+``perf_counter``; the scheduler's bookkeeping never enters a timing. The
+cell-repeats are submitted in a shuffled order (seeded by the spec's
+``order_seed``), so drift of the machine's load does not favour one
+implementation. A worker killed in the middle of a cell is restarted by its
+nanny and the cell rescheduled (up to ``distributed.scheduler.allowed-failures``
+times, then it is recorded as failed); a cell that raises is recorded as
+failed with its error, and the study goes on.
+"""
+import contextlib
+import functools
+import logging
+import os
+import random
+import time
+import traceback
+
+from fastscratch.study import results
+from fastscratch.study.spec import Data
+
+RESOURCE = "fastscratch-timing"
+WAIT_FOR_WORKERS = 60  # seconds an existing cluster may take to show its first worker
+CONNECT_TIMEOUT = "30s"  # how long to try reaching a --scheduler
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: recorded with every cell: the thread variables and the allocator setting a nanny may impose
+RECORDED_VARIABLES = THREAD_VARIABLES + ("MALLOC_TRIM_THRESHOLD_",)
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run the study: unreachable, no worker, or no worker declaring the timing resource."""
+
+
+def tasks(study, *, finished=()):
+    """[(key, config, repeat, versions)] of the study's cell-repeats not in ``finished``, shuffled."""
+    todo = []
+    for config in study.cells:
+        versions = results.versions(config.implementation)
+        for repeat in range(study.repeats):
+            key = results.cell_key(config, study.data, repeat, versions)
+            if key not in finished:
+                todo.append((key, config, repeat, versions))
+    random.Random(study.order_seed).shuffle(todo)
+    return todo
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist(directory):
+    from fastscratch.datasets import load_mnist
+    return load_mnist(directory, progress=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(directory, dtype, train_rows, test_rows):
+    """The prepared MNIST subset, kept per worker process (loading is never timed)."""
+    import numpy as np
+
+    from fastscratch.datasets import prepare
+    X, Y, Xt, yt = _mnist(directory)
+    arrays = prepare(X[:train_rows], Y[:train_rows], Xt[:test_rows], yt[:test_rows], dtype=np.dtype(dtype).type)
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
+
+
+def run_cell(key, config, repeat, versions, data):
+    """The task: one cell-repeat on this worker; returns its results line (``status`` "ok" or "failed")."""
+    start = time.perf_counter()
+    record = {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
+              "methodology": results.METHODOLOGY_VERSION, "machine": results.machine(), "worker": _worker(),
+              "loadavg_1min": round(os.getloadavg()[0], 2),
+              "environ": {name: os.environ.get(name) for name in RECORDED_VARIABLES}}
+    try:
+        here = results.versions(config.implementation)
+        if here != versions:
+            raise RuntimeError(f"this worker has {here}, the study's key was made for {versions}: "
+                               "install the same versions on the client and the workers")
+        from fastscratch import implementations
+        arrays = _prepared(data.dir, config.dtype, data.train_rows, data.test_rows)
+        runner = implementations.get(config.implementation)
+        result = implementations.run(config, arrays)
+    except Exception as err:  # noqa: BLE001  (any error of a cell is that cell's result)
+        return {**record, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc(limit=20)}
+    return {**record, "status": "ok", "losses": result.losses, "accuracies": result.accuracies,
+            "seconds_per_epoch": result.seconds_per_epoch, "warmup_seconds": result.warmup_seconds,
+            "max_rel_diff_vs_reference": result.max_rel_diff_vs_reference,
+            "equivalence_steps": result.equivalence_steps, "thread_counts": result.threads,
+            "implementation_versions": runner.version(), "notes": runner.NOTES,
+            "loadavg_1min_after": round(os.getloadavg()[0], 2), "task_seconds": time.perf_counter() - start}
+
+
+def failed(key, config, repeat, versions, data, error):
+    """The line of a cell-repeat whose task itself was lost (e.g. its worker killed too often)."""
+    return {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
+            "methodology": results.METHODOLOGY_VERSION, "machine": None, "worker": None, "status": "failed",
+            "error": error}
+
+
+def _worker():
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def client_for(study, scheduler=None, workers=None):
+    """A ``distributed.Client``: on ``scheduler`` if given, else on a ``LocalCluster`` started here.
+
+    The local cluster has ``workers`` processes (default 1: timings need the
+    host to themselves) of one thread each, each declaring one ``RESOURCE``;
+    their nannies start them with the study's largest ``threads`` as
+    ``NUMBA_NUM_THREADS`` and the BLAS/OpenMP limits (tasks then pin each
+    cell's count). These replace the nanny's default variables, so the workers
+    keep glibc's own ``MALLOC_TRIM_THRESHOLD_``: Dask's 65536 made the
+    reference's epoch 1.5-1.8x slower than in a plain process here.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except OSError as err:
+            raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: {err}") from err
+        with client:
+            yield client
+        return
+    environ = {name: str(study.max_threads) for name in THREAD_VARIABLES}
+    with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=None,
+                         resources={RESOURCE: 1}, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def environ_kept():
+    """Give back this process's environment as it was: a nanny writes its pre-spawn variables into
+    ``os.environ`` of the process it runs in (here, the client's) before each spawn, and leaves them."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        os.environ.update(saved)
+
+
+class Progress:
+    """Counts of a run for the display: done, failed, remaining, and an ETA from the mean cell time."""
+
+    def __init__(self, total, skipped):
+        self.total, self.skipped, self.done, self.failed = total, skipped, 0, 0
+        self.start = time.monotonic()
+
+    def add(self, record):
+        self.done += 1
+        self.failed += record["status"] != "ok"
+
+    @property
+    def remaining(self):
+        return self.total - self.done
+
+    def eta(self):
+        if not self.done:
+            return None
+        return (time.monotonic() - self.start) / self.done * self.remaining
+
+
+def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_result=None, on_start=None):
+    """Run the cell-repeats of ``study`` not yet in ``out``; return the :class:`Progress` at the end.
+
+    ``on_start(progress)`` is called once the tasks are submitted and
+    ``on_result(record, progress)`` after each line is written. Each line
+    records ``exclusive``: false when several local workers shared the machine
+    (``workers`` > 1), whose timings are then not comparable. Ctrl-C cancels
+    what is left; every line written stays.
+    """
+    from distributed import as_completed
+    with results.Writer(out) as writer:
+        todo = tasks(study, finished=writer.finished(retry_failed=retry_failed))
+        exclusive = (workers or 1) == 1
+        progress = Progress(len(todo), study.repeats * len(study.cells) - len(todo))
+        if not todo:
+            return progress
+        with client_for(study, scheduler, workers) as client:
+            if scheduler is not None:
+                try:
+                    client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+                except TimeoutError:
+                    raise ClusterError(f"no worker joined {scheduler} within {WAIT_FOR_WORKERS} s") from None
+            if not client.run_on_scheduler(_has_resource_workers):
+                raise ClusterError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
+                                   f"with `dask worker {scheduler} --nworkers 1 --nthreads 1 "
+                                   f"--resources \"{RESOURCE}=1\"`")
+            by_key = {}
+            futures = []
+            for key, config, repeat, versions in todo:
+                by_key[key] = (key, config, repeat, versions)
+                futures.append(client.submit(run_cell, key, config, repeat, versions, study.data,
+                                             key=f"fastscratch-cell-{key}", resources={RESOURCE: 1}, pure=False))
+            if on_start is not None:
+                on_start(progress)
+            try:
+                for future, value in as_completed(futures, with_results=True, raise_errors=False):
+                    if future.status == "error":
+                        key = future.key.removeprefix("fastscratch-cell-")
+                        value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
+                    writer.append({**value, "exclusive": exclusive})
+                    progress.add(value)
+                    if on_result is not None:
+                        on_result(value, progress)
+            finally:
+                client.cancel(futures)
+    return progress
+
+
+def _has_resource_workers(dask_scheduler=None):
+    return any(RESOURCE in ws.resources for ws in dask_scheduler.workers.values())

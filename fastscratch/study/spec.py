@@ -1,0 +1,168 @@
+"""The study spec (TOML): ``repeats``, an optional ``[data]`` table and a ``[grid]`` of axes.
+
+Every axis of ``[grid]`` is a list of values (a scalar is one value; for
+``hidden`` a list of ints is one value) and the cells are their cartesian
+product. Everything is checked before anything runs: an unknown key, an
+unknown implementation, a wrong type or a grid of zero cells is a
+:class:`SpecError` naming the key and what is allowed.
+"""
+import dataclasses
+import itertools
+import os
+import sys
+
+from fastscratch.functions import ACTIVATIONS, LOSSES
+from fastscratch.implementations import DTYPES, IMPLEMENTATIONS, Config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: grid axis -> (type of one value, allowed values or None, default)
+AXES = {
+    "implementation": (str, sorted(IMPLEMENTATIONS), None),
+    "dtype": (str, list(DTYPES), "float64"),
+    "hidden": ("sizes", None, (64, 32)),
+    "batch_size": (int, None, 30),
+    "activation": (str, sorted(ACTIVATIONS), "sigmoid"),
+    "loss": (str, sorted(LOSSES), "l2"),
+    "learning_rate": (float, None, 1e-3),
+    "epochs": (int, None, 1),
+    "seed": (int, None, 42),
+    "threads": (int, None, 1),
+}
+TOP = {"repeats": int, "order_seed": int, "data": dict, "grid": dict}
+DATA = {"dir": str, "train_rows": int, "test_rows": int}
+MNIST_ROWS = {"train_rows": 60000, "test_rows": 10000}
+
+
+class SpecError(ValueError):
+    """A study spec that cannot run; the message names the file and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    dir: str = None          # None: $FASTSCRATCH_MNIST_DIR on each worker, else the user cache;
+    #                          relative to the spec file's directory
+    train_rows: int = 60000
+    test_rows: int = 10000
+
+    def identity(self):
+        """What the cells' keys depend on (not the directory: load_mnist checks the files' digests)."""
+        return {"dataset": "mnist", "train_rows": self.train_rows, "test_rows": self.test_rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    name: str
+    repeats: int
+    data: Data
+    cells: tuple             # of implementations.Config, in grid order
+    order_seed: int = 0      # seeds the shuffled order of the cell-repeats
+
+    @property
+    def max_threads(self):
+        return max(cell.threads for cell in self.cells)
+
+
+def load(path):
+    """Read and check the study at ``path``; return a :class:`Study`."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read the study spec ({err.strerror})") from err
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from err
+    study = parse(raw, os.path.splitext(os.path.basename(path))[0], source=str(path))
+    if study.data.dir is not None:  # a relative data.dir is relative to the spec, as the spec's reader sees it
+        directory = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(study.data.dir))
+        study = dataclasses.replace(study, data=dataclasses.replace(study.data, dir=os.path.normpath(directory)))
+    return study
+
+
+def parse(raw, name, source="<spec>"):
+    """Check the TOML tables ``raw`` and expand the grid; ``source`` prefixes every error."""
+    def fail(message):
+        raise SpecError(f"{source}: {message}")
+
+    _known(raw, TOP, "", fail)
+    repeats = _value(raw.get("repeats", 3), int, "repeats", fail)
+    order_seed = _value(raw.get("order_seed", 0), int, "order_seed", fail)
+    if repeats < 1:
+        fail(f"repeats must be >= 1, got {repeats}")
+    data_raw = raw.get("data", {})
+    _table(data_raw, "data", fail)
+    _known(data_raw, DATA, "data.", fail)
+    data = Data(dir=_value(data_raw["dir"], str, "data.dir", fail) if "dir" in data_raw else None,
+                **{k: _rows(data_raw, k, fail) for k in MNIST_ROWS})
+    grid = raw.get("grid")
+    if grid is None:
+        fail("missing [grid] table (at least: implementation = [...])")
+    _table(grid, "grid", fail)
+    _known(grid, AXES, "grid.", fail)
+    if "implementation" not in grid:
+        fail(f"grid.implementation is required; allowed: {', '.join(AXES['implementation'][1])}")
+    axes = {axis: _axis(grid.get(axis, [default]), axis, kind, allowed, fail)
+            for axis, (kind, allowed, default) in AXES.items()}
+    empty = [axis for axis, values in axes.items() if not values]
+    if empty:
+        fail(f"the grid has zero cells: {', '.join('grid.' + a for a in empty)} "
+             f"{'is an empty list' if len(empty) == 1 else 'are empty lists'}")
+    cells = []
+    for values in itertools.product(*axes.values()):
+        try:
+            cells.append(Config(**dict(zip(axes, values))))
+        except ValueError as err:
+            fail(f"grid: {err}")
+    too_big = [c.batch_size for c in cells if c.batch_size > data.train_rows]
+    if too_big:
+        fail(f"grid.batch_size {max(too_big)} is larger than data.train_rows = {data.train_rows}")
+    return Study(name, repeats, data, tuple(dict.fromkeys(cells)), order_seed)
+
+
+def _known(table, allowed, prefix, fail):
+    for key in table:
+        if key not in allowed:
+            fail(f"unknown key '{prefix}{key}'; allowed: {', '.join(prefix + k for k in allowed)}")
+
+
+def _table(value, key, fail):
+    if not isinstance(value, dict):
+        fail(f"{key} must be a table ([{key}]), got {type(value).__name__}")
+
+
+def _rows(table, key, fail):
+    rows = _value(table.get(key, MNIST_ROWS[key]), int, f"data.{key}", fail)
+    if not 1 <= rows <= MNIST_ROWS[key]:
+        fail(f"data.{key} must be between 1 and {MNIST_ROWS[key]}, got {rows}")
+    return rows
+
+
+def _value(value, kind, key, fail, allowed=None):
+    ok = (isinstance(value, kind) and not isinstance(value, bool) if kind in (int, str)
+          else isinstance(value, (int, float)) and not isinstance(value, bool))
+    if not ok:
+        fail(f"{key} must be {'a number' if kind is float else 'an integer' if kind is int else 'a string'}, "
+             f"got {value!r}")
+    if allowed is not None and value not in allowed:
+        fail(f"unknown {key} {value!r}; allowed: {', '.join(allowed)}")
+    return float(value) if kind is float else value
+
+
+def _axis(values, axis, kind, allowed, fail):
+    key = f"grid.{axis}"
+    if kind == "sizes":
+        # one value is a list of ints; a list of such lists is several
+        if isinstance(values, (list, tuple)) and values and all(isinstance(v, int) for v in values):
+            values = [values]
+        if not isinstance(values, (list, tuple)) or not all(
+                isinstance(v, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in v)
+                for v in values):
+            fail(f"{key} must be a list of layer sizes ([64, 32]) or a list of them ([[64, 32], [256, 128]]), "
+                 f"got {values!r}")
+        return [tuple(v) for v in values]
+    if not isinstance(values, list):
+        values = [values]
+    return [_value(v, kind, key, fail, allowed) for v in values]

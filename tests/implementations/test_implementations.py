@@ -1,0 +1,123 @@
+"""Every implementation against the reference: same start, same batches, same losses and accuracies."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastscratch import implementations
+from fastscratch.implementations import Config
+
+RTOL = {"float64": 1e-9, "float32": 1e-4}  # float32: the peers sum in other orders
+PEERS = ["jit", "torch", "jax"]
+
+
+@pytest.fixture(scope="module")
+def mnist_subsets(mnist_raw):
+    """``subset(dtype)`` -> 600 training and 200 test rows of real MNIST in that dtype."""
+    from fastscratch.datasets import prepare
+    cache = {}
+
+    def get(dtype):
+        if dtype not in cache:
+            X, Y, Xt, yt = prepare(*mnist_raw, dtype=np.dtype(dtype).type)
+            cache[dtype] = (X[:600], Y[:600], Xt[:200], yt[:200])
+        return cache[dtype]
+    return get
+
+
+def available(name):
+    try:
+        implementations.get(name)
+    except ImportError as err:
+        pytest.skip(str(err))
+
+
+@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("hidden, batch, activation, loss, dtype", [
+    ((64, 32), 30, "sigmoid", "l2", "float64"),
+    ((64, 32), 30, "sigmoid", "l2", "float32"),
+    ((17,), 7, "tanh", "l2", "float32"),
+    ((9, 5, 3), 40, "sigmoid", "cross_entropy", "float64"),
+    ((33, 12), 1, "relu", "l2", "float64"),
+])
+def test_matches_reference(mnist_subsets, name, dtype, hidden, batch, activation, loss):
+    available(name)
+    data = mnist_subsets(dtype)
+    if batch == 1:
+        data = tuple(a[:150] for a in data)
+    cell = dict(dtype=dtype, hidden=hidden, batch_size=batch, activation=activation, loss=loss,
+                learning_rate=1e-3 if activation != "relu" else 1e-4, epochs=2, seed=7)
+    ours = implementations.run(Config(name, **cell), data)
+    ref = implementations.run(Config("reference", **cell), data)
+    np.testing.assert_allclose(ours.losses, ref.losses, rtol=RTOL[dtype])
+    np.testing.assert_allclose(ours.accuracies, ref.accuracies, atol=1 / len(data[2]) + 1e-12)
+    assert ours.equivalence_steps == min(implementations.EQUIVALENCE_STEPS, len(data[0]) // batch)
+    assert 0 <= ours.max_rel_diff_vs_reference <= RTOL[dtype]
+    assert ref.max_rel_diff_vs_reference is None
+    for result in (ours, ref):
+        assert len(result.seconds_per_epoch) == 2 and all(s > 0 for s in result.seconds_per_epoch)
+        assert result.warmup_seconds > 0
+        assert result.threads["numba"] == 1 and set(result.threads["blas"].values()) == {1}
+
+
+def test_equivalence_detects_a_different_computation(mnist_subsets, monkeypatch):
+    """A runner that trains with another learning rate is caught by max_rel_diff_vs_reference."""
+    runner = implementations.get("jit")
+    original = runner.step_losses
+    monkeypatch.setattr(runner, "step_losses", lambda config, *a: original(
+        Config(**{**config.asdict(), "learning_rate": config.learning_rate * 1.01}), *a))
+    result = implementations.run(Config("jit", hidden=(8,), epochs=1), mnist_subsets("float64"))
+    assert result.max_rel_diff_vs_reference > 1e-6
+
+
+def test_same_start_for_every_implementation():
+    cfg = Config("reference", hidden=(5, 4), seed=3)
+    first = implementations.initial_weights(cfg)
+    again = implementations.initial_weights(Config("torch", hidden=(5, 4), seed=3))
+    other = implementations.initial_weights(Config("reference", hidden=(5, 4), seed=4))
+    assert [w.shape for w, _ in first] == [(784, 5), (5, 4), (4, 10)]
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("implementation", "numpy", "allowed: jax, jit, reference, torch"),
+    ("dtype", "float16", "allowed: float32, float64"),
+    ("activation", "gelu", "allowed: relu, sigmoid, tanh"),
+    ("loss", "hinge", "allowed: cross_entropy, l2"),
+    ("batch_size", 0, "batch_size must be >= 1"),
+    ("hidden", (4, 0), "hidden sizes must be >= 1"),
+    ("learning_rate", float("nan"), "learning_rate must be finite"),
+])
+def test_bad_config(field, value, words):
+    with pytest.raises(ValueError, match=words):
+        Config(**{"implementation": "jit", field: value})
+
+
+def test_bad_data(mnist_subsets):
+    X, Y, Xt, yt = mnist_subsets("float64")
+    with pytest.raises(TypeError, match="X_train must be float32"):
+        implementations.run(Config("jit", dtype="float32"), (X, Y, Xt, yt))
+    with pytest.raises(ValueError, match="batch_size 50 is larger than the 40 training rows"):
+        implementations.run(Config("jit", batch_size=50), (X[:40], Y[:40], Xt, yt))
+
+
+def test_threads_beyond_numba_limit_are_refused(mnist_subsets):
+    import numba
+    with pytest.raises(RuntimeError, match="exceeds NUMBA_NUM_THREADS"):
+        implementations.run(Config("jit", threads=numba.config.NUMBA_NUM_THREADS + 1), mnist_subsets("float64"))
+
+
+def test_missing_peer_names_the_extra():
+    """With torch unimportable, get('torch') says which extra installs it (in a child: sys.modules stays clean)."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from fastscratch import implementations\n"
+            "try:\n    implementations.get('torch')\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "implementation 'torch' needs torch: pip install 'fastscratch[peers]'" in out
+
+
+def test_unknown_name():
+    with pytest.raises(ValueError, match="unknown implementation 'tf'; allowed: jax, jit, reference, torch"):
+        implementations.get("tf")

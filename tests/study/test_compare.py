@@ -1,0 +1,74 @@
+"""compare: the Mann-Whitney U test against SciPy's, and flags only for changes beyond the noise."""
+import math
+
+import numpy as np
+import pytest
+
+from fastscratch.study import compare, results
+
+
+@pytest.mark.parametrize("n, m, ties", [(3, 3, False), (5, 5, False), (4, 6, True), (12, 15, False), (20, 9, True)])
+def test_p_matches_scipy(rng, n, m, ties):
+    stats = pytest.importorskip("scipy.stats")
+    a, b = rng.normal(size=n), rng.normal(0.8, size=m)
+    if ties:
+        a, b = np.round(a, 1), np.round(b, 1)
+        b[0] = a[0]
+    method = "exact" if n + m <= 14 and not ties else "asymptotic"
+    expected = stats.mannwhitneyu(a, b, alternative="two-sided", method=method,
+                                  use_continuity=True).pvalue
+    if ties and n + m <= 14:  # our enumeration of the tied ranks is exact; SciPy's asymptotic is not
+        assert 0 < compare.mann_whitney_p(a, b) <= 1
+    else:
+        assert compare.mann_whitney_p(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_smallest_exact_p_is_two_over_the_number_of_splits():
+    assert compare.mann_whitney_p([1, 2, 3], [4, 5, 6]) == pytest.approx(2 / math.comb(6, 3))
+    assert compare.mann_whitney_p([4, 5, 6], [1, 2, 3]) == pytest.approx(2 / math.comb(6, 3))
+    assert compare.mann_whitney_p([1, 2, 3], [1, 2, 3]) == 1.0
+
+
+def study_dir(path, seconds_by_cell):
+    """A results directory with one ok line per (cell, repeat) and these seconds per epoch."""
+    with results.Writer(path) as writer:
+        for implementation, seconds in seconds_by_cell.items():
+            for repeat, s in enumerate(seconds):
+                writer.append({"key": f"{implementation}-{repeat}-{s}", "status": "ok", "implementation": implementation,
+                               "dtype": "float64", "hidden": [8], "batch_size": 30, "activation": "sigmoid",
+                               "loss": "l2", "learning_rate": 1e-3, "epochs": 1, "seed": 1, "threads": 1,
+                               "repeat": repeat, "seconds_per_epoch": [s], "losses": [1.0], "accuracies": [0.5],
+                               "methodology": results.METHODOLOGY_VERSION,
+                               "machine": {"hostname": "h", "cpu": "c", "logical_cores": 2}})
+    return path
+
+
+def test_flags_only_changes_beyond_factor_and_noise(tmp_path, rng):
+    base = {name: list(1 + 0.02 * rng.random(5)) for name in ("reference", "jit", "torch", "jax")}
+    a = study_dir(tmp_path / "a", base)
+    b = study_dir(tmp_path / "b", {
+        "reference": [x * 1.5 for x in base["reference"]],       # slower, clearly
+        "jit": [x / 1.5 for x in base["jit"]],                   # faster, clearly
+        "torch": [x * 1.05 for x in base["torch"]],              # within the factor
+        "jax": [1.0, 1.0, 2.5, 2.5, 1.0],                         # median unchanged, noisy
+    })
+    rows = {r["cell"]["implementation"]: r for r in compare.compare(a, b)}
+    assert rows["reference"]["flag"] == "slower" and rows["reference"]["ratio"] == pytest.approx(1.5)
+    assert rows["jit"]["flag"] == "faster"
+    assert rows["torch"]["flag"] == "" and rows["jax"]["flag"] == ""
+    table = compare.format_table(list(rows.values()), 0.05, 1.1)
+    assert "2 of 4 cells changed beyond x1.1 with p < 0.05" in table
+
+
+def test_three_repeats_cannot_flag(tmp_path):
+    a = study_dir(tmp_path / "a", {"jit": [1.0, 1.01, 1.02]})
+    b = study_dir(tmp_path / "b", {"jit": [2.0, 2.01, 2.02]})
+    (row,) = compare.compare(a, b)
+    assert row["flag"] == "" and row["too_few"] and row["p"] == pytest.approx(0.1)
+
+
+def test_no_common_cell(tmp_path):
+    a = study_dir(tmp_path / "a", {"jit": [1.0]})
+    b = study_dir(tmp_path / "b", {"jax": [1.0]})
+    with pytest.raises(ValueError, match="share no cell on the same machine"):
+        compare.compare(a, b)

@@ -1,0 +1,70 @@
+"""results.jsonl: content-addressed keys, append + fsync, and a cut-off last line dropped on reopening."""
+import dataclasses
+import json
+
+import pytest
+
+from fastscratch.implementations import Config
+from fastscratch.study import results
+from fastscratch.study.spec import Data
+
+VERSIONS = {"python": "3.11.0", "fastscratch": "0.1.0", "numpy": "2.0"}
+
+
+def test_key_depends_on_everything_that_changes_a_result(monkeypatch):
+    cell, data = Config("jit"), Data(None, 100, 50)
+    key = results.cell_key(cell, data, 0, VERSIONS)
+    assert key == results.cell_key(Config("jit"), Data("/elsewhere", 100, 50), 0, dict(VERSIONS))  # not the dir
+    others = {results.cell_key(dataclasses.replace(cell, seed=43), data, 0, VERSIONS),
+              results.cell_key(dataclasses.replace(cell, threads=2), data, 0, VERSIONS),
+              results.cell_key(cell, Data(None, 101, 50), 0, VERSIONS),
+              results.cell_key(cell, data, 1, VERSIONS),
+              results.cell_key(cell, data, 0, {**VERSIONS, "numpy": "2.1"})}
+    monkeypatch.setattr(results, "METHODOLOGY_VERSION", results.METHODOLOGY_VERSION + 1)
+    others.add(results.cell_key(cell, data, 0, VERSIONS))
+    assert len(others) == 6 and key not in others
+
+
+def test_versions_names_what_runs_the_implementation():
+    found = results.versions("jit")
+    assert set(found) == {"python", "fastscratch", "numpy", "numba"} and all(found.values())
+    assert set(results.versions("jax")) == {"python", "fastscratch", "numpy", "jax", "jaxlib"}
+
+
+def test_append_read_and_resume(tmp_path):
+    with results.Writer(tmp_path) as writer:
+        assert writer.finished() == set()
+        writer.append({"key": "a", "status": "ok", "value": float("nan")})
+        writer.append({"key": "b", "status": "failed", "error": "boom"})
+    with results.Writer(tmp_path) as writer:
+        assert writer.finished() == {"a", "b"}
+        assert writer.finished(retry_failed=True) == {"a"}
+        writer.append({"key": "b", "status": "ok"})
+    records = results.read(tmp_path)
+    assert [r["key"] for r in records] == ["a", "b", "b"]
+    assert [r["status"] for r in results.latest(records)] == ["ok", "ok"]
+
+
+def test_a_cut_off_line_is_dropped(tmp_path):
+    with results.Writer(tmp_path) as writer:
+        writer.append({"key": "a", "status": "ok"})
+    path = tmp_path / results.FILENAME
+    with open(path, "ab") as f:
+        f.write(b'{"key": "b", "sta')  # a crash in the middle of a line
+    assert [r["key"] for r in results.read(tmp_path)] == ["a"]
+    with results.Writer(tmp_path) as writer:
+        writer.append({"key": "c", "status": "ok"})
+    lines = path.read_bytes().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["a", "c"]
+
+
+def test_a_corrupt_complete_line_is_an_error(tmp_path):
+    (tmp_path / results.FILENAME).write_text('{"key": "a"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"results.jsonl:2: not a JSON line"):
+        results.read(tmp_path)
+
+
+def test_machine_facts():
+    facts = results.machine()
+    assert facts["hostname"] and facts["cpu"] and facts["logical_cores"] >= 1
+    assert isinstance(facts["vector_extensions"], list)

@@ -1,0 +1,175 @@
+"""Studies on a real LocalCluster of two worker processes: results, resume, failures, a SIGKILLed worker."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from fastscratch.study import results, run, spec
+
+GRID = '''implementation = ["reference", "jit"]
+dtype = ["float64", "float32"]
+hidden = [[12, 6]]
+batch_size = 20
+epochs = 2
+seed = [1, 2]
+'''
+
+
+def distributed_client(cluster):
+    from distributed import Client
+    return Client(cluster, set_as_default=False)
+
+
+def lines(directory):
+    return results.read(directory)
+
+
+def test_study_on_the_cluster_then_resume(cluster, write_spec, tmp_path):
+    study = spec.load(write_spec(GRID))
+    out = tmp_path / "out"
+    seen = []
+    progress = run.run(study, out, scheduler=cluster.scheduler_address, on_result=lambda r, p: seen.append(p.done))
+    records = lines(out)
+    assert progress.done == len(records) == 16 and progress.failed == 0 and seen == list(range(1, 17))
+    assert len({r["key"] for r in records}) == 16
+    workers = set(distributed_client(cluster).scheduler_info()["workers"])
+    for r in records:
+        assert r["status"] == "ok" and r["worker"] in workers and r["exclusive"] is True
+        assert len(r["losses"]) == len(r["accuracies"]) == len(r["seconds_per_epoch"]) == 2
+        assert r["warmup_seconds"] > 0 and r["machine"]["logical_cores"] >= 1
+        assert r["thread_counts"]["numba"] == 1 and set(r["thread_counts"]["blas"].values()) == {1}
+        assert r["versions"] == results.versions(r["implementation"])
+        if r["implementation"] == "reference":
+            assert r["max_rel_diff_vs_reference"] is None
+        else:
+            assert r["equivalence_steps"] == 15
+            assert r["max_rel_diff_vs_reference"] <= (1e-12 if r["dtype"] == "float64" else 1e-5)
+    # repeats of a cell agree; the seed changes the trajectory
+    by_cell = {}
+    for r in records:
+        by_cell.setdefault((r["implementation"], r["dtype"], r["seed"]), []).append(r["losses"])
+    assert all(a == b for a, b in by_cell.values())
+    assert by_cell[("jit", "float64", 1)][0] != by_cell[("jit", "float64", 2)][0]
+
+    again = run.run(study, out, scheduler=cluster.scheduler_address)
+    assert (again.done, again.skipped) == (0, 16) and lines(out) == records
+
+
+def test_order_is_shuffled_and_seeded(write_spec):
+    study = spec.load(write_spec(GRID))
+    order = [t[1].implementation for t in run.tasks(study)]
+    assert order == [t[1].implementation for t in run.tasks(study)]
+    assert order != sorted(order) and order != sorted(order, reverse=True)
+
+
+def test_a_failing_cell_is_recorded_and_the_study_goes_on(cluster, write_spec, tmp_path):
+    # ReLU outputs beyond 1 make the cross-entropy's log NaN: train raises NonFiniteLossError
+    study = spec.load(write_spec('implementation = "jit"\nhidden = [8]\nactivation = ["relu", "sigmoid"]\n'
+                                 'loss = "cross_entropy"\nlearning_rate = 0.01\n', repeats=1))
+    progress = run.run(study, tmp_path, scheduler=cluster.scheduler_address)
+    by_activation = {r["activation"]: r for r in lines(tmp_path)}
+    assert (progress.done, progress.failed) == (2, 1)
+    assert by_activation["sigmoid"]["status"] == "ok"
+    failed = by_activation["relu"]
+    assert failed["status"] == "failed" and failed["error"].startswith("NonFiniteLossError: training loss")
+    assert "Traceback" in failed["traceback"] and failed["worker"]
+    from fastscratch.study import report
+    text = (tmp_path / "report.md").read_text() if report.write(tmp_path) else ""
+    assert "## Failed cells" in text and "NonFiniteLossError" in text and "| 0.01 | 1 | 1 | 1 |" in text
+    assert run.run(study, tmp_path, scheduler=cluster.scheduler_address).done == 0
+    rerun = run.run(study, tmp_path, scheduler=cluster.scheduler_address, retry_failed=True)
+    assert (rerun.done, rerun.failed) == (1, 1)
+    assert len(lines(tmp_path)) == 3 and len(results.latest(lines(tmp_path))) == 2
+
+
+def test_versions_differing_on_the_worker_fail_the_cell(cluster, write_spec, tmp_path):
+    study = spec.load(write_spec('implementation = "reference"\nhidden = [4]\n', repeats=1))
+    key, config, repeat, versions = run.tasks(study)[0]
+    record = cluster_run(cluster, key, config, repeat, {**versions, "numpy": "0.0"}, study.data)
+    assert record["status"] == "failed" and "install the same versions" in record["error"]
+
+
+def cluster_run(cluster, *args):
+    from distributed import Client
+    with Client(cluster) as client:
+        return client.submit(run.run_cell, *args, pure=False, resources={run.RESOURCE: 1}).result()
+
+
+def test_a_worker_killed_mid_cell(cluster, write_spec, tmp_path):
+    """SIGKILL the worker running a cell: its nanny restarts it, the cell runs again, one line per cell."""
+    from distributed import Client
+    study = spec.load(write_spec('implementation = "reference"\nhidden = [32]\nbatch_size = 10\nepochs = 3\n'
+                                 'seed = [1, 2, 3]\n', repeats=1, train_rows=6000, test_rows=500))
+    killed = []
+
+    def kill_one():
+        with Client(cluster.scheduler_address) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                busy = [w for w, keys in client.processing().items() if keys]
+                if busy:
+                    time.sleep(0.3)  # well inside the cell (each takes seconds)
+                    pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(busy[0])
+                time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one)
+    killer.start()
+    progress = run.run(study, tmp_path, scheduler=cluster.scheduler_address)
+    killer.join()
+    records = lines(tmp_path)
+    assert killed, "no cell was seen running"
+    assert progress.done == len(records) == 3 and progress.failed == 0
+    assert len({r["key"] for r in records}) == 3 and all(r["status"] == "ok" for r in records)
+    with Client(cluster.scheduler_address) as client:
+        client.wait_for_workers(2, timeout=60)  # the nanny brought it back, for the next module's use
+
+
+def test_a_cluster_without_the_timing_resource_is_refused(write_spec, tmp_path):
+    from distributed import LocalCluster
+    study = spec.load(write_spec(GRID))
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as plain:
+        with pytest.raises(run.ClusterError, match=f'--resources "{run.RESOURCE}=1"'):
+            run.run(study, tmp_path, scheduler=plain.scheduler_address)
+    assert lines(tmp_path) == []
+
+
+def test_an_unreachable_scheduler(write_spec, tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "CONNECT_TIMEOUT", "1s")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(run.ClusterError, match=f"cannot reach the Dask scheduler tcp://127.0.0.1:{port}"):
+        with run.client_for(spec.load(write_spec(GRID)), f"tcp://127.0.0.1:{port}"):
+            pass
+
+
+def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
+    """--workers 2: a LocalCluster of two processes started by the study; lines say the machine was shared."""
+    from fastscratch.study import report
+    study = spec.load(write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2, 3]\nepochs = 2\n', repeats=1))
+    before = dict(os.environ)
+    progress = run.run(study, tmp_path, workers=2)
+    assert dict(os.environ) == before  # the nannies' pre-spawn variables did not stay in this process
+    records = lines(tmp_path)
+    assert progress.done == 3 and all(r["status"] == "ok" and r["exclusive"] is False for r in records)
+    assert all(r["thread_counts"]["numba_max"] == 1 for r in records)  # NUMBA_NUM_THREADS from pre-spawn-environ
+    # and not the nanny's default MALLOC_TRIM_THRESHOLD_, which slows the reference's allocations
+    assert all(r["environ"]["NUMBA_NUM_THREADS"] == "1" and r["environ"]["MALLOC_TRIM_THRESHOLD_"] is None
+               for r in records)
+    report.write(tmp_path)
+    assert "timings are not comparable" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "curves.png").exists() and not (tmp_path / "speedups.png").exists()
+
+
+def test_a_cluster_without_workers(write_spec, tmp_path, monkeypatch):
+    from distributed import LocalCluster
+    monkeypatch.setattr(run, "WAIT_FOR_WORKERS", 1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(run.ClusterError, match=f"no worker joined {empty.scheduler_address} within 1 s"):
+            run.run(spec.load(write_spec(GRID)), tmp_path, scheduler=empty.scheduler_address)
+    assert lines(tmp_path) == []

@@ -1,0 +1,131 @@
+"""``fastscratch study`` as a user runs it: on a separately started `dask scheduler` / `dask worker`, Ctrl-C
+then the same command again, and report/compare from the results."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fastscratch.study import results
+from fastscratch.study.run import RESOURCE
+
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")
+GRID = '''implementation = ["reference", "jit"]
+hidden = [[10]]
+batch_size = 20
+epochs = 2
+seed = [1, 2, 3]
+'''
+
+
+def fastscratch(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "fastscratch", "study", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def finish(proc, timeout=240):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(path, lines, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(results.read(path.parent)) >= lines:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the study ended before {lines} lines: {proc.communicate()}")
+        time.sleep(0.05)
+    pytest.fail(f"no {lines} lines in {path} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """`dask scheduler` and one `dask worker` with the timing resource, as the README tells users to start them."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen(
+            [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--resources", f"{RESOURCE}=1",
+             "--no-dashboard", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "NUMBA_NUM_THREADS": "1"}))
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_run_on_an_existing_cluster_then_report(dask_cluster, write_spec, tmp_path):
+    spec = write_spec(GRID)
+    code, out, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", dask_cluster))
+    assert code == 0, err
+    assert "12 cell-repeats run (0 failed), 0 already in" in err
+    records = results.read(tmp_path)
+    assert len(records) == 12 and len({r["key"] for r in records}) == 12
+    assert {r["worker"].rsplit(":", 1)[0] for r in records} == {"tcp://127.0.0.1"}
+    assert all(r["status"] == "ok" and r["thread_counts"]["numba"] == 1 for r in records)
+
+    code, out, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", dask_cluster))
+    assert code == 0 and "0 cell-repeats run (0 failed), 12 already in" in err
+
+    code, out, err = finish(fastscratch("report", tmp_path))
+    assert code == 0, err
+    report = (tmp_path / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| reference") or line.startswith("| jit")]
+    assert len(rows) == 2 and "| 1.00x |" in rows[0] and "(3) |" in rows[1]  # three seeds pooled
+    assert "Workers ran with MALLOC_TRIM_THRESHOLD_=65536" in report  # this worker has Dask's default
+    assert "e-1" in rows[1].split("|")[14]  # the jit's max rel diff: 1e-1x, not 0 and not large
+    import matplotlib.image
+    for name in ("speedups.png", "curves.png"):
+        image = matplotlib.image.imread(tmp_path / name)
+        assert image.shape[0] > 200 and image.shape[1] > 500 and image.std() > 0.05
+
+    code, out, err = finish(fastscratch("compare", tmp_path, tmp_path))
+    assert code == 0, err
+    assert "0 of 6 cells changed beyond x1.1" in out and "(too few runs to flag)" in out
+
+
+def test_ctrl_c_then_the_same_command(write_spec, tmp_path):
+    """SIGINT mid-study: exit 130 with every finished line; the same command again adds exactly the rest."""
+    spec = write_spec(GRID.replace("seed = [1, 2, 3]", "seed = [1, 2, 3, 4, 5]"), repeats=3, train_rows=2000)
+    out = tmp_path / "out"
+    proc = fastscratch("run", spec, "--out", out)
+    wait_for(out / results.FILENAME, 3, proc)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130, err
+    assert "interrupted: every finished cell is in" in err
+    first = (out / results.FILENAME).read_bytes()
+    kept = results.read(out)
+    assert 3 <= len(kept) < 30 and first.endswith(b"\n")
+
+    code, _, err = finish(fastscratch("run", spec, "--out", out, "--quiet"))
+    assert code == 0, err
+    after = (out / results.FILENAME).read_bytes()
+    records = results.read(out)
+    assert after.startswith(first)  # nothing lost
+    assert len(records) == 30 and len({r["key"] for r in records}) == 30  # nothing duplicated
+    assert all(json.loads(line)["status"] == "ok" for line in after.splitlines())
+    assert {r["thread_counts"]["numba_max"] for r in records} == {1}  # the study's largest `threads`
+
+
+def test_report_of_an_empty_directory(tmp_path):
+    code, _, err = finish(fastscratch("report", tmp_path))
+    assert code == 2 and "no results.jsonl in" in err
