@@ -107,8 +107,10 @@ def untrusted(directory):
     while True:
         try:
             info = os.stat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not there yet (or cannot be): its parent decides
             info = None
+        except OSError as error:
+            return f"{path} cannot be checked ({error})"
         if info is not None:
             if info.st_uid not in (os.geteuid(), 0):
                 return f"{path} is owned by user id {info.st_uid}"
