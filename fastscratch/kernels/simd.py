@@ -32,7 +32,7 @@ twins are the only choice, since an intrinsic cannot run as Python.
 import functools
 import warnings
 
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import config, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -43,9 +43,9 @@ from fastscratch._config import jit
 WIDTHS = (128, 256, 512)
 #: Vector accumulators per tile, by width. AVX2 and SSE have 16 vector
 #: registers: 8 sums, the broadcast term and the products fit without
-#: spilling. AVX-512 has 32: on the wide hidden layers, 8, 12 and 16 sums
-#: were within noise of each other here, while the prefetching tiles'
-#: compile time grows with their size.
+#: spilling. AVX-512 has 32, but 8, 12 and 16 sums were within noise of each
+#: other here on layers 128 to 1024 wide, and larger tiles are larger copies
+#: of the loop to compile.
 TILE_VECTORS = {128: 8, 256: 8, 512: 8}
 #: Rows of M are requested this many terms ahead when M outgrows the L1 cache
 #: (the first layer's W): the loop is otherwise bound by the latency of
@@ -70,9 +70,7 @@ def cpu_target():
         from numba.core.codegen import get_host_cpu_features
     except ImportError:  # a Numba that moved it: the same question, asked of LLVM
         def get_host_cpu_features():
-            from llvmlite import binding
             return binding.get_host_cpu_features().flatten()
-    from llvmlite import binding
     name = config.CPU_NAME or binding.get_host_cpu_name()
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
     return name, {feature[1:] for feature in features.split(",") if feature.startswith("+")}
