@@ -6,32 +6,65 @@
   without it.
 - ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of
   raising inside a kernel.
+- ``FASTSCRATCH_SIMD`` (``plain``, ``128``, ``256``, ``512``, default ``auto``),
+  read once here: the vector width of the kernels' inner loop
+  (``kernels.simd``). Under ``NUMBA_DISABLE_JIT=1`` kernels are plain Python.
 - Kernels are cached on disk (next to the package, or under
-  ``NUMBA_CACHE_DIR``), with two changes to Numba's own cache. Entries are
+  ``NUMBA_CACHE_DIR``), with these changes to Numba's own cache. Entries are
   stamped with a digest of all kernel sources: Numba stamps only the file of
   the function itself, so editing a kernel would leave its callers in other
-  modules stale. And every file carries a SHA-256 of its content: a truncated
-  or corrupt cache file is a miss that is recompiled and rewritten, where
-  Numba would raise or load garbage. Where no cache location is writable (a
-  read-only install), kernels compile in memory.
+  modules stale; the SIMD setting is part of each entry's key. Every file
+  carries a SHA-256 of its content and names the kernel it belongs to (and
+  a data file its key: signature, CPU, setting): a truncated, corrupt or
+  misplaced file is a miss that is recompiled and rewritten, where Numba would
+  raise, load garbage or run another kernel's code. The cache is pickle, so
+  whoever can write its directory can run code as the user: a directory that
+  other users can write (or an ancestor of it, unless sticky like /tmp), or
+  that another user owns, is refused with a ``CacheWarning``, and kernels
+  compile in memory, as they do where no cache location is writable (a
+  read-only install). This cache subclasses Numba internals; if they are not
+  what it expects (at import or at run time), Numba's own cache is used, with
+  one ``CacheWarning``.
 """
+import functools
 import hashlib
+import os
 import pathlib
 import pickle
+import stat
+import warnings
 
-from numba import njit
+from numba import config, njit
 
 JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False, "fastmath": False}
+
+SIMD_CHOICES = ("auto", "plain", "128", "256", "512")
+
+
+class CacheWarning(RuntimeWarning):
+    """The compiled kernels are not cached as intended; they still compile and give the same results."""
+
+
+def _simd_setting():
+    setting = os.environ.get("FASTSCRATCH_SIMD", "").strip().lower() or "auto"
+    if setting not in SIMD_CHOICES:
+        warnings.warn(f"FASTSCRATCH_SIMD={setting!r} is not one of {', '.join(SIMD_CHOICES)}: using auto",
+                      RuntimeWarning, stacklevel=3)
+        return "auto"
+    return setting
+
+
+#: ``FASTSCRATCH_SIMD``, as read at import.
+SIMD = _simd_setting()
 
 _PACKAGE = pathlib.Path(__file__).parent
 SOURCE_STAMP = hashlib.sha256(b"".join(
     path.read_bytes() for path in [pathlib.Path(__file__), *sorted((_PACKAGE / "kernels").glob("*.py"))]
 )).hexdigest()
 
-try:
-    from numba.core.caching import FunctionCache, IndexDataCacheFile
-except ImportError:  # a Numba without these internals: plain caching
-    FunctionCache = IndexDataCacheFile = None
+
+class _BadCacheFile(ValueError):
+    """A cache file that is corrupt or belongs elsewhere: a miss, never an error."""
 
 
 def _checked(payload):
@@ -39,35 +72,130 @@ def _checked(payload):
 
 
 def _unchecked(blob):
-    """The payload of ``_checked(payload)``, or ValueError if the digest does not match."""
+    """The payload of ``_checked(payload)``, or _BadCacheFile if the digest does not match."""
     digest, payload = blob[:32], blob[32:]
     if len(digest) != 32 or hashlib.sha256(payload).digest() != digest:
-        raise ValueError("cache file is corrupt")
+        raise _BadCacheFile("cache file is corrupt")
     return payload
 
 
-if FunctionCache is not None:
-    class _CheckedCacheFile(IndexDataCacheFile):
-        """Numba's index and data files, each with a digest of its content."""
+_internals_warned = False
+
+
+def _internals_failed(error):
+    """Say once per process that the checked cache gave up on Numba's internals."""
+    global _internals_warned
+    if not _internals_warned:
+        _internals_warned = True
+        warnings.warn(f"fastscratch: Numba's caching internals are not what fastscratch expects "
+                      f"({type(error).__name__}: {error}); using Numba's own cache", CacheWarning, stacklevel=4)
+
+
+@functools.cache
+def untrusted(directory):
+    """Why files in a cache directory could come from another user, or None if only we (or root) can write it.
+
+    The directory (or, before it exists, where it would be created) must be
+    owned by the effective user or root and not writable by group or others;
+    so must every ancestor, except that a sticky one (like /tmp) may be.
+    Not checked where there are no POSIX owners (Windows).
+    """
+    if not hasattr(os, "geteuid"):
+        return None
+    path = os.path.realpath(directory)
+    is_cache = True
+    while True:
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):  # not there yet (or cannot be): its parent decides
+            info = None
+        except OSError as error:
+            return f"{path} cannot be checked ({error})"
+        if info is not None:
+            if info.st_uid not in (os.geteuid(), 0):
+                return f"{path} is owned by user id {info.st_uid}"
+            shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            if shared and (is_cache or not info.st_mode & stat.S_ISVTX):
+                return f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+            is_cache = False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+_refused = set()
+
+
+def _refuse_untrusted(cache):
+    """``cache``, or None (compile in memory) with a warning if its directory is not ours alone."""
+    reason = untrusted(cache.cache_path)
+    if reason is None:
+        return cache
+    if cache.cache_path not in _refused:
+        _refused.add(cache.cache_path)
+        warnings.warn(f"fastscratch: not using the kernel cache in {cache.cache_path}: {reason}, and its files "
+                      f"are pickles that run code when loaded; kernels compile in memory. Point NUMBA_CACHE_DIR "
+                      f"at a directory only you can write.", CacheWarning, stacklevel=4)
+    return None
+
+
+def _numba_cache(py_func):
+    """Numba's own cache for py_func, or None where it cannot be used (no locator, other internals, a SIMD setting).
+
+    Numba's keys do not include the SIMD setting, so only the default setting uses it.
+    """
+    if SIMD != "auto":
+        return None
+    try:
+        from numba.core.caching import FunctionCache
+        return _refuse_untrusted(FunctionCache(py_func))
+    except Exception:  # noqa: BLE001  (no locator, or Numba's own cache is broken too: compile in memory)
+        return None
+
+
+def _checked_cache_class():
+    """The checked cache (see the module docstring), built on Numba's FunctionCache and IndexDataCacheFile."""
+    from numba.core.caching import FunctionCache, IndexDataCacheFile
+
+    class CheckedCacheFile(IndexDataCacheFile):
+        """Numba's index and data files, each with a digest of its content and the name of its kernel."""
+
+        def __init__(self, cache_path, filename_base, source_stamp, kernel):
+            super().__init__(cache_path, filename_base, source_stamp)
+            self._kernel = kernel
 
         def _load_index(self):
+            path, version = self._index_path, self._version
             try:
-                with open(self._index_path, "rb") as f:
-                    version = pickle.load(f)
-                    if version != self._version:
+                with open(path, "rb") as f:
+                    # The version is text, not a pickle: nothing is unpickled before the digest is checked.
+                    if f.readline() != f"{version}\n".encode():
                         return {}
-                    stamp, overloads = pickle.loads(_unchecked(f.read()))
-            except FileNotFoundError:
+                    stamp, kernel, overloads = pickle.loads(_unchecked(f.read()))
+            except (OSError, _BadCacheFile):  # none yet, unreadable or corrupt: rebuilt by the next save
                 return {}
-            except Exception:  # unreadable: rebuilt by the next save
-                return {}
-            return overloads if stamp == self._source_stamp else {}
+            return overloads if (stamp, kernel) == (self._source_stamp, self._kernel) else {}
 
         def _save_index(self, overloads):
-            payload = self._dump((self._source_stamp, overloads))
+            payload = self._dump((self._source_stamp, self._kernel, overloads))
             with self._open_for_write(self._index_path) as f:
-                pickle.dump(self._version, f, protocol=-1)
+                f.write(f"{self._version}\n".encode())
                 f.write(_checked(payload))
+
+        def load(self, key):
+            try:
+                entry = super().load(key)
+            except _BadCacheFile:
+                return None
+            if entry is None:
+                return None
+            kernel, stored_key, data = entry
+            # Another kernel's file, copied or renamed over this one's, is a miss, then overwritten.
+            return data if (kernel, stored_key) == (self._kernel, key) else None
+
+        def save(self, key, data):
+            super().save(key, (self._kernel, key, data))
 
         def _load_data(self, name):
             with open(self._data_path(name), "rb") as f:
@@ -77,35 +205,84 @@ if FunctionCache is not None:
             with self._open_for_write(self._data_path(name)) as f:
                 f.write(_checked(self._dump(data)))
 
-    class _KernelCache(FunctionCache):
+    class KernelCache(FunctionCache):
+        """Numba's FunctionCache over CheckedCacheFile; Numba's own cache if its internals fail at run time."""
+
         def __init__(self, py_func):
             super().__init__(py_func)
-            self._cache_file = _CheckedCacheFile(self._cache_path, self._impl.filename_base, SOURCE_STAMP)
+            kernel = f"{py_func.__module__}.{py_func.__qualname__}"
+            # Its own file names: Numba's cache, if ever used instead, must not read these files.
+            self._cache_file = CheckedCacheFile(self._cache_path, self._impl.filename_base + "-checked",
+                                                SOURCE_STAMP, kernel)
+            self._fallback = None
+
+        def _index_key(self, sig, codegen):
+            return (*super()._index_key(sig, codegen), SIMD)
+
+        def _numba(self, error):
+            if self._fallback is None:
+                _internals_failed(error)
+                self._fallback = _numba_cache(self._py_func) or False
+            return self._fallback
 
         def load_overload(self, sig, target_context):
+            if self._fallback is None:
+                try:
+                    return super().load_overload(sig, target_context)
+                except Exception as error:  # noqa: BLE001  (bad files are misses inside; this is Numba itself)
+                    self._numba(error)
+            if not self._fallback:
+                return None
             try:
-                return super().load_overload(sig, target_context)
-            except Exception:  # a corrupt entry is a miss: compile, then save over it
+                return self._fallback.load_overload(sig, target_context)
+            except Exception:  # noqa: BLE001  (Numba's own cache fails too: compile)
                 return None
 
         def save_overload(self, sig, data):
+            if self._fallback is None:
+                try:
+                    return super().save_overload(sig, data)
+                except OSError:  # an unsaved kernel only costs a compile in the next process
+                    return None
+                except Exception as error:  # noqa: BLE001
+                    self._numba(error)
+            if not self._fallback:
+                return None
             try:
-                super().save_overload(sig, data)
-            except OSError:  # an unsaved kernel only costs a compile in the next process
-                pass
+                return self._fallback.save_overload(sig, data)
+            except Exception:  # noqa: BLE001
+                return None
+
+    return KernelCache
+
+
+try:
+    _KernelCache = _checked_cache_class()
+except Exception as failure:  # noqa: BLE001  (a Numba without these internals, or other ones)
+    _KernelCache = None
+    _internals_failed(failure)
+
+
+def _cache(py_func):
+    """The cache for py_func's compiled code, or None to compile in memory."""
+    global _KernelCache
+    if _KernelCache is not None:
+        try:
+            return _refuse_untrusted(_KernelCache(py_func))
+        except RuntimeError:  # "cannot cache function ...: no locator available" (read-only install)
+            return None
+        except Exception as error:  # noqa: BLE001  (internals)
+            _KernelCache = None
+            _internals_failed(error)
+    return _numba_cache(py_func)
 
 
 def jit(function):
-    """``numba.njit`` with the project's options and its cache."""
+    """``numba.njit`` with the project's options and its cache; the function itself under NUMBA_DISABLE_JIT."""
+    if config.DISABLE_JIT:
+        return function
     dispatcher = njit(**JIT_OPTIONS)(function)
-    if FunctionCache is None:
-        try:
-            dispatcher.enable_caching()
-        except RuntimeError:
-            pass
-        return dispatcher
-    try:
-        dispatcher._cache = _KernelCache(dispatcher.py_func)
-    except RuntimeError:  # "cannot cache function ...: no locator available" (read-only install)
-        pass
+    cache = _cache(dispatcher.py_func)
+    if cache is not None:
+        dispatcher._cache = cache
     return dispatcher

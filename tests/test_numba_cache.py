@@ -1,12 +1,15 @@
-"""The compilation cache never costs correctness.
+"""The compilation cache never costs correctness, and never runs files another user planted.
 
 Kernels use ``cache=True`` and honour ``NUMBA_CACHE_DIR``. Each case runs a
 fresh interpreter with ``NUMBA_CACHE_DIR`` pointing at its own directory and
-checks the JIT network's forward pass against the reference: two processes
-compiling into one empty cache at once, then runs from that cache with its
-index (``.nbi``) or data (``.nbc``) files truncated, filled with garbage or
-bit-flipped, a cache directory that cannot be created, and no cache location
-at all (a read-only install).
+checks the JIT network's forward pass against the reference (and which
+warnings it gave): two processes compiling into one empty cache at once, then
+runs from that cache with its index (``.nbi``) or data (``.nbc``) files
+truncated, filled with garbage, bit-flipped or copied over another kernel's,
+with other ``FASTSCRATCH_SIMD`` settings, a cache directory that cannot be
+created, that others can write or that another user owns, no cache location
+at all (a read-only install), and Numba internals missing at import, at
+subclassing or at run time.
 
 The child exercises only the forward kernels (a cold compile of those takes a
 few seconds; the whole training kernel would take ~20 s per process).
@@ -21,28 +24,34 @@ import textwrap
 import pytest
 
 CHILD = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import fastscratch, fastscratch.reference as ref
-    rng = np.random.default_rng(0)
-    X = rng.uniform(-1, 1, (64, 12))
+    import json, sys, warnings
+    warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        PRELUDE
+        import numpy as np
+        import fastscratch, fastscratch.reference as ref
+        rng = np.random.default_rng(0)
+        X = rng.uniform(-1, 1, (64, 12))
 
-    def run(network_class):
-        np.random.seed(1)
-        net = network_class(12, 4, [8, 6])
-        return net.forward(X), net.forward(X[0])
+        def run(network_class):
+            np.random.seed(1)
+            net = network_class(12, 4, [8, 6])
+            return net.forward(X), net.forward(X[0])
 
-    jit, expected = run(fastscratch.SimpleNetwork), run(ref.SimpleNetwork)
+        jit, expected = run(fastscratch.SimpleNetwork), run(ref.SimpleNetwork)
     ok = all(np.allclose(a, b, rtol=1e-10, atol=0) for a, b in zip(jit, expected))
-    print(json.dumps({"ok": bool(ok)}))
+    print(json.dumps({"ok": bool(ok), "warnings": [[w.category.__name__, str(w.message)] for w in caught]}))
     sys.exit(0 if ok else 1)
 """)
 
 
-def start(cache_dir, tmp_path, **extra_env):
+def start(cache_dir, tmp_path, prelude="pass", **extra_env):
+    """A child that imports fastscratch after running ``prelude`` (to break Numba's internals) and checks a forward pass."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), **extra_env}
     env.pop("NUMBA_DISABLE_JIT", None)
-    return subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    env.pop("FASTSCRATCH_SIMD", None)
+    code = CHILD.replace("PRELUDE", textwrap.indent(textwrap.dedent(prelude), " " * 4).strip())
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=tmp_path)
 
 
@@ -56,10 +65,16 @@ def finish(child):
     return child.returncode, out, err
 
 
-def assert_correct(result):
+def assert_correct(result, warnings=()):
+    """The child's forward pass was right, and it warned exactly these (category, message part) pairs."""
     returncode, out, err = result
     assert returncode == 0, f"exit {returncode}\n{err[-3000:]}"
-    assert json.loads(out.strip().splitlines()[-1]) == {"ok": True}
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["ok"] is True
+    assert len(report["warnings"]) == len(warnings), report["warnings"]
+    for (category, message), (expected_category, part) in zip(report["warnings"], warnings):
+        assert category == expected_category and part in message, (category, message)
+    return report
 
 
 def cache_files(cache_dir, suffix):
@@ -159,3 +174,107 @@ def test_read_only_cache_directory(tmp_path):
         assert not os.listdir(cache_dir)
     finally:
         cache_dir.chmod(0o700)
+
+
+@pytest.mark.parametrize("with_index", [False, True], ids=["data", "index-and-data"])
+def test_a_kernels_files_copied_over_anothers_are_recompiled(raced_cache, tmp_path, with_index):
+    """Two valid files swapped between kernels the child calls from Python: found out by the kernel name and
+    key inside, recompiled and saved over, where Numba would run the other kernel's code."""
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(raced_cache[0], cache_dir)
+    source, target = (min(path for path in cache_files(cache_dir, ".1.nbc") if f".{kernel}-" in path)
+                      for kernel in ("fill_structure", "dense_forward"))
+    shutil.copyfile(source, target)
+    if with_index:
+        shutil.copyfile(source.replace(".1.nbc", ".nbi"), target.replace(".1.nbc", ".nbi"))
+    copied = open(target, "rb").read()
+    assert_correct(finish(start(cache_dir, tmp_path)))
+    assert open(target, "rb").read() != copied
+    assert_correct(finish(start(cache_dir, tmp_path)))
+
+
+def test_each_simd_setting_keeps_its_own_entries(raced_cache, tmp_path):
+    """Runs with another FASTSCRATCH_SIMD add their entries beside the default's instead of replacing them."""
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(raced_cache[0], cache_dir)
+    assert_correct(finish(start(cache_dir, tmp_path, FASTSCRATCH_SIMD="plain")))
+    stamps = {path: os.stat(path).st_mtime_ns for path in cache_files(cache_dir, ".nbi") + cache_files(
+        cache_dir, ".nbc")}
+    for setting in ("auto", "plain"):  # both load from the cache now: nothing is written
+        assert_correct(finish(start(cache_dir, tmp_path, FASTSCRATCH_SIMD=setting)))
+    assert {path: os.stat(path).st_mtime_ns for path in stamps} == stamps
+
+
+REFUSED = [("CacheWarning", "not using the kernel cache")]
+
+
+@pytest.mark.parametrize("mode, owner", [(0o777, None), (0o770, None), (0o700, 12345)],
+                         ids=["world-writable", "group-writable", "another-owner"])
+def test_cache_directory_others_can_write_is_refused(tmp_path, mode, owner):
+    """Numba's cache is pickle: files planted by another user would run as us. Warn, compile in memory."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    cache_dir.chmod(mode)
+    if owner is not None:
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a directory away")
+        os.chown(cache_dir, owner, -1)
+    assert_correct(finish(start(cache_dir, tmp_path)), REFUSED)
+    assert not cache_files(cache_dir, ".nbi") and not cache_files(cache_dir, ".nbc")
+
+
+@pytest.mark.parametrize("mode, refused", [(0o777, True), (0o1777, False)], ids=["open", "sticky"])
+def test_an_ancestor_others_can_write_is_refused_unless_sticky(tmp_path, mode, refused):
+    """Whoever can write a parent can replace the cache directory itself; a sticky one (like /tmp) protects it:
+    others cannot rename what is ours there, and what they create there is theirs, which is refused."""
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    parent.chmod(mode)
+    cache_dir = parent / "mine" / "cache"  # not there yet: Numba creates it
+    assert_correct(finish(start(cache_dir, tmp_path)), REFUSED if refused else ())
+    assert bool(cache_files(cache_dir, ".nbi")) != refused
+
+
+def test_untrusted_names_the_reason(tmp_path):
+    from fastscratch._config import untrusted
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    assert untrusted(str(mine / "not" / "yet")) is None
+    assert untrusted(str(mine)) is None
+    mine.chmod(0o722)
+    untrusted.cache_clear()
+    assert "writable by other users (mode 722)" in untrusted(str(mine / "cache"))
+    mine.chmod(0o700)
+    untrusted.cache_clear()
+
+
+# Numba internals the checked cache relies on, broken in the child before fastscratch is imported.
+BROKEN_INTERNALS = {
+    # Gone at import: neither cache can be built, kernels compile in memory.
+    "import": "import numba.core.caching as caching\ndel caching.IndexDataCacheFile",
+    # A class that can no longer be subclassed: Numba's own cache still works.
+    "subclassing": """
+        import numba.core.caching as caching
+        def final(cls, **kwargs):
+            raise TypeError("IndexDataCacheFile is final")
+        caching.IndexDataCacheFile.__init_subclass__ = classmethod(final)
+    """,
+    # A method renamed, found out only when the first kernel is saved.
+    "run time": "import numba.core.caching as caching\ndel caching.IndexDataCacheFile._open_for_write",
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_INTERNALS))
+def test_broken_numba_internals_fall_back_with_one_warning(tmp_path, broken):
+    cache_dir = tmp_path / "cache"
+    fallback = [("CacheWarning", "using Numba's own cache")]
+    assert_correct(finish(start(cache_dir, tmp_path, BROKEN_INTERNALS[broken])), fallback)
+    written = cache_files(cache_dir, ".nbi")
+    assert not [path for path in written if "-checked" in path]
+    if broken == "subclassing":  # Numba's own files, which the next such process loads
+        assert written
+        stamps = {path: os.stat(path).st_mtime_ns for path in written}
+        assert_correct(finish(start(cache_dir, tmp_path, BROKEN_INTERNALS[broken])), fallback)
+        assert {path: os.stat(path).st_mtime_ns for path in written} == stamps
+    else:
+        assert not written

@@ -9,7 +9,10 @@ Only plain arithmetic and bit casts, so loops that call it vectorise; the
 result is within a couple of ulps of NumPy's and bit-identical on every
 machine. ``2**n`` is applied as two halves so that results near the overflow
 and underflow limits round like ``exp`` (inf above ~709.78, gradual underflow
-to 0 below ~-745); NaN propagates.
+to 0 below ~-745); NaN propagates. The bit casts are intrinsics; the plain
+twin (``bit_casts`` false: ``FASTSCRATCH_SIMD=plain``, and ``fast_exp``
+called from Python) gets n by conversion and ``2**k`` as a power, the same
+bits.
 """
 import numpy as np
 from llvmlite import ir
@@ -17,6 +20,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from fastscratch._config import jit
+from fastscratch.kernels import simd
 
 
 @intrinsic
@@ -61,49 +65,62 @@ def horner(r, coefficients):
 
 
 @jit
-def exp64(x):
-    """exp of a float64 scalar."""
+def exp64(x, bit_casts):
+    """exp of a float64 scalar; bit_casts false gives the same bits in plain code that does not vectorise."""
     if x > 710.0:
         x = 710.0
     if x < -746.0:
         x = -746.0
     # Adding 1.5 * 2**52 rounds x/ln2 to an integer kept in the low mantissa bits.
     shifted = x * 1.4426950408889634 + 6755399441055744.0
-    n = float_bits(shifted) - np.int64(0x4338000000000000)
     n_float = shifted - 6755399441055744.0
     r = (x - n_float * _LN2_HI_64) - n_float * _LN2_LO_64
     p = horner(r, _INV_FACTORIALS_64)
+    # 2**n as two normal halves, each exact: either from its bits or as a power.
+    if bit_casts:
+        n = float_bits(shifted) - np.int64(0x4338000000000000)
+        half = n >> 1
+        return (p * bits_float((half + np.int64(1023)) << np.int64(52))) * \
+            bits_float((n - half + np.int64(1023)) << np.int64(52))
+    n = np.int64(n_float)
     half = n >> 1
-    return (p * bits_float((half + np.int64(1023)) << np.int64(52))) * \
-        bits_float((n - half + np.int64(1023)) << np.int64(52))
+    return (p * 2.0 ** half) * 2.0 ** (n - half)
 
 
 @jit
-def exp32(x):
-    """exp of a float32 scalar."""
+def exp32(x, bit_casts):
+    """exp of a float32 scalar; bit_casts as in ``exp64``."""
     if x > np.float32(89.0):
         x = np.float32(89.0)
     if x < np.float32(-104.0):
         x = np.float32(-104.0)
     shifted = x * np.float32(1.44269504) + np.float32(12582912.0)
-    n = float_bits(shifted) - np.int32(0x4B400000)
     n_float = shifted - np.float32(12582912.0)
     r = (x - n_float * _LN2_HI_32) - n_float * _LN2_LO_32
     p = horner(r, _INV_FACTORIALS_32)
-    # Numba widens int32 arithmetic to int64: narrow back before the bit casts.
+    if bit_casts:
+        n = float_bits(shifted) - np.int32(0x4B400000)
+        # Numba widens int32 arithmetic to int64: narrow back before the bit casts.
+        half = n >> 1
+        return (p * bits_float(np.int32((half + 127) << 23))) * bits_float(np.int32((n - half + 127) << 23))
+    n = np.int64(n_float)
     half = n >> 1
-    return (p * bits_float(np.int32((half + 127) << 23))) * bits_float(np.int32((n - half + 127) << 23))
+    return (p * np.float32(2.0 ** half)) * np.float32(2.0 ** (n - half))
+
+
+#: Whether compiled kernels build 2**n from its bits (vectorises) or as a power (``FASTSCRATCH_SIMD=plain``).
+BIT_CASTS = simd.VECTOR_BITS != 0
 
 
 def fast_exp(x):
-    """exp of a float32 or float64 scalar, for use inside kernels only."""
-    raise NotImplementedError("fast_exp is only callable from compiled code")
+    """exp of a float32 or float64 scalar; in compiled code the vectorisable form, here the plain one."""
+    return exp32(x, False) if isinstance(x, np.float32) else exp64(x, False)
 
 
 @overload(fast_exp)
 def _fast_exp(x):
     if x == types.float64:
-        return lambda x: exp64(x)
+        return lambda x: exp64(x, BIT_CASTS)
     if x == types.float32:
-        return lambda x: exp32(x)
+        return lambda x: exp32(x, BIT_CASTS)
     return None

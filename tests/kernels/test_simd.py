@@ -1,18 +1,52 @@
+"""combine_rows and update_rows at every vector width, and their plain twins, against the naive loop, bit for bit.
+
+Each width is tested whatever the CPU: LLVM splits vectors wider than the
+registers, which changes the speed, not the bits. Under NUMBA_DISABLE_JIT only
+the plain twins exist, run as Python.
+"""
+import re
+
 import numpy as np
 import pytest
+from numba import config, njit
 
-from fastscratch._config import jit
-from fastscratch.kernels.simd import PREFETCH_ABOVE_BYTES, PREFETCH_DISTANCE, TILE_VECTORS, combine_rows, update_rows
+from fastscratch._config import JIT_OPTIONS
+from fastscratch.kernels import simd
+
+JIT = not config.DISABLE_JIT
+needs_jit = pytest.mark.skipif(not JIT, reason="intrinsics exist only in compiled code")
+
+#: (name, bits, tile vectors): the widths each CPU may use, and a tile that is not a power of two.
+VECTOR_VARIANTS = [(f"{bits}-bit", bits, simd.TILE_VECTORS[bits]) for bits in simd.WIDTHS] + [("512-bit x12", 512, 12)]
+VARIANTS = ["plain"] + [pytest.param(name, marks=needs_jit) for name, _, _ in VECTOR_VARIANTS]
 
 
-@jit
-def combine(out, o, M, rows, values, positions, start, stop):
-    combine_rows(out, o, M, rows, values, positions, start, stop)
+def wrappers(combine_rows, update_rows):
+    """Compiled callers of the two kernels (Numba's own njit: these test closures are not cached)."""
+    @njit(**JIT_OPTIONS)
+    def combine(out, o, M, rows, values, positions, start, stop):
+        combine_rows(out, o, M, rows, values, positions, start, stop)
+
+    @njit(**JIT_OPTIONS)
+    def update(out, o, M, rows, values, positions, start, stop, scale, seen):
+        update_rows(out, o, M, rows, values, positions, start, stop, scale, seen)
+    return combine, update
 
 
-@jit
-def update(out, o, M, rows, values, positions, start, stop, scale, seen):
-    update_rows(out, o, M, rows, values, positions, start, stop, scale, seen)
+PLAIN = wrappers(simd.plain_combine_rows, simd.plain_update_rows)
+KERNELS = {"plain": PLAIN}
+for _name, _bits, _tiles in VECTOR_VARIANTS if JIT else ():
+    KERNELS[_name] = wrappers(*simd.vector_kernels(_bits, _tiles))
+BITS = {name: (bits, tiles) for name, bits, tiles in VECTOR_VARIANTS}
+
+
+def widths(variant, dtype):
+    """Every mix of whole tiles, smaller tiles and a masked tail of each length, for the variant's lanes."""
+    if variant == "plain":
+        return sorted(set(range(1, 34)) | {200, 257})
+    bits, tiles = BITS[variant]
+    lanes = bits // (8 * np.dtype(dtype).itemsize)
+    return sorted(set(range(1, 2 * tiles * lanes + 2)) | {200, 257})
 
 
 def naive(M, rows, values, positions, start, stop, width):
@@ -24,90 +58,158 @@ def naive(M, rows, values, positions, start, stop, width):
     return total
 
 
-# Every mix of whole tiles, smaller tiles and single columns, in both dtypes (4 or 8 lanes).
-WIDTHS = sorted(set(range(1, 2 * TILE_VECTORS * 8 + 2)) | {200, 257})
+def identical(a, b):
+    """Equal bits, NaN payloads and the sign of zero included."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("width", WIDTHS)
-def test_combination_is_the_naive_loops_bits(width, dtype, rng):
-    M = rng.standard_normal((11, width + 3)).astype(dtype)  # wider than out: only the first width columns count
-    rows = rng.integers(0, 11, 40).astype(np.int16)
-    values = rng.standard_normal((5, 8)).astype(dtype)  # read flat
-    for positions in (None, rng.integers(0, 40, 40)):
-        out = np.full((3, width), 7, dtype=dtype)
-        combine(out, 1, M, rows, values, positions, 3, 31)
-        np.testing.assert_array_equal(out[1], naive(M, rows, values, positions, 3, 31, width))
-        assert (out[[0, 2]] == 7).all()  # other rows untouched
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_combination_is_the_naive_loops_bits_at_every_width(variant, dtype, rng):
+    combine = KERNELS[variant][0]
+    for width in widths(variant, dtype):
+        M = rng.standard_normal((11, width + 3)).astype(dtype)  # wider than out: only the first width columns count
+        values = rng.standard_normal((5, 8)).astype(dtype)  # read flat
+        for rows in (None, rng.integers(0, 11, 40).astype(np.int16)):
+            for positions in (None, rng.integers(0, 40, 40)):
+                start, stop = (3, 31) if rows is not None else (3, 14)
+                out = np.full((3, width), 7, dtype=dtype)
+                combine(out, 1, M, rows, values, positions, start, stop)
+                assert identical(out[1], naive(M, rows, values, positions, start, stop, width)), (width, rows, positions)
+                assert (out[[0, 2]] == 7).all()  # other rows untouched
+                if variant != "plain":
+                    twin = np.full((3, width), 7, dtype=dtype)
+                    PLAIN[0](twin, 1, M, rows, values, positions, start, stop)
+                    assert identical(out, twin)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("width", [1, 5, 8, 13, 32, 64, 67])
-def test_update_is_the_sgd_step_of_the_row(width, dtype, rng):
-    M = rng.standard_normal((9, width)).astype(dtype)
-    rows = rng.integers(0, 9, 12)
-    values = rng.standard_normal(12).astype(dtype)
-    W = rng.standard_normal((3, width)).astype(dtype)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_update_is_the_sgd_step_of_the_row_at_every_width(variant, dtype, rng):
+    update = KERNELS[variant][1]
     lr = dtype(0.01)
-    expected = W.copy()
-    expected[2] = W[2] - lr * naive(M, rows, values, None, 0, 12, width)
-    seen = np.zeros(width, dtype=dtype)
-    update(W, 2, M, rows, values, None, 0, 12, -lr, seen)
-    np.testing.assert_array_equal(W, expected)
-    np.testing.assert_array_equal(seen, np.zeros(width))
+    for width in widths(variant, dtype):
+        M = rng.standard_normal((9, width)).astype(dtype)
+        values = rng.standard_normal(12).astype(dtype)
+        for rows in (None, rng.integers(0, 9, 12)):
+            for positions in (None, rng.permutation(12)):
+                stop = 12 if rows is not None else 9
+                W = rng.standard_normal((3, width)).astype(dtype)
+                expected = W.copy()
+                expected[2] = W[2] - lr * naive(M, rows, values, positions, 0, stop, width)
+                seen = np.zeros(width, dtype=dtype)
+                twin_W, twin_seen = W.copy(), seen.copy()
+                update(W, 2, M, rows, values, positions, 0, stop, -lr, seen)
+                assert identical(W, expected), (width, rows, positions)
+                assert identical(seen, np.zeros(width, dtype=dtype))
+                PLAIN[1](twin_W, 2, M, rows, values, positions, 0, stop, -lr, twin_seen)
+                assert identical(W, twin_W) and identical(seen, twin_seen)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_update_marks_non_finite_results_in_seen(dtype):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_update_marks_non_finite_results_in_seen(variant, dtype):
     big = np.finfo(dtype).max
-    M = np.ones((1, 11), dtype=dtype)
-    W = np.zeros((1, 11), dtype=dtype)
-    W[0, [3, 9]] = -big  # -big - big overflows to -inf
-    seen = np.zeros(11, dtype=dtype)
-    with np.errstate(over="ignore"):
-        update(W, 0, M, np.zeros(1, np.int64), np.array([big], dtype=dtype), None, 0, 1, dtype(-1), seen)
-    assert np.isneginf(W[0, [3, 9]]).all()
-    assert np.isnan(seen[[3, 9]]).all() and (np.delete(seen, [3, 9]) == 0).all()
+    for width in (3, 11, 40):
+        M = np.ones((1, width), dtype=dtype)
+        W = np.zeros((1, width), dtype=dtype)
+        W[0, [1, width - 1]] = -big  # -big - big overflows to -inf
+        seen = np.zeros(width, dtype=dtype)
+        with np.errstate(over="ignore"):
+            KERNELS[variant][1](W, 0, M, np.zeros(1, np.int64), np.array([big], dtype=dtype), None, 0, 1, dtype(-1),
+                                seen)
+        assert np.isneginf(W[0, [1, width - 1]]).all()
+        assert np.isnan(seen[[1, width - 1]]).all() and (np.delete(seen, [1, width - 1]) == 0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("width", [1, 7, 64, 77])
-@pytest.mark.parametrize("terms", [1, PREFETCH_DISTANCE, 3 * PREFETCH_DISTANCE])
-def test_prefetching_walk_over_a_large_M_gives_the_same_bits(terms, width, dtype, rng):
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("terms", [1, simd.PREFETCH_DISTANCE, 3 * simd.PREFETCH_DISTANCE])
+def test_prefetching_walk_over_a_large_M_gives_the_same_bits(terms, variant, dtype, rng):
     """Past PREFETCH_ABOVE_BYTES the walk also requests rows ahead; the lookahead stops at the range's end,
-    which here is the end of ``rows``."""
-    num_rows = PREFETCH_ABOVE_BYTES // (width * np.dtype(dtype).itemsize) + 1
-    M = rng.standard_normal((num_rows, width)).astype(dtype)
-    assert M.nbytes > PREFETCH_ABOVE_BYTES
-    rows = np.sort(rng.integers(0, num_rows, terms + 5))
-    values = rng.standard_normal(terms + 5).astype(dtype)
-    out = np.empty((1, width), dtype=dtype)
-    combine(out, 0, M, rows, values, None, 5, terms + 5)
-    np.testing.assert_array_equal(out[0], naive(M, rows, values, None, 5, terms + 5, width))
+    which here is the end of ``rows``. Widths: a masked tail, a small tile, a 256-byte tile, whole tiles."""
+    for width in (7, 16, 64, 77, 256):
+        num_rows = simd.PREFETCH_ABOVE_BYTES // (width * np.dtype(dtype).itemsize) + 1
+        M = rng.standard_normal((num_rows, width)).astype(dtype)
+        assert M.nbytes > simd.PREFETCH_ABOVE_BYTES
+        rows = np.sort(rng.integers(0, num_rows, terms + 5))
+        values = rng.standard_normal(terms + 5).astype(dtype)
+        out = np.empty((1, width), dtype=dtype)
+        KERNELS[variant][0](out, 0, M, rows, values, None, 5, terms + 5)
+        assert identical(out[0], naive(M, rows, values, None, 5, terms + 5, width))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_consecutive_rows_and_empty_range(dtype, rng):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_empty_range_gives_zeros(variant, dtype, rng):
     M = rng.standard_normal((6, 37)).astype(dtype)
-    values = rng.standard_normal(20).astype(dtype)
     out = np.full((2, 37), np.nan, dtype=dtype)
-    combine(out, 0, M, None, values, None, 10, 16)  # rows[c] = c - start: values[10:16] @ M
-    np.testing.assert_array_equal(out[0], naive(M, None, values, None, 10, 16, 37))
-    combine(out, 1, M, np.zeros(1, np.int64), values, None, 5, 5)
-    assert (out[1] == 0).all()
+    KERNELS[variant][0](out, 1, M, np.zeros(1, np.int64), rng.standard_normal(20).astype(dtype), None, 5, 5)
+    assert identical(out[1], np.zeros(37, dtype=dtype)) and np.isnan(out[0]).all()
 
 
-def test_non_finite_terms_propagate_as_in_numpy(rng):
-    M = rng.standard_normal((3, 9))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_non_finite_terms_propagate_as_in_numpy(variant, rng):
+    M = rng.standard_normal((3, 41))
     M[1, 4] = np.inf
+    M[2, 40] = np.nan
     values = np.array([1.0, 0.0, 2.0])
-    out = np.empty((1, 9))
-    combine(out, 0, M, np.arange(3), values, None, 0, 3)
+    out = np.empty((1, 41))
     with np.errstate(invalid="ignore"):
-        np.testing.assert_array_equal(out[0], naive(M, np.arange(3), values, None, 0, 3, 9))
-    assert np.isnan(out[0, 4])  # 0 * inf
+        KERNELS[variant][0](out, 0, M, np.arange(3), values, None, 0, 3)
+        np.testing.assert_array_equal(out[0], naive(M, np.arange(3), values, None, 0, 3, 41))
+    assert np.isnan(out[0, 4]) and np.isnan(out[0, 40])  # 0 * inf, and NaN
 
 
+@needs_jit
 def test_refuses_non_contiguous_arrays():
     with pytest.raises(Exception, match="combine_rows|No implementation|Invalid use"):
-        combine(np.empty((2, 8))[:, ::2], 0, np.ones((3, 4)), None, np.ones(3), None, 0, 3)
+        KERNELS["256-bit"][0](np.empty((2, 8))[:, ::2], 0, np.ones((3, 4)), None, np.ones(3), None, 0, 3)
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bits", simd.WIDTHS)
+def test_machine_code_keeps_the_width_and_never_fuses(bits, dtype):
+    """On a CPU with the width, its registers do the arithmetic (LLVM could split the vectors in halves on
+    CPUs tuned for narrower ones), and no multiply-add is fused, which would change the bits."""
+    combine, update = wrappers(*simd.vector_kernels(bits, simd.TILE_VECTORS[bits]))  # one signature each
+    args = (np.zeros((2, 70), dtype), 0, np.ones((5, 70), dtype), np.arange(5), np.ones(5, dtype), None, 0, 5)
+    combine(*args)
+    update(*args, dtype(-1), np.zeros(70, dtype))
+    register = {128: "xmm", 256: "ymm", 512: "zmm"}[bits]
+    op = "pd" if dtype == np.float64 else "ps"
+    for kernel in (combine, update):
+        asm = kernel.inspect_asm(kernel.signatures[0])
+        assert not re.search(r"\bv?fn?m(add|sub)", asm)
+        if bits <= simd.widest_vector_bits(simd.CPU_FEATURES):
+            assert re.search(rf"\bv(mul|add){op}\s[^\n]*%{register}", asm), f"no {register} arithmetic"
+        for wider in {128: ["ymm", "zmm"], 256: ["zmm"], 512: []}[bits]:  # never wider than asked
+            assert not re.search(rf"\bv(mul|add){op}\s[^\n]*%{wider}", asm)
+
+
+def test_width_follows_the_cpu_features():
+    assert simd.widest_vector_bits({"avx512f", "avx2", "avx", "sse2"}) == 512
+    assert simd.widest_vector_bits({"avx2", "avx", "fma"}) == 256
+    assert simd.widest_vector_bits({"avx"}) == 256
+    assert simd.widest_vector_bits({"sse4.2", "sse2"}) == 128
+    assert simd.widest_vector_bits({"neon"}) == 128
+    assert simd.widest_vector_bits(set()) == 128
+
+
+def test_setting_chooses_the_width_or_warns_and_falls_back():
+    avx2 = {"avx", "avx2"}
+    assert simd.choose_vector_bits("auto", avx2) == 256
+    assert simd.choose_vector_bits("128", avx2) == 128
+    assert simd.choose_vector_bits("plain", avx2) == 0
+    assert simd.choose_vector_bits("auto", avx2, disable_jit=True) == 0
+    with pytest.warns(RuntimeWarning, match="FASTSCRATCH_SIMD=512: .*no 512-bit vectors; using 256-bit"):
+        assert simd.choose_vector_bits("512", avx2) == 256
+
+
+def test_the_module_uses_the_chosen_width():
+    if simd.VECTOR_BITS == 0:
+        assert simd.combine_rows is simd.plain_combine_rows and simd.update_rows is simd.plain_update_rows
+    else:
+        assert (simd.combine_rows, simd.update_rows) == simd.vector_kernels(simd.VECTOR_BITS,
+                                                                            simd.TILE_VECTORS[simd.VECTOR_BITS])
