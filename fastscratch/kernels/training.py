@@ -42,7 +42,7 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
     batches = work.batches
     last = len(weights) - 1
     start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
-    loss_sum = 0.0
+    loss_sum = np.float64(0.0)  # float64, compiled or as Python (0.0 + float32 stays float32 in NumPy 2)
     num_batches = Y.shape[0] // batch_size
     for batch in range(num_batches):
         begin = batch * batch_size
