@@ -63,13 +63,13 @@ def _run(args, parser):
     if not _needs_extra():
         return 2
     from rich.console import Console
-    from fastscratch.study import run
+    from fastscratch.study import results, run
     console = Console(stderr=True)
     display = _Display(None if args.quiet else console, study)
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
                            retry_failed=args.retry_failed, on_start=display.start, on_result=display.update)
-    except run.ClusterError as err:
+    except (run.ClusterError, results.BusyError) as err:
         display.stop()
         console.print(f"fastscratch study run: {err}", style="red")
         return EXIT_FAILED_CELLS

@@ -15,6 +15,11 @@ import platform
 import sys
 from importlib import metadata
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock, one writer is the user's to ensure
+    fcntl = None
+
 #: Bump when what a cell measures or how changes (warm-up, what an epoch's seconds include, the checks).
 METHODOLOGY_VERSION = 1
 FILENAME = "results.jsonl"
@@ -63,13 +68,28 @@ def latest(records):
     return list({r["key"]: r for r in records}.values())
 
 
+class BusyError(RuntimeError):
+    """Another ``fastscratch study run`` is writing the same results directory."""
+
+
 class Writer:
-    """The appending end of ``DIR/results.jsonl``; ``finished`` holds the keys already there."""
+    """The appending end of ``DIR/results.jsonl``; ``finished`` holds the keys already there.
+
+    The file is locked while a writer holds it: two runs into one directory
+    would each run the cells the other is running and record them twice.
+    """
 
     def __init__(self, directory):
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, FILENAME)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self.fd)
+                raise BusyError(f"another `fastscratch study run` is writing {self.path}; wait for it to "
+                                f"finish (or stop it), or choose another --out") from None
         self._drop_partial_line()
         self.records = read(directory)
 

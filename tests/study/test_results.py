@@ -45,6 +45,16 @@ def test_append_read_and_resume(tmp_path):
     assert [r["status"] for r in results.latest(records)] == ["ok", "ok"]
 
 
+def test_one_writer_at_a_time(tmp_path):
+    with results.Writer(tmp_path) as writer:
+        writer.append({"key": "a", "status": "ok"})
+        with pytest.raises(results.BusyError, match="another `fastscratch study run`"):
+            results.Writer(tmp_path)
+        writer.append({"key": "b", "status": "ok"})
+    with results.Writer(tmp_path) as writer:  # released on close
+        assert writer.finished() == {"a", "b"}
+
+
 def test_a_cut_off_line_is_dropped(tmp_path):
     with results.Writer(tmp_path) as writer:
         writer.append({"key": "a", "status": "ok"})
