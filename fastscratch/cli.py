@@ -252,27 +252,28 @@ def _train(args, parser, claim, console):
     run = Run(out, config, untrained_loss, untrained_accuracy, loaded.dataset.classes)
     kept = LastFiniteWeights(network)
 
-    with _progress(console, args.epochs) as (progress, task):
-        recorder = Recorder(run, kept, console, progress, task, args.epochs)
-        try:
-            claim.kept = True  # from here on the directory holds this run, whatever happens
-            run.write_history()
-            network.train(X_train, Y_train, X_test, y_test, batch_size=args.batch_size,
-                          num_epochs=args.epochs, learning_rate=args.lr, verbose=False, callback=recorder)
-        except TrainingInterrupted as err:
-            run.stop("interrupted", err.epoch, err.batch)
-        except KeyboardInterrupt:  # while train prepared its data, before the first batch
-            run.stop("interrupted", len(run.losses), 0)
-        except NonFiniteLossError as err:
-            run.stop("non-finite loss", err.epoch, err.batch)
-            print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
-        else:
-            if kept.epoch == len(run.losses):
-                run.status = "completed"
-            else:  # the last update overflowed without an error: keep the last finite weights
-                run.stop("non-finite loss", kept.epoch, None)
-                print(f"{PROG} {args.command}: error: an update of epoch {kept.epoch + 1} made some weights "
-                      f"non-finite; try a smaller --lr", file=sys.stderr)
+    try:
+        with _progress(console, args.epochs) as (progress, task):
+            recorder = Recorder(run, kept, console, progress, task, args.epochs)
+            try:
+                claim.kept = True  # from here on the directory holds this run, whatever happens
+                run.checkpoint()
+                network.train(X_train, Y_train, X_test, y_test, batch_size=args.batch_size,
+                              num_epochs=args.epochs, learning_rate=args.lr, verbose=False, callback=recorder)
+            except TrainingInterrupted as err:
+                run.stop("interrupted", err.epoch, err.batch)
+            except NonFiniteLossError as err:
+                run.stop("non-finite loss", err.epoch, err.batch)
+                print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+            else:
+                if kept.epoch == len(run.losses):
+                    run.status = "completed"
+                else:  # the last update overflowed without an error: keep the last finite weights
+                    run.stop("non-finite loss", kept.epoch, None)
+                    print(f"{PROG} {args.command}: error: an update of epoch {kept.epoch + 1} made some weights "
+                          f"non-finite; try a smaller --lr", file=sys.stderr)
+    except KeyboardInterrupt:  # while train prepared its data, or after it returned and before the files are shielded
+        run.stop("interrupted", len(run.losses), 0)
 
     with deferred_sigint() as interrupt:  # a Ctrl-C now would leave half a run: finish the files first
         if run.status != "completed":
@@ -338,6 +339,7 @@ class Run:
         self.losses, self.accuracies, self.seconds_per_epoch = [], [], []
         self.status, self.stopped_at, self.model_epoch, self.prediction = "running", None, None, None
         self.files, self.unsaved, self.model_saved_to = ["history.json"], {}, None
+        self.checkpoint_failed = False
         self.started = time.perf_counter()
 
     def class_label(self, index):
@@ -384,6 +386,17 @@ class Run:
 
     def write_history(self):
         _files.write_text(os.path.join(self.out, "history.json"), json.dumps(self.history(), indent=2) + "\n")
+
+    def checkpoint(self):
+        """Write ``history.json`` as it is during training. A failure (a full disk) does not stop training:
+        the previous checkpoint stays whole, it is said once, and :meth:`save` writes every file again."""
+        try:
+            self.write_history()
+        except OSError as err:
+            if not self.checkpoint_failed:
+                print(f"{PROG}: warning: could not checkpoint {os.path.join(self.out, 'history.json')}: "
+                      f"{_reason(err)}; training goes on and the run is written at the end", file=sys.stderr)
+            self.checkpoint_failed = True
 
     def save(self, network, image):
         """Write every file of the run, ``history.json`` last; record what could not be written."""
@@ -514,7 +527,7 @@ class Recorder:
             done, loss, accuracy * 100, seconds))
         self.progress.update(self.task, completed=done, loss=f"{loss:.6g}", accuracy=f"{accuracy:.2%}",
                              seconds=f"{seconds:.2f}", eta=eta(self.run.seconds_per_epoch, self.num_epochs))
-        self.run.write_history()
+        self.run.checkpoint()
         self.mark = time.perf_counter()
 
 

@@ -13,6 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
+from fastscratch import _files
+
 LOSS_COLOR = "red"
 ACCURACY_COLOR = "blue"
 DPI = 150
@@ -114,12 +116,5 @@ def _save(fig, path):
         with open(path, "wb") as f:
             f.write(buffer.getbuffer())
         return path
-    tmp = f"{os.fspath(path)}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    _files.write_bytes(path, buffer.getvalue())
     return path

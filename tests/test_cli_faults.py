@@ -107,6 +107,53 @@ def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_el
     assert_consistent(tmp_path / "run", history)
 
 
+def fail_history_writes(monkeypatch, failing):
+    """``_files.write_text`` of history.json raises ENOSPC at the writes numbered in ``failing`` (1-based)."""
+    real_write_text = _files.write_text
+    count = [0]
+
+    def write_text(path, text):
+        if os.path.basename(path) == "history.json":
+            count[0] += 1
+            if count[0] in failing:
+                raise OSError(28, "No space left on device")
+        real_write_text(path, text)
+
+    monkeypatch.setattr(_files, "write_text", write_text)
+
+
+def test_a_failed_checkpoint_warns_and_training_goes_on(mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    fail_history_writes(monkeypatch, {1, 2})  # the checkpoints before and after the first epoch
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "2", "--backend", "reference")
+    assert "Traceback" not in stderr and stderr.count("could not checkpoint") == 1
+    assert (code, history["status"], history["completed_epochs"]) == (0, "completed", 2)
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 2))
+    assert_consistent(tmp_path / "run", history)
+
+
+def test_a_disk_that_fills_during_training_is_a_clear_error(mnist_dir, tmp_path, monkeypatch):
+    fail_history_writes(monkeypatch, set(range(2, 100)))  # every write after the first checkpoint
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--backend", "reference")
+    assert code == 1 and "Traceback" not in stderr and "No space left on device" in stderr
+    assert history["status"] == "running"  # the first checkpoint, whole: the final history did not fit
+    assert "history.json is the last epoch's checkpoint" in stderr
+
+
+def test_ctrl_c_after_train_returns_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    real_exit = cli._progress.__exit__
+
+    def exit_then_ctrl_c(self, *exc):
+        real_exit(self, *exc)
+        raise KeyboardInterrupt  # as a Ctrl-C between train's return and the shielded saving
+
+    monkeypatch.setattr(cli._progress, "__exit__", exit_then_ctrl_c)
+    code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
+    assert code == 130 and history["status"] == "interrupted"
+    assert history["completed_epochs"] == history["model_epoch"] == 1
+    assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 1), rtol=1e-9)
+    assert_consistent(tmp_path / "run", history)
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 300 kB tmpfs (too small for the model, big enough for the rest), when this process may mount one."""

@@ -100,6 +100,20 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_write_that_fails_midway_keeps_the_previous_png(tmp_path, monkeypatch):
+    """PNGs go through the one atomic writer (fsync, rename): a full disk mid-write keeps the old file."""
+    path = tmp_path / "training.png"
+    plotting.plot_training([1.0, 0.5], [0.1, 0.2], path)
+    before = path.read_bytes()
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space"):
+        plotting.plot_training([1.0, 0.4, 0.3], [0.1, 0.2, 0.3], path)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["training.png"]
+
+
 def test_plotting_never_needs_pyplot_or_a_display(tmp_path):
     code = ("import sys, fastscratch.plotting as p; p.plot_prediction([[0, 1], [1, 0]], 0, 0, sys.argv[1]); "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
