@@ -69,7 +69,7 @@ def _run(args, parser):
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
                            retry_failed=args.retry_failed, on_start=display.start, on_result=display.update)
-    except (run.ClusterError, results.BusyError) as err:
+    except (run.ClusterError, results.BusyError, OSError, ValueError) as err:  # e.g. an unusable --out
         display.stop()
         console.print(f"fastscratch study run: {err}", style="red")
         return EXIT_FAILED_CELLS

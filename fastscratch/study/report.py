@@ -69,7 +69,16 @@ def load(directory):
                if r.get("methodology") == results.METHODOLOGY_VERSION]
     if not records:
         raise ValueError(f"{directory}/{results.FILENAME} holds no cells of methodology {results.METHODOLOGY_VERSION}")
-    return records
+    return newest_series(records)
+
+
+def newest_series(records):
+    """Per machine and cell, the lines of the library versions that ran it last: a new version starts a
+    new series, which takes the old one's place in reports and comparisons instead of pooling with it."""
+    def where(r):
+        return machine_name(r), cell_of(r, without=())
+    last = {where(r): r.get("versions") for r in records}
+    return [r for r in records if r.get("versions") == last[where(r)]]
 
 
 def _label(row, varying):

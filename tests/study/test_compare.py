@@ -29,12 +29,13 @@ def test_smallest_exact_p_is_two_over_the_number_of_splits():
     assert compare.mann_whitney_p([1, 2, 3], [1, 2, 3]) == 1.0
 
 
-def study_dir(path, seconds_by_cell):
+def study_dir(path, seconds_by_cell, versions=None):
     """A results directory with one ok line per (cell, repeat) and these seconds per epoch."""
     with results.Writer(path) as writer:
         for implementation, seconds in seconds_by_cell.items():
             for repeat, s in enumerate(seconds):
-                writer.append({"key": f"{implementation}-{repeat}-{s}", "status": "ok", "implementation": implementation,
+                writer.append({"key": f"{implementation}-{repeat}-{s}-{versions}", "versions": versions,
+                               "status": "ok", "implementation": implementation,
                                "dtype": "float64", "hidden": [8], "batch_size": 30, "activation": "sigmoid",
                                "loss": "l2", "learning_rate": 1e-3, "epochs": 1, "seed": 1, "threads": 1,
                                "repeat": repeat, "seconds_per_epoch": [s], "losses": [1.0], "accuracies": [0.5],
@@ -58,6 +59,16 @@ def test_flags_only_changes_beyond_factor_and_noise(tmp_path, rng):
     assert rows["torch"]["flag"] == "" and rows["jax"]["flag"] == ""
     table = compare.format_table(list(rows.values()), 0.05, 1.1)
     assert "2 of 4 cells changed beyond x1.1 with p < 0.05" in table
+
+
+def test_a_new_library_version_starts_a_new_series(tmp_path):
+    """Lines of an older version of the same cell in the same directory are left out, not pooled."""
+    a = study_dir(tmp_path / "a", {"jit": [1.0] * 5})
+    b = study_dir(tmp_path / "b", {"jit": [1.0] * 5}, versions={"numba": "0.1"})
+    study_dir(tmp_path / "b", {"jit": [2.0, 2.0, 2.1, 2.0, 2.0]}, versions={"numba": "0.2"})
+    assert sorted(compare.samples(b).popitem()[1]) == [2.0, 2.0, 2.0, 2.0, 2.1]
+    (row,) = compare.compare(a, b)
+    assert row["ratio"] == pytest.approx(2.0) and row["flag"] == "slower"
 
 
 def test_three_repeats_cannot_flag(tmp_path):

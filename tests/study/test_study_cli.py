@@ -129,3 +129,15 @@ def test_ctrl_c_then_the_same_command(write_spec, tmp_path):
 def test_report_of_an_empty_directory(tmp_path):
     code, _, err = finish(fastscratch("report", tmp_path))
     assert code == 2 and "no results.jsonl in" in err
+
+
+@pytest.mark.parametrize("problem", ["out is a file", "corrupt results"])
+def test_an_unusable_out_is_a_clear_error(problem, write_spec, tmp_path):
+    out = tmp_path / "out"
+    if problem == "out is a file":
+        out.write_text("not a directory")
+    else:
+        out.mkdir()
+        (out / results.FILENAME).write_text("{not json}\n")
+    code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--quiet"))
+    assert code == 1 and "Traceback" not in err and str(out) in err
