@@ -139,7 +139,8 @@ class FullyConnectedLayer:
             raise ValueError("backward() needs the last forward() input as a 2-D batch; "
                              "pass a single sample as x.reshape(1, -1)")
         # x and y are public: make sure they still fit this layer (and, in a network, each other).
-        rows = np.shape(self.x)[0] if rows is None else rows
+        if rows is None:
+            rows = np.shape(self.x)[0] if np.ndim(self.x) else None  # x = None or a scalar fits no batch
         if np.shape(self.x) != (rows, self.num_inputs) or np.shape(self.y) != (rows, self.size):
             raise ValueError(f"the stored x {np.shape(self.x)} and y {np.shape(self.y)} do not fit a batch of "
                              f"{rows} through this {self.num_inputs}->{self.size} layer; call forward() again")

@@ -337,6 +337,11 @@ def test_layer_backward_and_optimize_check_their_arguments(layer_class):
     layer.forward(np.ones((4, 3)))
     with pytest.raises(ValueError, match="dL_dy"):
         layer.backward(np.ones((3, 2)))
+    for stored in (None, 1.0):  # x replaced by something that is no batch at all
+        layer.forward(np.ones((4, 3)))
+        layer.x = stored
+        with pytest.raises(ValueError, match="stored x"):
+            layer.backward(np.ones((4, 2)))
     no_derivative = layer_class(3, 2, fastscratch.sigmoid)
     no_derivative.forward(np.ones((1, 3)))
     with pytest.raises(RuntimeError, match="derivated_activation_function"):
