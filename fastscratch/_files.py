@@ -17,7 +17,9 @@ def atomic_write(path, mode="wb", encoding=None):
 
     ``mode`` is ``"wb"`` or ``"w"`` (text, with ``encoding``, UTF-8 by
     default). On an exception nothing is renamed and the temporary file is
-    removed, so ``path`` keeps what it held before.
+    removed, so ``path`` keeps what it held before. The file's
+    ``temporary_path`` lets the block check what it wrote (after a flush)
+    before it takes the place of ``path``.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
@@ -28,6 +30,7 @@ def atomic_write(path, mode="wb", encoding=None):
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding or "utf-8"})) as f:
+            f.temporary_path = tmp
             yield f
             f.flush()
             os.fsync(f.fileno())

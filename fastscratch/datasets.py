@@ -40,7 +40,6 @@ import http.client
 import os
 import struct
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -51,7 +50,7 @@ from pathlib import Path
 import mnist
 import numpy as np
 
-from fastscratch._files import fsync_directory
+from fastscratch._files import atomic_write
 from fastscratch._validation import check_dtype
 
 __all__ = ["load_dataset", "load_mnist", "prepare", "default_cache_dir", "DATASETS", "Dataset", "DataFile",
@@ -419,23 +418,16 @@ def _download(dataset, file, cache, mirrors, timeout, progress):
 
 
 def _fetch(url, target, file, dataset, timeout, progress):
-    """Stream ``url`` to a temporary file beside ``target``; rename it only once its content checks out."""
-    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    part = Path(part)
-    try:
-        # Some CDNs refuse urllib's default User-Agent.
-        request = urllib.request.Request(url, headers={"User-Agent": "fastscratch (dataset download)"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-            # Deflate never grows data by more than 0.1% and a few bytes: anything longer is not this file.
-            _copy(response, out, url, progress, limit=file.size + file.size // 1000 + 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        array, _ = _read_idx(part, file, dataset, verify=True)
-        os.replace(part, target)
-        fsync_directory(target.parent)
-        return array
-    finally:
-        part.unlink(missing_ok=True)
+    """Stream ``url`` into a temporary file beside ``target``, which becomes ``target`` only once its content
+    checks out."""
+    # Some CDNs refuse urllib's default User-Agent.
+    request = urllib.request.Request(url, headers={"User-Agent": "fastscratch (dataset download)"})
+    with atomic_write(target) as out, urllib.request.urlopen(request, timeout=timeout) as response:
+        # Deflate never grows data by more than 0.1% and a few bytes: anything longer is not this file.
+        _copy(response, out, url, progress, limit=file.size + file.size // 1000 + 1024)
+        out.flush()
+        array, _ = _read_idx(out.temporary_path, file, dataset, verify=True)
+    return array
 
 
 def _copy(response, out, url, progress, limit):
