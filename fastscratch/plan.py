@@ -256,8 +256,7 @@ def backward(plan, dL_dy, dtype, input_gradient_needed=True):
         dL_dz = np.empty(y.shape, dtype=dtype)
         times_derivative(dL_dy, y, plan.derivative, dL_dz)
     if plan.numpy:
-        layer.dL_dW = np.dot(x.T, dL_dz)
-        layer.dL_db = np.dot(np.ones(len(dL_dz), dtype=dtype), dL_dz)
+        parameter_gradients(layer, x, dL_dz)
         return np.dot(dL_dz, plan.W.T) if input_gradient_needed else None
     layer.dL_dW, layer.dL_db = np.empty_like(plan.W), np.empty_like(plan.b)
     weight_gradient(x, dL_dz, layer.dL_dW, layer.dL_db)
