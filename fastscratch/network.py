@@ -137,8 +137,8 @@ class SimpleNetwork(reference.SimpleNetwork):
         interrupt.check(losses, accuracies, i)
         loss_sum, bad_batch, bad_loss, _ = training.epoch(network, y_train, learning_rate)
         if bad_batch >= 0:
-            raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies, weights_finite=all(
-                np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in network.layers))
+            raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
+                                     weights_finite=self._weights_finite())
         training.keep_last_batch(network)
         return self.dtype.type(loss_sum / (len(X_train) // batch_size))
 

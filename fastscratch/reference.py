@@ -355,8 +355,7 @@ class SimpleNetwork:
                                 verbose, callback, *context)
             interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
             # An overflow in the very last step has no next batch whose loss would show it.
-            if num_epochs and not all(np.isfinite(layer.W).all() and np.isfinite(layer.b).all()
-                                      for layer in self.layers):
+            if num_epochs and not self._weights_finite():
                 raise NonFiniteLossError(num_epochs, 0, np.nan, losses, accuracies, weights_finite=False)
         return losses, accuracies
 
@@ -374,14 +373,16 @@ class SimpleNetwork:
             predictions = steps.forward(x)  # forward pass
             L = steps.loss_function(predictions, targets)  # loss computation
             if not np.isfinite(L):
-                raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=all(
-                    np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers))
+                raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=self._weights_finite())
             dL_dy = steps.derivated_loss_function(predictions, targets)  # loss derivation
             steps.backward(dL_dy)  # back-propagation pass
             steps.optimize(learning_rate)  # optimization of the NN
             epoch_loss += L
         epoch_loss /= num_batches_per_epoch
         return epoch_loss
+
+    def _weights_finite(self):
+        return all(np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers)
 
     def _batch_steps(self, batch_size):
         """The network's steps for one epoch of ``_train_epoch``; the drop-in decides them per epoch."""
