@@ -485,9 +485,8 @@ class LastFiniteWeights:
     def take(self, epoch):
         import numpy as np
 
-        layers = self.network.layers
-        if all(_all_finite(layer.W) and _all_finite(layer.b) for layer in layers):
-            for layer, (W, b) in zip(layers, self.copies):
+        if self.network._weights_finite():
+            for layer, (W, b) in zip(self.network.layers, self.copies):
                 np.copyto(W, layer.W)
                 np.copyto(b, layer.b)
             self.epoch = epoch
@@ -496,12 +495,6 @@ class LastFiniteWeights:
         for layer, (W, b) in zip(self.network.layers, self.copies):
             layer.W[...] = W
             layer.b[...] = b
-
-
-def _all_finite(a):
-    import numpy as np
-
-    return math.isfinite(a.sum()) or bool(np.isfinite(a).all())  # a finite sum proves every element finite
 
 
 class Recorder:
