@@ -440,10 +440,10 @@ def sizes_of(network):
     return (network.num_inputs, *(layer.size for layer in network.layers))
 
 
-def forward_work(X, sizes, dtype):
-    """The ``ForwardWork`` of ``predict_classes`` for X, ``EVAL_CHUNK`` rows at a time."""
+def forward_work(X, sizes, dtype, known=None):
+    """The ``ForwardWork`` of ``predict_classes`` for X, ``EVAL_CHUNK`` rows at a time (``known``: see ``indexed``)."""
     rows = min(EVAL_CHUNK, len(X))
-    return ForwardWork(_outputs(sizes, rows, dtype), _structure(X, sizes, rows)[0])
+    return ForwardWork(_outputs(sizes, rows, dtype), _structure(X, sizes, rows, known)[0])
 
 
 def predict(plan, work):
@@ -469,23 +469,45 @@ class Training:
     """What one ``train`` call keeps across epochs, built when first needed and rebuilt if the layer
     sizes change: X's structures and the epoch's buffers, and the validation set's structure."""
 
-    def __init__(self, network, X_train, X_val, batch_size, X_finite=True):
-        """``X_finite`` false: X_train's finiteness is for this object to check (``settle``)."""
+    def __init__(self, network, X_train, X_val, batch_size, X_finite=True, X_val_finite=True):
+        """``X_finite`` (``X_val_finite``) false: X_train's (X_val's) finiteness is for this object to check
+        (``settle``, ``epoch``)."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
-        self._work = self._val_work = self._known = None
-        # A kept structure that may still describe X_train; comparing it with X also proves X finite.
-        self._candidate = None if X_finite else _kept(X_train, _indices_dtype(sizes_of(network)))
-        if not X_finite and self._candidate is None:
-            check._check_finite("X_train", X_train)
+        self._work = self._val_work = self._known = self._val_known = None
+        # Kept structures that may still describe X_train and X_val; comparing one with its array also
+        # proves that array finite. Without one, the array's values are checked now.
+        self._candidate = self._val_candidate = None
+        indices_dtype = _indices_dtype(sizes_of(network))
+        for name, X, finite in (("X_train", X_train, X_finite), ("X_val", X_val, X_val_finite)):
+            candidate = None if finite else _kept(X, indices_dtype)
+            if not finite and candidate is None:
+                check._check_finite(name, X)
+            setattr(self, "_val_candidate" if name == "X_val" else "_candidate", candidate)
 
     def settle(self):
-        """Finish X_train's check before anything reads X: compare it with the candidate structure, and
-        test its values directly if that differs."""
-        candidate, self._candidate = self._candidate, None
-        if candidate is not None and _describes(candidate, self.X_train):
-            self._known = candidate
-        elif candidate is not None:
+        """Finish the checks of X_train and X_val before anything reads them: compare each with its candidate
+        structure, and test its values directly if that differs."""
+        same, val_same = self._compare(self._candidate, self._val_candidate)
+        self._settled(same, val_same)
+
+    def _compare(self, candidate, val_candidate, threads=None):
+        """Whether X_train and X_val still match their candidates (True where there is none)."""
+        return (candidate is None or _describes(candidate, self.X_train, threads),
+                val_candidate is None or _describes(val_candidate, self.X_val, threads))
+
+    def _settled(self, same, val_same):
+        """Take the comparisons' outcome: keep the structures that matched, check the values of the others
+        (raising the reference's error for a non-finite one, X_train's first)."""
+        if self._candidate is not None and same:
+            self._known = self._candidate
+        if self._val_candidate is not None and val_same:
+            self._val_known = self._val_candidate
+        candidate, val_candidate, self._candidate, self._val_candidate = (self._candidate, self._val_candidate,
+                                                                          None, None)
+        if candidate is not None and not same:
             check._check_finite("X_train", self.X_train)
+        if val_candidate is not None and not val_same:
+            check._check_finite("X_val", self.X_val)
 
     def epoch_plan(self):
         """The network's plan for the next epoch, and whether that epoch runs compiled."""
@@ -510,37 +532,40 @@ class Training:
     def val_work(self):
         sizes = sizes_of(self.network)
         if self._val_work is None or self._val_work[0] != sizes:
-            self._val_work = sizes, forward_work(self.X_val, sizes, self.network.dtype)
+            self._val_work = sizes, forward_work(self.X_val, sizes, self.network.dtype, self._val_known)
         return self._val_work[1]
 
     def epoch(self, plan, y_train, learning_rate):
         """Run one compiled epoch; ``train_epoch``'s result.
 
         The first one may start on a candidate structure, which the epoch reads instead of X, while the
-        other core compares it with X (``settle``), as long as an epoch: no time of a one-epoch call
-        goes to proving that X has not changed (with ``NUMBA_NUM_THREADS=1``, the comparison comes first).
-        If it has, the weights are put back, X is checked and indexed, and the epoch runs again.
+        other core compares X_train, then X_val, with their candidates (``settle``), within an epoch: no
+        time of a one-epoch call goes to proving that they have not changed (with ``NUMBA_NUM_THREADS=1``,
+        the comparisons come first). If X_train has changed, or X_val has and is not finite, the weights
+        are put back, as if the epoch had not run, and the reference's checks follow: an error, or X
+        indexed anew and the epoch run again.
         """
-        candidate = self._candidate
-        if candidate is not None and config.NUMBA_NUM_THREADS < 2:  # one thread allowed: compare first
-            self.settle()
-        if self._candidate is None:
+        if (self._candidate is not None or self._val_candidate is not None) and config.NUMBA_NUM_THREADS < 2:
+            self.settle()  # one thread allowed: compare first
+        if self._candidate is None and self._val_candidate is None:
             return self._run(plan, y_train, learning_rate)
         saved = [(layer.W.copy(), layer.b.copy()) for layer in plan.layers]
-        self._known = candidate
+        if self._candidate is not None:
+            self._known = self._candidate
         with ThreadPoolExecutor(1) as pool:
-            describes = pool.submit(_describes, candidate, self.X_train, 1)
+            comparison = pool.submit(self._compare, self._candidate, self._val_candidate, 1)
             try:
                 result = self._run(plan, y_train, learning_rate)
             finally:
-                same = describes.result()
-        self._candidate = None
-        if same:
+                same, val_same = comparison.result()
+        if not same:
+            self._known = self._work = None
+        if same and (val_same or check._all_finite(self.X_val)):
+            self._settled(same, val_same)
             return result
         for layer, (W, b) in zip(plan.layers, saved):
             layer.W[...], layer.b[...] = W, b
-        self._known = self._work = None
-        check._check_finite("X_train", self.X_train)
+        self._settled(same, val_same)
         return self._run(plan, y_train, learning_rate)
 
     def _run(self, plan, y_train, learning_rate):

@@ -327,8 +327,10 @@ class SimpleNetwork:
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                            verbose, callback)
 
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True):
-        """The checked arguments; ``finite_X`` false leaves X_train's finiteness to the caller."""
+    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True,
+                     finite_X_val=True):
+        """The checked arguments; ``finite_X`` (``finite_X_val``) false leaves X_train's (X_val's) finiteness to
+        the caller."""
         self._check_layers()
         X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype, finite=finite_X)
         if X_train.ndim != 2:
@@ -337,7 +339,7 @@ class SimpleNetwork:
         batch_size, num_epochs, learning_rate = check.check_train_args(
             len(X_train), batch_size, num_epochs, learning_rate, X_val, y_val)
         if X_val is not None:
-            X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype)
+            X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype, finite=finite_X_val)
             if X_val.ndim != 2:
                 raise ValueError(f"X_val must be 2-D (samples, {self.num_inputs}), got shape {X_val.shape}")
             y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))

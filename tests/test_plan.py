@@ -291,6 +291,39 @@ def test_nan_written_into_X_between_calls_is_rejected_with_the_weights_untouched
         X[17, 3] = 0.5
 
 
+def test_X_val_changed_in_place_between_calls_is_read_afresh(rng, threads):
+    """X_val has a kept structure of its own (another shape than X_train's), compared during the first epoch."""
+    nets = pair()
+    X, Y = problem(rng, 60)
+    X_val, y_val = problem(rng, 33)
+    own = {id(net): X_val.copy() for net in nets}
+    for round_ in range(3):
+        for net in nets:
+            own[id(net)][round_ * 5:(round_ + 1) * 5] = rng.random((5, 12)) if net is nets[0] else 0
+        own[id(nets[1])][:] = own[id(nets[0])]
+        assert_same(nets, [net.train(X, Y, own[id(net)], y_val.argmax(1), batch_size=10, num_epochs=1,
+                                     verbose=False) for net in nets])
+
+
+@pytest.mark.parametrize("num_epochs", [0, 1, 2])
+def test_nan_written_into_X_val_between_calls_is_rejected_with_the_weights_untouched(num_epochs, rng, threads):
+    X, Y = problem(rng, 60)
+    X_val, y_val = problem(rng, 33)
+    for net in pair():
+        net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+        X_val[5, 2] = np.inf
+        with pytest.raises(ValueError, match=r"X_val contains non-finite.*\(5, 2\)"):
+            net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=num_epochs, verbose=False)
+        X[7, 1] = np.nan  # both: X_train's error comes first, as in the reference
+        with pytest.raises(ValueError, match=r"X_train contains non-finite.*\(7, 1\)"):
+            net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=num_epochs, verbose=False)
+        for layer, (W, b) in zip(net.layers, before):
+            np.testing.assert_array_equal(layer.W, W)
+            np.testing.assert_array_equal(layer.b, b)
+        X_val[5, 2], X[7, 1] = 0.25, 0.5
+
+
 def test_every_new_callable_warns_once_even_at_a_reused_address():
     for _ in range(5):
         def custom(z):
