@@ -39,7 +39,7 @@ from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
-from fastscratch.kernels.sgd import StepScratch, sgd_step
+from fastscratch.kernels.sgd import sgd_step
 from fastscratch.kernels.structure import (MIN_ROWS_PER_THREAD, Structure, batch_columns, full_columns,
                                           full_structure, in_parts, index_dtype, nonzero_structure,
                                           structure_matches)
@@ -525,7 +525,7 @@ class Training:
                 tuple(np.empty((b, a), dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])), structure,
                 indexed_batches(entry, sizes[0], batch_size, offsets_dtype),
                 tuple(full_columns(batch_size, width, offsets_dtype) for width in sizes[:-1]),
-                tuple(StepScratch(np.empty(size, dtype=dtype), np.empty(size, dtype=dtype)) for size in sizes[1:]))
+                tuple(np.empty(size, dtype=dtype) for size in sizes[1:]))
             self._work = sizes, work
         return self._work[1]
 

@@ -1,11 +1,6 @@
 """The optimisation step: plain SGD."""
-from collections import namedtuple
-
 from fastscratch._config import jit
 from fastscratch.kernels.simd import update_rows
-
-#: Scratch of ``gradient_step``, both (n_out,): the bias gradient ``g`` and the ``seen`` sentinel.
-StepScratch = namedtuple("StepScratch", ["g", "seen"])
 
 
 @jit
@@ -23,7 +18,7 @@ def sgd_step(W, b, dL_dW, dL_db, learning_rate):
 
 
 @jit
-def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
+def gradient_step(columns, values, dL_dz, W, b, learning_rate, g):
     """One SGD step of a layer given dL_dz (n, n_out) and the column structure of its input x (n, n_in).
 
     The same step as ``weight_gradient`` then ``sgd_step``, bit for bit, without
@@ -32,32 +27,29 @@ def gradient_step(columns, values, dL_dz, W, b, learning_rate, scratch):
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
     columns is x's ``structure.Columns`` (one batch of
     ``structure.batch_columns``, or ``structure.full_columns``), whose
-    entries are ``values.flat[positions]``; scratch a ``StepScratch``,
-    overwritten.
+    entries are ``values.flat[positions]``; g (n_out,) is scratch for the
+    bias gradient, overwritten.
 
     Returns whether every updated parameter is finite. The forward kernel
     skips zero inputs, which is exact only for finite weights, so the
     training loop stops as soon as a step overflows.
     """
     col_start, col_rows, positions = columns.starts, columns.rows, columns.positions
-    g, seen = scratch.g, scratch.seen
     n, n_out = dL_dz.shape
     zero = W.dtype.type(0)
-    for j in range(n_out):
-        seen[j] = zero  # turns NaN, for good, once w * 0 meets an inf or NaN weight
-    # Each row's update leaves the registers straight into W (simd.update_rows).
+    finite = True
+    # Each row's update leaves the registers straight into W (simd.update_rows), which also tests it.
     for k in range(W.shape[0]):
         c, end = col_start[k], col_start[k + 1]
         if c == end:
             continue
-        update_rows(W, k, dL_dz, col_rows, values, positions, c, end, -learning_rate, seen)
+        finite = update_rows(W, k, dL_dz, col_rows, values, positions, c, end, -learning_rate) and finite
     for j in range(n_out):
         g[j] = dL_dz[0, j]
     for r in range(1, n):
         for j in range(n_out):
             g[j] += dL_dz[r, j]
-    finite = True
     for j in range(n_out):
         b[j] -= learning_rate * g[j]
-        finite = finite and seen[j] == zero and b[j] - b[j] == zero
+        finite = finite and b[j] - b[j] == zero
     return finite

@@ -8,8 +8,9 @@ rows None means ``rows[c] = c - start``. That one operation is the forward
 pass of a row (M = W, rows = the input's nonzero columns), the weight
 gradient of an input column (M = dL/dz, rows = the batch rows where that
 input is nonzero) and the input gradient of a row (M = W.T).
-``update_rows(..., scale, seen)`` adds ``scale * sum`` to the row instead,
-straight from the registers: the SGD step of a row of W.
+``update_rows(..., scale)`` adds ``scale * sum`` to the row instead,
+straight from the registers, and returns whether the row stayed finite: the
+SGD step of a row of W.
 
 Why an intrinsic: written as Numba loops (``plain_combine_rows``), a row of
 ``out`` goes through memory on every term (loads and stores bound the loop),
@@ -137,17 +138,17 @@ def vector_kernels(bits, tile_vectors):
                 _codegen(bits, tile_vectors, update=False))
 
     @intrinsic
-    def update_rows(typingctx, out, o, M, rows, values, positions, start, stop, scale, seen):
-        """``out[o, :] += scale * sum(...)`` with the sum of ``combine_rows``, then ``seen += out[o, :] * 0``.
+    def update_rows(typingctx, out, o, M, rows, values, positions, start, stop, scale):
+        """``out[o, :] += scale * sum(...)`` with the sum of ``combine_rows``; return whether ``out[o]`` is finite.
 
-        scale has the arrays' dtype; seen (m,) turns NaN where an updated
-        entry is not finite. ``W - lr * g`` and ``W + (-lr) * g`` are the same
-        bits.
+        scale has the arrays' dtype. ``W - lr * g`` and ``W + (-lr) * g`` are
+        the same bits. An entry counts as finite when ``entry * 0`` is 0 (not
+        NaN), tested in the registers on the values stored, lane masks OR'd
+        over the row.
         """
-        if not (_typed(out, o, M, rows, values, positions, start, stop) and scale == M.dtype
-                and _c_array(seen, 1) and seen.dtype == M.dtype):
+        if not (_typed(out, o, M, rows, values, positions, start, stop) and scale == M.dtype):
             return None
-        return (types.void(out, o, M, rows, values, positions, start, stop, scale, seen),
+        return (types.boolean(out, o, M, rows, values, positions, start, stop, scale),
                 _codegen(bits, tile_vectors, update=True))
 
     return combine_rows, update_rows
@@ -169,18 +170,21 @@ def plain_combine_rows(out, o, M, rows, values, positions, start, stop):
 
 
 @jit
-def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale, seen):
-    """``update_rows`` as a plain loop, one column at a time: the same bits."""
+def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale):
+    """``update_rows`` as a plain loop, one column at a time: the same bits, and the same answer."""
     flat = values.reshape(values.size)
     zero = out.dtype.type(0)
+    finite = True
     for j in range(out.shape[1]):
         total = zero
         for c in range(start, stop):
             v = flat[c] if positions is None else flat[positions[c]]
             total += v * M[c - start if rows is None else rows[c], j]
         result = out[o, j] + scale * total
-        seen[j] += result * zero
+        if result * zero != zero:  # an if, not ``finite and ...``: a Python bool also when run as Python
+            finite = False
         out[o, j] = result
+    return finite
 
 
 def _codegen(bits, tile_vectors, update):
@@ -204,7 +208,6 @@ def _codegen(bits, tile_vectors, update):
             for ty, value in ((rows, rows_v), (values, values_v), (positions, positions_v)))
         if update:
             scale_v = args[8]
-            seen_data = context.make_array(sig.args[9])(context, builder, args[9]).data
         count = builder.sub(stop_v, start_v)
         i32 = ir.IntType(32)
         vector = ir.VectorType(element, lanes)
@@ -272,14 +275,18 @@ def _codegen(bits, tile_vectors, update):
                 if update:
                     result = builder.fadd(load(builder.gep(out_row, [at]), mask),
                                           builder.fmul(broadcast(scale_v, vector), result))
-                    check = builder.gep(seen_data, [at])
-                    store(builder.fadd(load(check, mask), builder.fmul(result, ir.Constant(vector, None))), check,
-                          mask)
+                    # result * 0 is NaN exactly where result is inf or NaN ("uno": unordered with itself).
+                    times_zero = builder.fmul(result, ir.Constant(vector, None))
+                    bad = builder.fcmp_unordered("uno", times_zero, times_zero)
+                    if mask is not None:
+                        bad = builder.and_(bad, mask)
+                    builder.store(builder.or_(builder.load(non_finite), bad), non_finite)
                 store(result, builder.gep(out_row, [at]), mask)
 
         prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch")
         mask_type = ir.VectorType(ir.IntType(1), lanes)
+        non_finite = cgutils.alloca_once_value(builder, ir.Constant(mask_type, [0] * lanes)) if update else None
         suffix = f"v{lanes}f{M.dtype.bitwidth}.p0"
         masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             vector, [vector.as_pointer(), i32, mask_type, vector]), "llvm.masked.load." + suffix)
@@ -308,6 +315,9 @@ def _codegen(bits, tile_vectors, update):
             lane_type = ir.VectorType(i32, lanes)  # lane numbers in 32 bits: the compare is as wide as the data
             remaining = broadcast(builder.trunc(builder.sub(width, done), i32), lane_type)
             tile(done, 1, builder.icmp_signed("<", ir.Constant(lane_type, list(range(lanes))), remaining))
+        if update:  # all lanes clear: the lanes as the bits of one integer
+            lanes_bits = builder.bitcast(builder.load(non_finite), ir.IntType(lanes))
+            return builder.icmp_unsigned("==", lanes_bits, ir.Constant(ir.IntType(lanes), 0))
         return context.get_dummy_value()
     return codegen
 

@@ -16,7 +16,7 @@ from fastscratch.kernels.structure import Columns
 #: ys, dzs: (batch_size, n_out) outputs and dL/dz; WTs: scratch shaped like W.T; structure: X's and
 #: the hidden layers' input ``structure.Structure``; batches: X's ``structure.Columns`` for every
 #: batch (``structure.batch_columns``); columns: ``structure.full_columns`` of batch_size rows (the
-#: first layer's is not used); scratch: ``sgd.StepScratch``.
+#: first layer's is not used); scratch: (n_out,) arrays, ``sgd.gradient_step``'s g.
 EpochWork = namedtuple("EpochWork", ["ys", "dzs", "WTs", "structure", "batches", "columns", "scratch"])
 
 

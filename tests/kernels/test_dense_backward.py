@@ -3,7 +3,7 @@ import pytest
 
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
-from fastscratch.kernels.sgd import StepScratch, gradient_step, sgd_step
+from fastscratch.kernels.sgd import gradient_step, sgd_step
 from fastscratch.kernels.structure import Columns, batch_columns, full_columns, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 
@@ -80,7 +80,7 @@ def test_gradient_step_reports_non_finite_parameters(poison, rng):
 
 
 def scratch(n_out, dtype):
-    return StepScratch(np.empty(n_out, dtype), np.empty(n_out, dtype))
+    return np.empty(n_out, dtype)
 
 
 def columns_of(X, begin, rows):
