@@ -17,7 +17,10 @@
   carries a SHA-256 of its content and names the kernel it belongs to (and
   a data file its key: signature, CPU, setting): a truncated, corrupt or
   misplaced file is a miss that is recompiled and rewritten, where Numba would
-  raise, load garbage or run another kernel's code. The cache is pickle, so
+  raise, load garbage or run another kernel's code. An index starts with its
+  version, stamp and kernel as text, so the index of other sources (after an
+  upgrade, a pickle that may name classes that are gone) is a miss before
+  anything in it is unpickled. The cache is pickle, so
   whoever can write its directory can run code as the user: a directory that
   other users can write (or an ancestor of it, unless sticky like /tmp), or
   that another user owns, is refused with a ``CacheWarning``, and kernels
@@ -165,22 +168,27 @@ def _checked_cache_class():
             super().__init__(cache_path, filename_base, source_stamp)
             self._kernel = kernel
 
+        def _header(self):
+            # Text, not a pickle: an index from other kernel sources (a pickle that may name classes those
+            # sources no longer have), another kernel or another Numba is a miss before anything is unpickled.
+            return f"{self._version}\n{self._source_stamp}\n{self._kernel}\n".encode()
+
         def _load_index(self):
-            path, version = self._index_path, self._version
+            header = self._header()
             try:
-                with open(path, "rb") as f:
-                    # The version is text, not a pickle: nothing is unpickled before the digest is checked.
-                    if f.readline() != f"{version}\n".encode():
+                with open(self._index_path, "rb") as f:
+                    if f.read(len(header)) != header:
                         return {}
-                    stamp, kernel, overloads = pickle.loads(_unchecked(f.read()))
+                    return pickle.loads(_unchecked(f.read()))
             except (OSError, _BadCacheFile):  # none yet, unreadable or corrupt: rebuilt by the next save
                 return {}
-            return overloads if (stamp, kernel) == (self._source_stamp, self._kernel) else {}
+            except (AttributeError, ImportError, pickle.UnpicklingError):  # it names what is gone: a miss too
+                return {}
 
         def _save_index(self, overloads):
-            payload = self._dump((self._source_stamp, self._kernel, overloads))
+            payload = self._dump(overloads)
             with self._open_for_write(self._index_path) as f:
-                f.write(f"{self._version}\n".encode())
+                f.write(self._header())
                 f.write(_checked(payload))
 
         def load(self, key):

@@ -145,6 +145,39 @@ def test_corrupt_cache_files(raced_cache, tmp_path, suffix):
     assert_correct(finish(start(cache_dir, tmp_path)))
 
 
+GONE = b"cfastscratch.kernels.sgd\nNoSuchClass\n."  # a pickle naming a class the kernels no longer have
+
+
+def old_format_index(version, payload):
+    """An index as earlier fastscratch versions wrote it: the version line, then one checked pickle."""
+    import hashlib
+    return f"{version}\n".encode() + hashlib.sha256(payload).digest() + payload
+
+
+@pytest.mark.parametrize("layout", ["earlier-format", "other-sources", "same-header"])
+def test_an_index_naming_what_the_kernels_no_longer_have_is_a_miss(raced_cache, tmp_path, layout):
+    """After an upgrade, an index pickled with a class that was since removed (StepScratch, once) made the
+    checked cache give up on itself for the process; it is a miss like any stale entry, with no warning."""
+    import hashlib
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(raced_cache[0], cache_dir)
+    files = cache_files(cache_dir, ".nbi")
+    for path in files:
+        with open(path, "rb") as f:
+            version, stamp, kernel = (f.readline() for _ in range(3))
+        if layout == "earlier-format":
+            content = old_format_index(version.decode().strip(), GONE)
+        else:
+            if layout == "other-sources":
+                stamp = b"0" * 64 + b"\n"
+            content = version + stamp + kernel + hashlib.sha256(GONE).digest() + GONE
+        with open(path, "wb") as f:
+            f.write(content)
+    assert_correct(finish(start(cache_dir, tmp_path)))
+    assert all(open(path, "rb").read().endswith(GONE) is False for path in cache_files(cache_dir, ".nbi"))
+    assert_correct(finish(start(cache_dir, tmp_path)))
+
+
 def test_unwritable_cache_directory(tmp_path):
     """NUMBA_CACHE_DIR under a regular file can never be created (whoever runs the test, root included)."""
     blocker = tmp_path / "not-a-directory"
