@@ -474,12 +474,13 @@ class Training:
         (``settle``, ``epoch``)."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
         self._work = self._val_work = self._known = self._val_known = None
-        # Kept structures that may still describe X_train and X_val; comparing one with its array also
-        # proves that array finite. Without one, the array's values are checked now.
+        # Kept structures that may still describe X_train and X_val, compared on the other core during the
+        # first epoch; the comparison also proves its array finite. Without one, an array not yet known to
+        # be finite has its values checked now.
         self._candidate = self._val_candidate = None
         indices_dtype = _indices_dtype(sizes_of(network))
         for name, X, finite in (("X_train", X_train, X_finite), ("X_val", X_val, X_val_finite)):
-            candidate = None if finite else _kept(X, indices_dtype)
+            candidate = None if X is None else _kept(X, indices_dtype)
             if not finite and candidate is None:
                 check._check_finite(name, X)
             setattr(self, "_val_candidate" if name == "X_val" else "_candidate", candidate)

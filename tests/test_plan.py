@@ -291,6 +291,19 @@ def test_nan_written_into_X_between_calls_is_rejected_with_the_weights_untouched
         X[17, 3] = 0.5
 
 
+def test_float64_data_on_a_float32_network_changed_in_place_is_read_afresh(rng, threads):
+    """Converted on every call, then compared with the kept float32 structure during the first epoch."""
+    nets = pair(dtype=np.float32)
+    X, Y = problem(rng, 60)
+    for round_ in range(3):
+        X[round_ * 7:(round_ + 1) * 7] = rng.random((7, 12))
+        results = [net.train(X, Y, X[:20], Y[:20].argmax(1), batch_size=10, num_epochs=1, verbose=False)
+                   for net in nets]
+        assert_same(nets, results, rtol=1e-5)
+        for r, j in zip(*(net.layers for net in nets)):
+            assert j.W.dtype == np.float32 and r.W.dtype == np.float32
+
+
 def test_X_val_changed_in_place_between_calls_is_read_afresh(rng, threads):
     """X_val has a kept structure of its own (another shape than X_train's), compared during the first epoch."""
     nets = pair()
