@@ -12,8 +12,8 @@ objects as the user left them and decides:
   converted copy whose updates are written back into the user's object
   after each step;
 - whether a layer's products run as kernels or as the reference's NumPy
-  expressions: NumPy past the measured crossover (``KERNEL_MAX_BATCH``,
-  ``KERNEL_MAX_HIDDEN_WEIGHTS``), and for non-finite parameters, whose NaN
+  expressions: NumPy past the measured crossover (``past_crossover``), and
+  for non-finite parameters, whose NaN
   the kernels' skipping of zero inputs would hide;
 - whether an epoch of ``train`` runs as one compiled call (``train_epoch``),
   or batch by batch in the reference's loop.
@@ -48,10 +48,14 @@ from fastscratch.kernels.training import EpochWork, train_epoch
 #: Rows per compiled forward pass in ``evaluate_accuracy`` and batched ``predict``.
 EVAL_CHUNK = 256
 
-#: Where the compiled epoch stops paying off (measured: benchmarks/test_grid.py). Past these
-#: sizes the work per batch dwarfs Python's overhead and BLAS's blocked GEMM beats the
-#: kernels, so ``train`` runs the reference's NumPy products, with identical results.
+#: Where the compiled epoch stops paying off (measured: benchmarks/crossover.py), so that ``train``
+#: runs the reference's NumPy products instead, with identical results: a hidden layer of more than
+#: KERNEL_MAX_HIDDEN_WEIGHTS weights, whose dense products BLAS's blocked GEMM does faster at any batch
+#: size; or batches of more than KERNEL_MAX_BATCH rows through a hidden layer of more than
+#: KERNEL_SMALL_HIDDEN_WEIGHTS. With smaller hidden layers the first layer's skipped zeros keep the
+#: kernels ahead at every batch size measured (up to 1024 rows).
 KERNEL_MAX_BATCH = 127
+KERNEL_SMALL_HIDDEN_WEIGHTS = 128 * 64
 KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
 
 
@@ -318,8 +322,8 @@ class NetworkPlan(NamedTuple):
 
 def past_crossover(network, batch_size):
     """Whether training with this batch size runs NumPy's products rather than kernels."""
-    return batch_size > KERNEL_MAX_BATCH or any(
-        layer.num_inputs * layer.size > KERNEL_MAX_HIDDEN_WEIGHTS for layer in network.layers[1:])
+    hidden = max((layer.num_inputs * layer.size for layer in network.layers[1:]), default=0)
+    return hidden > KERNEL_MAX_HIDDEN_WEIGHTS or batch_size > KERNEL_MAX_BATCH and hidden > KERNEL_SMALL_HIDDEN_WEIGHTS
 
 
 def network_plan(network, numpy=False):

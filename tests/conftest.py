@@ -49,3 +49,11 @@ def sigint_as_in_a_terminal():
     """
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def blas_past_127_rows(monkeypatch):
+    """Batches of more than ``plan.KERNEL_MAX_BATCH`` rows run the reference's BLAS products whatever the size
+    of the hidden layers: the BLAS path, for tests of it on small, fast networks."""
+    import fastscratch.plan
+    monkeypatch.setattr(fastscratch.plan, "KERNEL_SMALL_HIDDEN_WEIGHTS", 0)

@@ -80,11 +80,11 @@ def train_interrupting(network_class, at_epoch, num_epochs=4, how="kill", batch_
     return net, info.value
 
 
-# The drop-in trains small batches in compiled epochs and large ones (> 127) through the reference's loop.
+# The drop-in trains small batches in compiled epochs and, here, large ones (> 127) through the reference's loop.
 @pytest.mark.parametrize("batch_size", [BATCH, 130], ids=["small-batches", "large-batches"])
 @pytest.mark.parametrize("how", ["kill", "handler"])
 @pytest.mark.parametrize("network_class", NETWORKS)
-def test_sigint_from_a_callback_stops_at_the_next_boundary(network_class, how, batch_size):
+def test_sigint_from_a_callback_stops_at_the_next_boundary(network_class, how, batch_size, blas_past_127_rows):
     handler_before = signal.getsignal(signal.SIGINT)
     net, err = train_interrupting(network_class, at_epoch=1, how=how, batch_size=batch_size)
     assert isinstance(err, KeyboardInterrupt)

@@ -206,7 +206,26 @@ def test_three_epochs_of_mnist_match_reference(mnist_prepared, mnist_reference_r
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("batch, hidden", [(128, (6,)), (4, (300, 250))], ids=["large batch", "large hidden layer"])
+@pytest.mark.parametrize("batch", [128, 300])
+def test_large_batches_through_small_hidden_layers_train_compiled_as_the_reference(batch, dtype, rng):
+    """Past KERNEL_MAX_BATCH rows the kernels still beat BLAS while the hidden layers are small (the
+    seed's 64-32 among them), and they train as the reference does; batch offsets no longer fit 8 bits."""
+    np.random.seed(5)
+    ref = reference.SimpleNetwork(30, 4, (20, 10), dtype=dtype)
+    np.random.seed(5)
+    jit = fastscratch.SimpleNetwork(30, 4, (20, 10), dtype=dtype)
+    assert jit.kernels_pay_off(batch)
+    X, Y = problem(rng, 3 * batch + 7, num_inputs=30)
+    expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
+    got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(got[0], expected[0], rtol=rtol)
+    for r, j in zip(ref.layers, jit.layers):
+        np.testing.assert_allclose(j.W, r.W, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch, hidden", [(128, (100, 100)), (4, (300, 250))], ids=["large batch", "large hidden layer"])
 def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dtype, rng):
     """Past the measured crossover, train runs the reference's BLAS products and the SGD step
     kernel, whose ``W - lr * dL_dW`` are NumPy's bits: the very same numbers in either dtype."""

@@ -62,10 +62,10 @@ def assert_stopped_before_the_update(make, net, err, X, y, learning_rate, batch_
         np.testing.assert_array_equal(layer.b, expected_layer.b)
 
 
-# The drop-in trains small batches in compiled epochs and large ones (> 127) through the reference's loop.
+# The drop-in trains small batches in compiled epochs and, here, large ones (> 127) through the reference's loop.
 @pytest.mark.parametrize("batch_size", [BATCH, 130], ids=["small-batches", "large-batches"])
 @pytest.mark.parametrize("network_class", NETWORKS)
-def test_inputs_that_overflow_the_loss(network_class, batch_size):
+def test_inputs_that_overflow_the_loss(network_class, batch_size, blas_past_127_rows):
     X, y = problem(6 * batch_size)
     X[2 * batch_size + 1] = 1e200  # finite, but its squared error is not: epoch 0, batch 2
     net = relu_net(network_class)
