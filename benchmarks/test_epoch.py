@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 HIDDEN, BATCH, LR = (64, 32), 30, 1e-3
-ROUNDS = {"reference": 3, "reference-blas1": 3, "jit": 5}
+ROUNDS = {"reference": 3, "reference-blas1": 3, "jit": 9}  # JIT rounds are cheap: 9 steady its medians
 BLAS_LIMIT = {"reference": None, "reference-blas1": 1, "jit": None}
 FLOAT32_SANITY_RTOL = 1e-3  # float32 vs float32 reference: a sanity bound, not a target
 FLOAT32_BLAS_RTOL = 1e-6  # float32 reference at another BLAS thread count: sgemm rounds differently (1 ulp seen)
