@@ -311,7 +311,9 @@ def interrupt_after_checks(monkeypatch, checks):
 @pytest.mark.parametrize("backend, batch_size", [("reference", 30), ("jit", 256)],
                          ids=["reference", "jit past the kernel batch limit"])
 def test_ctrl_c_mid_epoch_saves_the_model_of_the_last_whole_epoch(backend, batch_size, mnist_dir, mnist_raw,
-                                                                  tmp_path, monkeypatch):
+                                                                  tmp_path, monkeypatch, request):
+    if backend == "jit":
+        request.getfixturevalue("blas_past_127_rows")  # the batch loop, which polls for Ctrl-C at every batch
     batches = 60000 // batch_size
     interrupt_after_checks(monkeypatch, batches + 5)  # the 5th batch of epoch 2
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "3", "--backend", backend,

@@ -144,7 +144,7 @@ def nonzero_structure(X, indices_dtype=None, threads=None):
 
 
 def row_dtype(rows):
-    """The dtype for row offsets within ``rows`` rows: 8 bits for every batch size the kernels train (<= 127)."""
+    """The dtype for row offsets within ``rows`` rows: 8 bits up to 128 rows (the seed's batches), else 16 or 64."""
     return np.dtype(np.int8) if rows <= 2 ** 7 else index_dtype(rows)
 
 
