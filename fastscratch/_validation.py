@@ -80,7 +80,11 @@ def _check_finite(name, arr):
 
 
 def _to_dtype(name, arr, dtype, finite=True):
-    """Return a C-contiguous ``dtype`` copy of ``arr`` (or ``arr`` itself when it already is one)."""
+    """Return a C-contiguous ``dtype`` copy of ``arr`` (or ``arr`` itself when it already is one).
+
+    ``finite`` false leaves checking for NaN and inf to the caller, except
+    after a narrowing conversion, whose overflow can be found only here.
+    """
     narrowing = arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize
     if finite and not narrowing:
         _check_finite(name, arr)
@@ -88,7 +92,7 @@ def _to_dtype(name, arr, dtype, finite=True):
         converted = np.ascontiguousarray(arr, dtype=dtype)
     # Narrowed, the copy is finite exactly when the source is and nothing overflowed: one check, on the
     # smaller array; the source's own NaN or inf is reported first, as without narrowing.
-    if finite and narrowing and not _all_finite(converted):
+    if narrowing and not _all_finite(converted):
         _check_finite(name, arr)
         bad = np.argwhere(~np.isfinite(converted))[0]
         raise ValueError(f"{name} holds values too large for {converted.dtype}, first at index "

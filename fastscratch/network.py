@@ -116,24 +116,21 @@ class SimpleNetwork(reference.SimpleNetwork):
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
               *, verbose=True, callback=None):
         # X_train's and X_val's finiteness is proven by the plan's comparisons with the structures kept from
-        # an earlier call, where one matches (a narrowing conversion is checked in full, for its overflow).
-        checked, val_checked = self._checked_in_full(X_train), X_val is None or self._checked_in_full(X_val)
-        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
-            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=checked,
-            finite_X_val=val_checked)
-        training = plan.Training(self, X_train, X_val, batch_size, X_finite=checked, X_val_finite=val_checked)
+        # an earlier call, where one matches, or checked by it (a narrowing conversion is checked at once).
+        arguments = X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
+        try:
+            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
+                *arguments, finite_X=False, finite_X_val=False)
+        except (TypeError, ValueError):
+            self._check_train(*arguments)  # the reference's checks in its order: its first error is raised
+            raise
+        training = plan.Training(self, X_train, X_val, batch_size)
         if num_epochs == 0:
             training.settle()
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
                            callback, training)
 
     train.__doc__ = reference.SimpleNetwork.train.__doc__
-
-    def _checked_in_full(self, X):
-        """Whether an input's finiteness is checked value by value: when it is not an array, or converting it
-        to the network's dtype narrows it (where its overflow must be found)."""
-        dtype = getattr(X, "dtype", None)
-        return dtype is None or dtype.kind == "f" and dtype.itemsize > self.dtype.itemsize
 
     def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, training):
         network, compiled = training.epoch_plan()

@@ -392,6 +392,27 @@ def _describes(entry, X, threads=None):
     return structure_matches(X, entry.indptr, entry.indices, entry.values, threads)
 
 
+#: Rows of X compared with a kept structure at once, at the start, the middle and the end, before the
+#: structure is trusted to run ahead (``Training``): a data set of the same shape with other contents
+#: (shuffled, or new) is then indexed at once rather than found out after an epoch run in vain.
+SAMPLE_ROWS = 16
+
+
+def _candidate(X, indices_dtype):
+    """The kept ``Indexed`` structure of an array of X's shape and dtype if X's sampled rows match it, else None."""
+    entry = _kept(X, indices_dtype)
+    if entry is None:
+        return None
+    n = len(X)
+    for start in sorted({0, max(0, n // 2 - SAMPLE_ROWS // 2), max(0, n - SAMPLE_ROWS)}):
+        stop = min(n, start + SAMPLE_ROWS)
+        if not structure_matches(X[start:stop], entry.indptr[start:stop + 1] - entry.indptr[start],
+                                 entry.indices[entry.indptr[start]:entry.indptr[stop]],
+                                 entry.values[entry.indptr[start]:entry.indptr[stop]], threads=1):
+            return None
+    return entry
+
+
 def indexed(X, indices_dtype, known=None):
     """The ``Indexed`` structure of the finite 2-D array X: ``known`` (a kept one already compared with X in
     this call), or a kept one that still describes X, or a new one, which is kept."""
@@ -473,21 +494,19 @@ class Training:
     """What one ``train`` call keeps across epochs, built when first needed and rebuilt if the layer
     sizes change: X's structures and the epoch's buffers, and the validation set's structure."""
 
-    def __init__(self, network, X_train, X_val, batch_size, X_finite=True, X_val_finite=True):
-        """``X_finite`` (``X_val_finite``) false: X_train's (X_val's) finiteness is for this object to check
-        (``settle``, ``epoch``)."""
+    def __init__(self, network, X_train, X_val, batch_size):
+        """X_train's and X_val's finiteness is this object's to prove: by the comparison with a kept structure
+        during the first epoch (``epoch``, ``settle``), or, where no kept structure may match, here."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
         self._work = self._val_work = self._known = self._val_known = None
-        # Kept structures that may still describe X_train and X_val, compared on the other core during the
-        # first epoch; the comparison also proves its array finite. Without one, an array not yet known to
-        # be finite has its values checked now.
-        self._candidate = self._val_candidate = None
         indices_dtype = _indices_dtype(sizes_of(network))
-        for name, X, finite in (("X_train", X_train, X_finite), ("X_val", X_val, X_val_finite)):
-            candidate = None if X is None else _kept(X, indices_dtype)
-            if not finite and candidate is None:
-                check._check_finite(name, X)
-            setattr(self, "_val_candidate" if name == "X_val" else "_candidate", candidate)
+        self._candidate = _candidate(X_train, indices_dtype)
+        self._val_candidate = None if X_val is None else _candidate(X_val, indices_dtype)
+        if self._candidate is None:
+            check._check_finite("X_train", X_train)
+        if X_val is not None and self._val_candidate is None and not check._all_finite(X_val):
+            self.settle()  # X_train's error, if it has one, comes first, as in the reference
+            check._check_finite("X_val", X_val)
 
     def settle(self):
         """Finish the checks of X_train and X_val before anything reads them: compare each with its candidate
@@ -565,7 +584,10 @@ class Training:
                 same, val_same = comparison.result()
         if not same:
             self._known = self._work = None
-        if same and (val_same or check._all_finite(self.X_val)):
+        val_finite = val_same or check._all_finite(self.X_val)
+        if not val_same and val_finite:
+            self._val_candidate = None  # changed, but finite: indexed anew when evaluated
+        if same and val_finite:
             self._settled(same, val_same)
             return result
         for layer, (W, b) in zip(plan.layers, saved):

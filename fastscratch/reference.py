@@ -330,7 +330,7 @@ class SimpleNetwork:
     def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True,
                      finite_X_val=True):
         """The checked arguments; ``finite_X`` (``finite_X_val``) false leaves X_train's (X_val's) finiteness to
-        the caller."""
+        the caller, but for a narrowing conversion's (``_validation._to_dtype``)."""
         self._check_layers()
         X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype, finite=finite_X)
         if X_train.ndim != 2:

@@ -190,6 +190,43 @@ def test_float32_network_rejects_values_that_overflow_float32(network_class):
         net.train(**kwargs, verbose=False)
 
 
+@pytest.mark.parametrize("bad", ["X_train", "X_val"])
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_a_non_finite_input_is_reported_before_the_arguments_checked_after_it(network_class, bad):
+    """The drop-in proves X finite after the other checks; when one of those fails, the reference's first
+    error (a NaN in X comes before a wrong y or batch size) is still the one raised."""
+    net = make_net(network_class)
+    kwargs = data()
+    kwargs[bad] = with_nan(kwargs[bad])
+    wrong = {"X_train": {"y_train": kwargs["y_train"][:-1]}, "X_val": {"y_val": kwargs["y_val"][:-1]}}[bad]
+    with pytest.raises(ValueError, match=f"{bad} contains non-finite"):
+        net.train(**{**kwargs, **wrong}, verbose=False)
+    if bad == "X_train":  # batch_size is checked after X_train, before X_val
+        with pytest.raises(ValueError, match="X_train contains non-finite"):
+            net.train(**{**kwargs, "batch_size": 0}, verbose=False)
+
+
+class Reported:
+    """An array-like whose ``dtype`` attribute is not a NumPy dtype (a string, as some wrappers have)."""
+    dtype = "float64"
+
+    def __init__(self, arr):
+        self.arr = arr
+
+    def __array__(self, dtype=None, copy=None):
+        return self.arr if dtype is None else self.arr.astype(dtype)
+
+
+@pytest.mark.parametrize("network_class", NETWORKS)
+def test_array_likes_with_any_dtype_attribute_are_read_as_numpy_reads_them(network_class):
+    kwargs = data()
+    expected = make_net(network_class).train(**kwargs, verbose=False)
+    got = make_net(network_class).train(**{**kwargs, "X_train": Reported(kwargs["X_train"]),
+                                           "X_val": Reported(kwargs["X_val"])}, verbose=False)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1] == expected[1]
+
+
 @pytest.mark.parametrize("network_class", NETWORKS)
 def test_bool_inputs_count_as_0_and_1(network_class):
     X = data()["X_train"] > 0.5

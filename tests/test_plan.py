@@ -284,6 +284,31 @@ def test_X_changed_in_place_between_calls_is_read_afresh(rng, threads):
         gc.collect()
 
 
+def test_a_bad_X_train_is_reported_before_a_new_bad_X_val(rng, threads):
+    """X_train compared with its kept structure, X_val new and not finite: X_train's error, as in the reference."""
+    X, Y = problem(rng, 60)
+    for net in pair():
+        net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        X_bad, X_val = X.copy(), rng.random((33, 12))
+        X_bad[17, 3], X_val[5, 2] = np.nan, np.inf
+        with pytest.raises(ValueError, match=r"X_train contains non-finite.*\(17, 3\)"):
+            net.train(X_bad, Y, X_val, Y[:33].argmax(1), batch_size=10, num_epochs=1, verbose=False)
+
+
+def test_other_data_of_the_same_shape_is_indexed_at_once(rng, monkeypatch):
+    """A shuffled (or new) X of the kept shape fails the sampled rows at once: one epoch run, not two."""
+    X, Y = problem(rng, 300)
+    runs = []
+    run = fastscratch.plan.Training._run
+    monkeypatch.setattr(fastscratch.plan.Training, "_run", lambda self, *args: runs.append(1) or run(self, *args))
+    nets = pair()
+    for round_ in range(3):
+        order = rng.permutation(300) if round_ else np.arange(300)
+        assert_same(nets, [net.train(X[order], Y[order], batch_size=10, num_epochs=1, verbose=False)
+                           for net in nets])
+    assert len(runs) == 3
+
+
 @pytest.mark.parametrize("num_epochs", [0, 1, 2])
 @pytest.mark.parametrize("bad", ["X_train", "X_val", "both"])
 def test_nan_written_between_calls_is_rejected_with_the_weights_untouched(bad, num_epochs, rng, threads):
