@@ -207,7 +207,11 @@ def _checked_cache_class():
 
         def _load_data(self, name):
             with open(self._data_path(name), "rb") as f:
-                return pickle.loads(_unchecked(f.read()))
+                payload = _unchecked(f.read())
+            try:
+                return pickle.loads(payload)
+            except (AttributeError, ImportError, pickle.UnpicklingError) as error:  # names what is gone
+                raise _BadCacheFile(f"cache file names what is gone: {error}") from None
 
         def _save_data(self, name, data):
             with self._open_for_write(self._data_path(name)) as f:

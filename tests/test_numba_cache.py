@@ -146,12 +146,25 @@ def test_corrupt_cache_files(raced_cache, tmp_path, suffix):
 
 
 GONE = b"cfastscratch.kernels.sgd\nNoSuchClass\n."  # a pickle naming a class the kernels no longer have
+RAISES = b"c__builtin__\nint\n(S'x'\ntR."  # a pickle whose loading raises ValueError: proof nothing was unpickled
 
 
 def old_format_index(version, payload):
     """An index as earlier fastscratch versions wrote it: the version line, then one checked pickle."""
     import hashlib
     return f"{version}\n".encode() + hashlib.sha256(payload).digest() + payload
+
+
+def test_a_data_file_naming_what_is_gone_is_a_miss(raced_cache, tmp_path):
+    """A data file that unpickles to a class that is gone (a race of two versions on one cache) is recompiled."""
+    import hashlib
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(raced_cache[0], cache_dir)
+    files = cache_files(cache_dir, ".nbc")
+    for path in files:
+        with open(path, "wb") as f:
+            f.write(hashlib.sha256(GONE).digest() + GONE)
+    assert_correct(finish(start(cache_dir, tmp_path)))
 
 
 @pytest.mark.parametrize("layout", ["earlier-format", "other-sources", "same-header"])
@@ -165,16 +178,20 @@ def test_an_index_naming_what_the_kernels_no_longer_have_is_a_miss(raced_cache, 
     for path in files:
         with open(path, "rb") as f:
             version, stamp, kernel = (f.readline() for _ in range(3))
+        # Only where the header matches may the payload be unpickled, and then what it names is gone.
+        payload = GONE if layout == "same-header" else RAISES
         if layout == "earlier-format":
-            content = old_format_index(version.decode().strip(), GONE)
+            content = old_format_index(version.decode().strip(), payload)
         else:
             if layout == "other-sources":
                 stamp = b"0" * 64 + b"\n"
-            content = version + stamp + kernel + hashlib.sha256(GONE).digest() + GONE
+            content = version + stamp + kernel + hashlib.sha256(payload).digest() + payload
         with open(path, "wb") as f:
             f.write(content)
     assert_correct(finish(start(cache_dir, tmp_path)))
-    assert all(open(path, "rb").read().endswith(GONE) is False for path in cache_files(cache_dir, ".nbi"))
+    for path in cache_files(cache_dir, ".nbi"):
+        with open(path, "rb") as f:
+            assert not f.read().endswith((GONE, RAISES)), path  # rewritten by the run
     assert_correct(finish(start(cache_dir, tmp_path)))
 
 
