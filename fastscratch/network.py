@@ -80,9 +80,11 @@ class SimpleNetwork(reference.SimpleNetwork):
         network = plan.network_plan(self)
         return network.loss is not None and all(layer.fused for layer in network.layers)
 
-    def kernels_pay_off(self, batch_size):
-        """Whether ``train`` with this batch size runs compiled epochs (else the reference's BLAS loop)."""
-        return plan.compiled_epoch(plan.network_plan(self), self, batch_size)
+    def kernels_pay_off(self, batch_size, X_train=None):
+        """Whether ``train`` with this batch size runs compiled epochs (else the reference's BLAS loop); past
+        127 rows that depends on how sparse ``X_train`` is (without it, counted as dense)."""
+        density = 1.0 if X_train is None else plan.nonzero_fraction(np.asarray(X_train))
+        return plan.compiled_epoch(plan.network_plan(self), self, batch_size, density)
 
     def _forward(self, x):
         return plan.network_plan(self).forward(x)

@@ -51,11 +51,14 @@ EVAL_CHUNK = 256
 #: Where the compiled epoch stops paying off (measured: benchmarks/crossover.py), so that ``train``
 #: runs the reference's NumPy products instead, with identical results: a hidden layer of more than
 #: KERNEL_MAX_HIDDEN_WEIGHTS weights, whose dense products BLAS's blocked GEMM does faster at any batch
-#: size; or batches of more than KERNEL_MAX_BATCH rows through a hidden layer of more than
-#: KERNEL_SMALL_HIDDEN_WEIGHTS. With smaller hidden layers the first layer's skipped zeros keep the
-#: kernels ahead at every batch size measured (up to 1024 rows).
+#: size; or batches of more than KERNEL_MAX_BATCH rows, unless the hidden layers are small (at most
+#: KERNEL_SMALL_HIDDEN_WEIGHTS weights each) and the input sparse (at most KERNEL_SPARSE_INPUT of its
+#: entries nonzero): then the first layer's skipped zeros keep the kernels ahead at every batch size
+#: measured (up to 1024 rows). The kernels' time grows with the nonzeros, BLAS's does not: at batch 256
+#: the kernels still led at 40% nonzero and lost or tied at 50% (Fashion-MNIST is 50%).
 KERNEL_MAX_BATCH = 127
 KERNEL_SMALL_HIDDEN_WEIGHTS = 128 * 64
+KERNEL_SPARSE_INPUT = 0.4
 KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
 
 
@@ -320,10 +323,19 @@ class NetworkPlan(NamedTuple):
                 np.array([layer.activation for layer in self.layers], dtype=np.int64))
 
 
-def past_crossover(network, batch_size):
-    """Whether training with this batch size runs NumPy's products rather than kernels."""
+def past_crossover(network, batch_size, nonzero_fraction=1.0):
+    """Whether training with this batch size runs NumPy's products rather than kernels, for an input with
+    this fraction of nonzero entries (``nonzero_fraction``; unknown, it counts as dense)."""
     hidden = max((layer.num_inputs * layer.size for layer in network.layers[1:]), default=0)
-    return hidden > KERNEL_MAX_HIDDEN_WEIGHTS or batch_size > KERNEL_MAX_BATCH and hidden > KERNEL_SMALL_HIDDEN_WEIGHTS
+    return hidden > KERNEL_MAX_HIDDEN_WEIGHTS or batch_size > KERNEL_MAX_BATCH and (
+        hidden > KERNEL_SMALL_HIDDEN_WEIGHTS or nonzero_fraction > KERNEL_SPARSE_INPUT)
+
+
+def nonzero_fraction(X, rows=1024):
+    """The fraction of X's entries that are nonzero, in about ``rows`` of its rows taken evenly (0.3 ms for
+    MNIST), for ``past_crossover``."""
+    sample = X[::max(1, len(X) // rows)]
+    return np.count_nonzero(sample) / max(sample.size, 1)
 
 
 def network_plan(network, numpy=False):
@@ -348,10 +360,10 @@ def _tied(plan):
     return any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
 
 
-def compiled_epoch(plan, network, batch_size):
+def compiled_epoch(plan, network, batch_size, nonzero_fraction=1.0):
     """Whether an epoch can run as one compiled call: built-in functions, the layers' own finite arrays,
-    independent parameters, and sizes below the crossover."""
-    return (plan.loss is not None and not past_crossover(network, batch_size)
+    independent parameters, and sizes below the crossover (``past_crossover``)."""
+    return (plan.loss is not None and not past_crossover(network, batch_size, nonzero_fraction)
             and all(layer.fused and not layer.numpy and layer.W is layer.layer.W and layer.b is layer.layer.b
                     for layer in plan.layers)
             and not _tied(plan))
@@ -499,6 +511,7 @@ class Training:
         during the first epoch (``epoch``, ``settle``), or, where no kept structure may match, here."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
         self._work = self._val_work = self._known = self._val_known = None
+        self.nonzero_fraction = nonzero_fraction(X_train)
         indices_dtype = _indices_dtype(sizes_of(network))
         self._candidate = _candidate(X_train, indices_dtype)
         self._val_candidate = None if X_val is None else _candidate(X_val, indices_dtype)
@@ -537,7 +550,7 @@ class Training:
         """The network's plan for the next epoch, and whether that epoch runs compiled."""
         self.network._check_layers()  # a callback may have replaced layers
         plan = network_plan(self.network)
-        return plan, compiled_epoch(plan, self.network, self.batch_size)
+        return plan, compiled_epoch(plan, self.network, self.batch_size, self.nonzero_fraction)
 
     def work(self):
         sizes, dtype, batch_size = sizes_of(self.network), self.network.dtype, self.batch_size

@@ -309,7 +309,7 @@ def interrupt_after_checks(monkeypatch, checks):
 
 
 @pytest.mark.parametrize("backend, batch_size", [("reference", 30), ("jit", 256)],
-                         ids=["reference", "jit past the kernel batch limit"])
+                         ids=["reference", "jit on the BLAS loop"])
 def test_ctrl_c_mid_epoch_saves_the_model_of_the_last_whole_epoch(backend, batch_size, mnist_dir, mnist_raw,
                                                                   tmp_path, monkeypatch, request):
     if backend == "jit":

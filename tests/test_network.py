@@ -209,13 +209,15 @@ def test_three_epochs_of_mnist_match_reference(mnist_prepared, mnist_reference_r
 @pytest.mark.parametrize("batch", [128, 300])
 def test_large_batches_through_small_hidden_layers_train_compiled_as_the_reference(batch, dtype, rng):
     """Past KERNEL_MAX_BATCH rows the kernels still beat BLAS while the hidden layers are small (the
-    seed's 64-32 among them), and they train as the reference does; batch offsets no longer fit 8 bits."""
+    seed's 64-32 among them) and the input sparse, and they train as the reference does; batch offsets
+    no longer fit 8 bits. A dense input takes the BLAS loop."""
     np.random.seed(5)
     ref = reference.SimpleNetwork(30, 4, (20, 10), dtype=dtype)
     np.random.seed(5)
     jit = fastscratch.SimpleNetwork(30, 4, (20, 10), dtype=dtype)
-    assert jit.kernels_pay_off(batch)
     X, Y = problem(rng, 3 * batch + 7, num_inputs=30)
+    X *= rng.random(X.shape) < 0.4  # 80% zeros: sparse enough for the kernels past 127 rows
+    assert jit.kernels_pay_off(batch, X) and not jit.kernels_pay_off(batch, np.ones_like(X))
     expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     rtol = 1e-9 if dtype == np.float64 else 1e-4

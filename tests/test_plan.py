@@ -25,7 +25,8 @@ def pair(hidden=(6,), num_inputs=12, num_outputs=4, seed=3, **kwargs):
 
 
 def problem(rng, n, num_inputs=12, num_outputs=4):
-    X = rng.random((n, num_inputs)) * (rng.random((n, num_inputs)) > 0.5)
+    """X about 75% zeros: sparse enough for compiled epochs past 127 rows (``plan.KERNEL_SPARSE_INPUT``)."""
+    X = rng.random((n, num_inputs)) * (rng.random((n, num_inputs)) > 0.75)
     return X, np.eye(num_outputs)[rng.integers(0, num_outputs, n)]
 
 
@@ -72,6 +73,13 @@ def batch(request):
     if request.param == "blas":
         request.getfixturevalue("blas_past_127_rows")
     return 10 if request.param == "compiled" else 130
+
+
+def test_the_batch_fixture_takes_the_paths_it_names(batch, request, rng):
+    X, _ = problem(rng, 260)
+    for hidden in [(6,), (7,), ()]:
+        jit = pair(hidden)[1]
+        assert jit.kernels_pay_off(batch, X) == (request.node.callspec.params["batch"] != "blas")
 
 
 @pytest.mark.parametrize("attribute", ["activation_function", "derivated_activation_function", "loss_function",
