@@ -535,12 +535,12 @@ class Training:
     def _settled(self, same, val_same):
         """Take the comparisons' outcome: keep the structures that matched, check the values of the others
         (raising the reference's error for a non-finite one, X_train's first)."""
-        if self._candidate is not None and same:
-            self._known = self._candidate
-        if self._val_candidate is not None and val_same:
-            self._val_known = self._val_candidate
-        candidate, val_candidate, self._candidate, self._val_candidate = (self._candidate, self._val_candidate,
-                                                                          None, None)
+        candidate, val_candidate = self._candidate, self._val_candidate
+        self._candidate = self._val_candidate = None
+        if candidate is not None and same:
+            self._known = candidate
+        if val_candidate is not None and val_same:
+            self._val_known = val_candidate
         if candidate is not None and not same:
             check._check_finite("X_train", self.X_train)
         if val_candidate is not None and not val_same:
