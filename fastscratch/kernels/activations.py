@@ -4,14 +4,20 @@ A Python callable passed into a kernel costs ~100x a direct call, so the
 built-in activations are dispatched by code, outside the inner loops.
 Derivatives are written in terms of the layer output ``y``, as the tutorial
 does, and follow the reference's operation order so results match bit for
-bit wherever the inputs do.
+bit wherever the inputs do; tanh is ``np.tanh``'s own algorithm (``fasttanh``).
 """
 import math
 
 from fastscratch._config import jit
 from fastscratch.kernels.fastexp import fast_exp
+from fastscratch.kernels.fasttanh import NUMPY_TANH_IS_SIMD, numpy_tanh
 
-SIGMOID, RELU, TANH, IDENTITY = 0, 1, 2, 3
+SIGMOID, RELU, IDENTITY = 0, 1, 3
+#: tanh as NumPy's SIMD loop computes it, and as libm does (NumPy's choice where it has no SIMD tanh).
+TANH_NUMPY_SIMD, TANH_LIBM = 2, 4
+#: The code of the built-in tanh: whichever of the two ``np.tanh`` is on this CPU, decided at import and
+#: passed to the kernels, so that a cached kernel never carries another machine's choice.
+TANH = TANH_NUMPY_SIMD if NUMPY_TANH_IS_SIMD else TANH_LIBM
 
 
 @jit
@@ -27,7 +33,10 @@ def bias_activate_row(y, i, b, code):
         for j in range(n):
             z = y[i, j] + b[j]
             y[i, j] = zero if z < zero else z  # np.maximum(z, 0), NaN kept
-    elif code == TANH:
+    elif code == TANH_NUMPY_SIMD:
+        for j in range(n):
+            y[i, j] = numpy_tanh(y[i, j] + b[j])
+    elif code == TANH_LIBM:
         for j in range(n):
             y[i, j] = math.tanh(y[i, j] + b[j])
     else:
@@ -48,7 +57,7 @@ def times_derivative(dL_dy, y, code, dL_dz):
         elif code == RELU:
             for j in range(m):
                 dL_dz[i, j] = dL_dy[i, j] * (one if y[i, j] > zero else zero)
-        elif code == TANH:
+        elif code == TANH_NUMPY_SIMD or code == TANH_LIBM:
             for j in range(m):
                 dL_dz[i, j] = dL_dy[i, j] * (one - y[i, j] * y[i, j])
         else:

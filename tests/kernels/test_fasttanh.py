@@ -1,0 +1,106 @@
+"""The ported tanh against np.tanh bit for bit, over the whole float range; its plain twin, and libm's fallback."""
+import math
+
+import numpy as np
+import pytest
+from numba import config
+
+from fastscratch._config import jit
+from fastscratch.kernels import activations
+from fastscratch.kernels.fasttanh import NUMPY_TANH_IS_SIMD, numpy_tanh, tanh32, tanh64
+
+JIT = not config.DISABLE_JIT
+TANH = {np.float64: tanh64, np.float32: tanh32}
+pytestmark = pytest.mark.skipif(not NUMPY_TANH_IS_SIMD, reason="NumPy calls libm's tanh on this CPU")
+
+
+@jit
+def tanh_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = numpy_tanh(x[i])
+
+
+@jit
+def tanh64_plain(x, out):
+    for i in range(x.shape[0]):
+        out[i] = tanh64(x[i], False)
+
+
+@jit
+def tanh32_plain(x, out):
+    for i in range(x.shape[0]):
+        out[i] = tanh32(x[i], False)
+
+
+PLAIN = {np.float64: tanh64_plain, np.float32: tanh32_plain}
+
+
+def inputs(dtype, rng, size):
+    """Evenly over [-30, 30] (every interval, both saturations), log-spaced magnitudes down to subnormals,
+    each interval's ends and their neighbours, and the special values."""
+    finfo = np.finfo(dtype)
+    smallest, largest = np.log10(float(finfo.smallest_subnormal)), np.log10(float(finfo.max)) - 1e-3
+    magnitudes = np.logspace(smallest, largest, size // 4)
+    ends = np.array([0.0546875, 0.125, 0.1875, 10.0, 24.0] + [2.0 ** (k / 4) for k in range(-20, 20)])
+    ends = ends.astype(dtype)
+    ends = np.concatenate([ends, np.nextafter(ends, dtype(0)), np.nextafter(ends, dtype(99))])
+    values = np.concatenate([np.linspace(-30, 30, size), rng.standard_normal(size // 4) * 4, magnitudes, ends])
+    values = np.concatenate([values, -values]).astype(dtype)
+    return np.concatenate([values, np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype=dtype)])
+
+
+def assert_same_bits(got, expected):
+    assert got.dtype == expected.dtype
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.uint8), expected[~nan].view(np.uint8))  # -0.0 is not 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_equals_numpy_bit_for_bit(dtype, rng):
+    x = inputs(dtype, rng, 400_001 if JIT else 4_001)
+    got = np.empty_like(x)
+    tanh_all(x, got)
+    assert_same_bits(got, np.tanh(x))
+
+
+def test_libm_would_not(rng):
+    """Why the port: libm's tanh (what the kernels called before) differs from np.tanh here in the last bit."""
+    x = rng.standard_normal(10_000) * 3
+    assert np.count_nonzero(np.tanh(x) != [math.tanh(v) for v in x]) > 1000
+
+
+@pytest.mark.skipif(not JIT, reason="the intrinsics run only compiled; under NUMBA_DISABLE_JIT the plain twin is all")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_plain_twin_gives_the_same_bits(dtype, rng):
+    """frexp and the exact FMA, compiled or run as Python: the intrinsics' bits."""
+    x = inputs(dtype, rng, 400_001)
+    plain = np.empty_like(x)
+    PLAIN[dtype](x, plain)
+    assert_same_bits(plain, np.tanh(x))
+    sample = np.concatenate([x[rng.integers(0, x.size, 3000)], x[-5:]])
+    python = np.array([TANH[dtype].py_func(v, False) for v in sample])
+    assert_same_bits(python, np.tanh(sample))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("code", [activations.TANH_NUMPY_SIMD, activations.TANH_LIBM], ids=["numpy_simd", "libm"])
+def test_each_tanh_code_is_what_its_name_says(code, dtype, rng):
+    """The activation kernel with each tanh code: NumPy's SIMD tanh (the built-in's code here), and libm's
+    (NumPy's choice on CPUs without its SIMD loop), as Numba's math.tanh gives it."""
+    assert activations.TANH == activations.TANH_NUMPY_SIMD
+    z = (rng.standard_normal((5, 300)) * 3).astype(dtype)
+    b = (rng.standard_normal(300) * 0.1).astype(dtype)
+    y = z.copy()
+    for i in range(len(y)):
+        activations.bias_activate_row(y, i, b, code)
+    assert_same_bits(y, np.tanh(z + b) if code == activations.TANH_NUMPY_SIMD else libm_tanh(z + b))
+
+
+@jit
+def libm_tanh(z):
+    out = np.empty_like(z)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[i, j] = math.tanh(z[i, j])
+    return out
