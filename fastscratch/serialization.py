@@ -1,9 +1,16 @@
 """Saving and loading networks as ``.npz`` files (no pickle).
 
 A file holds ``W0, b0, W1, b1, ...`` and a few metadata arrays: the format
-version, the layer sizes, the dtype and the names of the built-in activation
-and loss (or ``"custom"``). It is written atomically (``fastscratch._files``):
-a kill or a full disk while saving leaves the previous file as it was.
+version, the layer sizes, the dtype, and what each function of the network
+is: every layer's activation and its derivative, the loss and its
+derivative. A built-in is saved by its name (``functions.BUILTINS``; a
+derivative by the name of the built-in it belongs to), a layer without a
+derivative as ``"none"``, and any other callable as ``"custom"``: its
+weights are saved, and ``load`` asks for the function by keyword, naming the
+layers that need it. Version 1 files (one activation for all layers, the
+built-in pair's derivatives) still load. A file is written atomically
+(``fastscratch._files``): a kill or a full disk while saving leaves the
+previous file as it was.
 
 Loading reads only the members a saved network has, checks each member's
 shape and dtype in its ``.npy`` header against the layer sizes before reading
@@ -20,27 +27,47 @@ import zlib
 import numpy as np
 
 from fastscratch._files import atomic_write
-from fastscratch.functions import ACTIVATIONS, LOSSES, name_of
+from fastscratch.functions import ACTIVATIONS, LOSSES, builtin
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CUSTOM = "custom"
+NONE = "none"
 MAX_BYTES = 1 << 32   # weights and biases read from one file: 4 GiB, 537 million float64 parameters
-METADATA = ("format_version", "layer_sizes", "dtype", "activation", "loss")
-_METADATA_BYTES = 1 << 12   # the data of one metadata array
+#: The metadata arrays of each format version: all of them, nothing else besides the weights.
+METADATA = {1: ("format_version", "layer_sizes", "dtype", "activation", "loss"),
+            2: ("format_version", "layer_sizes", "dtype", "activations", "activation_derivatives", "loss",
+                "loss_derivative")}
+#: load()'s keywords: (kind, role) -> keyword.
+KEYWORDS = {("activation", "function"): "activation_function",
+            ("activation", "derivative"): "derivated_activation_function",
+            ("loss", "function"): "loss_function", ("loss", "derivative"): "derivated_loss_function"}
+_METADATA_BYTES = 1 << 12   # the data of one metadata array (per layer, for the per-layer ones)
 _DEFLATE_RATIO = 1032   # deflate's largest expansion: a member cannot hold more than this per stored byte
 _NPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 1 << 20
 
 
+def saved_name(function, kind, role):
+    """What the file says for ``function`` as the ``role`` ("function" or "derivative") of a ``kind``."""
+    if function is None and role == "derivative":
+        return NONE
+    entry = builtin(function, kind, role)
+    return CUSTOM if entry is None else entry.name
+
+
 def save(network, path):
     """Write ``network`` to ``path`` atomically (``.npz`` is added when missing, as ``np.savez`` does)."""
-    first = network.layers[0]
+    layers = network.layers
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
-        "layer_sizes": np.array([network.num_inputs] + [layer.size for layer in network.layers]),
+        "layer_sizes": np.array([network.num_inputs] + [layer.size for layer in layers]),
         "dtype": np.array(network.dtype.name),
-        "activation": np.array(name_of(first.activation_function, ACTIVATIONS) or CUSTOM),
-        "loss": np.array(name_of(network.loss_function, LOSSES) or CUSTOM),
+        "activations": np.array([saved_name(layer.activation_function, "activation", "function")
+                                 for layer in layers]),
+        "activation_derivatives": np.array([saved_name(layer.derivated_activation_function, "activation",
+                                                       "derivative") for layer in layers]),
+        "loss": np.array(saved_name(network.loss_function, "loss", "function")),
+        "loss_derivative": np.array(saved_name(network.derivated_loss_function, "loss", "derivative")),
     }
     for i, layer in enumerate(network.layers):
         arrays[f"W{i}"], arrays[f"b{i}"] = layer.W, layer.b
@@ -71,15 +98,23 @@ def read(path):
 
 def _read_archive(path, archive):
     members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
-    missing = [key for key in METADATA if key not in members]
+    for key in ("format_version", "layer_sizes"):
+        if key not in members:
+            raise ValueError(f"{path} is not a saved fastscratch network (missing {[key]})")
+    version = _format_version(path, _read_member(path, archive, members["format_version"], _METADATA_BYTES))
+    sizes = _layer_sizes(path, _read_member(path, archive, members["layer_sizes"], _METADATA_BYTES))
+    missing = [key for key in METADATA[version] if key not in members]
     if missing:
         raise ValueError(f"{path} is not a saved fastscratch network (missing {missing})")
-    meta = _metadata(path, {key: _read_member(path, archive, members[key], _METADATA_BYTES) for key in METADATA})
-    sizes = meta["layer_sizes"]
+    # Names per layer take up to _METADATA_BYTES per layer; nothing else may be large.
+    meta = _metadata(path, version, sizes, {
+        key: _read_member(path, archive, members[key], _METADATA_BYTES * (
+            len(sizes) if key in ("activations", "activation_derivatives") else 1))
+        for key in METADATA[version][2:]})
     shapes = {}
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         shapes[f"W{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
-    unexpected = sorted(members.keys() - shapes.keys() - set(METADATA))
+    unexpected = sorted(members.keys() - shapes.keys() - set(METADATA[version]))
     if unexpected:
         raise ValueError(f"{path} holds arrays a saved network does not have: {unexpected}")
     needed = sum(int(np.prod(shape)) for shape in shapes.values()) * np.dtype(meta["dtype"]).itemsize
@@ -136,49 +171,96 @@ def _read_member(path, archive, info, limit, shape=None):
     return array.reshape(declared, order="F" if fortran_order else "C")
 
 
-def _metadata(path, contents):
-    """Check the metadata arrays of a saved network; return them as Python values."""
-    version = contents["format_version"]
+def _format_version(path, version):
     if version.shape != () or version.dtype.kind not in "iu":
         raise ValueError(f"{path} is not a saved fastscratch network (format_version is {version!r})")
-    if int(version) != FORMAT_VERSION:
+    if int(version) not in METADATA:
         raise ValueError(f"{path} has format version {int(version)}, "
-                         f"this fastscratch reads version {FORMAT_VERSION}")
-    sizes = contents["layer_sizes"]
+                         f"this fastscratch reads versions {', '.join(map(str, METADATA))}")
+    return int(version)
+
+
+def _layer_sizes(path, sizes):
     if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
         raise ValueError(f"{path}: layer_sizes must be 2 or more integers >= 1, got {sizes!r}")
-    names = {}
-    for key, allowed in (("dtype", ("float64", "float32")), ("activation", (*ACTIVATIONS, CUSTOM)),
-                         ("loss", (*LOSSES, CUSTOM))):
-        value = contents[key]
-        if value.shape != () or value.dtype.kind != "U" or str(value) not in allowed:
-            raise ValueError(f"{path}: {key} must be one of {list(allowed)}, got {value!r}")
-        names[key] = str(value)
-    return {"layer_sizes": [int(s) for s in sizes], **names}
+    return [int(s) for s in sizes]
+
+
+def _names(path, key, value, shape, allowed):
+    """The names in the text array ``value`` of ``shape``, each one of ``allowed``."""
+    if value.shape != shape or value.dtype.kind != "U" or not all(str(v) in allowed for v in value.flat):
+        expected = "one" if shape == () else f"{shape[0]} (one per layer), each one"
+        raise ValueError(f"{path}: {key} must be {expected} of {list(allowed)}, got {value!r}")
+    return [str(v) for v in value.flat]
+
+
+def _metadata(path, version, sizes, contents):
+    """Check the metadata arrays of a saved network; return them as Python values.
+
+    ``functions`` maps (kind, role) to the saved names: one per layer for the activation, one for the loss.
+    """
+    layers = len(sizes) - 1
+    dtype, = _names(path, "dtype", contents["dtype"], (), ("float64", "float32"))
+    if version == 1:  # one activation for every layer, each function with its built-in derivative
+        activation, = _names(path, "activation", contents["activation"], (), (*ACTIVATIONS, CUSTOM))
+        loss, = _names(path, "loss", contents["loss"], (), (*LOSSES, CUSTOM))
+        functions = {("activation", "function"): [activation] * layers,
+                     ("activation", "derivative"): [activation] * layers,
+                     ("loss", "function"): [loss], ("loss", "derivative"): [loss]}
+    else:
+        functions = {}
+        for kind, table, key, shape in (("activation", ACTIVATIONS, "activations", (layers,)),
+                                        ("loss", LOSSES, "loss", ())):
+            functions[kind, "function"] = _names(path, key, contents[key], shape, (*table, CUSTOM))
+            key = "activation_derivatives" if kind == "activation" else "loss_derivative"
+            functions[kind, "derivative"] = _names(path, key, contents[key], shape, (*table, CUSTOM, NONE))
+    return {"layer_sizes": sizes, "dtype": dtype, "functions": functions}
+
+
+def _restored(path, meta, given):
+    """(kind, role) -> the function of each layer (activation) or of the network (loss): the built-ins by
+    name, ``given``'s keyword where the file says custom. ValueError names the layers a missing keyword
+    is for; TypeError for a keyword nothing in the file needs, or no keyword of load()."""
+    unknown = given.keys() - set(KEYWORDS.values())
+    if unknown:
+        raise TypeError(f"load() got unexpected keyword arguments {sorted(unknown)}")
+    tables = {"activation": ACTIVATIONS, "loss": LOSSES}
+    restored, used = {}, set()
+    for (kind, role), names in meta["functions"].items():
+        keyword = KEYWORDS[kind, role]
+        custom = [i for i, name in enumerate(names) if name == CUSTOM]
+        if custom and keyword not in given:
+            where = f"layer{'s' if len(custom) > 1 else ''} {', '.join(map(str, custom))}'s" \
+                if kind == "activation" else "the network's"
+            raise ValueError(f"{path}: {where} {keyword} was a custom callable, saved as 'custom' (only built-ins "
+                             f"are saved by name); pass {keyword}= to load()")
+        if custom:
+            used.add(keyword)
+        restored[kind, role] = [None if name == NONE else given[keyword] if name == CUSTOM else
+                                tables[kind][name][role == "derivative"] for name in names]
+    unused = sorted(given.keys() - used)
+    if unused:
+        raise TypeError(f"{path} names a built-in (or no function) wherever {', '.join(unused)} would go: "
+                        f"load() restores built-ins by name and takes a function only for what was saved as custom")
+    return restored
 
 
 def load(cls, path, **functions):
-    """Build a ``cls`` network from ``path``; custom functions are passed as keywords."""
+    """Build a ``cls`` network from ``path``: every layer's functions as saved, the custom ones from keywords."""
     meta, weights, biases = read(path)
-    kwargs = {}
-    for kind, table, keys in (("activation", ACTIVATIONS, ("activation_function", "derivated_activation_function")),
-                              ("loss", LOSSES, ("loss_function", "derivated_loss_function"))):
-        if meta[kind] != CUSTOM:
-            kwargs.update(zip(keys, table[meta[kind]]))
-        elif keys[0] not in functions:
-            raise ValueError(f"{path} was saved with a custom {kind}; pass {keys[0]}= (and {keys[1]}=) to load()")
-    unknown = functions.keys() - {"activation_function", "derivated_activation_function",
-                                  "loss_function", "derivated_loss_function"}
-    if unknown:
-        raise TypeError(f"load() got unexpected keyword arguments {sorted(unknown)}")
-    kwargs.update(functions)
+    restored = _restored(path, meta, functions)
     sizes = meta["layer_sizes"]
     # Building draws random weights; keep the caller's global random stream as it was.
     state = np.random.get_state()
     try:
-        network = cls(sizes[0], sizes[-1], sizes[1:-1], dtype=meta["dtype"], **kwargs)
+        network = cls(sizes[0], sizes[-1], sizes[1:-1], dtype=meta["dtype"],
+                      loss_function=restored["loss", "function"][0],
+                      derivated_loss_function=restored["loss", "derivative"][0])
     finally:
         np.random.set_state(state)
+    for layer, function, derivative in zip(network.layers, restored["activation", "function"],
+                                           restored["activation", "derivative"]):
+        layer.activation_function, layer.derivated_activation_function = function, derivative
     _assign(network, weights, biases)
     return network
 

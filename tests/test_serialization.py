@@ -1,4 +1,5 @@
 """save / load / load_weights: exact round trips, and bad files refused with the network untouched."""
+import itertools
 import os
 import re
 import zipfile
@@ -8,7 +9,7 @@ import pytest
 
 import fastscratch
 from fastscratch import reference
-from fastscratch.functions import ACTIVATIONS, LOSSES
+from fastscratch.functions import ACTIVATIONS, LOSSES, sigmoid
 
 CLASSES = [pytest.param(reference.SimpleNetwork, id="reference"),
            pytest.param(fastscratch.SimpleNetwork, id="toplevel")]
@@ -178,8 +179,15 @@ BAD_FILES = {
     "sizes not integers": lambda p, rng: _rewrite(p, layer_sizes=np.array(["6", "5", "3"])),
     "zero size": lambda p, rng: _rewrite(p, layer_sizes=np.array([6, 0, 3])),
     "unknown dtype": lambda p, rng: _rewrite(p, dtype=np.array("complex128")),
-    "unknown activation": lambda p, rng: _rewrite(p, activation=np.array("softmax")),
+    "unknown activation": lambda p, rng: _rewrite(p, activations=np.array(["sigmoid", "softmax"])),
+    "unknown derivative": lambda p, rng: _rewrite(p, activation_derivatives=np.array(["none", "softmax"])),
+    "one activation for two layers": lambda p, rng: _rewrite(p, activations=np.array(["sigmoid"])),
+    "activation not text": lambda p, rng: _rewrite(p, activations=np.array([0, 1])),
     "unknown loss": lambda p, rng: _rewrite(p, loss=np.array("hinge")),
+    "unknown loss derivative": lambda p, rng: _rewrite(p, loss_derivative=np.array("hinge")),
+    "loss per layer": lambda p, rng: _rewrite(p, loss=np.array(["l2", "l2"])),
+    "missing loss derivative": lambda p, rng: _rewrite(p, loss_derivative=None),
+    "version 1 with version 2 names": lambda p, rng: _rewrite(p, format_version=np.array(1)),
 }
 
 
@@ -244,9 +252,9 @@ custom_functions = pytest.mark.filterwarnings("ignore::fastscratch.FallbackWarni
 @pytest.mark.parametrize("cls", CLASSES)
 def test_custom_functions_must_be_passed_again(cls, tmp_path):
     build(cls, **CUSTOM).save(tmp_path / "custom.npz")
-    with pytest.raises(ValueError, match="custom activation"):
+    with pytest.raises(ValueError, match="layers 0, 1's activation_function was a custom callable"):
         cls.load(tmp_path / "custom.npz")
-    with pytest.raises(ValueError, match="custom loss"):
+    with pytest.raises(ValueError, match="the network's loss_function was a custom callable"):
         cls.load(tmp_path / "custom.npz", activation_function=softplus,
                  derivated_activation_function=derivated_softplus)
     with pytest.raises(TypeError, match="unexpected"):
@@ -277,3 +285,93 @@ def test_custom_network_takes_saved_weights(cls, tmp_path):
     network = build(cls, **CUSTOM, seed=4)
     network.load_weights(tmp_path / "custom.npz")
     assert_same_parameters(parameters(network), parameters(source))
+
+
+# -- each layer's functions, as saved
+
+BUILTIN_PAIRS = [ACTIVATIONS[name] for name in sorted(ACTIVATIONS)]
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_combination_of_builtins_per_layer_round_trips(cls, dtype, tmp_path, rng):
+    """Each of 3 layers with each built-in activation (27 networks), with each loss: every function restored,
+    by identity, and outputs and a training step equal to the saved network's bit for bit."""
+    x = rng.random((5, 6)).astype(dtype)
+    y = np.eye(3)[[0, 1, 2, 0, 1]]
+    for i, pairs in enumerate(itertools.product(BUILTIN_PAIRS, repeat=3)):
+        loss = LOSSES[sorted(LOSSES)[i % len(LOSSES)]]
+        network = build(cls, (6, 5, 4, 3), seed=i, dtype=dtype, loss_function=loss[0],
+                        derivated_loss_function=loss[1])
+        for layer, (function, derivative) in zip(network.layers, pairs):
+            layer.activation_function, layer.derivated_activation_function = function, derivative
+        network.save(tmp_path / "model.npz")
+        loaded = cls.load(tmp_path / "model.npz")
+        assert [(layer.activation_function, layer.derivated_activation_function) for layer in loaded.layers] == \
+            list(pairs)
+        assert (loaded.loss_function, loaded.derivated_loss_function) == loss
+        assert loaded.forward(x).tobytes() == network.forward(x).tobytes()
+        with np.errstate(all="ignore"):  # cross-entropy of a relu or tanh output is NaN: nothing to train
+            if np.isfinite(network.loss_function(network.forward(x), y)):
+                for net in (network, loaded):
+                    net.train(x, y, batch_size=5, num_epochs=1, verbose=False)
+        assert_same_parameters(parameters(loaded), parameters(network))
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_mixed_pairs_and_missing_derivatives_are_kept(cls, tmp_path):
+    """A layer whose derivative is another built-in's (or None, a layer that only runs forward) loads so."""
+    network = build(cls, (6, 5, 4, 3))
+    layers = network.layers
+    layers[0].activation_function, layers[0].derivated_activation_function = ACTIVATIONS["relu"][0], None
+    layers[1].derivated_activation_function = ACTIVATIONS["tanh"][1]
+    network.derivated_loss_function = LOSSES["cross_entropy"][1]
+    network.save(tmp_path / "model.npz")
+    loaded = cls.load(tmp_path / "model.npz")
+    assert loaded.layers[0].activation_function is ACTIVATIONS["relu"][0]
+    assert loaded.layers[0].derivated_activation_function is None
+    assert loaded.layers[1].activation_function is ACTIVATIONS["sigmoid"][0]
+    assert loaded.layers[1].derivated_activation_function is ACTIVATIONS["tanh"][1]
+    assert loaded.layers[2].derivated_activation_function is ACTIVATIONS["sigmoid"][1]
+    assert loaded.loss_function is LOSSES["l2"][0] and loaded.derivated_loss_function is LOSSES["cross_entropy"][1]
+
+
+@custom_functions
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_custom_function_on_one_layer_is_asked_for_by_layer_and_fills_only_that_layer(cls, tmp_path, rng):
+    network = build(cls, (6, 5, 4, 3))
+    network.layers[0].activation_function = ACTIVATIONS["relu"][0]
+    network.layers[0].derivated_activation_function = ACTIVATIONS["relu"][1]
+    network.layers[2].activation_function = softplus
+    network.layers[2].derivated_activation_function = derivated_softplus
+    network.save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match=r"model.npz: layer 2's activation_function was a custom callable"):
+        cls.load(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match=r"layer 2's derivated_activation_function"):
+        cls.load(tmp_path / "model.npz", activation_function=softplus)
+    with pytest.raises(TypeError, match="loss_function"):  # the file's loss is a built-in: nothing to fill
+        cls.load(tmp_path / "model.npz", activation_function=softplus,
+                 derivated_activation_function=derivated_softplus, loss_function=loss_L1)
+    loaded = cls.load(tmp_path / "model.npz", activation_function=softplus,
+                      derivated_activation_function=derivated_softplus)
+    assert [layer.activation_function for layer in loaded.layers] == [ACTIVATIONS["relu"][0], sigmoid, softplus]
+    x = rng.random((4, 6))
+    assert loaded.forward(x).tobytes() == network.forward(x).tobytes()
+
+
+def test_version_1_files_still_load(tmp_path, rng):
+    """A file from before per-layer functions: one activation for every layer, the built-in pairs."""
+    network = build(reference.SimpleNetwork, activation_function=ACTIVATIONS["tanh"][0],
+                    derivated_activation_function=ACTIVATIONS["tanh"][1], loss_function=LOSSES["cross_entropy"][0],
+                    derivated_loss_function=LOSSES["cross_entropy"][1])
+    arrays = {"format_version": np.array(1), "layer_sizes": np.array([6, 5, 3]), "dtype": np.array("float64"),
+              "activation": np.array("tanh"), "loss": np.array("cross_entropy")}
+    for i, layer in enumerate(network.layers):
+        arrays[f"W{i}"], arrays[f"b{i}"] = layer.W, layer.b
+    np.savez(tmp_path / "v1.npz", **arrays)
+    loaded = reference.SimpleNetwork.load(tmp_path / "v1.npz")
+    assert all(layer.activation_function is ACTIVATIONS["tanh"][0] for layer in loaded.layers)
+    assert all(layer.derivated_activation_function is ACTIVATIONS["tanh"][1] for layer in loaded.layers)
+    assert loaded.derivated_loss_function is LOSSES["cross_entropy"][1]
+    x = rng.random((3, 6))
+    assert loaded.forward(x).tobytes() == network.forward(x).tobytes()
