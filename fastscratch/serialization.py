@@ -16,9 +16,13 @@ Loading reads only the members a saved network has, checks each member's
 shape and dtype in its ``.npy`` header against the layer sizes before reading
 any data, and never reads past what the header declares, so a hostile file
 (a decompression bomb, a header declaring a (10^5, 10^5) array, an extra
-member of gigabytes) costs little time and memory. Everything is checked
-before anything changes, so a bad file leaves the network untouched; every
-problem is a ``ValueError`` naming the file.
+member of gigabytes) costs little time and memory. Only stored and deflated
+members are read (what ``np.savez`` and ``np.savez_compressed`` write):
+zipfile's bzip2 and lzma readers have no bound on what one read expands to.
+Weights must be finite in the dtype they are loaded into (float64 values
+past float32's range would become inf). Everything is checked before
+anything changes, so a bad file leaves the network untouched; every problem
+is a ``ValueError`` naming the file.
 """
 import os
 import zipfile
@@ -43,6 +47,7 @@ KEYWORDS = {("activation", "function"): "activation_function",
             ("loss", "function"): "loss_function", ("loss", "derivative"): "derivated_loss_function"}
 _METADATA_BYTES = 1 << 12   # the data of one metadata array (per layer, for the per-layer ones)
 _DEFLATE_RATIO = 1032   # deflate's largest expansion: a member cannot hold more than this per stored byte
+_COMPRESSION_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 _NPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 1 << 20
 
@@ -126,15 +131,32 @@ def _read_archive(path, archive):
         if key not in members:
             raise ValueError(f"{path} lacks the weights of layer {key[1:]}")
         array = _read_member(path, archive, members[key], MAX_BYTES, shape)
-        if array.dtype.kind != "f" or not np.isfinite(array).all():
-            raise ValueError(f"{path}: layer {key[1:]} holds non-finite or non-float weights ({key})")
-        arrays[key] = array
+        if array.dtype.kind != "f":
+            raise ValueError(f"{path}: layer {key[1:]} holds non-float weights ({key}: {array.dtype})")
+        arrays[key] = _finite(path, key, array, meta["dtype"])
     count = len(sizes) - 1
     return meta, [arrays[f"W{i}"] for i in range(count)], [arrays[f"b{i}"] for i in range(count)]
 
 
+def _finite(path, key, array, dtype):
+    """``array`` as ``dtype``, or ValueError if it holds NaN or inf there (float64 values past float32's range
+    become inf as float32)."""
+    with np.errstate(over="ignore"):
+        converted = array.astype(dtype, copy=False)
+    if not np.isfinite(converted).all():
+        raise ValueError(f"{path}: layer {key[1:]} holds non-finite weights as {np.dtype(dtype).name} ({key})")
+    return converted
+
+
 def _read_member(path, archive, info, limit, shape=None):
     """The array in ``info``, read once its header shows ``shape`` (if given) and at most ``limit`` bytes."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # zipfile inflates a bzip2 or lzma member a whole compressed block at a time, with no bound on the
+        # output: a few kilobytes can expand to gigabytes before a single byte is returned.
+        method = _COMPRESSION_NAMES.get(info.compress_type, "unknown")
+        raise ValueError(f"{path}: {info.filename} uses compression method {info.compress_type} ({method}); "
+                         f"fastscratch reads only stored and deflated members, what np.savez and "
+                         f"np.savez_compressed write")
     with archive.open(info) as member:
         try:
             version = np.lib.format.read_magic(member)
@@ -261,7 +283,7 @@ def load(cls, path, **functions):
     for layer, function, derivative in zip(network.layers, restored["activation", "function"],
                                            restored["activation", "derivative"]):
         layer.activation_function, layer.derivated_activation_function = function, derivative
-    _assign(network, weights, biases)
+    _assign(path, network, weights, biases)
     return network
 
 
@@ -272,10 +294,13 @@ def load_weights(network, path):
     if meta["layer_sizes"] != sizes:
         raise ValueError(f"{path} holds a {'-'.join(map(str, meta['layer_sizes']))} network, "
                          f"this one is {'-'.join(map(str, sizes))}")
-    _assign(network, weights, biases)
+    _assign(path, network, weights, biases)
 
 
-def _assign(network, weights, biases):
-    for layer, W, b in zip(network.layers, weights, biases):
+def _assign(path, network, weights, biases):
+    """Copy the weights into the network's own arrays, after checking that all of them stay finite there."""
+    converted = [(_finite(path, f"W{i}", W, network.dtype), _finite(path, f"b{i}", b, network.dtype))
+                 for i, (W, b) in enumerate(zip(weights, biases))]
+    for layer, (W, b) in zip(network.layers, converted):
         layer.W[...] = W
         layer.b[...] = b

@@ -114,12 +114,14 @@ def npy(array):
 
 
 def metadata(sizes):
+    """Format 1's metadata (still read), which has fewer members to write."""
     return {"format_version": npy(np.array(1)), "layer_sizes": npy(np.array(sizes)), "dtype": npy(np.array("float64")),
             "activation": npy(np.array("sigmoid")), "loss": npy(np.array("l2"))}
 
 
 def write_zip(path, members, compression=zipfile.ZIP_STORED):
-    with zipfile.ZipFile(path, "w", compression) as archive:
+    with zipfile.ZipFile(path, "w", compression, compresslevel=1 if compression == zipfile.ZIP_BZIP2 else None) \
+            as archive:
         for name, content in members.items():
             if callable(content):   # a writer of a big member, streamed
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -177,6 +179,19 @@ HOSTILE = {   # case: (writer, words of the message)
     "not an npy member": (lambda p: write_zip(p, {**good_members(), "b1": b"hello"}), "not an array"),
     "cut member": (lambda p: write_zip(p, {**good_members(), "W1": npy(np.zeros((5, 3)))[:-8]}), "less data"),
     "truncated zip": (lambda p: (write_zip(p, good_members()), p.write_bytes(p.read_bytes()[:-30])), "not a saved"),
+    "bzip2 members": (lambda p: write_zip(p, good_members(), zipfile.ZIP_BZIP2), "method 12 (bzip2)"),
+    "lzma members": (lambda p: write_zip(p, good_members(), zipfile.ZIP_LZMA), "method 14 (lzma)"),
+    "bzip2 bomb behind a good header": (lambda p: write_zip(p, {**good_members(),
+                                                                 "W0": lambda m: (m.write(npy(np.zeros((6, 5)))),
+                                                                                  zeros(64)(m))},
+                                                            zipfile.ZIP_BZIP2), "bzip2"),
+    "lzma bomb behind a good header": (lambda p: write_zip(p, {**good_members(),
+                                                                "W0": lambda m: (m.write(npy(np.zeros((6, 5)))),
+                                                                                 zeros(64)(m))},
+                                                           zipfile.ZIP_LZMA), "lzma"),
+    "float32 file with float64-range weights": (
+        lambda p: write_zip(p, {**good_members(), "dtype": npy(np.array("float32")),
+                                "W1": npy(np.full((5, 3), 1e300))}), "non-finite weights as float32 (W1)"),
     "crc mismatch": (lambda p: (write_zip(p, good_members()),
                                 p.write_bytes(p.read_bytes().replace(npy(good_network().layers[1].b),
                                                                      npy(good_network().layers[1].b + 1)))), "CRC"),
@@ -220,6 +235,53 @@ def test_hostile_file_costs_bounded_memory(case, tmp_path):
                          timeout=120)
     traced, peak = map(int, run.stdout.split())
     assert traced < 8e6 and peak < 300e6, (traced, peak)
+
+
+UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+import fastscratch
+from fastscratch import reference
+# Whatever the imports mapped, plus 48 MB: less than any of the bombs holds.
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (size + (48 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))
+for network_class in (reference.SimpleNetwork, fastscratch.SimpleNetwork):
+    try:
+        network_class.load(sys.argv[1])
+    except ValueError as err:
+        print(err)
+"""
+
+
+@pytest.mark.parametrize("case", ["bzip2 bomb behind a good header", "lzma bomb behind a good header"])
+def test_a_compressed_bomb_is_refused_unread_under_a_memory_limit(case, tmp_path):
+    """A subprocess whose address space allows 48 MB more than its imports: reading the 64 MB member would be a
+    MemoryError (or a crash); refusing the method reads none of it."""
+    path = tmp_path / "hostile.npz"
+    HOSTILE[case][0](path)
+    run = subprocess.run([sys.executable, "-c", UNDER_A_MEMORY_LIMIT, str(path)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count(f"{path}: ") == 2 and "fastscratch reads only stored and deflated" in run.stdout
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weights_that_overflow_the_networks_dtype_are_refused(dtype, tmp_path):
+    """float64 weights past float32's range saved by a float64 network: loading them into a float32 network
+    would make them inf, so load_weights refuses, as for any non-finite weights, and changes nothing."""
+    source = good_network()
+    source.layers[1].b[:] = 1e300
+    source.save(tmp_path / "big.npz")
+    np.random.seed(1)
+    network = reference.SimpleNetwork(6, 3, [5], dtype=dtype)
+    before = [layer.W.copy() for layer in network.layers]
+    if dtype == "float64":
+        network.load_weights(tmp_path / "big.npz")
+        assert (network.layers[1].b == 1e300).all()
+        return
+    with pytest.raises(ValueError, match=r"big.npz: layer 1 holds non-finite weights as float32 \(b1\)"):
+        network.load_weights(tmp_path / "big.npz")
+    for layer, W in zip(network.layers, before):
+        np.testing.assert_array_equal(layer.W, W)
 
 
 @pytest.mark.parametrize("order, byteorder", [("F", "<"), ("C", ">"), ("F", ">")])
