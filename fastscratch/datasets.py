@@ -53,8 +53,9 @@ import numpy as np
 from fastscratch._files import atomic_write
 from fastscratch._validation import check_dtype
 
-__all__ = ["load_dataset", "load_mnist", "prepare", "default_cache_dir", "DATASETS", "Dataset", "DataFile",
-           "LoadedDataset", "ENV_VAR", "MAX_ITEMS", "MNISTError", "MNISTFileError", "MNISTDownloadError"]
+__all__ = ["load_dataset", "load_mnist", "use_with_mnist_package", "prepare", "default_cache_dir", "DATASETS",
+           "Dataset", "DataFile", "LoadedDataset", "ENV_VAR", "MAX_ITEMS", "MNISTError", "MNISTFileError",
+           "MNISTDownloadError"]
 
 TIMEOUT = 30.0   # seconds without progress (connect or read) before a mirror is given up
 IMAGE_SHAPE = (28, 28)
@@ -231,6 +232,52 @@ def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirr
     """``load_dataset("mnist", ...)``: MNIST, from ``data_dir``, ``$FASTSCRATCH_MNIST_DIR``, the cache or a mirror."""
     return load_dataset("mnist", data_dir, download=download, progress=progress, verify=verify, mirrors=mirrors,
                         timeout=timeout)
+
+
+def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirrors=None, timeout=TIMEOUT):
+    """Make the tutorial's own loading lines, ``import mnist; mnist.train_images()``, read the verified MNIST.
+
+    The ``mnist`` package downloads ``<name>.gz`` from the original site (which
+    answers HTTP 403) into ``tempfile.gettempdir()`` unless the file is already
+    there; both are settings it documents (``mnist.datasets_url``,
+    ``mnist.temporary_dir``). This finds and verifies MNIST as ``load_mnist``
+    does (same arguments: ``data_dir``, ``$FASTSCRATCH_MNIST_DIR``, the cache,
+    a download from the mirrors) and sets ``mnist.temporary_dir`` to a
+    directory holding the four verified ``.gz`` files: the copy's own
+    directory when it is gzipped, else ``default_cache_dir()``, where gzipped
+    copies of the verified data are written once. The package then never goes
+    online. Returns that directory.
+
+    Raises what ``load_mnist`` raises (and leaves the package as it was).
+    """
+    loaded = load_mnist(data_dir, download=download, progress=progress, verify=True, mirrors=mirrors,
+                        timeout=timeout)
+    dataset, directory = loaded.dataset, loaded.directory
+    # The files load_mnist read are the ones _find picks; the package reads the .gz ones.
+    if not all(_find(directory, file.name) == directory / f"{file.name}.gz" for file in dataset.files):
+        directory = _gzipped_copy(dataset, loaded)
+    mnist.temporary_dir = lambda: str(directory)
+    return directory
+
+
+def _gzipped_copy(dataset, arrays):
+    """The cache directory, holding ``<name>.gz`` of each of the dataset's verified ``arrays``."""
+    cache = default_cache_dir(dataset.name)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MNISTError(f"cannot create the {dataset.title} cache {cache}: {err}") from err
+    for file, array in zip(dataset.files, arrays):
+        path = cache / f"{file.name}.gz"
+        try:
+            _read_idx(path, file, dataset, verify=True)
+            continue  # already there and good
+        except MNISTFileError:
+            pass
+        content = struct.pack(f">HBB{array.ndim}I", 0, 0x08, array.ndim, *array.shape) + array.tobytes()
+        with atomic_write(path) as out:
+            out.write(gzip.compress(content, compresslevel=1))
+    return cache
 
 
 def default_cache_dir(name="mnist"):

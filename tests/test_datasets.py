@@ -635,3 +635,98 @@ def test_real_fashion_mnist_from_the_debian_package(fashion_isolated, mnist_raw)
     with pytest.raises(MNISTFileError, match="SHA-256"):   # it is not MNIST, and MNIST's check says so
         load_mnist(FASHION_DIR)
     assert not load_mnist(FASHION_DIR, verify=False).verified
+
+
+# --- the tutorial's own loading lines, through the mnist package ----------------------------------
+
+TUTORIAL_LINES = """
+import mnist
+from fastscratch.datasets import use_with_mnist_package
+use_with_mnist_package()   # the one line added to the tutorial's
+X_train, y_train = mnist.train_images(), mnist.train_labels()
+X_test, y_test = mnist.test_images(), mnist.test_labels()
+print(X_train.shape, y_train.shape, X_test.shape, y_test.shape, int(X_train.sum() % 1000003), int(y_test.sum()))
+"""
+
+
+def test_the_tutorials_mnist_lines_run_offline_on_the_verified_copy(mnist_dir, mnist_raw, tmp_path,
+                                                                   closed_port_url):
+    """The tutorial's ``mnist.train_images()`` and co., in a fresh interpreter whose temporary directory is
+    empty and whose every download would fail: the verified local copy, read through the mnist package."""
+    env = {**os.environ, "FASTSCRATCH_MNIST_DIR": mnist_dir, "TMPDIR": str(tmp_path / "empty-tmp"),
+           "http_proxy": closed_port_url, "https_proxy": closed_port_url, "no_proxy": ""}
+    (tmp_path / "empty-tmp").mkdir()
+    run = subprocess.run([sys.executable, "-c", TUTORIAL_LINES], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    X_train, y_train, X_test, y_test = mnist_raw
+    assert run.stdout.split() == ["(60000,", "28,", "28)", "(60000,)", "(10000,", "28,", "28)", "(10000,)",
+                                  str(int(X_train.sum() % 1000003)), str(int(y_test.sum()))]
+    assert os.listdir(tmp_path / "empty-tmp") == []   # nothing was downloaded into the package's default
+
+
+def test_without_it_the_mnist_package_goes_online(tmp_path, closed_port_url, monkeypatch):
+    """What the tutorial's lines do alone: a download from the original site (here: nothing listens)."""
+    monkeypatch.setattr(mnist, "datasets_url", closed_port_url)
+    with pytest.raises(OSError):
+        mnist.download_file("t10k-labels-idx1-ubyte.gz", target_dir=str(tmp_path))
+
+
+@pytest.fixture
+def mnist_package(monkeypatch):
+    """The mnist package's settings restored after the test; any download it tries fails the test."""
+    monkeypatch.setattr(mnist, "temporary_dir", mnist.temporary_dir)
+
+    def no_download(url, filename):
+        raise AssertionError(f"the mnist package downloaded {url}")
+    monkeypatch.setattr(mnist, "urlretrieve", no_download)
+    return mnist
+
+
+def package_arrays(package):
+    return package.train_images(), package.train_labels(), package.test_images(), package.test_labels()
+
+
+def test_a_gzipped_copy_is_used_where_it_is(synthetic, tmp_path, mnist_package):
+    arrays, contents = synthetic
+    write(tmp_path / "copy", contents)
+    assert datasets.use_with_mnist_package(tmp_path / "copy") == tmp_path / "copy"
+    assert_arrays(package_arrays(mnist_package), arrays)
+
+
+def test_an_uncompressed_copy_is_gzipped_into_the_cache_once(synthetic, tmp_path, mnist_package):
+    arrays, contents = synthetic
+    write(tmp_path / "copy", contents, compress=False)
+    assert datasets.use_with_mnist_package(tmp_path / "copy") == default_cache_dir()
+    assert cache_listing() == sorted(f"{name}.gz" for name in NAMES)
+    assert_arrays(package_arrays(mnist_package), arrays)
+    written = {name: os.stat(default_cache_dir() / f"{name}.gz").st_mtime_ns for name in NAMES}
+    datasets.use_with_mnist_package(tmp_path / "copy")
+    assert {name: os.stat(default_cache_dir() / f"{name}.gz").st_mtime_ns for name in NAMES} == written
+
+
+def test_with_the_uncompressed_file_preferred_a_stale_gz_beside_it_is_not_what_the_package_reads(
+        synthetic, tmp_path, mnist_package):
+    """load_mnist reads (and verifies) the uncompressed file where both exist: the .gz beside it, unverified
+    and here wrong, must not be what the package reads."""
+    arrays, contents = synthetic
+    write(tmp_path / "copy", contents, compress=False)
+    (tmp_path / "copy" / f"{NAMES[3]}.gz").write_bytes(gzip.compress(idx(np.zeros(3, np.uint8))))
+    write(tmp_path / "copy", {name: contents[name] for name in NAMES[:3]})
+    assert datasets.use_with_mnist_package(tmp_path / "copy") == default_cache_dir()
+    assert_arrays(package_arrays(mnist_package), arrays)
+
+
+def test_a_download_goes_to_the_cache_verified_and_the_package_reads_it(serving, mnist_package):
+    server, arrays = serving
+    assert datasets.use_with_mnist_package(mirrors=[f"{server.url}/good/"], progress=False) == default_cache_dir()
+    assert_arrays(package_arrays(mnist_package), arrays)
+
+
+def test_a_bad_copy_raises_and_leaves_the_package_alone(synthetic, tmp_path, mnist_package):
+    _, contents = synthetic
+    write(tmp_path / "copy", {**contents, NAMES[1]: contents[NAMES[1]][:-1]})
+    before = mnist_package.temporary_dir
+    with pytest.raises(MNISTFileError, match=NAMES[1]):
+        datasets.use_with_mnist_package(tmp_path / "copy")
+    assert mnist_package.temporary_dir is before
