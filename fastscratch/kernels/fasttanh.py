@@ -4,9 +4,9 @@ The reference's ``np.tanh`` does not call libm on CPUs where NumPy dispatches
 its SIMD tanh (x86-64 with AVX2 and FMA3 or AVX-512, ARM64, POWER, Z: the
 targets of ``loops_hyperbolic.dispatch``): it runs a table of minimax
 polynomials ported from Intel's SVML, which differs from ``math.tanh`` in the
-last bit for about a third of inputs. Small as that is, a tanh network
-trained with a large learning rate can amplify it to a different result, so
-the built-in tanh computes what ``np.tanh`` computes here.
+last bit for about a third of inputs. So that the activation is never
+where the drop-in and the reference part, the built-in tanh computes what
+``np.tanh`` computes here (docs/numerics.md says where they still can).
 
 NumPy's algorithm, per lane and the same for every vector width: ``|x|`` falls
 in one of 16 intervals (float64: two per binade from 0.125, the last from 24
