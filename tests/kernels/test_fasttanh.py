@@ -1,5 +1,9 @@
 """The ported tanh against np.tanh bit for bit, over the whole float range; its plain twin, and libm's fallback."""
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ from fastscratch.kernels.fasttanh import NUMPY_TANH_IS_SIMD, numpy_tanh, tanh32,
 
 JIT = not config.DISABLE_JIT
 TANH = {np.float64: tanh64, np.float32: tanh32}
-pytestmark = pytest.mark.skipif(not NUMPY_TANH_IS_SIMD, reason="NumPy calls libm's tanh on this CPU")
+numpy_simd = pytest.mark.skipif(not NUMPY_TANH_IS_SIMD, reason="NumPy calls libm's tanh on this CPU")
 
 
 @jit
@@ -56,6 +60,7 @@ def assert_same_bits(got, expected):
     np.testing.assert_array_equal(got[~nan].view(np.uint8), expected[~nan].view(np.uint8))  # -0.0 is not 0.0
 
 
+@numpy_simd
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_equals_numpy_bit_for_bit(dtype, rng):
     x = inputs(dtype, rng, 400_001 if JIT else 4_001)
@@ -64,12 +69,14 @@ def test_equals_numpy_bit_for_bit(dtype, rng):
     assert_same_bits(got, np.tanh(x))
 
 
+@numpy_simd
 def test_libm_would_not(rng):
     """Why the port: libm's tanh (what the kernels called before) differs from np.tanh here in the last bit."""
     x = rng.standard_normal(10_000) * 3
     assert np.count_nonzero(np.tanh(x) != [math.tanh(v) for v in x]) > 1000
 
 
+@numpy_simd
 @pytest.mark.skipif(not JIT, reason="the intrinsics run only compiled; under NUMBA_DISABLE_JIT the plain twin is all")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_plain_twin_gives_the_same_bits(dtype, rng):
@@ -83,6 +90,7 @@ def test_plain_twin_gives_the_same_bits(dtype, rng):
     assert_same_bits(python, np.tanh(sample))
 
 
+@numpy_simd
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("code", [activations.TANH_NUMPY_SIMD, activations.TANH_LIBM], ids=["numpy_simd", "libm"])
 def test_each_tanh_code_is_what_its_name_says(code, dtype, rng):
@@ -104,3 +112,33 @@ def libm_tanh(z):
         for j in range(z.shape[1]):
             out[i, j] = math.tanh(z[i, j])
     return out
+
+
+LIBM_CHILD = """
+import json
+import numpy as np
+from fastscratch.kernels import activations, fasttanh
+rng = np.random.default_rng(0)
+same = {}
+for dtype in (np.float64, np.float32):
+    z = (rng.standard_normal((4, 5000)) * 3).astype(dtype)
+    b = np.zeros(5000, dtype)
+    y = z.copy()
+    for i in range(len(y)):
+        activations.bias_activate_row(y, i, b, activations.TANH)
+    same[np.dtype(dtype).name] = y.tobytes() == np.tanh(z).tobytes()
+print(json.dumps({"simd": fasttanh.NUMPY_TANH_IS_SIMD, "libm_code": activations.TANH == activations.TANH_LIBM,
+                  "same": same}))
+"""
+
+
+@pytest.mark.skipif(not JIT, reason="the choice is between compiled kernels")
+def test_where_numpy_calls_libm_so_do_the_kernels():
+    """NumPy with its dispatched SIMD loops switched off (``NPY_DISABLE_CPU_FEATURES``) calls libm's tanh: the
+    built-in tanh's code is then libm's, and the kernel gives np.tanh's bits there too."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
+    run = subprocess.run([sys.executable, "-c", LIBM_CHILD], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout.splitlines()[-1]) == {"simd": False, "libm_code": True,
+                                                        "same": {"float64": True, "float32": True}}
