@@ -4,15 +4,17 @@ NumPy's SIMD loops (its tanh among them) round ``a * b + c`` once, with the
 FMA instruction; a separate multiply and add round twice and differ in the
 last bit. ``fma_intrinsic`` emits LLVM's ``llvm.fma`` (the instruction where
 the CPU has it, a correctly rounded libm call where not), which loops can
-vectorise. Its plain twins ``exact_fma64`` and ``exact_fma32`` get the same bits from plain
-arithmetic, for ``FASTSCRATCH_SIMD=plain`` and ``NUMBA_DISABLE_JIT``: the
-float64 product split exactly into two doubles (Dekker), the sum of three
-doubles rounded to odd and then to nearest (Boldo and Melquiond, "Emulation of
-FMA and correctly-rounded sums: proved algorithms using rounding to odd",
-IEEE Trans. Computers 57(4), 2008); a float32 product is exact in float64,
-and a float64 sum rounded to odd rounds to float32 as the exact sum does.
-Exact for finite arguments whose product does not overflow or fall below
-about 1e-290 (float64), where its error would no longer be exact.
+vectorise. Its plain twins ``exact_fma64`` and ``exact_fma32`` get the same
+bits from plain arithmetic, for ``FASTSCRATCH_SIMD=plain`` and
+``NUMBA_DISABLE_JIT``: the float64 product split exactly into two doubles
+(Dekker), the sum of three doubles rounded to odd and then to nearest (Boldo
+and Melquiond, "Emulation of FMA and correctly-rounded sums: proved
+algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008); a
+float32 product is exact in float64, and a float64 sum rounded to odd rounds
+to float32 as the exact sum does. Exact for finite arguments whose float64
+product neither overflows nor falls below about 1e-290; below, the product's
+error is rounded to the subnormal grid, which can move a result that small
+by an ulp.
 """
 import math
 
