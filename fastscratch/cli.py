@@ -27,16 +27,18 @@ import math
 import os
 import platform
 import shlex
+import signal
 import sys
 import tempfile
 import time
 
 from fastscratch import _files
+from fastscratch._interrupt import StopSignals
 from fastscratch.datasets import DATASETS as DATASET_NAMES
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
 PROG = "fastscratch"
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for Ctrl-C; SIGTERM gives 143, SIGHUP 129
 NUM_INPUTS = 784  # 28 x 28 pixels in every dataset of MNIST's format
 NUM_CLASSES = 10  # classes are the digits from 0 to 9
 
@@ -166,29 +168,37 @@ def run_train(args, parser):
     problem = memory_problem(layer_sizes, args.dtype)
     if problem:
         parser.error(f"argument --hidden: {problem}")
-    try:
-        claim = claim_run_directory(args.out)
-    except RunDirectoryError as err:
-        parser.error(f"argument --out: {err}")
     console = Console(quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
-    try:
-        return _train(args, parser, claim, console)
-    except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
-        print(f"{PROG} {args.command}: interrupted" + (
-            f"; {claim.path} holds the run as last checkpointed" if claim.kept else
-            " before training started; nothing saved"), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except MemoryError:
-        weights = _bytes(_parameter_bytes(layer_sizes, args.dtype))
-        print(f"{PROG} {args.command}: error: out of memory for a {_sizes(layer_sizes)} {args.dtype} network "
-              f"and its outputs over the data (the weights alone need {weights}); try smaller --hidden sizes"
-              + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=sys.stderr)
-        return 1
-    finally:
-        claim.release()
+    # SIGTERM (kill, timeout, schedulers) and SIGHUP (a closed terminal) stop the run as Ctrl-C does.
+    with StopSignals() as stop:
+        try:
+            claim = claim_run_directory(args.out)
+        except RunDirectoryError as err:
+            parser.error(f"argument --out: {err}")
+        try:
+            return _train(args, parser, claim, console, stop)
+        except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
+            signum = stop.received or signal.SIGINT
+            print(f"{PROG} {args.command}: {_stopped_by(signum)}" + (
+                f"; {claim.path} holds the run as last checkpointed" if claim.kept else
+                " before training started; nothing saved"), file=sys.stderr)
+            return 128 + signum  # what a shell reports for a process the signal ended: 130, 143, 129
+        except MemoryError:
+            weights = _bytes(_parameter_bytes(layer_sizes, args.dtype))
+            print(f"{PROG} {args.command}: error: out of memory for a {_sizes(layer_sizes)} {args.dtype} network "
+                  f"and its outputs over the data (the weights alone need {weights}); try smaller --hidden sizes"
+                  + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=sys.stderr)
+            return 1
+        finally:
+            claim.release()
 
 
-def _train(args, parser, claim, console):
+def _stopped_by(signum):
+    """"interrupted" for Ctrl-C, "terminated by SIGTERM" (or SIGHUP)."""
+    return "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
+
+
+def _train(args, parser, claim, console, stop):
     import numpy as np
 
     import fastscratch
@@ -261,7 +271,7 @@ def _train(args, parser, claim, console):
                 network.train(X_train, Y_train, X_test, y_test, batch_size=args.batch_size,
                               num_epochs=args.epochs, learning_rate=args.lr, verbose=False, callback=recorder)
             except TrainingInterrupted as err:
-                run.stop("interrupted", err.epoch, err.batch)
+                run.stop("interrupted", err.epoch, err.batch, stop.received)
             except NonFiniteLossError as err:
                 run.stop("non-finite loss", err.epoch, err.batch)
                 print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
@@ -273,7 +283,7 @@ def _train(args, parser, claim, console):
                     print(f"{PROG} {args.command}: error: an update of epoch {kept.epoch + 1} made some weights "
                           f"non-finite; try a smaller --lr", file=sys.stderr)
     except KeyboardInterrupt:  # while train prepared its data, or after it returned and before the files are shielded
-        run.stop("interrupted", len(run.losses), 0)
+        run.stop("interrupted", len(run.losses), 0, stop.received)
 
     with deferred_sigint() as interrupt:  # a Ctrl-C now would leave half a run: finish the files first
         if run.status != "completed":
@@ -288,10 +298,10 @@ def _train(args, parser, claim, console):
                           "correct_class": true_class, "predicted_name": loaded.dataset.classes[predicted_class],
                           "correct_name": loaded.dataset.classes[true_class]}
         run.save(network, image)
-    return _report(args, run, interrupt.requested, console)
+    return _report(args, run, (stop.received or signal.SIGINT) if interrupt.requested else None, console)
 
 
-def _report(args, run, ctrl_c_while_saving, console):
+def _report(args, run, signal_while_saving, console):
     """Say how the run ended and where its files are; return the exit code that matches its history."""
     say = f"{PROG} {args.command}:"
     for name, err in run.unsaved.items():
@@ -300,20 +310,20 @@ def _report(args, run, ctrl_c_while_saving, console):
         print(f"{say} the weights after epoch {run.model_epoch} were saved instead to {run.model_saved_to}"
               if run.model_saved_to else f"{say} the trained weights could not be saved anywhere",
               file=sys.stderr)
-    if ctrl_c_while_saving:
-        print(f"{say} Ctrl-C came while the run was being saved; the files were finished first",
-              file=sys.stderr)
+    if signal_while_saving is not None:
+        print(f"{say} {'Ctrl-C' if signal_while_saving == signal.SIGINT else signal_while_saving.name} came while "
+              f"the run was being saved; the files were finished first", file=sys.stderr)
     if run.status == "save failed":
         history = ("history.json says which files are missing" if "history.json" not in run.unsaved else
                    "history.json is the last epoch's checkpoint")
         print(f"{say} the run in {run.out} is incomplete; {history}", file=sys.stderr)
         return 1
-    if run.status == "interrupted":
+    if run.signal is not None:
         where = f"at epoch {run.stopped_at['epoch']}" if run.stopped_at else "after the last epoch"
-        print(f"{say} interrupted {where}; kept {len(run.losses)} completed "
+        print(f"{say} {_stopped_by(signal.Signals[run.signal])} {where}; kept {len(run.losses)} completed "
               f"epochs of {args.epochs}: history and the weights after epoch {run.model_epoch} saved in "
               f"{run.out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + signal.Signals[run.signal]
     if run.status == "non-finite loss":
         print(f"{say} the run so far is saved in {run.out}; model.npz holds the weights after epoch "
               f"{run.model_epoch}, the last finite ones", file=sys.stderr)
@@ -338,6 +348,7 @@ class Run:
         self.untrained_loss, self.untrained_accuracy = untrained_loss, untrained_accuracy
         self.losses, self.accuracies, self.seconds_per_epoch = [], [], []
         self.status, self.stopped_at, self.model_epoch, self.prediction = "running", None, None, None
+        self.signal = None  # the name of the signal that stopped training: SIGINT, SIGTERM, SIGHUP
         self.files, self.unsaved, self.model_saved_to = ["history.json"], {}, None
         self.checkpoint_failed = False
         self.started = time.perf_counter()
@@ -352,12 +363,19 @@ class Run:
         self.accuracies.append(float(accuracy))
         self.seconds_per_epoch.append(seconds)
 
-    def stop(self, status, epoch, batch):
+    def stop(self, status, epoch, batch, signum=None):
         """Training ended in the (0-based) ``epoch`` after ``batch`` of its batches (None: unknown).
 
         ``epoch`` equal to the planned epochs means the end came after the last
         one (a Ctrl-C during its evaluation): nothing of an epoch was dropped.
+        A stop by a signal (``status`` "interrupted") records it: SIGINT (Ctrl-C,
+        the default) keeps the status "interrupted", SIGTERM and SIGHUP make it
+        "terminated".
         """
+        if status == "interrupted":
+            self.signal = signal.Signals(signum or signal.SIGINT).name
+            if self.signal != "SIGINT":
+                status = "terminated"
         self.status = status
         if epoch < self.config["epochs"]:
             self.stopped_at = {"epoch": epoch + 1, "batches_done": batch}
@@ -376,6 +394,7 @@ class Run:
             "completed_epochs": len(self.losses),
             # Where training stopped early (epochs count from 1); model.npz holds the end of model_epoch.
             "stopped_at": self.stopped_at,
+            "signal": self.signal,
             "model_epoch": self.model_epoch,
             "files": self.files,
             "unsaved": self.unsaved,

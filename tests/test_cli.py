@@ -350,11 +350,11 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
         history["prediction"]["predicted_class"], history["prediction"]["correct_class"]) in result.stdout
 
 
-def ctrl_c_when(process, ready):
-    """Send SIGINT to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
+def ctrl_c_when(process, ready, signum=signal.SIGINT):
+    """Send SIGINT (or ``signum``) to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
     try:
         ready(time.monotonic() + SUBPROCESS_TIMEOUT)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         code = process.wait(timeout=SUBPROCESS_TIMEOUT)
         return code, process.stderr.read()
     finally:

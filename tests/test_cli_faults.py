@@ -348,3 +348,124 @@ def test_ctrl_c_during_the_last_epochs_evaluation_drops_nothing(mnist_dir, mnist
     assert history["completed_epochs"] == history["model_epoch"] == 1 and history["stopped_at"] is None
     assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 1), rtol=1e-9)
     assert_consistent(tmp_path / "run", history)
+
+
+# -- SIGTERM and SIGHUP: what kill, timeout, systemd, Docker, batch schedulers and a closed terminal send
+
+STOP_SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGHUP, id="SIGHUP")]
+
+SIGNAL_AT = """
+import os, signal, sys
+from fastscratch import cli, datasets
+signum, moment = getattr(signal, sys.argv[1]), sys.argv[2]
+if sys.argv[3] == "background":  # a job started with `&` by a script: SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+real = {"loading": datasets.load_dataset, "saving": cli.save_model}[moment]
+
+def send_then_go_on(*args, **kwargs):
+    os.kill(os.getpid(), signum)
+    return real(*args, **kwargs)
+
+if moment == "loading":
+    datasets.load_dataset = send_then_go_on
+else:
+    cli.save_model = send_then_go_on
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+def train_process(mnist_dir, out, *prefix, epochs=1000, ignoring=None):
+    """A real ``fastscratch train`` (or the ``SIGNAL_AT`` wrapper around it, with ``prefix``) on a small network,
+    started with the signal ``ignoring`` ignored (as a shell starts background jobs, or nohup)."""
+    argv = ["train", "--epochs", str(epochs), "--hidden", "16", "--data-dir", mnist_dir, "--out", str(out)]
+    start = [sys.executable, "-c", SIGNAL_AT, *prefix] if prefix else [sys.executable, "-m", "fastscratch"]
+    return subprocess.Popen([*start, *argv], env=dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=None if ignoring is None else lambda: signal.signal(ignoring, signal.SIG_IGN))
+
+
+def first_epoch_logged(process):
+    def ready(deadline):
+        import time
+        while not process.stdout.readline().startswith("Epoch    1:"):
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before epoch 1"
+    return ready
+
+
+def assert_terminated(out, history, signum, stderr):
+    assert "Traceback" not in stderr, stderr
+    assert history["status"] == "terminated" and history["signal"] == signum.name
+    assert f"terminated by {signum.name}" in stderr
+    assert history["model_epoch"] == history["completed_epochs"]
+    model = fastscratch.SimpleNetwork.load(out / "model.npz")
+    assert [layer.W.shape for layer in model.layers] == [(784, 16), (16, 10)]
+    assert_consistent(out, history)  # every file in place, and the marker released
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+@pytest.mark.parametrize("moment", ["as training starts", "after an epoch"])
+def test_a_stop_signal_during_training_keeps_the_run(signum, moment, mnist_dir, tmp_path):
+    import time
+
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out)
+
+    def ready(deadline):
+        if moment == "as training starts":  # the first history.json: train sets up, or runs epoch 1
+            while not (out / "history.json").exists():
+                assert process.poll() is None and time.monotonic() < deadline, "the run ended before training"
+                time.sleep(0.005)
+        else:
+            first_epoch_logged(process)(deadline)
+
+    code, stderr = ctrl_c_when(process, ready, signum)
+    process.stdout.close()
+    assert code == 128 + signum, stderr
+    history = read_history(out)
+    assert_terminated(out, history, signum, stderr)
+    assert history["completed_epochs"] < 1000 and history["stopped_at"]["epoch"] == history["completed_epochs"] + 1
+    if moment == "after an epoch":
+        assert history["completed_epochs"] >= 1
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_stop_signal_while_the_data_loads_saves_nothing(signum, mnist_dir, tmp_path):
+    process = train_process(mnist_dir, tmp_path / "run", signum.name, "loading", "terminal")
+    stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr and f"terminated by {signum.name} before training started" in stderr
+    assert not (tmp_path / "run").exists()  # the claimed directory is given back
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_stop_signal_while_saving_finishes_the_files(signum, mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out, signum.name, "saving", "terminal", epochs=1)
+    stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert process.returncode == 0, stderr
+    assert f"{signum.name} came while the run was being saved; the files were finished first" in stderr
+    history = read_history(out)
+    assert (history["status"], history["signal"], history["completed_epochs"]) == ("completed", None, 1)
+    assert_consistent(out, history)
+
+
+def test_sigterm_stops_a_background_job_whose_ctrl_c_is_ignored(mnist_dir, tmp_path):
+    """A script's `fastscratch train ... &` ignores SIGINT, and `kill %1` sends SIGTERM: the run is still kept."""
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out, ignoring=signal.SIGINT)
+    code, stderr = ctrl_c_when(process, first_epoch_logged(process), signal.SIGTERM)
+    process.stdout.close()
+    assert code == 143, stderr
+    history = read_history(out)
+    assert_terminated(out, history, signal.SIGTERM, stderr)
+    assert 1 <= history["completed_epochs"] < 1000
+
+
+def test_an_ignored_sighup_stays_ignored(mnist_dir, tmp_path):
+    """Under nohup a closed terminal must not stop the run."""
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out, epochs=3, ignoring=signal.SIGHUP)
+    code, stderr = ctrl_c_when(process, first_epoch_logged(process), signal.SIGHUP)
+    process.stdout.close()
+    assert code == 0, stderr
+    assert read_history(out)["status"] == "completed"
