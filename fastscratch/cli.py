@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import csv
 import datetime
+import errno
 import io
 import json
 import math
@@ -31,6 +32,11 @@ import signal
 import sys
 import tempfile
 import time
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: a run directory's marker cannot be locked
+    fcntl = None
 
 from fastscratch import _files
 from fastscratch._interrupt import StopSignals
@@ -175,6 +181,10 @@ def run_train(args, parser):
             claim = claim_run_directory(args.out)
         except RunDirectoryError as err:
             parser.error(f"argument --out: {err}")
+        if claim.took_over is not None:
+            pid = claim.took_over.strip()
+            print(f"{PROG} {args.command}: note: {claim.path} held the {CLAIM} marker of a run that is gone"
+                  + (f" (process {pid})" if pid.isdigit() else "") + "; this run takes it over", file=sys.stderr)
         try:
             return _train(args, parser, claim, console, stop)
         except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
@@ -190,7 +200,11 @@ def run_train(args, parser):
                   + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=sys.stderr)
             return 1
         finally:
-            claim.release()
+            problem = claim.release()
+            if problem:
+                print(f"{PROG} {args.command}: warning: could not remove {os.path.join(claim.path, CLAIM)} "
+                      f"({problem}); no process holds it, so it does not keep the directory in use",
+                      file=sys.stderr)
 
 
 def _stopped_by(signum):
@@ -314,9 +328,14 @@ def _report(args, run, signal_while_saving, console):
         print(f"{say} {'Ctrl-C' if signal_while_saving == signal.SIGINT else signal_while_saving.name} came while "
               f"the run was being saved; the files were finished first", file=sys.stderr)
     if run.status == "save failed":
-        history = ("history.json says which files are missing" if "history.json" not in run.unsaved else
-                   "history.json is the last epoch's checkpoint")
-        print(f"{say} the run in {run.out} is incomplete; {history}", file=sys.stderr)
+        if run.signal is not None:
+            where = f"at epoch {run.stopped_at['epoch']}" if run.stopped_at else "after the last epoch"
+            print(f"{say} {_stopped_by(signal.Signals[run.signal])} {where}, after {len(run.losses)} "
+                  f"completed epochs of {args.epochs}", file=sys.stderr)
+        written = [name for name in run.files if name not in run.unsaved]
+        print(f"{say} the run in {run.out} is incomplete: " + (
+            f"{', '.join(written)} written there" if written else "nothing could be written there")
+              + f"; {_history_on_disk(run)}", file=sys.stderr)
         return 1
     if run.signal is not None:
         where = f"at epoch {run.stopped_at['epoch']}" if run.stopped_at else "after the last epoch"
@@ -331,6 +350,17 @@ def _report(args, run, signal_while_saving, console):
     console.print(f"Run saved in {run.out} ({', '.join(RUN_FILES)}) in {run.total_seconds():.1f} s",
                   soft_wrap=True)
     return 0
+
+
+def _history_on_disk(run):
+    """What the run directory's history.json holds after a failed save: the final record, or an old checkpoint."""
+    if "history.json" not in run.unsaved:
+        return "history.json says which files are missing"
+    if run.checkpointed is None:
+        return "no history.json could be written there"
+    when = ("as training started" if run.checkpointed == 0 else
+            f"after epoch {run.checkpointed} of the {len(run.losses)} completed")
+    return f"history.json there is the checkpoint written {when} (status \"running\"), not the end of the run"
 
 
 class Run:
@@ -351,6 +381,7 @@ class Run:
         self.signal = None  # the name of the signal that stopped training: SIGINT, SIGTERM, SIGHUP
         self.files, self.unsaved, self.model_saved_to = ["history.json"], {}, None
         self.checkpoint_failed = False
+        self.checkpointed = None  # the completed epochs that the history.json on disk holds (None: none written)
         self.started = time.perf_counter()
 
     def class_label(self, index):
@@ -405,6 +436,7 @@ class Run:
 
     def write_history(self):
         _files.write_text(os.path.join(self.out, "history.json"), json.dumps(self.history(), indent=2) + "\n")
+        self.checkpointed = len(self.losses)
 
     def checkpoint(self):
         """Write ``history.json`` as it is during training. A failure (a full disk) does not stop training:
@@ -477,12 +509,26 @@ def save_model(network, path):
 
 
 def _save_model_elsewhere(network, out):
-    """Save the model in the temporary directory when the run directory could not take it; return the path."""
-    path = os.path.join(tempfile.gettempdir(),
-                        f"fastscratch-{os.path.basename(os.path.abspath(out))}-{os.getpid()}-model.npz")
+    """Save the model in the temporary directory when the run directory could not take it; return the path.
+
+    It goes to ``model.npz`` in a new directory that only this user may
+    enter (``tempfile.mkdtemp``: a name no one can predict, mode 0700), and
+    the file itself is made 0600: weights are the user's, even on a shared
+    machine's ``/tmp``.
+    """
+    try:
+        directory = tempfile.mkdtemp(prefix=f"fastscratch-{os.path.basename(os.path.abspath(out))}-")
+    except OSError:
+        return None
+    path = os.path.join(directory, "model.npz")
     try:
         save_model(network, path)
+        os.chmod(path, 0o600)
     except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
         return None
     return path
 
@@ -648,23 +694,39 @@ class RunDirectoryError(ValueError):
 
 
 class RunDirectory:
-    """A run directory claimed by this process: it holds ``CLAIM``, created exclusively.
+    """A run directory claimed by this process: it holds ``CLAIM``, locked by this process while it runs.
 
     ``release`` ends the claim. A directory that never received a run
     (``kept`` false: the data failed to load, Ctrl-C before training) is given
     back as it was found: removed if this process created it, else emptied of
-    the marker; so the same ``--out`` can be used again.
+    the marker; so the same ``--out`` can be used again. ``took_over`` is the
+    text of a marker that a run which is gone left behind, and that this claim
+    replaced (None when there was none).
     """
 
-    def __init__(self, path, created):
+    def __init__(self, path, created, fd, took_over=None):
         self.path, self.created, self.kept = path, created, False
+        self.fd, self.took_over = fd, took_over
 
     def release(self):
-        with contextlib.suppress(FileNotFoundError):
+        """End the claim; return None, or why the marker could not be removed (a directory turned read-only).
+
+        A marker left behind is not held by any process (its lock ends with
+        the descriptor), so a later claim of an otherwise empty directory
+        takes it over.
+        """
+        problem = None
+        try:
             os.unlink(os.path.join(self.path, CLAIM))
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            problem = _reason(err)
+        os.close(self.fd)
         if self.created and not self.kept:
             with contextlib.suppress(OSError):
                 os.rmdir(self.path)
+        return problem
 
 
 def claim_run_directory(out, now=None):
@@ -672,9 +734,10 @@ def claim_run_directory(out, now=None):
 
     ``out`` may be missing (it is created, with its parents) or an empty
     directory. The claim is an exclusive create (``mkdir``, then ``CLAIM``
-    with ``O_EXCL``), so of two processes claiming the same directory exactly
-    one succeeds, and two default runs in the same second get different names
-    (``<timestamp>``, ``<timestamp>-2``, ...). Raises ``RunDirectoryError``.
+    with ``O_EXCL``, held by a lock), so of two processes claiming the same
+    directory exactly one succeeds, and two default runs in the same second
+    get different names (``<timestamp>``, ``<timestamp>-2``, ...). Raises
+    ``RunDirectoryError``, and then leaves the directory as it found it.
     """
     if out is None:
         stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -689,8 +752,10 @@ def claim_run_directory(out, now=None):
                 continue
             except OSError as err:
                 raise RunDirectoryError(f"cannot create {path}: {_reason(err)}") from None
-            with contextlib.suppress(RunDirectoryError):  # another run took it with --out at once: next name
+            try:
                 return _lock(path, created=True)
+            except _InUse:  # another run took it with --out at once: next name
+                continue
     if not out:
         raise RunDirectoryError("must not be empty")
     _make_parents(os.path.dirname(os.path.abspath(out)), out)
@@ -719,27 +784,110 @@ def _make_parents(parent, out):
         raise RunDirectoryError(f"cannot create {out}: {_reason(err)}") from None
 
 
+class _InUse(RunDirectoryError):
+    """Another process holds the directory's marker, or has filled the directory."""
+
+
 def _lock(path, created):
-    in_use = (f"{path} is in use by another fastscratch run (or holds the {CLAIM} marker of a killed one, "
-              f"which you may remove); choose another directory")
+    """Create and lock ``path``'s marker, write this process's id into it; a failure leaves nothing behind.
+
+    The marker is locked (``flock``) for as long as this process holds the
+    descriptor, so the kernel itself ends the claim of a killed process. An
+    existing marker that no process holds is one that a killed run left
+    behind: it is taken over (``took_over``). Where locks are not available
+    (no ``fcntl``, a file system without them) an existing marker counts as
+    held, so the user removes it.
+    """
+    marker = os.path.join(path, CLAIM)
     if not created:
+        _check_empty(path)
+    while True:
         try:
-            entries = os.listdir(path)
+            fd, left_behind = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), None
+        except FileExistsError:
+            try:
+                fd = os.open(marker, os.O_RDWR)
+            except FileNotFoundError:  # its run ended at this moment: claim again
+                continue
+            except OSError as err:
+                raise RunDirectoryError(f"cannot write to {path}: {_reason(err)}") from None
+            left_behind = _read_marker(fd)
         except OSError as err:
-            raise RunDirectoryError(f"cannot read {path}: {_reason(err)}") from None
-        if entries == [CLAIM]:
-            raise RunDirectoryError(in_use)
-        if entries:
-            raise RunDirectoryError(f"{path} already exists and is not an empty directory; choose another one")
+            raise _given_back(path, created, f"cannot write to {path}: {_reason(err)}") from None
+        locked = _try_lock(fd)
+        if locked is None and left_behind is None:
+            break  # no locks here: a marker this process created is its claim
+        if not locked:
+            os.close(fd)
+            pid = f" (process {left_behind.strip()})" if left_behind and left_behind.strip().isdigit() else ""
+            raise _InUse(f"{path} is in use by another fastscratch run{pid}" + (
+                "" if locked is False else
+                f", or holds the {CLAIM} marker of a killed one, which you may remove") + "; choose another directory")
+        if _same_file(fd, marker):
+            break
+        os.close(fd)  # locked a marker that its run removed as it ended: claim again
     try:
-        fd = os.open(os.path.join(path, CLAIM), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileExistsError:
-        raise RunDirectoryError(in_use) from None
+        _check_empty(path)  # another run may have filled it between the first look and the lock
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)  # past what was read of a marker taken over
+        data = f"{os.getpid()}\n".encode()
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(fd)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(marker)  # never a claim that no process holds
+        os.close(fd)
+        if isinstance(err, OSError):  # a full disk
+            raise _given_back(path, created, f"cannot write to {path}: {_reason(err)}") from None
+        raise
+    return RunDirectory(path, created, fd, took_over=left_behind)
+
+
+def _check_empty(path):
+    try:
+        entries = os.listdir(path)
     except OSError as err:
-        raise RunDirectoryError(f"cannot write to {path}: {_reason(err)}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    return RunDirectory(path, created)
+        raise RunDirectoryError(f"cannot read {path}: {_reason(err)}") from None
+    if [entry for entry in entries if entry != CLAIM]:
+        raise _InUse(f"{path} already exists and is not an empty directory; choose another one")
+
+
+def _given_back(path, created, message):
+    """A RunDirectoryError, after removing ``path`` if this claim created it."""
+    if created:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    return RunDirectoryError(message)
+
+
+def _read_marker(fd):
+    try:
+        return os.read(fd, 64).decode("ascii", "replace")
+    except OSError:
+        return ""
+
+
+def _try_lock(fd):
+    """True: locked; False: another process holds the lock; None: this system or file system has no locks."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # ENOLCK, EOPNOTSUPP: some network file systems
+        return None
+    return True
+
+
+def _same_file(fd, path):
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 # -- memory

@@ -6,6 +6,7 @@ history names, and the exit code must agree with the history.
 """
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -89,7 +90,7 @@ def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_el
     def full_disk(path, *args, **kwargs):
         with real_atomic_write(path, *args, **kwargs) as f:
             yield f
-            if os.path.basename(path) == "model.npz":
+            if os.fspath(path) == str(tmp_path / "run" / "model.npz"):
                 raise OSError(28, "No space left on device")  # as a write or fsync would
 
     monkeypatch.setattr(serialization, "atomic_write", full_disk)
@@ -102,9 +103,25 @@ def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_el
     assert history["unsaved"] == {"model.npz": "No space left on device"}
     assert "model.npz" not in os.listdir(tmp_path / "run")
     assert history["model_saved_to"] in stderr
-    assert os.path.dirname(history["model_saved_to"]) == str(tmp_path / "tmp")
     assert_model_is(history["model_saved_to"], trained_reference(mnist_raw, 1))
     assert_consistent(tmp_path / "run", history)
+    assert_private_temporary(history["model_saved_to"], tmp_path / "tmp")
+
+
+def assert_private_temporary(path, tempdir):
+    """A model saved elsewhere is in a new directory of ``tempdir`` that only its owner can enter, and 0600."""
+    directory = os.path.dirname(path)
+    assert os.path.dirname(directory) == str(tempdir) and os.listdir(directory) == ["model.npz"]
+    assert os.stat(directory).st_mode & 0o777 == 0o700 and os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_models_saved_elsewhere_get_unpredictable_private_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    network = reference.SimpleNetwork(4, 2, [3])
+    paths = {cli._save_model_elsewhere(network, "runs/20261201-211333") for _ in range(2)}
+    assert len(paths) == 2 and None not in paths  # the same run directory name twice: two paths
+    for path in paths:
+        assert_private_temporary(path, tmp_path)
 
 
 def fail_history_writes(monkeypatch, failing):
@@ -136,7 +153,73 @@ def test_a_disk_that_fills_during_training_is_a_clear_error(mnist_dir, tmp_path,
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--backend", "reference")
     assert code == 1 and "Traceback" not in stderr and "No space left on device" in stderr
     assert history["status"] == "running"  # the first checkpoint, whole: the final history did not fit
-    assert "history.json is the last epoch's checkpoint" in stderr
+    assert history["completed_epochs"] == 0
+    assert "history.json there is the checkpoint written as training started" in stderr
+
+
+@contextlib.contextmanager
+def read_only_after(out, history_writes):
+    """The directory ``out`` turns read-only (EROFS) once ``history.json`` has been written ``history_writes`` times.
+
+    Every call that would change the directory fails as on a file system
+    remounted read-only; reading it still works. Root ignores permission bits
+    and a remount needs privileges, so the calls themselves fail here.
+    """
+    real = {name: getattr(os, name) for name in ("open", "unlink", "replace", "rename", "mkdir", "rmdir")}
+    writes = [0]
+    changing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    root = os.path.abspath(out)
+
+    def refuse(path):
+        path = os.path.abspath(os.fspath(path))
+        if writes[0] >= history_writes and (path == root or path.startswith(root + os.sep)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & changing:
+            refuse(path)
+        return real["open"](path, flags, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        refuse(dst)
+        real["replace"](src, dst, *args, **kwargs)
+        writes[0] += os.path.basename(os.fspath(dst)) == "history.json"
+
+    def changes(name):
+        def change(path, *args, **kwargs):
+            refuse(path)
+            return real[name](path, *args, **kwargs)
+        return change
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "open", open_)
+        patch.setattr(os, "replace", replace)
+        for name in ("unlink", "rename", "mkdir", "rmdir"):
+            patch.setattr(os, name, changes(name))
+        yield
+
+
+def test_a_run_directory_that_turns_read_only_mid_run_ends_in_messages_that_say_what_is_where(
+        mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "run"
+    with read_only_after(out, history_writes=2):  # as training started, and after epoch 1 of 3
+        code, history, stderr = run(mnist_dir, out, "--epochs", "3", "--backend", "reference", "--quiet")
+    assert code == 1 and "Traceback" not in stderr, stderr
+    assert stderr.count("could not checkpoint") == 1 and "Read-only file system" in stderr
+    assert history["status"] == "running" and history["completed_epochs"] == 1  # what the directory holds
+    assert "history.json there is the checkpoint written after epoch 1 of the 3 completed" in stderr
+    assert "last epoch's checkpoint" not in stderr
+    assert f"the run in {out} is incomplete: nothing could be written there" in stderr
+    assert "the weights after epoch 3 were saved instead to" in stderr
+    (saved_to,) = [line.rsplit(" ", 1)[1] for line in stderr.splitlines() if "were saved instead to" in line]
+    assert_model_is(saved_to, trained_reference(mnist_raw, 3))
+    assert_private_temporary(saved_to, tmp_path / "tmp")
+    assert f"could not remove {out / cli.CLAIM} (Read-only file system); no process holds it" in stderr
+    assert sorted(os.listdir(out)) == [cli.CLAIM, "history.json"]
+    with pytest.raises(cli.RunDirectoryError, match="not an empty directory"):  # the run's, not the marker's
+        cli.claim_run_directory(str(out))
 
 
 def test_ctrl_c_after_train_returns_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):

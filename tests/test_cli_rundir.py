@@ -1,7 +1,9 @@
 """The run directory: claimed exclusively before any data is loaded; bad ``--out`` and ``--hidden`` fail first."""
+import contextlib
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -152,10 +154,76 @@ def test_unwritable_out_is_a_usage_error(no_data_loading, tmp_path, capsys):
     assert os.listdir(locked) == []
 
 
-def test_a_directory_holding_a_killed_runs_marker_is_refused_with_advice(no_data_loading, tmp_path, capsys):
-    (tmp_path / cli.CLAIM).write_text("12345\n")
-    err = usage_error(["train", "--out", str(tmp_path)], capsys)
-    assert "in use by another fastscratch run" in err and cli.CLAIM in err
+def test_a_marker_that_a_killed_run_left_is_taken_over_with_a_note(tmp_path, monkeypatch, capsys):
+    (tmp_path / cli.CLAIM).write_text("12345\n")  # no process holds it: its run was killed while loading
+
+    def load(*args, **kwargs):
+        assert (tmp_path / cli.CLAIM).read_text() == f"{os.getpid()}\n"  # this run's claim now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "load_dataset", load)
+    assert cli.main(["train", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert f"{tmp_path} held the {cli.CLAIM} marker of a run that is gone (process 12345)" in err
+    assert os.listdir(tmp_path) == []  # given back empty, as it was found once the dead run's marker is gone
+
+
+HOLD_A_CLAIM = """
+import sys
+from fastscratch import cli
+claim = cli.claim_run_directory(sys.argv[1])
+print("claimed", flush=True)
+sys.stdin.readline()
+claim.release()
+"""
+
+
+def test_a_marker_that_a_live_run_holds_is_refused_with_its_process(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CLAIM, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "claimed\n"
+        with pytest.raises(cli.RunDirectoryError, match=rf"in use by another fastscratch run \(process {holder.pid}\); "):
+            cli.claim_run_directory(str(tmp_path))
+        assert (tmp_path / cli.CLAIM).read_text() == f"{holder.pid}\n"  # the holder's claim is untouched
+    finally:
+        holder.communicate("\n", timeout=SUBPROCESS_TIMEOUT)
+    assert os.listdir(tmp_path) == []
+    cli.claim_run_directory(str(tmp_path)).release()
+
+
+@contextlib.contextmanager
+def no_room_for_a_byte():
+    """Every write of a byte to a file fails (EFBIG), as on a full disk where a new empty file still fits.
+
+    A file size limit of 0 does it without root, a mount or a real full disk;
+    SIGXFSZ is ignored so that the write returns the error instead of ending the process.
+    """
+    import resource
+
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["new directory", "empty directory"])
+def test_a_full_disk_while_claiming_is_a_usage_error_that_leaves_no_marker(exists, no_data_loading, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "run"
+    if exists:
+        out.mkdir()
+    with no_room_for_a_byte(), pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --out: cannot write to {out}: File too large" in err and "Traceback" not in err
+    assert os.listdir(out) == [] if exists else not out.exists()
+    cli.claim_run_directory(str(out)).release()  # the same --out is free once there is room again
 
 
 @pytest.mark.parametrize("dtype, need", [("float64", "2.3 TiB"), ("float32", "1.2 TiB")])
