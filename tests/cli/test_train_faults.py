@@ -20,8 +20,9 @@ from threadpoolctl import threadpool_limits
 
 import fastscratch
 from fastscratch import _files, _interrupt, cli, reference, serialization
+from fastscratch.cli import progress, record, rundir
 from fastscratch.datasets import prepare
-from test_cli import ctrl_c_when
+from test_train import ctrl_c_when
 
 SUBPROCESS_TIMEOUT = 600
 
@@ -118,7 +119,7 @@ def assert_private_temporary(path, tempdir):
 def test_models_saved_elsewhere_get_unpredictable_private_paths(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     network = reference.SimpleNetwork(4, 2, [3])
-    paths = {cli._save_model_elsewhere(network, "runs/20261201-211333") for _ in range(2)}
+    paths = {record.save_model_elsewhere(network, "runs/20261201-211333") for _ in range(2)}
     assert len(paths) == 2 and None not in paths  # the same run directory name twice: two paths
     for path in paths:
         assert_private_temporary(path, tmp_path)
@@ -216,20 +217,20 @@ def test_a_run_directory_that_turns_read_only_mid_run_ends_in_messages_that_say_
     (saved_to,) = [line.rsplit(" ", 1)[1] for line in stderr.splitlines() if "were saved instead to" in line]
     assert_model_is(saved_to, trained_reference(mnist_raw, 3))
     assert_private_temporary(saved_to, tmp_path / "tmp")
-    assert f"could not remove {out / cli.CLAIM} (Read-only file system); no process holds it" in stderr
-    assert sorted(os.listdir(out)) == [cli.CLAIM, "history.json"]
-    with pytest.raises(cli.RunDirectoryError, match="not an empty directory"):  # the run's, not the marker's
-        cli.claim_run_directory(str(out))
+    assert f"could not remove {out / rundir.CLAIM} (Read-only file system); no process holds it" in stderr
+    assert sorted(os.listdir(out)) == [rundir.CLAIM, "history.json"]
+    with pytest.raises(rundir.RunDirectoryError, match="not an empty directory"):  # the run's, not the marker's
+        rundir.claim_run_directory(str(out))
 
 
 def test_ctrl_c_after_train_returns_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):
-    real_exit = cli._progress.__exit__
+    real_exit = progress.LiveLine.__exit__
 
     def exit_then_ctrl_c(self, *exc):
         real_exit(self, *exc)
         raise KeyboardInterrupt  # as a Ctrl-C between train's return and the shielded saving
 
-    monkeypatch.setattr(cli._progress, "__exit__", exit_then_ctrl_c)
+    monkeypatch.setattr(progress.LiveLine, "__exit__", exit_then_ctrl_c)
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
     assert code == 130 and history["status"] == "interrupted"
     assert history["completed_epochs"] == history["model_epoch"] == 1
@@ -364,13 +365,13 @@ def test_a_real_ctrl_c_as_training_starts(mnist_dir, tmp_path):
 
 
 def test_ctrl_c_while_saving_finishes_the_files_and_the_exit_code_matches(mnist_dir, tmp_path, monkeypatch):
-    real_save_model = cli.save_model
+    real_save_model = record.save_model
 
     def save_model_and_press_ctrl_c(*args):
         os.kill(os.getpid(), signal.SIGINT)
         real_save_model(*args)
 
-    monkeypatch.setattr(cli, "save_model", save_model_and_press_ctrl_c)
+    monkeypatch.setattr(record, "save_model", save_model_and_press_ctrl_c)
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
     assert "Ctrl-C came while the run was being saved" in stderr
     assert (code, history["status"]) == (0, "completed")
@@ -440,10 +441,11 @@ STOP_SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.
 SIGNAL_AT = """
 import os, signal, sys
 from fastscratch import cli, datasets
+from fastscratch.cli import record
 signum, moment = getattr(signal, sys.argv[1]), sys.argv[2]
 if sys.argv[3] == "background":  # a job started with `&` by a script: SIGINT ignored
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-real = {"loading": datasets.load_dataset, "saving": cli.save_model}[moment]
+real = {"loading": datasets.load_dataset, "saving": record.save_model}[moment]
 
 def send_then_go_on(*args, **kwargs):
     os.kill(os.getpid(), signum)
@@ -452,7 +454,7 @@ def send_then_go_on(*args, **kwargs):
 if moment == "loading":
     datasets.load_dataset = send_then_go_on
 else:
-    cli.save_model = send_then_go_on
+    record.save_model = send_then_go_on
 sys.exit(cli.main(sys.argv[4:]))
 """
 

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 import fastscratch
 from fastscratch import cli, reference
+from fastscratch.cli import record
 
 EPOCHS = 2
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -216,7 +217,7 @@ def test_pngs_are_sensible_images(jit_run):
     prediction = assert_png(out / "prediction.png", 300, 300)
     gray = prediction[..., :3].mean(axis=-1)
     assert (gray < 0.1).mean() > 0.01 and (gray > 0.9).mean() > 0.5  # a dark digit on white
-    assert sorted(os.listdir(out)) == sorted(cli.RUN_FILES)  # and no temporary files
+    assert sorted(os.listdir(out)) == sorted(record.RUN_FILES)  # and no temporary files
 
 
 def test_model_npz_reloads_to_the_same_predictions(reference_backend_run, jit_run, seed_script):
@@ -343,7 +344,7 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     (run,) = os.listdir(tmp_path / "runs")  # runs/<timestamp>
-    assert sorted(os.listdir(tmp_path / "runs" / run)) == sorted(cli.RUN_FILES)
+    assert sorted(os.listdir(tmp_path / "runs" / run)) == sorted(record.RUN_FILES)
     history = read_history(tmp_path / "runs" / run)
     assert_same_history(history, jit_run[1])
     assert "Predicted class: {}; Correct class: {}".format(
