@@ -18,6 +18,7 @@ that ended with finite weights, and the history says which epoch that is; the
 history's status is final only once every other file is in place. Ctrl-C,
 SIGTERM and SIGHUP stop it at the next batch and keep the run.
 """
+import contextlib
 import datetime
 import os
 import shlex
@@ -38,6 +39,7 @@ from fastscratch.datasets import DATASETS, NUM_CLASSES
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
 NUM_INPUTS = 784  # 28 x 28 pixels in every dataset of MNIST's format
+PROBE_ROWS = 256  # test images on which a network whose loss stopped moving is checked for constant outputs
 SAY = f"{PROG} train:"
 
 
@@ -65,6 +67,12 @@ def add_parser(commands):
     train.add_argument("--backend", choices=["jit", "reference"], default="jit",
                        help="jit: fastscratch.SimpleNetwork (Numba); "
                             "reference: fastscratch.reference.SimpleNetwork (the tutorial's NumPy code)")
+    train.add_argument("--blas-threads", type=options.size, metavar="N",
+                       help="threads of NumPy's BLAS (every product of --backend reference; the drop-in's batches "
+                            "past 127 rows). Default: 1 with --backend reference, whose small products gain "
+                            "nothing from more threads and wait for cores on a busy machine (10x slower on a "
+                            "loaded 2-core one); BLAS's own count with jit. Needs threadpoolctl "
+                            "(make install has it); without it, set OPENBLAS_NUM_THREADS before running")
     train.add_argument("--dataset", choices=sorted(DATASETS), default="mnist",
                        help="the dataset in MNIST's format to train on")
     train.add_argument("--data-dir", metavar="DIR",
@@ -93,9 +101,18 @@ def run(args, parser):
     problem = memory_problem(sizes, args.dtype)
     if problem:
         parser.error(f"argument --hidden: {problem}")
+    blas_threads = args.blas_threads or (1 if args.backend == "reference" else None)
+    try:
+        blas_limit = _blas_limit(blas_threads)
+    except ImportError:
+        if args.blas_threads is not None:
+            parser.error("argument --blas-threads: needs threadpoolctl: in a clone, `make install` (or "
+                         "`pip install threadpoolctl`); else set OPENBLAS_NUM_THREADS")
+        blas_threads, blas_limit = None, contextlib.nullcontext()
+    args.blas_threads_applied = blas_threads
     console = Console(quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
     # SIGTERM (kill, timeout, schedulers) and SIGHUP (a closed terminal) stop the run as Ctrl-C does.
-    with StopSignals() as stop:
+    with StopSignals() as stop, blas_limit:
         try:
             claim = claim_run_directory(args.out)
         except RunDirectoryError as err:
@@ -126,36 +143,70 @@ def run(args, parser):
                       file=sys.stderr)
 
 
+def _blas_limit(threads):
+    """A context that limits every loaded BLAS to ``threads`` (None: no limit); ImportError without threadpoolctl."""
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
 def _stopped_by(signum):
     """"interrupted" for Ctrl-C, "terminated by SIGTERM" (or SIGHUP)."""
     return "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
 
 
 def _load(args):
-    """The dataset as ``datasets.LoadedDataset``, or None after saying why it could not be loaded."""
+    """The dataset as ``datasets.LoadedDataset``, or None after saying why it could not be loaded and what to type."""
     from fastscratch import datasets
 
     try:
         return datasets.load_dataset(args.dataset, args.data_dir, download=args.data_dir is None,
                                      progress=not args.quiet, verify=not args.no_verify)
     except datasets.MNISTFileError as err:
-        if args.no_verify or not err.path.parent.is_dir():  # not a verification, or a download's bad copy
+        directory = err.path.parent
+        if args.no_verify or not directory.is_dir():  # not a verification, or a download's bad copy
             print(f"{SAY} error: {err}", file=sys.stderr)
             return None
         # A file that is whole but not the dataset's own (its digest or shape differs) loads unverified;
-        # say so in the command's words. A file that is broken fails again and says why.
+        # say so in the command's words, and name the dataset it is when it is another one we know.
+        # A file that is broken fails again and says why.
         try:
-            datasets.load_dataset(args.dataset, err.path.parent, download=False, progress=False, verify=False)
+            datasets.load_dataset(args.dataset, directory, download=False, progress=False, verify=False)
         except (datasets.MNISTError, OSError, ValueError) as unverified:
             print(f"{SAY} error: {unverified}", file=sys.stderr)
-        else:
-            title = datasets.DATASETS[args.dataset].title
-            print(f"{SAY} error: {err.path} is not {title}'s file (its content differs from the published "
-                  f"one); pass --no-verify to train on other data in this format", file=sys.stderr)
+            return None
+        title = datasets.DATASETS[args.dataset].title
+        other = _dataset_in(directory, exclude=args.dataset)
+        print(f"{SAY} error: {err.path} is not {title}'s file (its content differs from the published one); "
+              + (f"{directory} holds {datasets.DATASETS[other].title}: pass --dataset {other}" if other else
+                 "pass --no-verify to train on other data in this format"), file=sys.stderr)
         return None
     except (datasets.MNISTError, OSError, ValueError) as err:
         print(f"{SAY} error: {err}", file=sys.stderr)
+        if args.data_dir is not None:
+            for name, dataset in datasets.DATASETS.items():
+                below = os.path.join(args.data_dir, name)
+                if any(os.path.exists(os.path.join(below, file.name + suffix))
+                       for file in dataset.files for suffix in ("", ".gz")):
+                    print(f"{SAY} hint: {below} holds {dataset.title}'s files: pass --data-dir {shlex.quote(below)}"
+                          + ("" if name == args.dataset else f" --dataset {name}"), file=sys.stderr)
         return None
+
+
+def _dataset_in(directory, exclude):
+    """The name of the known dataset whose verified files ``directory`` holds (other than ``exclude``), or None."""
+    from fastscratch import datasets
+
+    for name in datasets.DATASETS:
+        if name != exclude:
+            try:
+                datasets.load_dataset(name, directory, download=False, progress=False, verify=True)
+            except (datasets.MNISTError, OSError, ValueError):
+                continue
+            return name
+    return None
 
 
 def _train(args, parser, claim, console, stop):
@@ -204,7 +255,7 @@ def _train(args, parser, claim, console, stop):
         "hidden": list(args.hidden),
         "layer_sizes": [int(X_train.shape[1]), *args.hidden, NUM_CLASSES],
         "activation": args.activation, "loss": args.loss, "seed": args.seed, "dtype": args.dtype,
-        "backend": args.backend,
+        "backend": args.backend, "blas_threads": args.blas_threads_applied,
         "network_class": f"{network_class.__module__}.{network_class.__qualname__}",
         "dataset": args.dataset, "dataset_title": loaded.dataset.title,
         # Whether the four files have the dataset's canonical digests (checked even with --no-verify).
@@ -220,7 +271,7 @@ def _train(args, parser, claim, console, stop):
 
     try:
         with epoch_line(console, args.epochs) as line:
-            recorder = Recorder(run, kept, line, args.epochs)
+            recorder = Recorder(run, kept, line, args.epochs, probe=X_test[:PROBE_ROWS])
             try:
                 claim.kept = True  # from here on the directory holds this run, whatever happens
                 run.checkpoint()
@@ -307,10 +358,15 @@ class Recorder:
     not this callback's own output. The first epoch also holds ``train``'s
     setup (indexing the data, compiling on a first run), so the ETA is
     estimated from the epochs after it.
+
+    A network that died (ReLU units that never fire again after a too large
+    step: the loss exactly what it was and every output the same for every
+    input of ``probe``) is said once; training goes on, as the tutorial's would.
     """
 
-    def __init__(self, run, kept, line, num_epochs):
-        self.run, self.kept, self.line, self.num_epochs = run, kept, line, num_epochs
+    def __init__(self, run, kept, line, num_epochs, probe):
+        self.run, self.kept, self.line, self.num_epochs, self.probe = run, kept, line, num_epochs, probe
+        self.dead_said = False
         self.mark = time.perf_counter()
 
     def __call__(self, epoch, loss, accuracy):
@@ -322,5 +378,17 @@ class Recorder:
             done, loss, accuracy * 100, seconds))
         self.line.update(done, loss=f"{loss:.6g}", accuracy=f"{accuracy:.2%}", seconds=f"{seconds:.2f}",
                          eta=eta(self.run.seconds_per_epoch, self.num_epochs))
+        self._say_if_dead(done, loss)
         self.run.checkpoint()
         self.mark = time.perf_counter()
+
+    def _say_if_dead(self, done, loss):
+        losses = self.run.losses
+        if self.dead_said or len(losses) < 2 or losses[-2] != loss:
+            return
+        outputs = self.kept.network.forward(self.probe)
+        if (outputs == outputs[:1]).all():
+            self.dead_said = True
+            print(f"{SAY} warning: the network stopped learning in epoch {done}: its loss is exactly that of "
+                  f"epoch {done - 1} and it gives every input the same outputs (its units are dead, as ReLU's are "
+                  f"after too large a step); try a smaller --lr or another --activation", file=sys.stderr)
