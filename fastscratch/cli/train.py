@@ -43,6 +43,16 @@ PROBE_ROWS = 256  # test images on which a network whose loss stopped moving is 
 SAY = f"{PROG} train:"
 
 
+EPILOG = (
+    "Same seed, same numbers: after np.random.seed(SEED) the command draws the index of the test image it shows "
+    "(np.random.randint(0, 10000)), then the weights, as the tutorial's script does. A script that seeds and "
+    "builds a network at once draws other weights (with seed 42: untrained loss 3.6095, not the command's 4.4367); "
+    "draw that index first to get the command's. Epochs count from 1 here (the log, the progress line, "
+    "history.csv, whose row 0 is the untrained network); the library's train(verbose=True) logs the first epoch "
+    "as 'Epoch 0'. Exit codes: 0 done; 1 failed (the data, an overflow, a file not saved); 2 a bad option or "
+    "--out; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after saving the last whole epoch.")
+
+
 def add_parser(commands):
     """Add ``train`` to the ``commands`` of ``fastscratch``'s parser."""
     train = commands.add_parser(
@@ -51,7 +61,7 @@ def add_parser(commands):
                     "exactly the tutorial's run) and "
                     "write history.json, history.csv, model.npz, training.png and prediction.png "
                     "to the run directory.",
-        formatter_class=options.HelpFormatter)
+        epilog=EPILOG, formatter_class=options.HelpFormatter)
     train.add_argument("--epochs", type=options.count, default=500, metavar="N", help="training epochs")
     train.add_argument("--batch-size", type=options.size, default=30, metavar="N", help="mini-batch size")
     train.add_argument("--lr", type=options.learning_rate, default=1e-3, metavar="RATE",
