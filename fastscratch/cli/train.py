@@ -127,6 +127,8 @@ def run(args, parser):
             claim = claim_run_directory(args.out)
         except RunDirectoryError as err:
             parser.error(f"argument --out: {err}")
+        except KeyboardInterrupt:  # the claim leaves nothing behind when it does not complete
+            return _stopped_before_training(stop, None)
         if claim.took_over is not None:
             pid = claim.took_over.strip()
             print(f"{SAY} note: {claim.path} held the {CLAIM} marker of a run that is gone"
@@ -134,11 +136,7 @@ def run(args, parser):
         try:
             return _train(args, parser, claim, console, stop)
         except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
-            signum = stop.received or signal.SIGINT
-            print(f"{SAY} {_stopped_by(signum)}" + (
-                f"; {claim.path} holds the run as last checkpointed" if claim.kept else
-                " before training started; nothing saved"), file=sys.stderr)
-            return exit_code_of(signum)
+            return _stopped_before_training(stop, claim)
         except MemoryError:
             weights = byte_count(parameter_bytes(sizes, args.dtype))
             print(f"{SAY} error: out of memory for a {layer_sizes(sizes)} {args.dtype} network "
@@ -160,6 +158,15 @@ def _blas_limit(threads):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _stopped_before_training(stop, claim):
+    """Say that a signal stopped the command before ``_train`` could keep the run; return the exit code."""
+    signum = stop.received or signal.SIGINT
+    print(f"{SAY} {_stopped_by(signum)}" + (
+        f"; {claim.path} holds the run as last checkpointed" if claim is not None and claim.kept else
+        " before training started; nothing saved"), file=sys.stderr)
+    return exit_code_of(signum)
 
 
 def _stopped_by(signum):

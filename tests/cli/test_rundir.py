@@ -257,3 +257,20 @@ def test_out_of_memory_after_the_estimate_is_a_clear_error(mnist_dir, tmp_path):
     assert "out of memory" in result.stderr and "784-30000-10" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stop_while_claiming_leaves_nothing_and_no_traceback(no_data_loading, tmp_path, monkeypatch, capsys):
+    real_check_empty = rundir._check_empty
+    calls = []
+
+    def check_then_ctrl_c(path):  # the second look, with the marker made and locked
+        calls.append(path)
+        real_check_empty(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rundir, "_check_empty", check_then_ctrl_c)
+    (tmp_path / "run").mkdir()
+    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 130
+    assert "interrupted before training started; nothing saved" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "run") == []
