@@ -23,14 +23,7 @@ RUN_FILES = ("history.json", "history.csv", "model.npz", "training.png", "predic
 
 
 class Run:
-    """One run's record, and the files written from it.
-
-    During training only ``history.json`` is written, after every epoch
-    (status "running"). At the end :meth:`save` writes the model, the plots
-    and ``history.csv``, then ``history.json`` with the final status, so both
-    histories always hold the same epochs and a final status means every
-    other file is in place.
-    """
+    """One run's record: :meth:`checkpoint` after each epoch, :meth:`save` at the end (``history.json`` last)."""
 
     def __init__(self, out, config, untrained_loss, untrained_accuracy, class_names):
         self.out, self.config, self.class_names = out, config, class_names

@@ -197,8 +197,9 @@ def _load(args):
         title = datasets.DATASETS[args.dataset].title
         other = _dataset_in(directory, exclude=args.dataset)
         print(f"{SAY} error: {err.path} is not {title}'s file (its content differs from the published one); "
-              + (f"{directory} holds {datasets.DATASETS[other].title}: pass --dataset {other}" if other else
-                 "pass --no-verify to train on other data in this format"), file=sys.stderr)
+              + (f"{directory} holds {datasets.DATASETS[other].title}: pass --dataset {other} (--no-verify would "
+                 f"train on it as {title})" if other else "pass --no-verify to train on other data in this format"),
+              file=sys.stderr)
         return None
     except (datasets.MNISTError, OSError, ValueError) as err:
         print(f"{SAY} error: {err}", file=sys.stderr)
