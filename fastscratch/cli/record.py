@@ -11,12 +11,12 @@ import io
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
 
 from fastscratch import _files, environment
 from fastscratch.cli.options import PROG
+from fastscratch.cli.output import stderr
 from fastscratch.cli.text import finite_or_none, layer_sizes, reason
 
 RUN_FILES = ("history.json", "history.csv", "model.npz", "training.png", "prediction.png")
@@ -108,7 +108,7 @@ class Run:
         except OSError as err:
             if not self.checkpoint_failed:
                 print(f"{PROG} train: warning: could not checkpoint {os.path.join(self.out, 'history.json')}: "
-                      f"{reason(err)}; training goes on and the run is written at the end", file=sys.stderr)
+                      f"{reason(err)}; training goes on and the run is written at the end", file=stderr())
             self.checkpoint_failed = True
 
     def save(self, network, image):

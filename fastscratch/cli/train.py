@@ -23,13 +23,13 @@ import datetime
 import os
 import shlex
 import signal
-import sys
 import time
 
 from fastscratch import environment
 from fastscratch._interrupt import StopSignals
 from fastscratch.cli import options
 from fastscratch.cli.options import EXIT_FAILED, EXIT_OK, PROG, exit_code_of
+from fastscratch.cli.output import stderr, stdout
 from fastscratch.cli.progress import LiveLine, eta
 from fastscratch.cli.record import RUN_FILES, Run
 from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory, memory_problem, parameter_bytes
@@ -120,7 +120,7 @@ def run(args, parser):
                          "`pip install threadpoolctl`); else set OPENBLAS_NUM_THREADS")
         blas_threads, blas_limit = None, contextlib.nullcontext()
     args.blas_threads_applied = blas_threads
-    console = Console(quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
+    console = Console(file=stdout(), quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
     # SIGTERM (kill, timeout, schedulers) and SIGHUP (a closed terminal) stop the run as Ctrl-C does.
     with StopSignals() as stop, blas_limit:
         try:
@@ -132,7 +132,7 @@ def run(args, parser):
         if claim.took_over is not None:
             pid = claim.took_over.strip()
             print(f"{SAY} note: {claim.path} held the {CLAIM} marker of a run that is gone"
-                  + (f" (process {pid})" if pid.isdigit() else "") + "; this run takes it over", file=sys.stderr)
+                  + (f" (process {pid})" if pid.isdigit() else "") + "; this run takes it over", file=stderr())
         try:
             return _train(args, parser, claim, console, stop)
         except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
@@ -141,14 +141,14 @@ def run(args, parser):
             weights = byte_count(parameter_bytes(sizes, args.dtype))
             print(f"{SAY} error: out of memory for a {layer_sizes(sizes)} {args.dtype} network "
                   f"and its outputs over the data (the weights alone need {weights}); try smaller --hidden sizes"
-                  + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=sys.stderr)
+                  + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=stderr())
             return EXIT_FAILED
         finally:
             problem = claim.release()
             if problem:
                 print(f"{SAY} warning: could not remove {os.path.join(claim.path, CLAIM)} "
                       f"({problem}); no process holds it, so it does not keep the directory in use",
-                      file=sys.stderr)
+                      file=stderr())
 
 
 def _blas_limit(threads):
@@ -165,7 +165,7 @@ def _stopped_before_training(stop, claim):
     signum = stop.received or signal.SIGINT
     print(f"{SAY} {_stopped_by(signum)}" + (
         f"; {claim.path} holds the run as last checkpointed" if claim is not None and claim.kept else
-        " before training started; nothing saved"), file=sys.stderr)
+        " before training started; nothing saved"), file=stderr())
     return exit_code_of(signum)
 
 
@@ -184,7 +184,7 @@ def _load(args):
     except datasets.MNISTFileError as err:
         directory = err.path.parent
         if args.no_verify or not directory.is_dir():  # not a verification, or a download's bad copy
-            print(f"{SAY} error: {err}", file=sys.stderr)
+            print(f"{SAY} error: {err}", file=stderr())
             return None
         # A file that is whole but not the dataset's own (its digest or shape differs) loads unverified;
         # say so in the command's words, and name the dataset it is when it is another one we know.
@@ -192,24 +192,24 @@ def _load(args):
         try:
             datasets.load_dataset(args.dataset, directory, download=False, progress=False, verify=False)
         except (datasets.MNISTError, OSError, ValueError) as unverified:
-            print(f"{SAY} error: {unverified}", file=sys.stderr)
+            print(f"{SAY} error: {unverified}", file=stderr())
             return None
         title = datasets.DATASETS[args.dataset].title
         other = _dataset_in(directory, exclude=args.dataset)
         print(f"{SAY} error: {err.path} is not {title}'s file (its content differs from the published one); "
               + (f"{directory} holds {datasets.DATASETS[other].title}: pass --dataset {other} (--no-verify would "
                  f"train on it as {title})" if other else "pass --no-verify to train on other data in this format"),
-              file=sys.stderr)
+              file=stderr())
         return None
     except (datasets.MNISTError, OSError, ValueError) as err:
-        print(f"{SAY} error: {err}", file=sys.stderr)
+        print(f"{SAY} error: {err}", file=stderr())
         if args.data_dir is not None:
             for name, dataset in datasets.DATASETS.items():
                 below = os.path.join(args.data_dir, name)
                 if any(os.path.exists(os.path.join(below, file.name + suffix))
                        for file in dataset.files for suffix in ("", ".gz")):
                     print(f"{SAY} hint: {below} holds {dataset.title}'s files: pass --data-dir {shlex.quote(below)}"
-                          + ("" if name == args.dataset else f" --dataset {name}"), file=sys.stderr)
+                          + ("" if name == args.dataset else f" --dataset {name}"), file=stderr())
         return None
 
 
@@ -299,14 +299,14 @@ def _train(args, parser, claim, console, stop):
                 run.stop("interrupted", err.epoch, err.batch, stop.received)
             except NonFiniteLossError as err:
                 run.stop("non-finite loss", err.epoch, err.batch)
-                print(f"{SAY} error: {err}", file=sys.stderr)
+                print(f"{SAY} error: {err}", file=stderr())
             else:
                 if kept.epoch == len(run.losses):
                     run.status = "completed"
                 else:  # the last update overflowed without an error: keep the last finite weights
                     run.stop("non-finite loss", kept.epoch, None)
                     print(f"{SAY} error: an update of epoch {kept.epoch + 1} made some weights "
-                          f"non-finite; try a smaller --lr", file=sys.stderr)
+                          f"non-finite; try a smaller --lr", file=stderr())
     except KeyboardInterrupt:  # while train prepared its data, or after it returned and before the files are shielded
         run.stop("interrupted", len(run.losses), 0, stop.received)
 
@@ -329,34 +329,34 @@ def _train(args, parser, claim, console, stop):
 def _report(args, run, signal_while_saving, console):
     """Say how the run ended and where its files are; return the exit code that matches its history."""
     for name, err in run.unsaved.items():
-        print(f"{SAY} error: could not write {os.path.join(run.out, name)}: {err}", file=sys.stderr)
+        print(f"{SAY} error: could not write {os.path.join(run.out, name)}: {err}", file=stderr())
     if "model.npz" in run.unsaved:
         print(f"{SAY} the weights after epoch {run.model_epoch} were saved instead to {run.model_saved_to}"
               if run.model_saved_to else f"{SAY} the trained weights could not be saved anywhere",
-              file=sys.stderr)
+              file=stderr())
     if signal_while_saving is not None:
         print(f"{SAY} {'Ctrl-C' if signal_while_saving == signal.SIGINT else signal_while_saving.name} came while "
-              f"the run was being saved; the files were finished first", file=sys.stderr)
+              f"the run was being saved; the files were finished first", file=stderr())
     stopped = None
     if run.signal is not None:
         where = f"at epoch {run.stopped_at['epoch']}" if run.stopped_at else "after the last epoch"
         stopped = f"{_stopped_by(signal.Signals[run.signal])} {where}"
     if run.status == "save failed":
         if stopped:
-            print(f"{SAY} {stopped}, after {len(run.losses)} completed epochs of {args.epochs}", file=sys.stderr)
+            print(f"{SAY} {stopped}, after {len(run.losses)} completed epochs of {args.epochs}", file=stderr())
         written = [name for name in run.files if name not in run.unsaved]
         print(f"{SAY} the run in {run.out} is incomplete: " + (
             f"{', '.join(written)} written there" if written else "nothing could be written there")
-              + f"; {run.history_on_disk()}", file=sys.stderr)
+              + f"; {run.history_on_disk()}", file=stderr())
         return EXIT_FAILED
     if stopped:
         print(f"{SAY} {stopped}; kept {len(run.losses)} completed "
               f"epochs of {args.epochs}: history and the weights after epoch {run.model_epoch} saved in "
-              f"{run.out}", file=sys.stderr)
+              f"{run.out}", file=stderr())
         return exit_code_of(signal.Signals[run.signal])
     if run.status == "non-finite loss":
         print(f"{SAY} the run so far is saved in {run.out}; model.npz holds the weights after epoch "
-              f"{run.model_epoch}, the last finite ones", file=sys.stderr)
+              f"{run.model_epoch}, the last finite ones", file=stderr())
         return EXIT_FAILED
     console.print(f"Run saved in {run.out} ({', '.join(RUN_FILES)}) in {run.total_seconds():.1f} s",
                   soft_wrap=True)
@@ -409,4 +409,4 @@ class Recorder:
             self.dead_said = True
             print(f"{SAY} warning: the network stopped learning in epoch {done}: its loss is exactly that of "
                   f"epoch {done - 1} and it gives every input the same outputs (its units are dead, as ReLU's are "
-                  f"after too large a step); try a smaller --lr or another --activation", file=sys.stderr)
+                  f"after too large a step); try a smaller --lr or another --activation", file=stderr())

@@ -554,3 +554,27 @@ def test_an_ignored_sighup_stays_ignored(mnist_dir, tmp_path):
     process.stdout.close()
     assert code == 0, stderr
     assert read_history(out)["status"] == "completed"
+
+
+def test_a_terminal_that_closes_takes_the_output_not_the_run(mnist_dir, tmp_path):
+    """Closing the terminal sends SIGHUP and leaves nothing to write to: every later write fails (here EPIPE,
+    on a tty EIO), and the run must still be kept and the exit code still say SIGHUP."""
+    import time
+
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out)
+    try:
+        first_epoch_logged(process)(time.monotonic() + SUBPROCESS_TIMEOUT)
+        process.stdout.close()
+        process.stderr.close()
+        process.send_signal(signal.SIGHUP)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code == 129
+    history = read_history(out)
+    assert history["status"] == "terminated" and history["signal"] == "SIGHUP" and history["completed_epochs"] >= 1
+    fastscratch.SimpleNetwork.load(out / "model.npz")
+    assert_consistent(out, history)
