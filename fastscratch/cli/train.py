@@ -78,11 +78,11 @@ def add_parser(commands):
                        help="jit: fastscratch.SimpleNetwork (Numba); "
                             "reference: fastscratch.reference.SimpleNetwork (the tutorial's NumPy code)")
     train.add_argument("--blas-threads", type=options.size, metavar="N",
-                       help="threads of NumPy's BLAS (every product of --backend reference; the drop-in's batches "
-                            "past 127 rows). Default: 1 with --backend reference, whose small products gain "
-                            "nothing from more threads and wait for cores on a busy machine (10x slower on a "
-                            "loaded 2-core one); BLAS's own count with jit. Needs threadpoolctl "
-                            "(make install has it); without it, set OPENBLAS_NUM_THREADS before running")
+                       help="threads of NumPy's BLAS (every product of --backend reference; the drop-in's large "
+                            "batches). Default: 1 with --backend reference, whose small products gain nothing "
+                            "from more threads and wait for cores on a busy machine; BLAS's own count with jit. "
+                            "Needs threadpoolctl (make install has it); without it, set OPENBLAS_NUM_THREADS "
+                            "before running")
     train.add_argument("--dataset", choices=sorted(DATASETS), default="mnist",
                        help="the dataset in MNIST's format to train on")
     train.add_argument("--data-dir", metavar="DIR",
