@@ -6,9 +6,7 @@ and ``pytest_collection_modifyitems`` runs every reference benchmark before the
 others, so the JIT and peer benchmarks find it there. ``benchmarks/render.py``
 recomputes the same ratios from the saved JSON.
 """
-import functools
 import os
-import platform
 import sys
 
 import numpy as np
@@ -189,59 +187,29 @@ def blas_threads():
 
 # --- what each result records -----------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _cpu_model():
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name.strip() == "model name" and model in ("unknown", platform.processor()):
-                    model = value.strip()
-                elif name.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in flags]
-    return model, simd
-
-
-def _blas():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return ["threadpoolctl not installed"]
-    return [f"{p.get('internal_api')} {p.get('version')} ({p.get('threading_layer')}, "
-            f"{p.get('num_threads')} threads, {os.path.basename(p.get('filepath', ''))})"
-            for p in threadpool_info()]
-
-
-def _numba_facts():
-    try:
-        import numba
-    except ImportError:
-        return {"numba": None}
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel region has run yet in this process
-        layer = f"not launched (config: {numba.config.THREADING_LAYER})"
-    return {"numba": numba.__version__, "numba_threads": numba.get_num_threads(), "numba_threading_layer": layer}
-
-
 def environment():
-    """Facts a reader needs to interpret a timing; gathered when a result is recorded."""
-    model, simd = _cpu_model()
-    facts = {
-        "cpu_model": model,
-        "cpu_simd": " ".join(simd),
-        "cpu_count": os.cpu_count(),
-        "loadavg_1min": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": _blas(),
+    """Facts a reader needs to interpret a timing, from ``fastscratch.environment``'s record, under the keys
+    ``render.py`` reads; the whole record goes along under ``environment``."""
+    from fastscratch import environment as env
+
+    facts = env.record()
+    numba = facts["numba"]
+    layer = numba and (numba["threading_layer"] or f"not launched (config: {numba['threading_layer_config']})")
+    return {
+        "cpu_model": facts["cpu"]["model"] or "unknown",
+        "cpu_simd": " ".join(facts["cpu"]["vector_extensions"]),
+        "cpu_count": facts["cpu_count"],
+        "loadavg_1min": facts["load"][0] if facts["load"] else None,
+        "python": facts["versions"]["python"],
+        "numpy": facts["versions"]["numpy"],
+        "blas": [f"{p['internal_api']} {p['version']} ({p['threading_layer']}, {p['num_threads']} threads, "
+                 f"{os.path.basename(p['filepath'] or '')})" for p in facts["blas"]["loaded"]]
+        if facts["blas"]["loaded"] is not None else ["threadpoolctl not installed"],
+        "numba": facts["versions"]["numba"],
+        "numba_threads": numba and numba["num_threads"],
+        "numba_threading_layer": layer,
+        "environment": facts,
     }
-    facts.update(_numba_facts())
-    return facts
 
 
 def _median(benchmark):

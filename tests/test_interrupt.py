@@ -19,7 +19,7 @@ import pytest
 
 import fastscratch
 import fastscratch.reference as ref
-from fastscratch._interrupt import deferred_sigint
+from fastscratch._interrupt import StopSignals, deferred_sigint
 from fastscratch.exceptions import TrainingInterrupted
 
 NETWORKS = [pytest.param(ref.SimpleNetwork, id="reference"), pytest.param(fastscratch.SimpleNetwork, id="jit")]
@@ -187,6 +187,57 @@ def test_deferred_sigint_defers_and_reports():
             os.kill(os.getpid(), signal.SIGINT)
             raise ValueError
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def deliver(signum):
+    os.kill(os.getpid(), signum)
+    for _ in range(1000):  # the handler runs between bytecodes
+        pass
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_stop_signals_act_as_ctrl_c_and_say_which_came(signum):
+    before = signal.getsignal(signum)
+    with StopSignals() as stop:
+        with pytest.raises(KeyboardInterrupt):  # outside train: where Ctrl-C would raise
+            deliver(signum)
+        assert stop.received == signum
+    assert signal.getsignal(signum) is before
+    with StopSignals() as stop:
+        with deferred_sigint() as flag:  # inside train: only the flag, as for Ctrl-C
+            deliver(signum)
+            assert flag.requested
+            deliver(signal.SIGINT)  # a later signal does not change the first one's name
+        assert stop.received == signum
+        assert isinstance(signal.getsignal(signum), StopSignals)  # given back after the block
+    assert signal.getsignal(signum) is before
+
+
+def test_train_defers_sigterm_only_where_a_program_asked_for_it():
+    X, y, _, _ = problem()
+    net = fresh(fastscratch.SimpleNetwork)
+    with StopSignals() as stop:
+        with pytest.raises(TrainingInterrupted) as info:
+            net.train(X, y, batch_size=BATCH, num_epochs=3, learning_rate=0.5, verbose=False,
+                      callback=lambda epoch, *_: epoch == 0 and os.kill(os.getpid(), signal.SIGTERM))
+    assert (info.value.epoch, info.value.batch, stop.received) == (1, 0, signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a plain script keeps the default: ends at once
+
+
+def test_an_ignored_stop_signal_stays_ignored_and_ctrl_c_still_works_without_sigint():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN), signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopSignals() as stop, deferred_sigint() as flag:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            deliver(signal.SIGHUP)
+            deliver(signal.SIGINT)
+            assert not flag.requested
+            deliver(signal.SIGTERM)  # a background job's SIGINT is ignored; its SIGTERM still stops it cleanly
+            assert flag.requested and stop.received == signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGHUP, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def test_training_interrupted_pickles():

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 import fastscratch
 from fastscratch import cli, reference
+from fastscratch.cli import record
 
 EPOCHS = 2
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -216,7 +217,7 @@ def test_pngs_are_sensible_images(jit_run):
     prediction = assert_png(out / "prediction.png", 300, 300)
     gray = prediction[..., :3].mean(axis=-1)
     assert (gray < 0.1).mean() > 0.01 and (gray > 0.9).mean() > 0.5  # a dark digit on white
-    assert sorted(os.listdir(out)) == sorted(cli.RUN_FILES)  # and no temporary files
+    assert sorted(os.listdir(out)) == sorted(record.RUN_FILES)  # and no temporary files
 
 
 def test_model_npz_reloads_to_the_same_predictions(reference_backend_run, jit_run, seed_script):
@@ -343,18 +344,18 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     (run,) = os.listdir(tmp_path / "runs")  # runs/<timestamp>
-    assert sorted(os.listdir(tmp_path / "runs" / run)) == sorted(cli.RUN_FILES)
+    assert sorted(os.listdir(tmp_path / "runs" / run)) == sorted(record.RUN_FILES)
     history = read_history(tmp_path / "runs" / run)
     assert_same_history(history, jit_run[1])
     assert "Predicted class: {}; Correct class: {}".format(
         history["prediction"]["predicted_class"], history["prediction"]["correct_class"]) in result.stdout
 
 
-def ctrl_c_when(process, ready):
-    """Send SIGINT to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
+def ctrl_c_when(process, ready, signum=signal.SIGINT):
+    """Send SIGINT (or ``signum``) to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
     try:
         ready(time.monotonic() + SUBPROCESS_TIMEOUT)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         code = process.wait(timeout=SUBPROCESS_TIMEOUT)
         return code, process.stderr.read()
     finally:
@@ -408,3 +409,71 @@ def test_ctrl_c_before_training_exits_130_and_saves_nothing(monkeypatch, tmp_pat
     assert code == 130
     assert "interrupted before training" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+# -- what the command says when something is off
+
+def test_a_network_that_dies_is_said_once_and_trains_on_as_the_reference(mnist_dir, mnist_raw, tmp_path):
+    from fastscratch import functions
+    from fastscratch.datasets import prepare
+
+    code, history, _, stderr = run_in_process(mnist_dir, tmp_path / "run", "--activation", "relu", "--hidden", "16",
+                                              "--lr", "0.05", "--epochs", "4", "--backend", "reference", "--quiet")
+    assert code == 0, stderr
+    assert stderr.count("warning: the network stopped learning in epoch 3") == 1, stderr
+    np.random.seed(42)
+    np.random.randint(0, 10000)
+    X_train, Y_train, X_test, y_test = prepare(*mnist_raw)
+    network = reference.SimpleNetwork(784, 10, [16], activation_function=functions.relu,
+                                      derivated_activation_function=functions.derivated_relu)
+    losses, accuracies = network.train(X_train, Y_train, X_test, y_test, batch_size=30, num_epochs=4,
+                                       learning_rate=0.05, verbose=False)
+    assert (history["losses"], history["accuracies"]) == (losses, accuracies)  # the check changed nothing
+    assert losses[1] == losses[2] == losses[3]
+
+
+def test_data_dir_at_the_parent_folder_hints_at_the_datasets_subfolder(mnist_dir, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist").symlink_to(mnist_dir)
+    code = cli.main(["train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
+    assert code == 1 and not (tmp_path / "run").exists()
+    err = capsys.readouterr().err
+    assert f"hint: {tmp_path / 'data' / 'mnist'} holds MNIST's files: pass --data-dir {tmp_path / 'data' / 'mnist'}\n" \
+        in err
+
+
+def test_data_dir_at_fashion_mnist_suggests_the_dataset_not_no_verify(tmp_path, capsys):
+    from fastscratch import datasets
+
+    fashion = datasets.DATASETS["fashion-mnist"].system_dirs[0]
+    if not os.path.isdir(fashion):
+        pytest.skip(f"Fashion-MNIST is not in {fashion}")
+    code = cli.main(["train", "--data-dir", fashion, "--out", str(tmp_path / "run")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{fashion} holds Fashion-MNIST: pass --dataset fashion-mnist (--no-verify would train on it as MNIST)" \
+        in err
+
+
+def test_the_reference_backend_runs_on_one_blas_thread(mnist_dir, tmp_path):
+    """Its 30-row products gain nothing from more threads, and on a busy machine each waits for a core."""
+    env = subprocess_env(mnist_dir)
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        env.pop(name, None)
+    histories = {}
+    for options in (["--backend", "reference"], ["--backend", "reference", "--blas-threads", "2"]):
+        out = tmp_path / str(len(histories))
+        result = subprocess.run([*command(), "train", "--epochs", "0", "--quiet", "--out", str(out), *options],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        config = read_history(out)["config"]
+        histories[config["blas_threads"]] = {pool["num_threads"] for pool in config["blas"]["loaded"]
+                                             if pool["user_api"] == "blas"}
+    assert histories == {1: {1}, 2: {2}}
+
+
+def test_paths_with_brackets_are_printed_whole(mnist_dir, tmp_path):
+    out = tmp_path / "run[peers]"
+    code, _, stdout, stderr = run_in_process(mnist_dir, out, "--epochs", "0", "--hidden", "8")
+    assert code == 0, stderr
+    assert f"Run saved in {out} (" in stdout

@@ -2,13 +2,14 @@
 import argparse
 import sys
 
-EXIT_INTERRUPTED = 130
+from fastscratch.cli.options import EXIT_INTERRUPTED
+from fastscratch.cli.options import size as _size
+
 EXIT_FAILED_CELLS = 1
 
 
 def add_study_parser(commands):
     """Add ``study`` and its subcommands to the ``commands`` of ``fastscratch``'s parser."""
-    from fastscratch.cli import _size
     study = commands.add_parser(
         "study", help="run, report and compare comparison studies (needs fastscratch[study])",
         description="Comparison studies: a declared grid of implementations and settings run on Dask, "

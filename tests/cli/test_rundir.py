@@ -1,13 +1,16 @@
 """The run directory: claimed exclusively before any data is loaded; bad ``--out`` and ``--hidden`` fail first."""
+import contextlib
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from fastscratch import cli, datasets
+from fastscratch.cli import record, rundir, text
 
 SUBPROCESS_TIMEOUT = 600
 STAMP = datetime.datetime(2026, 12, 1, 21, 13, 33)
@@ -34,35 +37,35 @@ def usage_error(argv, capsys):
 
 def test_a_claim_creates_the_directory_and_its_release_removes_it_when_no_run_was_kept(tmp_path):
     out = tmp_path / "a" / "b"
-    claim = cli.claim_run_directory(str(out))
-    assert os.listdir(out) == [cli.CLAIM]
+    claim = rundir.claim_run_directory(str(out))
+    assert os.listdir(out) == [rundir.CLAIM]
     claim.release()
     assert not out.exists() and (tmp_path / "a").is_dir()
 
 
 def test_an_empty_directory_is_claimed_and_given_back_empty(tmp_path):
-    claim = cli.claim_run_directory(str(tmp_path))
-    with pytest.raises(cli.RunDirectoryError, match="in use by another fastscratch run"):
-        cli.claim_run_directory(str(tmp_path))
+    claim = rundir.claim_run_directory(str(tmp_path))
+    with pytest.raises(rundir.RunDirectoryError, match="in use by another fastscratch run"):
+        rundir.claim_run_directory(str(tmp_path))
     claim.release()
     assert os.listdir(tmp_path) == []
-    cli.claim_run_directory(str(tmp_path)).release()  # reusable
+    rundir.claim_run_directory(str(tmp_path)).release()  # reusable
 
 
 def test_a_kept_run_leaves_its_files_and_drops_the_marker(tmp_path):
-    claim = cli.claim_run_directory(str(tmp_path / "run"))
+    claim = rundir.claim_run_directory(str(tmp_path / "run"))
     (tmp_path / "run" / "history.json").write_text("{}")
     claim.kept = True
     claim.release()
     assert os.listdir(tmp_path / "run") == ["history.json"]
-    with pytest.raises(cli.RunDirectoryError, match="not an empty directory"):
-        cli.claim_run_directory(str(tmp_path / "run"))
+    with pytest.raises(rundir.RunDirectoryError, match="not an empty directory"):
+        rundir.claim_run_directory(str(tmp_path / "run"))
 
 
 def test_default_runs_in_the_same_second_get_different_directories(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = cli.claim_run_directory(None, now=STAMP)
-    second = cli.claim_run_directory(None, now=STAMP)
+    first = rundir.claim_run_directory(None, now=STAMP)
+    second = rundir.claim_run_directory(None, now=STAMP)
     assert first.path == os.path.join("runs", "20261201-211333")
     assert second.path == os.path.join("runs", "20261201-211333-2")
     assert sorted(os.listdir("runs")) == ["20261201-211333", "20261201-211333-2"]
@@ -70,12 +73,12 @@ def test_default_runs_in_the_same_second_get_different_directories(tmp_path, mon
 
 CLAIM_IN_A_PROCESS = """
 import datetime, sys, time
-from fastscratch import cli
+from fastscratch.cli import rundir
 time.sleep(max(float(sys.argv[2]) - time.time(), 0))  # start together
 out = None if sys.argv[1] == "-" else sys.argv[1]
 try:
-    claim = cli.claim_run_directory(out, now=datetime.datetime(2026, 12, 1, 21, 13, 33))
-except cli.RunDirectoryError as err:
+    claim = rundir.claim_run_directory(out, now=datetime.datetime(2026, 12, 1, 21, 13, 33))
+except rundir.RunDirectoryError as err:
     print("lost:", err)
 else:
     print("won:", claim.path)
@@ -113,7 +116,7 @@ def test_two_real_runs_on_the_same_out_exactly_one_wins(mnist_dir, tmp_path):
     assert sorted(code for code, _ in results) == [0, 2], results
     (loser_err,) = [err for code, err in results if code == 2]
     assert "argument --out" in loser_err and "Traceback" not in loser_err
-    assert sorted(os.listdir(out)) == sorted(cli.RUN_FILES)
+    assert sorted(os.listdir(out)) == sorted(record.RUN_FILES)
     with open(out / "history.json", encoding="utf-8") as f:
         assert json.load(f)["status"] == "completed"
 
@@ -152,10 +155,76 @@ def test_unwritable_out_is_a_usage_error(no_data_loading, tmp_path, capsys):
     assert os.listdir(locked) == []
 
 
-def test_a_directory_holding_a_killed_runs_marker_is_refused_with_advice(no_data_loading, tmp_path, capsys):
-    (tmp_path / cli.CLAIM).write_text("12345\n")
-    err = usage_error(["train", "--out", str(tmp_path)], capsys)
-    assert "in use by another fastscratch run" in err and cli.CLAIM in err
+def test_a_marker_that_a_killed_run_left_is_taken_over_with_a_note(tmp_path, monkeypatch, capsys):
+    (tmp_path / rundir.CLAIM).write_text("12345\n")  # no process holds it: its run was killed while loading
+
+    def load(*args, **kwargs):
+        assert (tmp_path / rundir.CLAIM).read_text() == f"{os.getpid()}\n"  # this run's claim now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "load_dataset", load)
+    assert cli.main(["train", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert f"{tmp_path} held the {rundir.CLAIM} marker of a run that is gone (process 12345)" in err
+    assert os.listdir(tmp_path) == []  # given back empty, as it was found once the dead run's marker is gone
+
+
+HOLD_A_CLAIM = """
+import sys
+from fastscratch.cli import rundir
+claim = rundir.claim_run_directory(sys.argv[1])
+print("claimed", flush=True)
+sys.stdin.readline()
+claim.release()
+"""
+
+
+def test_a_marker_that_a_live_run_holds_is_refused_with_its_process(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CLAIM, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "claimed\n"
+        with pytest.raises(rundir.RunDirectoryError, match=rf"in use by another fastscratch run \(process {holder.pid}\); "):
+            rundir.claim_run_directory(str(tmp_path))
+        assert (tmp_path / rundir.CLAIM).read_text() == f"{holder.pid}\n"  # the holder's claim is untouched
+    finally:
+        holder.communicate("\n", timeout=SUBPROCESS_TIMEOUT)
+    assert os.listdir(tmp_path) == []
+    rundir.claim_run_directory(str(tmp_path)).release()
+
+
+@contextlib.contextmanager
+def no_room_for_a_byte():
+    """Every write of a byte to a file fails (EFBIG), as on a full disk where a new empty file still fits.
+
+    A file size limit of 0 does it without root, a mount or a real full disk;
+    SIGXFSZ is ignored so that the write returns the error instead of ending the process.
+    """
+    import resource
+
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["new directory", "empty directory"])
+def test_a_full_disk_while_claiming_is_a_usage_error_that_leaves_no_marker(exists, no_data_loading, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "run"
+    if exists:
+        out.mkdir()
+    with no_room_for_a_byte(), pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --out: cannot write to {out}: File too large" in err and "Traceback" not in err
+    assert os.listdir(out) == [] if exists else not out.exists()
+    rundir.claim_run_directory(str(out)).release()  # the same --out is free once there is room again
 
 
 @pytest.mark.parametrize("dtype, need", [("float64", "2.3 TiB"), ("float32", "1.2 TiB")])
@@ -168,9 +237,9 @@ def test_a_network_too_large_for_memory_is_a_usage_error_with_the_size(dtype, ne
 
 def test_memory_estimate_counts_every_parameter():
     sizes = [784, 64, 32, 10]
-    assert cli._parameter_count(sizes) == 784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
-    assert cli.memory_problem(sizes, "float64") is None
-    assert cli._bytes(3 * 1024 ** 3) == "3.0 GiB" and cli._bytes(512) == "512 bytes"
+    assert rundir.parameter_count(sizes) == 784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+    assert rundir.memory_problem(sizes, "float64") is None
+    assert text.byte_count(3 * 1024 ** 3) == "3.0 GiB" and text.byte_count(512) == "512 bytes"
 
 
 MEMORY_LIMIT = 6 * 1024 ** 3  # virtual memory; NumPy, Numba and the data take about 3 GiB of it
@@ -188,3 +257,20 @@ def test_out_of_memory_after_the_estimate_is_a_clear_error(mnist_dir, tmp_path):
     assert "out of memory" in result.stderr and "784-30000-10" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stop_while_claiming_leaves_nothing_and_no_traceback(no_data_loading, tmp_path, monkeypatch, capsys):
+    real_check_empty = rundir._check_empty
+    calls = []
+
+    def check_then_ctrl_c(path):  # the second look, with the marker made and locked
+        calls.append(path)
+        real_check_empty(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rundir, "_check_empty", check_then_ctrl_c)
+    (tmp_path / "run").mkdir()
+    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 130
+    assert "interrupted before training started; nothing saved" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "run") == []

@@ -6,6 +6,7 @@ history names, and the exit code must agree with the history.
 """
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -19,8 +20,9 @@ from threadpoolctl import threadpool_limits
 
 import fastscratch
 from fastscratch import _files, _interrupt, cli, reference, serialization
+from fastscratch.cli import progress, record, rundir
 from fastscratch.datasets import prepare
-from test_cli import ctrl_c_when
+from test_train import ctrl_c_when
 
 SUBPROCESS_TIMEOUT = 600
 
@@ -89,7 +91,7 @@ def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_el
     def full_disk(path, *args, **kwargs):
         with real_atomic_write(path, *args, **kwargs) as f:
             yield f
-            if os.path.basename(path) == "model.npz":
+            if os.fspath(path) == str(tmp_path / "run" / "model.npz"):
                 raise OSError(28, "No space left on device")  # as a write or fsync would
 
     monkeypatch.setattr(serialization, "atomic_write", full_disk)
@@ -102,9 +104,25 @@ def test_full_disk_while_saving_the_model_is_a_clear_error_and_the_weights_go_el
     assert history["unsaved"] == {"model.npz": "No space left on device"}
     assert "model.npz" not in os.listdir(tmp_path / "run")
     assert history["model_saved_to"] in stderr
-    assert os.path.dirname(history["model_saved_to"]) == str(tmp_path / "tmp")
     assert_model_is(history["model_saved_to"], trained_reference(mnist_raw, 1))
     assert_consistent(tmp_path / "run", history)
+    assert_private_temporary(history["model_saved_to"], tmp_path / "tmp")
+
+
+def assert_private_temporary(path, tempdir):
+    """A model saved elsewhere is in a new directory of ``tempdir`` that only its owner can enter, and 0600."""
+    directory = os.path.dirname(path)
+    assert os.path.dirname(directory) == str(tempdir) and os.listdir(directory) == ["model.npz"]
+    assert os.stat(directory).st_mode & 0o777 == 0o700 and os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_models_saved_elsewhere_get_unpredictable_private_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    network = reference.SimpleNetwork(4, 2, [3])
+    paths = {record.save_model_elsewhere(network, "runs/20261201-211333") for _ in range(2)}
+    assert len(paths) == 2 and None not in paths  # the same run directory name twice: two paths
+    for path in paths:
+        assert_private_temporary(path, tmp_path)
 
 
 def fail_history_writes(monkeypatch, failing):
@@ -136,17 +154,83 @@ def test_a_disk_that_fills_during_training_is_a_clear_error(mnist_dir, tmp_path,
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--backend", "reference")
     assert code == 1 and "Traceback" not in stderr and "No space left on device" in stderr
     assert history["status"] == "running"  # the first checkpoint, whole: the final history did not fit
-    assert "history.json is the last epoch's checkpoint" in stderr
+    assert history["completed_epochs"] == 0
+    assert "history.json there is the checkpoint written as training started" in stderr
+
+
+@contextlib.contextmanager
+def read_only_after(out, history_writes):
+    """The directory ``out`` turns read-only (EROFS) once ``history.json`` has been written ``history_writes`` times.
+
+    Every call that would change the directory fails as on a file system
+    remounted read-only; reading it still works. Root ignores permission bits
+    and a remount needs privileges, so the calls themselves fail here.
+    """
+    real = {name: getattr(os, name) for name in ("open", "unlink", "replace", "rename", "mkdir", "rmdir")}
+    writes = [0]
+    changing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    root = os.path.abspath(out)
+
+    def refuse(path):
+        path = os.path.abspath(os.fspath(path))
+        if writes[0] >= history_writes and (path == root or path.startswith(root + os.sep)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & changing:
+            refuse(path)
+        return real["open"](path, flags, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        refuse(dst)
+        real["replace"](src, dst, *args, **kwargs)
+        writes[0] += os.path.basename(os.fspath(dst)) == "history.json"
+
+    def changes(name):
+        def change(path, *args, **kwargs):
+            refuse(path)
+            return real[name](path, *args, **kwargs)
+        return change
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "open", open_)
+        patch.setattr(os, "replace", replace)
+        for name in ("unlink", "rename", "mkdir", "rmdir"):
+            patch.setattr(os, name, changes(name))
+        yield
+
+
+def test_a_run_directory_that_turns_read_only_mid_run_ends_in_messages_that_say_what_is_where(
+        mnist_dir, mnist_raw, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "run"
+    with read_only_after(out, history_writes=2):  # as training started, and after epoch 1 of 3
+        code, history, stderr = run(mnist_dir, out, "--epochs", "3", "--backend", "reference", "--quiet")
+    assert code == 1 and "Traceback" not in stderr, stderr
+    assert stderr.count("could not checkpoint") == 1 and "Read-only file system" in stderr
+    assert history["status"] == "running" and history["completed_epochs"] == 1  # what the directory holds
+    assert "history.json there is the checkpoint written after epoch 1 of the 3 completed" in stderr
+    assert "last epoch's checkpoint" not in stderr
+    assert f"the run in {out} is incomplete: nothing could be written there" in stderr
+    assert "the weights after epoch 3 were saved instead to" in stderr
+    (saved_to,) = [line.rsplit(" ", 1)[1] for line in stderr.splitlines() if "were saved instead to" in line]
+    assert_model_is(saved_to, trained_reference(mnist_raw, 3))
+    assert_private_temporary(saved_to, tmp_path / "tmp")
+    assert f"could not remove {out / rundir.CLAIM} (Read-only file system); no process holds it" in stderr
+    assert sorted(os.listdir(out)) == [rundir.CLAIM, "history.json"]
+    with pytest.raises(rundir.RunDirectoryError, match="not an empty directory"):  # the run's, not the marker's
+        rundir.claim_run_directory(str(out))
 
 
 def test_ctrl_c_after_train_returns_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):
-    real_exit = cli._progress.__exit__
+    real_exit = progress.LiveLine.__exit__
 
     def exit_then_ctrl_c(self, *exc):
         real_exit(self, *exc)
         raise KeyboardInterrupt  # as a Ctrl-C between train's return and the shielded saving
 
-    monkeypatch.setattr(cli._progress, "__exit__", exit_then_ctrl_c)
+    monkeypatch.setattr(progress.LiveLine, "__exit__", exit_then_ctrl_c)
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
     assert code == 130 and history["status"] == "interrupted"
     assert history["completed_epochs"] == history["model_epoch"] == 1
@@ -281,13 +365,13 @@ def test_a_real_ctrl_c_as_training_starts(mnist_dir, tmp_path):
 
 
 def test_ctrl_c_while_saving_finishes_the_files_and_the_exit_code_matches(mnist_dir, tmp_path, monkeypatch):
-    real_save_model = cli.save_model
+    real_save_model = record.save_model
 
     def save_model_and_press_ctrl_c(*args):
         os.kill(os.getpid(), signal.SIGINT)
         real_save_model(*args)
 
-    monkeypatch.setattr(cli, "save_model", save_model_and_press_ctrl_c)
+    monkeypatch.setattr(record, "save_model", save_model_and_press_ctrl_c)
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "1", "--quiet")
     assert "Ctrl-C came while the run was being saved" in stderr
     assert (code, history["status"]) == (0, "completed")
@@ -348,3 +432,149 @@ def test_ctrl_c_during_the_last_epochs_evaluation_drops_nothing(mnist_dir, mnist
     assert history["completed_epochs"] == history["model_epoch"] == 1 and history["stopped_at"] is None
     assert_model_is(tmp_path / "run" / "model.npz", trained_reference(mnist_raw, 1), rtol=1e-9)
     assert_consistent(tmp_path / "run", history)
+
+
+# -- SIGTERM and SIGHUP: what kill, timeout, systemd, Docker, batch schedulers and a closed terminal send
+
+STOP_SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGHUP, id="SIGHUP")]
+
+SIGNAL_AT = """
+import os, signal, sys
+from fastscratch import cli, datasets
+from fastscratch.cli import record
+signum, moment = getattr(signal, sys.argv[1]), sys.argv[2]
+if sys.argv[3] == "background":  # a job started with `&` by a script: SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+real = {"loading": datasets.load_dataset, "saving": record.save_model}[moment]
+
+def send_then_go_on(*args, **kwargs):
+    os.kill(os.getpid(), signum)
+    return real(*args, **kwargs)
+
+if moment == "loading":
+    datasets.load_dataset = send_then_go_on
+else:
+    record.save_model = send_then_go_on
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+def train_process(mnist_dir, out, *prefix, epochs=1000, ignoring=None):
+    """A real ``fastscratch train`` (or the ``SIGNAL_AT`` wrapper around it, with ``prefix``) on a small network,
+    started with the signal ``ignoring`` ignored (as a shell starts background jobs, or nohup)."""
+    argv = ["train", "--epochs", str(epochs), "--hidden", "16", "--data-dir", mnist_dir, "--out", str(out)]
+    start = [sys.executable, "-c", SIGNAL_AT, *prefix] if prefix else [sys.executable, "-m", "fastscratch"]
+    return subprocess.Popen([*start, *argv], env=dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=None if ignoring is None else lambda: signal.signal(ignoring, signal.SIG_IGN))
+
+
+def first_epoch_logged(process):
+    def ready(deadline):
+        import time
+        while not process.stdout.readline().startswith("Epoch    1:"):
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before epoch 1"
+    return ready
+
+
+def assert_terminated(out, history, signum, stderr):
+    assert "Traceback" not in stderr, stderr
+    assert history["status"] == "terminated" and history["signal"] == signum.name
+    assert f"terminated by {signum.name}" in stderr
+    assert history["model_epoch"] == history["completed_epochs"]
+    model = fastscratch.SimpleNetwork.load(out / "model.npz")
+    assert [layer.W.shape for layer in model.layers] == [(784, 16), (16, 10)]
+    assert_consistent(out, history)  # every file in place, and the marker released
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+@pytest.mark.parametrize("moment", ["as training starts", "after an epoch"])
+def test_a_stop_signal_during_training_keeps_the_run(signum, moment, mnist_dir, tmp_path):
+    import time
+
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out)
+
+    def ready(deadline):
+        if moment == "as training starts":  # the first history.json: train sets up, or runs epoch 1
+            while not (out / "history.json").exists():
+                assert process.poll() is None and time.monotonic() < deadline, "the run ended before training"
+                time.sleep(0.005)
+        else:
+            first_epoch_logged(process)(deadline)
+
+    code, stderr = ctrl_c_when(process, ready, signum)
+    process.stdout.close()
+    assert code == 128 + signum, stderr
+    history = read_history(out)
+    assert_terminated(out, history, signum, stderr)
+    assert history["completed_epochs"] < 1000 and history["stopped_at"]["epoch"] == history["completed_epochs"] + 1
+    if moment == "after an epoch":
+        assert history["completed_epochs"] >= 1
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_stop_signal_while_the_data_loads_saves_nothing(signum, mnist_dir, tmp_path):
+    process = train_process(mnist_dir, tmp_path / "run", signum.name, "loading", "terminal")
+    stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr and f"terminated by {signum.name} before training started" in stderr
+    assert not (tmp_path / "run").exists()  # the claimed directory is given back
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_stop_signal_while_saving_finishes_the_files(signum, mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out, signum.name, "saving", "terminal", epochs=1)
+    stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert process.returncode == 0, stderr
+    assert f"{signum.name} came while the run was being saved; the files were finished first" in stderr
+    history = read_history(out)
+    assert (history["status"], history["signal"], history["completed_epochs"]) == ("completed", None, 1)
+    assert_consistent(out, history)
+
+
+def test_sigterm_stops_a_background_job_whose_ctrl_c_is_ignored(mnist_dir, tmp_path):
+    """A script's `fastscratch train ... &` ignores SIGINT, and `kill %1` sends SIGTERM: the run is still kept."""
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out, ignoring=signal.SIGINT)
+    code, stderr = ctrl_c_when(process, first_epoch_logged(process), signal.SIGTERM)
+    process.stdout.close()
+    assert code == 143, stderr
+    history = read_history(out)
+    assert_terminated(out, history, signal.SIGTERM, stderr)
+    assert 1 <= history["completed_epochs"] < 1000
+
+
+def test_an_ignored_sighup_stays_ignored(mnist_dir, tmp_path):
+    """Under nohup a closed terminal must not stop the run."""
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out, epochs=3, ignoring=signal.SIGHUP)
+    code, stderr = ctrl_c_when(process, first_epoch_logged(process), signal.SIGHUP)
+    process.stdout.close()
+    assert code == 0, stderr
+    assert read_history(out)["status"] == "completed"
+
+
+def test_a_terminal_that_closes_takes_the_output_not_the_run(mnist_dir, tmp_path):
+    """Closing the terminal sends SIGHUP and leaves nothing to write to: every later write fails (here EPIPE,
+    on a tty EIO), and the run must still be kept and the exit code still say SIGHUP."""
+    import time
+
+    out = tmp_path / "run"
+    process = train_process(mnist_dir, out)
+    try:
+        first_epoch_logged(process)(time.monotonic() + SUBPROCESS_TIMEOUT)
+        process.stdout.close()
+        process.stderr.close()
+        process.send_signal(signal.SIGHUP)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code == 129
+    history = read_history(out)
+    assert history["status"] == "terminated" and history["signal"] == "SIGHUP" and history["completed_epochs"] >= 1
+    fastscratch.SimpleNetwork.load(out / "model.npz")
+    assert_consistent(out, history)
