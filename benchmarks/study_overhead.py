@@ -41,7 +41,7 @@ def main(argv=None):
     env = {name: "1" for name in run.THREAD_VARIABLES}
     t0 = time.perf_counter()
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, resources={run.RESOURCE: 1},
+            LocalCluster(n_workers=1, threads_per_worker=1, **run.NO_DASHBOARD, resources={run.RESOURCE: 1},
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         startup = time.perf_counter() - t0
         arrays = run._prepared(data.dir, "float64", data.train_rows, data.test_rows)

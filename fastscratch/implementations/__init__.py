@@ -35,6 +35,10 @@ DTYPES = ("float64", "float32")
 NUM_INPUTS, NUM_OUTPUTS = 784, 10
 #: SGD steps compared with the reference, from the cell's starting weights (fewer when an epoch has fewer).
 EQUIVALENCE_STEPS = 50
+#: field -> (smallest, largest) value a runner accepts: NumPy's seeds are 32-bit, and the others are bounds
+#: past which a cell is a typo (60,000 rows a batch, 10,000 epochs, 1,024 threads, 65,536 units a layer).
+RANGES = {"batch_size": (1, 60000), "epochs": (1, 10000), "seed": (0, 2**32 - 1), "threads": (1, 1024),
+          "hidden": (1, 65536)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,16 +56,19 @@ class Config:
     threads: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "hidden", tuple(self.hidden))
         _choice("implementation", self.implementation, IMPLEMENTATIONS)
         _choice("dtype", self.dtype, DTYPES)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, LOSSES)
-        for name in ("batch_size", "epochs", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden sizes must be >= 1, got {list(self.hidden)}")
+        for name, (low, high) in RANGES.items():
+            for value in self.hidden if name == "hidden" else (getattr(self, name),):
+                if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                    raise ValueError(f"{name} must be an integer, got {value!r}")
+                if not low <= value <= high:
+                    raise ValueError(f"{'hidden sizes' if name == 'hidden' else name} must be between {low} and "
+                                     f"{high}, got {list(self.hidden) if name == 'hidden' else value}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be finite and > 0, got {self.learning_rate}")
 

@@ -1,5 +1,6 @@
 """``fastscratch study run|report|compare``: the command line of comparison studies."""
 import argparse
+import shlex
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -64,54 +65,88 @@ def _run(args, parser):
         return 2
     from rich.console import Console
     from fastscratch.study import results, run
-    console = Console(stderr=True)
-    display = _Display(None if args.quiet else console, study)
+    console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected
+    skipped = []
+    display = _Display(console, study, skipped, live=not args.quiet)
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
-                           retry_failed=args.retry_failed, on_start=display.start, on_result=display.update)
+                           retry_failed=args.retry_failed, on_start=display.start, on_result=display.update,
+                           skipped=skipped)
+    except run.SchedulerLost as err:
+        display.stop()
+        _say(console, f"fastscratch study run: {err}. Every finished cell is in {args.out}/results.jsonl; once the "
+                      f"scheduler is back, resume with:\n  {_resume_command(args)}", style="red")
+        return EXIT_FAILED_CELLS
     except (run.ClusterError, results.BusyError, OSError, ValueError) as err:  # e.g. an unusable --out
         display.stop()
-        console.print(f"fastscratch study run: {err}", style="red")
+        _say(console, f"fastscratch study run: {err}", style="red")
         return EXIT_FAILED_CELLS
     except KeyboardInterrupt:
         display.stop()
-        console.print(f"interrupted: every finished cell is in {args.out}/results.jsonl; "
+        _say(console, f"interrupted: every finished cell is in {args.out}/results.jsonl; "
                       "run the same command again to resume", style="yellow")
         return EXIT_INTERRUPTED
     display.stop()
-    console.print(f"{progress.done} cell-repeats run ({progress.failed} failed), {progress.skipped} already in "
+    _say_skipped(console, skipped)
+    _say(console, f"{progress.done} cell-repeats run ({progress.failed} failed), {progress.skipped} already in "
                   f"{args.out}/results.jsonl")
     return EXIT_FAILED_CELLS if progress.failed else 0
 
 
-class _Display:
-    """A live line: cells done / failed / remaining and the ETA; failures printed as they land."""
+def _say(console, text, style=None):
+    """Print ``text`` as it is: paths and hints such as ``'.[peers]'`` are not rich markup."""
+    console.print(text, style=style, markup=False, highlight=False)
 
-    def __init__(self, console, study):
-        self.console, self.study, self.live, self.task = console, study, None, None
+
+def _say_skipped(console, skipped):
+    for line in skipped:
+        _say(console, f"skipped {line}; its cell counts as not run", style="yellow")
+    skipped.clear()
+
+
+def _resume_command(args):
+    words = ["fastscratch", "study", "run", args.spec, "--out", args.out]
+    if args.scheduler:
+        words += ["--scheduler", args.scheduler]
+    if args.workers:
+        words += ["--workers", str(args.workers)]
+    if args.retry_failed:
+        words.append("--retry-failed")
+    return shlex.join(words)
+
+
+class _Display:
+    """A live line: cells ok / failed / still to run and the ETA; failures and skipped lines printed as they
+    come (even with ``live=False``, which only drops the live line)."""
+
+    def __init__(self, console, study, skipped, live=True):
+        self.console, self.study, self.skipped, self.show_live = console, study, skipped, live
+        self.live = self.task = None
 
     def start(self, progress):
-        if self.console is None:
+        _say_skipped(self.console, self.skipped)
+        if not self.show_live:
             return
+        from rich.markup import escape
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        self.live = Progress(TextColumn(f"[bold]{self.study.name}"), BarColumn(),
-                             TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+        self.live = Progress(TextColumn(f"[bold]{escape(self.study.name)}"), BarColumn(),
+                             TextColumn("{task.fields[counts]}", markup=False), TimeElapsedColumn(),
                              TextColumn("ETA {task.fields[eta]}"), console=self.console)
         self.task = self.live.add_task("", total=progress.total, counts=self._counts(progress), eta="?")
         self.live.start()
 
     @staticmethod
     def _counts(progress):
-        return (f"{progress.done} done, {progress.failed} failed, {progress.remaining} remaining"
+        return (f"{progress.done - progress.failed} ok, {progress.failed} failed, {progress.remaining} to run"
                 + (f" ({progress.skipped} from before)" if progress.skipped else ""))
 
     def update(self, record, progress):
+        if record["status"] != "ok":
+            _say(self.console, f"failed: {record['implementation']} {record['dtype']} "
+                               f"{'-'.join(map(str, record['hidden']))} batch {record['batch_size']} "
+                               f"seed {record['seed']} repeat {record['repeat']}: {record['error']}", style="red")
         if self.live is None:
             return
-        if record["status"] != "ok":
-            self.console.print(f"[red]failed[/] {record['implementation']} {record['dtype']} "
-                               f"{record['hidden']} batch {record['batch_size']} repeat {record['repeat']}: "
-                               f"{record['error']}")
         eta = progress.eta()
         self.live.update(self.task, completed=progress.done, counts=self._counts(progress),
                          eta="?" if eta is None else f"{int(eta // 60)}:{int(eta % 60):02d}")
@@ -119,16 +154,25 @@ class _Display:
     def stop(self):
         if self.live is not None:
             self.live.stop()
+            self.live = None
 
 
 def _report(args, parser):
     from fastscratch.study import report
+    skipped = []
     try:
-        path = report.write(args.dir)
+        path = report.write(args.dir, skipped)
     except (FileNotFoundError, ValueError) as err:
+        _print_skipped(skipped)
         parser.error(str(err))
+    _print_skipped(skipped)
     print(path)
     return 0
+
+
+def _print_skipped(skipped):
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
 
 
 def _compare(args, parser):
@@ -137,9 +181,12 @@ def _compare(args, parser):
         parser.error(f"--alpha must be between 0 and 1, got {args.alpha}")
     if not args.factor >= 1:
         parser.error(f"--factor must be >= 1, got {args.factor}")
+    skipped = []
     try:
-        rows = compare.compare(args.a, args.b, alpha=args.alpha, factor=args.factor)
+        rows = compare.compare(args.a, args.b, alpha=args.alpha, factor=args.factor, skipped=skipped)
     except (FileNotFoundError, ValueError) as err:
+        _print_skipped(skipped)
         parser.error(str(err))
+    _print_skipped(skipped)
     print(compare.format_table(rows, args.alpha, args.factor))
     return 0

@@ -48,18 +48,18 @@ def _ranks(x):
     return ranks
 
 
-def samples(directory):
+def samples(directory, skipped=None):
     """{(machine, cell): [mean seconds per epoch of each ok run]} of a study directory."""
     out = {}
-    for r in report.load(directory):
+    for r in report.load(directory, skipped):
         if r["status"] == "ok":
             out.setdefault((report.machine_name(r), report.cell_of(r, without=())), []).append(float(np.mean(r["seconds_per_epoch"])))
     return out
 
 
-def compare(dir_a, dir_b, *, alpha=0.05, factor=1.1):
+def compare(dir_a, dir_b, *, alpha=0.05, factor=1.1, skipped=None):
     """Rows (machine, cell, median A, median B, ratio B/A, p, flag) for the cells both studies ran."""
-    a, b = samples(dir_a), samples(dir_b)
+    a, b = samples(dir_a, skipped), samples(dir_b, skipped)
     common = [k for k in a if k in b]
     if not common:
         raise ValueError(f"{dir_a} and {dir_b} share no cell on the same machine")

@@ -61,11 +61,13 @@ def summarise(records):
     return dict(table)
 
 
-def load(directory):
+def load(directory, skipped=None):
+    """The records of ``directory`` that reports read (this methodology, the newest series); ``skipped``: see
+    ``results.read``."""
     if not os.path.exists(os.path.join(directory, results.FILENAME)):
         raise FileNotFoundError(f"no {results.FILENAME} in {directory}: run `fastscratch study run SPEC --out "
                                 f"{directory}` first")
-    records = [r for r in results.latest(results.read(directory))
+    records = [r for r in results.latest(results.read(directory, skipped))
                if r.get("methodology") == results.METHODOLOGY_VERSION]
     if not records:
         raise ValueError(f"{directory}/{results.FILENAME} holds no cells of methodology {results.METHODOLOGY_VERSION}")
@@ -225,10 +227,11 @@ def curves_chart(records, path):
     _save(fig, path)
 
 
-def write(directory):
-    """Write the report and its charts into ``directory``; return the report's path."""
+def write(directory, skipped=None):
+    """Write the report and its charts into ``directory``; return the report's path (``skipped``: see
+    ``results.read``)."""
     from fastscratch._files import write_text
-    records = load(directory)
+    records = load(directory, skipped)
     text, table = markdown(directory, records)
     for name, wanted, draw in (("speedups.png", _has_speedups(table), lambda p: speedup_chart(table, p)),
                                ("curves.png", _has_curves(records), lambda p: curves_chart(records, p))):

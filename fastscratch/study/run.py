@@ -29,10 +29,17 @@ CONNECT_TIMEOUT = "30s"  # how long to try reaching a --scheduler
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: recorded with every cell: the thread variables and the allocator setting a nanny may impose
 RECORDED_VARIABLES = THREAD_VARIABLES + ("MALLOC_TRIM_THRESHOLD_",)
+#: A LocalCluster without the dashboard. ``dashboard_address=None`` alone is not that: the scheduler still
+#: serves its HTTP routes on the default port 8787 (and warns when another cluster holds it).
+NO_DASHBOARD = {"dashboard_address": ":0", "scheduler_kwargs": {"dashboard": False}}
 
 
 class ClusterError(RuntimeError):
     """The cluster cannot run the study: unreachable, no worker, or no worker declaring the timing resource."""
+
+
+class SchedulerLost(ClusterError):
+    """The scheduler went away mid-study; every line written before stays."""
 
 
 def tasks(study, *, finished=()):
@@ -133,8 +140,8 @@ def client_for(study, scheduler=None, workers=None):
         return
     environ = {name: str(study.max_threads) for name in THREAD_VARIABLES}
     with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
-            LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=None,
-                         resources={RESOURCE: 1}, silence_logs=logging.ERROR) as cluster, \
+            LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, resources={RESOURCE: 1},
+                         silence_logs=logging.ERROR, **NO_DASHBOARD) as cluster, \
             Client(cluster) as client:
         yield client
 
@@ -157,6 +164,7 @@ class Progress:
 
     def __init__(self, total, skipped):
         self.total, self.skipped, self.done, self.failed = total, skipped, 0, 0
+        self.failed_in_file = 0  # cell-repeats whose latest line in the results says failed, set at the end
         self.start = time.monotonic()
 
     def add(self, record):
@@ -173,52 +181,82 @@ class Progress:
         return (time.monotonic() - self.start) / self.done * self.remaining
 
 
-def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_result=None, on_start=None):
+def run(study, out, *, scheduler=None, workers=None, retry_failed=False, on_result=None, on_start=None,
+        skipped=None):
     """Run the cell-repeats of ``study`` not yet in ``out``; return the :class:`Progress` at the end.
 
     ``on_start(progress)`` is called once the tasks are submitted and
     ``on_result(record, progress)`` after each line is written. Each line
     records ``exclusive``: false when several local workers shared the machine
-    (``workers`` > 1), whose timings are then not comparable. Ctrl-C cancels
-    what is left; every line written stays.
+    (``workers`` > 1), whose timings are then not comparable. Lines of ``out``
+    that cannot be read are described in the list ``skipped`` (see
+    ``results.read``) and their cells run again. Ctrl-C cancels what is left,
+    a lost scheduler raises :class:`SchedulerLost`; either way every line
+    written stays.
     """
-    from distributed import as_completed
-    with results.Writer(out) as writer:
+    with results.Writer(out, skipped) as writer:
         todo = tasks(study, finished=writer.finished(retry_failed=retry_failed))
         exclusive = (workers or 1) == 1
         progress = Progress(len(todo), study.repeats * len(study.cells) - len(todo))
-        if not todo:
-            return progress
-        with client_for(study, scheduler, workers) as client:
-            if scheduler is not None:
-                try:
-                    client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
-                except TimeoutError:
-                    raise ClusterError(f"no worker joined {scheduler} within {WAIT_FOR_WORKERS} s") from None
-            if not client.run_on_scheduler(_has_resource_workers):
-                raise ClusterError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
-                                   f"with `dask worker {scheduler} --nworkers 1 --nthreads 1 "
-                                   f"--resources \"{RESOURCE}=1\"`")
-            by_key = {}
-            futures = []
-            for key, config, repeat, versions in todo:
-                by_key[key] = (key, config, repeat, versions)
-                futures.append(client.submit(run_cell, key, config, repeat, versions, study.data,
-                                             key=f"fastscratch-cell-{key}", resources={RESOURCE: 1}, pure=False))
-            if on_start is not None:
-                on_start(progress)
-            try:
-                for future, value in as_completed(futures, with_results=True, raise_errors=False):
-                    if future.status == "error":
-                        key = future.key.removeprefix("fastscratch-cell-")
-                        value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
-                    writer.append({**value, "exclusive": exclusive})
-                    progress.add(value)
-                    if on_result is not None:
-                        on_result(value, progress)
-            finally:
-                client.cancel(futures)
+        try:
+            if todo:
+                _run_tasks(study, todo, writer, progress, scheduler, workers, exclusive, on_result, on_start)
+        finally:
+            keys = {key for key, *_ in tasks(study)}
+            progress.failed_in_file = sum(r["status"] != "ok" for r in results.latest(writer.records)
+                                          if r["key"] in keys)
     return progress
+
+
+def _run_tasks(study, todo, writer, progress, scheduler, workers, exclusive, on_result, on_start):
+    from distributed import as_completed
+    client_log = logging.getLogger("distributed.client")
+    with _level_kept(client_log), client_for(study, scheduler, workers) as client:
+        if scheduler is not None:
+            try:
+                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+            except TimeoutError:
+                raise ClusterError(f"no worker joined {scheduler} within {WAIT_FOR_WORKERS} s") from None
+        if not client.run_on_scheduler(_has_resource_workers):
+            raise ClusterError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
+                               f"with `dask worker {scheduler} --nworkers 1 --nthreads 1 "
+                               f"--resources \"{RESOURCE}=1\"`")
+        by_key = {}
+        futures = []
+        for key, config, repeat, versions in todo:
+            by_key[key] = (key, config, repeat, versions)
+            futures.append(client.submit(run_cell, key, config, repeat, versions, study.data,
+                                         key=f"fastscratch-cell-{key}", resources={RESOURCE: 1}, pure=False))
+        if on_start is not None:
+            on_start(progress)
+        try:
+            for future, value in as_completed(futures, with_results=True, raise_errors=False):
+                if future.status == "cancelled":
+                    # Only this client cancels its futures (on Ctrl-C, after the loop); a cancelled one here means
+                    # the scheduler is gone and took every pending task with it. Closing this client then logs
+                    # the failed reconnection's traceback, which says nothing more than this error.
+                    client_log.setLevel(logging.CRITICAL)
+                    raise SchedulerLost(f"lost the Dask scheduler {scheduler or '(local cluster)'} after "
+                                        f"{progress.done} of {progress.total} cell-repeats ({client.status})")
+                if future.status == "error":
+                    key = future.key.removeprefix("fastscratch-cell-")
+                    value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
+                writer.append({**value, "exclusive": exclusive})
+                progress.add(value)
+                if on_result is not None:
+                    on_result(value, progress)
+        finally:
+            with contextlib.suppress(Exception):  # a client whose scheduler is gone cannot cancel anything
+                client.cancel(futures)
+
+
+@contextlib.contextmanager
+def _level_kept(logger):
+    level = logger.level
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _has_resource_workers(dask_scheduler=None):

@@ -8,11 +8,12 @@ unknown implementation, a wrong type or a grid of zero cells is a
 """
 import dataclasses
 import itertools
+import math
 import os
 import sys
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
-from fastscratch.implementations import DTYPES, IMPLEMENTATIONS, Config
+from fastscratch.implementations import DTYPES, IMPLEMENTATIONS, RANGES, Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +36,10 @@ AXES = {
 TOP = {"repeats": int, "order_seed": int, "data": dict, "grid": dict}
 DATA = {"dir": str, "train_rows": int, "test_rows": int}
 MNIST_ROWS = {"train_rows": 60000, "test_rows": 10000}
+#: A study larger than this is a typo, not a plan (and its check alone would take seconds): refused.
+MAX_CELLS = 10000
+MAX_REPEATS = 1000
+MAX_CELL_REPEATS = 100000
 
 
 class SpecError(ValueError):
@@ -90,8 +95,10 @@ def parse(raw, name, source="<spec>"):
     _known(raw, TOP, "", fail)
     repeats = _value(raw.get("repeats", 3), int, "repeats", fail)
     order_seed = _value(raw.get("order_seed", 0), int, "order_seed", fail)
-    if repeats < 1:
-        fail(f"repeats must be >= 1, got {repeats}")
+    if not 1 <= repeats <= MAX_REPEATS:
+        fail(f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
+    if not 0 <= order_seed <= 2**32 - 1:
+        fail(f"order_seed must be between 0 and {2**32 - 1}, got {order_seed}")
     data_raw = raw.get("data", {})
     _table(data_raw, "data", fail)
     _known(data_raw, DATA, "data.", fail)
@@ -110,6 +117,10 @@ def parse(raw, name, source="<spec>"):
     if empty:
         fail(f"the grid has zero cells: {', '.join('grid.' + a for a in empty)} "
              f"{'is an empty list' if len(empty) == 1 else 'are empty lists'}")
+    size = math.prod(len(values) for values in axes.values())
+    if size > MAX_CELLS or size * repeats > MAX_CELL_REPEATS:
+        fail(f"the grid has {size:,} cells x {repeats:,} repeats = {size * repeats:,} cell-repeats; a study may have "
+             f"at most {MAX_CELLS:,} cells and {MAX_CELL_REPEATS:,} cell-repeats: split it into several studies")
     cells = []
     for values in itertools.product(*axes.values()):
         try:
@@ -162,7 +173,15 @@ def _axis(values, axis, kind, allowed, fail):
                 for v in values):
             fail(f"{key} must be a list of layer sizes ([64, 32]) or a list of them ([[64, 32], [256, 128]]), "
                  f"got {values!r}")
-        return [tuple(v) for v in values]
-    if not isinstance(values, list):
-        values = [values]
-    return [_value(v, kind, key, fail, allowed) for v in values]
+        values = [tuple(v) for v in values]
+    else:
+        if not isinstance(values, list):
+            values = [values]
+        values = [_value(v, kind, key, fail, allowed) for v in values]
+    if axis in RANGES:
+        low, high = RANGES[axis]
+        for value in values:
+            if not all(low <= v <= high for v in (value if axis == "hidden" else (value,))):
+                fail(f"{key} must be between {low} and {high}{' (each layer size)' if axis == 'hidden' else ''}, "
+                     f"got {list(value) if axis == 'hidden' else value}")
+    return values

@@ -86,8 +86,10 @@ def test_same_start_for_every_implementation():
     ("dtype", "float16", "allowed: float32, float64"),
     ("activation", "gelu", "allowed: relu, sigmoid, tanh"),
     ("loss", "hinge", "allowed: cross_entropy, l2"),
-    ("batch_size", 0, "batch_size must be >= 1"),
-    ("hidden", (4, 0), "hidden sizes must be >= 1"),
+    ("batch_size", 0, "batch_size must be between 1 and 60000, got 0"),
+    ("seed", 2**32, "seed must be between 0 and 4294967295"),
+    ("epochs", 2.0, "epochs must be an integer"),
+    ("hidden", (4, 0), r"hidden sizes must be between 1 and 65536, got \[4, 0\]"),
     ("learning_rate", float("nan"), "learning_rate must be finite"),
 ])
 def test_bad_config(field, value, words):

@@ -34,7 +34,7 @@ def study_dir(path, seconds_by_cell, versions=None):
     with results.Writer(path) as writer:
         for implementation, seconds in seconds_by_cell.items():
             for repeat, s in enumerate(seconds):
-                writer.append({"key": f"{implementation}-{repeat}-{s}-{versions}", "versions": versions,
+                writer.append({"key": f"{implementation}-{repeat}-{s}-{versions}", "versions": versions or {},
                                "status": "ok", "implementation": implementation,
                                "dtype": "float64", "hidden": [8], "batch_size": 30, "activation": "sigmoid",
                                "loss": "l2", "learning_rate": 1e-3, "epochs": 1, "seed": 1, "threads": 1,

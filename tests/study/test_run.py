@@ -131,7 +131,7 @@ def test_a_worker_killed_mid_cell(cluster, write_spec, tmp_path):
 def test_a_cluster_without_the_timing_resource_is_refused(write_spec, tmp_path):
     from distributed import LocalCluster
     study = spec.load(write_spec(GRID))
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as plain:
+    with LocalCluster(n_workers=1, processes=False, **run.NO_DASHBOARD) as plain:
         with pytest.raises(run.ClusterError, match=f'--resources "{run.RESOURCE}=1"'):
             run.run(study, tmp_path, scheduler=plain.scheduler_address)
     assert lines(tmp_path) == []
@@ -169,7 +169,7 @@ def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
 def test_a_cluster_without_workers(write_spec, tmp_path, monkeypatch):
     from distributed import LocalCluster
     monkeypatch.setattr(run, "WAIT_FOR_WORKERS", 1)
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+    with LocalCluster(n_workers=0, processes=False, **run.NO_DASHBOARD) as empty:
         with pytest.raises(run.ClusterError, match=f"no worker joined {empty.scheduler_address} within 1 s"):
             run.run(spec.load(write_spec(GRID)), tmp_path, scheduler=empty.scheduler_address)
     assert lines(tmp_path) == []

@@ -131,13 +131,61 @@ def test_report_of_an_empty_directory(tmp_path):
     assert code == 2 and "no results.jsonl in" in err
 
 
-@pytest.mark.parametrize("problem", ["out is a file", "corrupt results"])
-def test_an_unusable_out_is_a_clear_error(problem, write_spec, tmp_path):
+def test_an_unusable_out_is_a_clear_error(write_spec, tmp_path):
     out = tmp_path / "out"
-    if problem == "out is a file":
-        out.write_text("not a directory")
-    else:
-        out.mkdir()
-        (out / results.FILENAME).write_text("{not json}\n")
+    out.write_text("not a directory")
     code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--quiet"))
     assert code == 1 and "Traceback" not in err and str(out) in err
+
+
+def test_malformed_lines_are_skipped_by_run_report_and_compare(dask_cluster, write_spec, tmp_path):
+    """Lines that are no record (an array, a field of the wrong type, NUL bytes) are named by file:line and
+    skipped by all three commands, never a traceback; `run` runs their cells again."""
+    spec = write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2]\n', repeats=1)
+    code, _, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", dask_cluster, "--quiet"))
+    assert code == 0, err
+    path = tmp_path / results.FILENAME
+    first, second = path.read_bytes().splitlines(keepends=True)
+    record = json.loads(second)
+    path.write_bytes(first + b"[1, 2]\n" + json.dumps({**record, "hidden": 6}).encode() + b"\n" + b"\0" * 30 + b"\n")
+    for command in (("report", tmp_path), ("compare", tmp_path, tmp_path)):
+        code, out, err = finish(fastscratch(*command))
+        assert code == 0 and "Traceback" not in err, err
+        for line in (2, 3, 4):
+            assert f"{path}:{line}: " in err
+        assert "'hidden' is 6, not a list" in err and "a JSON list, not a record" in err
+    code, _, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", dask_cluster, "--quiet"))
+    assert code == 0 and "Traceback" not in err, err
+    assert f"skipped {path}:3: 'hidden' is 6" in err and "1 cell-repeats run (0 failed), 1 already in" in err
+    assert len(results.read(tmp_path)) == 2 and len(path.read_bytes().splitlines()) == 5
+
+
+def test_the_scheduler_killed_mid_study(write_spec, tmp_path):
+    """SIGKILL the `dask scheduler` while a study runs on it: the command says the scheduler was lost, keeps
+    every line written, exits 1 and prints the command that resumes."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--resources",
+                               f"{RESOURCE}=1", "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "5"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "NUMBA_NUM_THREADS": "1"})
+    try:
+        spec = write_spec(GRID.replace("seed = [1, 2, 3]", "seed = [1, 2, 3, 4, 5]"), repeats=4, train_rows=2000)
+        out = tmp_path / "out"
+        proc = fastscratch("run", spec, "--out", out, "--scheduler", address, "--quiet")
+        wait_for(out / results.FILENAME, 2, proc)
+        scheduler.kill()
+        before = (out / results.FILENAME).read_bytes()
+        code, _, err = finish(proc, timeout=120)
+        assert code == 1 and "Traceback" not in err, err
+        assert f"lost the Dask scheduler {address} after" in err
+        assert f"resume with:\n  fastscratch study run {spec} --out {out} --scheduler {address}" in err
+        kept = results.read(out)
+        assert 2 <= len(kept) < 40 and (out / results.FILENAME).read_bytes().startswith(before)
+        assert all(r["status"] == "ok" for r in kept)
+    finally:
+        for proc in (worker, scheduler):
+            proc.kill()
+            proc.wait(timeout=20)
