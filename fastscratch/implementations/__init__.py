@@ -13,23 +13,25 @@ the reference) adds ``max_rel_diff_vs_reference``: the largest relative
 difference of the loss of each of the first ``EQUIVALENCE_STEPS`` SGD steps from
 the reference's, on an untimed run from the same weights.
 
-``reference`` and ``jit`` need only fastscratch; ``torch`` and ``jax`` need the
-``peers`` extra (``pip install fastscratch[peers]``).
+``reference`` and ``jit`` need only fastscratch; ``torch`` and ``jax`` need
+PyTorch and JAX (``missing`` says which are absent, ``install_hint`` how to add them).
 """
 import dataclasses
 import importlib
+import importlib.util
+import sys
 import time
 
 import numpy as np
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
-#: name -> (module under fastscratch.implementations, pip extra that installs its dependency or None)
+#: name -> (module under fastscratch.implementations, the packages it needs beyond fastscratch's own)
 IMPLEMENTATIONS = {
-    "reference": ("reference", None),
-    "jit": ("jit", None),
-    "torch": ("torch", "peers"),
-    "jax": ("jax", "peers"),
+    "reference": ("reference", ()),
+    "jit": ("jit", ()),
+    "torch": ("torch", ("torch",)),
+    "jax": ("jax", ("jax",)),
 }
 DTYPES = ("float64", "float32")
 NUM_INPUTS, NUM_OUTPUTS = 784, 10
@@ -104,14 +106,25 @@ def get(name):
     ``version()`` and ``NOTES``.
     """
     _choice("implementation", name, IMPLEMENTATIONS)
-    module, extra = IMPLEMENTATIONS[name]
+    module, packages = IMPLEMENTATIONS[name]
     try:
         return importlib.import_module(f"{__name__}.{module}")
     except ImportError as err:
-        if extra is None:
+        if not packages:
             raise
-        raise ImportError(f"implementation {name!r} needs {err.name or 'a missing package'}: "
-                          f"pip install 'fastscratch[{extra}]'") from err
+        raise ImportError(f"implementation {name!r} needs {err.name or 'a missing package'}, which is not "
+                          f"installed: {install_hint(packages)}") from err
+
+
+def missing(name):
+    """The packages implementation ``name`` needs that this Python cannot find (without importing them)."""
+    return tuple(p for p in IMPLEMENTATIONS[name][1] if importlib.util.find_spec(p) is None)
+
+
+def install_hint(packages):
+    """How to install ``packages`` into the Python running now, from wherever the user is."""
+    return (f"`{sys.executable} -m pip install {' '.join(packages)}` (in a clone of fastscratch: `make peers`, "
+            "which installs PyTorch's CPU build and JAX)")
 
 
 def initial_weights(config):

@@ -11,7 +11,7 @@ def add_study_parser(commands):
     """Add ``study`` and its subcommands to the ``commands`` of ``fastscratch``'s parser."""
     from fastscratch.cli import _size
     study = commands.add_parser(
-        "study", help="run, report and compare comparison studies (needs fastscratch[study])",
+        "study", help="run, report and compare comparison studies (needs Dask)",
         description="Comparison studies: a declared grid of implementations and settings run on Dask, "
                     "every timing checked against the reference, results kept in DIR/results.jsonl.")
     sub = study.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
@@ -50,7 +50,8 @@ def _needs_extra():
     try:
         import distributed  # noqa: F401
     except ImportError:
-        print("fastscratch study needs Dask: pip install 'fastscratch[study]'", file=sys.stderr)
+        print(f"fastscratch study needs Dask: `{sys.executable} -m pip install 'dask[distributed]' threadpoolctl` "
+              "(in a clone of fastscratch: `pip install -e '.[study]'`)", file=sys.stderr)
         return False
     return True
 
@@ -66,6 +67,7 @@ def _run(args, parser):
     from rich.console import Console
     from fastscratch.study import results, run
     console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected
+    _say_missing(console, study, args.scheduler)
     skipped = []
     display = _Display(console, study, skipped, live=not args.quiet)
     try:
@@ -90,7 +92,29 @@ def _run(args, parser):
     _say_skipped(console, skipped)
     _say(console, f"{progress.done} cell-repeats run ({progress.failed} failed), {progress.skipped} already in "
                   f"{args.out}/results.jsonl")
-    return EXIT_FAILED_CELLS if progress.failed else 0
+    if progress.failed_in_file:
+        _say(console, f"{progress.failed_in_file} cell-repeats of this study are recorded as failed (their errors: "
+                      f"`fastscratch study report {args.out}`); once their cause is fixed, run them again with:\n"
+                      f"  {_resume_command(args, retry_failed=True)}", style="yellow")
+    return EXIT_FAILED_CELLS if progress.failed_in_file else 0
+
+
+def _say_missing(console, study, scheduler):
+    """Before running: which implementations of the study cannot be imported here, and how to install them."""
+    from fastscratch import implementations
+    absent = {}
+    for cell in study.cells:
+        for package in implementations.missing(cell.implementation):
+            absent.setdefault(package, set()).add(cell.implementation)
+    if not absent:
+        return
+    cells = sum(study.repeats for cell in study.cells
+                if any(cell.implementation in names for names in absent.values()))
+    where = ("the workers need them too" if scheduler else "")
+    _say(console, f"note: {', '.join(sorted(absent))} {'is' if len(absent) == 1 else 'are'} not installed here, so "
+                  f"the {cells} cell-repeats of {', '.join(sorted(set().union(*absent.values())))} will fail. Install "
+                  f"{'it' if len(absent) == 1 else 'them'} with {implementations.install_hint(sorted(absent))}"
+                  f"{'; ' + where if where else ''}, then run with --retry-failed.", style="yellow")
 
 
 def _say(console, text, style=None):
@@ -104,13 +128,13 @@ def _say_skipped(console, skipped):
     skipped.clear()
 
 
-def _resume_command(args):
+def _resume_command(args, retry_failed=None):
     words = ["fastscratch", "study", "run", args.spec, "--out", args.out]
     if args.scheduler:
         words += ["--scheduler", args.scheduler]
     if args.workers:
         words += ["--workers", str(args.workers)]
-    if args.retry_failed:
+    if args.retry_failed if retry_failed is None else retry_failed:
         words.append("--retry-failed")
     return shlex.join(words)
 

@@ -117,7 +117,16 @@ def test_missing_peer_names_the_extra():
             "from fastscratch import implementations\n"
             "try:\n    implementations.get('torch')\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "implementation 'torch' needs torch: pip install 'fastscratch[peers]'" in out
+    assert f"implementation 'torch' needs torch, which is not installed: `{sys.executable} -m pip install torch`" in out
+    assert "make peers" in out
+
+
+def test_missing_says_what_is_absent_without_importing_it():
+    assert implementations.missing("jit") == ()
+    code = ("import sys; sys.modules['torch'] = None\nfrom fastscratch import implementations\n"
+            "print(implementations.missing('torch'), 'torch' in sys.modules and sys.modules['torch'] is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "('torch',)"
 
 
 def test_unknown_name():

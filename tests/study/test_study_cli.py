@@ -189,3 +189,38 @@ def test_the_scheduler_killed_mid_study(write_spec, tmp_path):
         for proc in (worker, scheduler):
             proc.kill()
             proc.wait(timeout=20)
+
+
+def test_missing_peers_are_named_before_running_and_failed_cells_on_every_run(write_spec, tmp_path):
+    """Without torch: a note before running says which implementation cannot run and how to install it; each
+    run, the first and the next, says how many cells are failed and the command that retries them."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None  # torch is not installed\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    spec = write_spec('implementation = ["jit", "torch"]\nhidden = [6]\n', repeats=2)
+    out = tmp_path / "out"
+    for attempt in range(2):
+        code, _, err = finish(fastscratch("run", spec, "--out", out, "--quiet", env=env))
+        assert code == 1 and "Traceback" not in err, err
+        assert (f"note: torch is not installed here, so the 2 cell-repeats of torch will fail. Install it with "
+                f"`{sys.executable} -m pip install torch` (in a clone of fastscratch: `make peers`") in err
+        assert (f"2 cell-repeats of this study are recorded as failed (their errors: `fastscratch study report {out}`)"
+                f"; once their cause is fixed, run them again with:\n  fastscratch study run {spec} --out {out} "
+                f"--retry-failed") in err
+    assert "0 cell-repeats run (0 failed), 4 already in" in err
+
+
+def test_failures_are_printed_as_they_are_not_as_markup():
+    import io
+
+    from rich.console import Console
+
+    from fastscratch.study import cli, spec
+    stream = io.StringIO()
+    display = cli._Display(Console(file=stream, width=40, soft_wrap=True), spec.parse(
+        {"grid": {"implementation": "jit"}}, "s[1]"), [], live=False)
+    display.update({"status": "failed", "implementation": "torch", "dtype": "float64", "hidden": [6], "seed": 1,
+                    "batch_size": 30, "repeat": 0, "error": "ImportError: pip install -e '.[peers]' [bold]x"}, None)
+    assert stream.getvalue() == ("failed: torch float64 6 batch 30 seed 1 repeat 0: ImportError: pip install -e "
+                                 "'.[peers]' [bold]x\n")
