@@ -37,6 +37,11 @@ def add_study_parser(commands):
     report.set_defaults(run=_report, parser=report)
 
     compare = sub.add_parser("compare", help="ratio per cell of B against A; flag changes beyond the noise",
+                             description="Per cell both studies ran: its time in B against A, and its time "
+                                         "against the same study's reference cell (the speed-up), which a change "
+                                         "of the machine's load moves far less; a cell is flagged only when both "
+                                         "changed beyond --factor with p < --alpha. Cells of one study only are "
+                                         "listed.",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     compare.add_argument("a", metavar="DIR_A")
     compare.add_argument("b", metavar="DIR_B")
@@ -212,5 +217,6 @@ def _compare(args, parser):
         _print_skipped(skipped)
         parser.error(str(err))
     _print_skipped(skipped)
+    print(f"A: {args.a}\nB: {args.b}")
     print(compare.format_table(rows, args.alpha, args.factor))
     return 0

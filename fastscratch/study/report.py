@@ -83,14 +83,36 @@ def newest_series(records):
     return [r for r in records if r.get("versions") == last[where(r)]]
 
 
-def _label(row, varying):
-    return " ".join(f"{row[k]}" if k in ("implementation", "dtype") else
-                    f"{'-'.join(map(str, row[k]))}" if k == "hidden" else f"{k.replace('_size', '')} {row[k]}"
-                    for k in varying)
+#: how a setting reads in a label: the implementation and dtype as they are, the others with their name
+_WORDS = {"hidden": lambda v: "hidden " + "-".join(map(str, v)), "batch_size": lambda v: f"batch {v}",
+          "activation": str, "loss": lambda v: f"{v} loss", "learning_rate": lambda v: f"lr {v:g}",
+          "epochs": lambda v: f"{v} epoch{'s' if v != 1 else ''}", "seed": lambda v: f"seed {v}",
+          "threads": lambda v: f"{v} thread{'s' if v != 1 else ''}"}
+
+
+def varying(cells, keys=tuple(_WORDS)):
+    """The settings among ``keys`` whose values differ between the ``cells`` (dicts)."""
+    return [k for k in keys if len({_hashable(c.get(k)) for c in cells}) > 1]
+
+
+def describe(cell, keys):
+    """A readable label of ``cell``: its implementation and dtype, then the settings ``keys`` in words
+    (``jit float32, hidden 64-32, batch 30, seed 42``)."""
+    return ", ".join([f"{cell['implementation']} {cell['dtype']}"] + [_WORDS[k](cell[k]) for k in keys])
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _label(row, keys):
+    """``describe`` without what a chart's colour or title already says."""
+    return ", ".join([" ".join(row[k] for k in ("implementation", "dtype") if k in keys)] * any(
+        k in keys for k in ("implementation", "dtype")) + [_WORDS[k](row[k]) for k in keys if k in _WORDS])
 
 
 def _varying(rows, keys):
-    return [k for k in keys if len({r[k] for r in rows}) > 1]
+    return [k for k in keys if len({_hashable(r[k]) for r in rows}) > 1]
 
 
 def _number(x, digits=3):
