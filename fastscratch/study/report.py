@@ -17,6 +17,7 @@ from fastscratch.study import results
 SETTINGS = ("implementation", "dtype", "hidden", "batch_size", "activation", "loss", "learning_rate", "epochs",
             "threads")
 IMPLEMENTATION_ORDER = {"reference": 0, "jit": 1, "torch": 2, "jax": 3}
+MAX_CURVES = 16
 
 
 def machine_name(record):
@@ -123,24 +124,27 @@ def markdown(directory, records):
     ok = [r for r in records if r["status"] == "ok"]
     bad = [r for r in records if r["status"] != "ok"]
     table = summarise(ok)
-    lines = [f"# Study report: {os.path.basename(os.path.abspath(directory))}", "",
-             f"{len(records)} cell-repeats ({len(ok)} ok, {len(bad)} failed), methodology "
+    names = sorted({r["study"] for r in records if isinstance(r.get("study"), str)})
+    title = ", ".join(names) or os.path.basename(os.path.abspath(directory))
+    lines = [f"# Study report: {title}", "",
+             f"{len(records)} cell-repeats in `{directory}`: {len(ok)} ok, {len(bad)} failed; methodology "
              f"{results.METHODOLOGY_VERSION}. Seconds per epoch include each epoch's test-set evaluation and, "
              "for the first epoch, what the call sets up; the warm-up (compilation) is not in them. Speed-ups "
              "are against the reference with the same settings and dtype on the same machine, in this study. "
              "`max rel diff` is the largest relative difference of a step's loss from the reference's, over the "
-             "first `steps` SGD steps from the same weights.", ""]
+             "first `steps` SGD steps from the same weights. The final accuracy is the mean ± standard deviation "
+             "over the seeds.", ""]
     for machine, rows in table.items():
         versions = {f"{k} {v}" for r in ok if machine_name(r) == machine for k, v in r["versions"].items()}
-        loads = [r.get("loadavg_1min") for r in ok if machine_name(r) == machine]
-        lines += [f"## {machine}", "", f"Versions: {', '.join(sorted(versions))}. Load average (1 min) at the "
-                  f"cells' start: {min(loads):.2f}-{max(loads):.2f}."
+        loads = [r["loadavg_1min"] for r in ok if machine_name(r) == machine and r.get("loadavg_1min") is not None]
+        lines += [f"## {machine}", "", f"Versions: {', '.join(sorted(versions))}."
+                  + (f" Load average (1 min) at the cells' start: {min(loads):.2f}-{max(loads):.2f}." if loads else "")
                   + ("" if all(r["exclusive"] for r in rows) else
                      " **Several workers shared this machine: timings are not comparable.**")
                   + _trim_note([r for r in ok if machine_name(r) == machine]), "",
                   "| implementation | dtype | hidden | batch | activation | loss | lr | epochs | threads | runs "
-                  "| median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy (seeds) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             diff = "reference" if r["implementation"] == "reference" else \
                 f"{_number(r['max_rel_diff'], 2)} ({r['equivalence_steps']})"
@@ -149,14 +153,19 @@ def markdown(directory, records):
                 f"| {r['activation']} | {r['loss']} | {r['learning_rate']:g} | {r['epochs']} | {r['threads']} "
                 f"| {r['runs']} | {r['median']:.4g} | {r['iqr']:.2g} | "
                 f"{_speedup(r['speedup'])} "
-                f"| {diff} | {100 * r['accuracy_mean']:.2f}% ± {100 * r['accuracy_std']:.2f} ({r['seeds']}) |")
+                f"| {diff} | {100 * r['accuracy_mean']:.2f}% ± {100 * r['accuracy_std']:.2f} | {r['seeds']} |")
         lines.append("")
     if bad:
-        lines += ["## Failed cells", "", "| implementation | dtype | hidden | batch | seed | repeat | error |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["## Failed cells", "", "Identical errors are grouped; `fastscratch study run ... --retry-failed` "
+                  "runs these cells again.", "", "| error | cell-repeats | cells |", "|---|---|---|"]
+        groups = collections.defaultdict(list)
         for r in bad:
-            lines.append(f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | "
-                         f"{r['batch_size']} | {r['seed']} | {r['repeat']} | {r['error'].splitlines()[0][:200]} |")
+            groups[r["error"].splitlines()[0][:300] if r["error"] else "(no message)"].append(r)
+        keys = varying(bad)
+        for error, rs in sorted(groups.items(), key=lambda item: -len(item[1])):
+            cells = sorted({describe(r, keys) for r in rs})
+            shown = "; ".join(cells[:6]) + (f"; and {len(cells) - 6} more" if len(cells) > 6 else "")
+            lines.append(f"| {error.replace('|', '/')} | {len(rs)} | {shown} |")
         lines.append("")
     if _has_speedups(table):
         lines += ["![speed-ups](speedups.png)", ""]
@@ -225,27 +234,35 @@ def curves_chart(records, path):
     for r in sorted((r for r in records if r["status"] == "ok" and r["repeat"] == 0),
                     key=lambda r: (-IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["dtype"] != "float32")):
         groups[cell_of(r, without=("seed", "threads", "implementation", "dtype"))][r["seed"]] = r  # best last
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(14, 4.4))
+    shown = sorted(groups.items(), key=str)[:MAX_CURVES]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.4 + 0.22 * ((len(shown) + 1) // 2)))
     rows = [dict(cell) for cell in groups]
-    varying = _varying(rows, ("hidden", "batch_size", "activation", "loss", "learning_rate"))
-    for cell, by_seed in sorted(groups.items(), key=str)[:16]:
+    keys = _varying(rows, ("hidden", "batch_size", "activation", "loss", "learning_rate"))
+    styles = ["-", "--", ":", "-."]
+    for i, (cell, by_seed) in enumerate(shown):
         row = dict(cell)
         for ax, field in ((ax_loss, "losses"), (ax_acc, "accuracies")):
             curves = np.array([by_seed[s][field] for s in sorted(by_seed)], dtype=float)
             epochs = np.arange(1, curves.shape[1] + 1)
             scale = 100 if field == "accuracies" else 1
-            line, = ax.plot(epochs, scale * curves.mean(axis=0), marker="o" if len(epochs) < 12 else None,
-                            label=f"{_label(row, varying) or 'the study'} ({len(by_seed)} seeds)")
+            # line styles and markers that differ as well as the colours: curves that coincide stay visible
+            line, = ax.plot(epochs, scale * curves.mean(axis=0), linestyle=styles[i % len(styles)],
+                            marker="os^vDx<>"[i % 8] if len(epochs) < 12 else None, markersize=4, alpha=0.85,
+                            label=f"{_label(row, keys) or 'the study'} ({len(by_seed)} seed"
+                                  f"{'s' if len(by_seed) != 1 else ''})")
             if len(by_seed) > 1:
                 ax.fill_between(epochs, scale * curves.min(axis=0), scale * curves.max(axis=0),
-                                color=line.get_color(), alpha=0.2)
+                                color=line.get_color(), alpha=0.15)
     ax_loss.xaxis.get_major_locator().set_params(integer=True)
     ax_acc.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.set(xlabel="epoch", ylabel="training loss (mean over batches)", title="loss: mean over seeds, band min-max")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy: mean over seeds, band min-max")
     ax_loss.set_yscale("log")
-    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
-    fig.tight_layout()
+    handles, labels = ax_loss.get_legend_handles_labels()
+    more = f" (first {MAX_CURVES} of {len(groups)} settings)" if len(groups) > MAX_CURVES else ""
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False,
+               title=f"settings{more}", title_fontsize=8, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.05 + 0.04 * ((len(shown) + 1) // 2), 1, 1))
     _save(fig, path)
 
 
@@ -263,7 +280,7 @@ def write(directory, skipped=None):
         elif os.path.exists(path):
             os.unlink(path)  # a chart of an earlier report that no longer applies
     path = os.path.join(directory, "report.md")
-    write_text(path, text)
+    write_text(path, text.rstrip("\n") + "\n")
     return path
 
 

@@ -88,7 +88,7 @@ _CELL = {"implementation": str, "dtype": str, "hidden": list, "batch_size": int,
 _OK = {**_CELL, "seconds_per_epoch": list, "losses": list, "accuracies": list, "versions": dict, "machine": dict}
 _FAILED = {**_CELL, "error": str}
 _OPTIONAL = {"loadavg_1min": _NUMBER, "exclusive": bool, "max_rel_diff_vs_reference": _NUMBER,
-             "equivalence_steps": int, "environ": dict, "versions": dict, "machine": dict}
+             "equivalence_steps": int, "environ": dict, "versions": dict, "machine": dict, "study": str}
 
 
 def _problem(record):

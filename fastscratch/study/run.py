@@ -241,7 +241,7 @@ def _run_tasks(study, todo, writer, progress, scheduler, workers, exclusive, on_
                 if future.status == "error":
                     key = future.key.removeprefix("fastscratch-cell-")
                     value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
-                writer.append({**value, "exclusive": exclusive})
+                writer.append({**value, "exclusive": exclusive, "study": study.name})
                 progress.add(value)
                 if on_result is not None:
                     on_result(value, progress)
