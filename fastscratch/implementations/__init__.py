@@ -26,14 +26,19 @@ import numpy as np
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
-#: name -> (module under fastscratch.implementations, the packages it needs beyond fastscratch's own)
+#: name -> (module under fastscratch.implementations, the packages it needs beyond fastscratch's own, the devices
+#: it runs on)
 IMPLEMENTATIONS = {
-    "reference": ("reference", ()),
-    "jit": ("jit", ()),
-    "torch": ("torch", ("torch",)),
-    "jax": ("jax", ("jax",)),
+    "reference": ("reference", (), ("cpu",)),
+    "jit": ("jit", (), ("cpu",)),
+    "torch": ("torch", ("torch",), ("cpu", "cuda")),
+    "torch-graph": ("torch_graph", ("torch",), ("cuda",)),
+    "jax": ("jax", ("jax",), ("cpu", "cuda")),
 }
 DTYPES = ("float64", "float32")
+DEVICES = ("cpu", "cuda")
+#: the datasets of fastscratch.datasets a cell may train on (MNIST and its drop-in, same shapes)
+DATASETS = ("mnist", "fashion-mnist")
 NUM_INPUTS, NUM_OUTPUTS = 784, 10
 #: SGD steps compared with the reference, from the cell's starting weights (fewer when an epoch has fewer).
 EQUIVALENCE_STEPS = 50
@@ -56,10 +61,18 @@ class Config:
     epochs: int = 1
     seed: int = 42
     threads: int = 1
+    device: str = "cpu"
+    dataset: str = "mnist"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
         _choice("implementation", self.implementation, IMPLEMENTATIONS)
+        _choice("device", self.device, DEVICES)
+        _choice("dataset", self.dataset, DATASETS)
+        devices = IMPLEMENTATIONS[self.implementation][2]
+        if self.device not in devices:
+            raise ValueError(f"implementation {self.implementation!r} runs on {' or '.join(devices)} only, not on "
+                             f"device {self.device!r}")
         _choice("dtype", self.dtype, DTYPES)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, LOSSES)
@@ -99,14 +112,17 @@ def get(name):
     """The runner module of implementation ``name``, imported now.
 
     A runner module has ``prepare(config, data, weights)``, returning a session
-    with ``warmup()`` (compile, load caches, touch the code paths; on copies of
-    the weights) and ``train(callback)`` (all ``config.epochs`` epochs from
-    ``weights``, calling ``callback(loss, accuracy)`` after each, evaluation
-    included), plus ``step_losses(config, data, weights, steps)``,
-    ``version()`` and ``NOTES``.
+    with ``warmup()`` (compile, load caches, touch the code paths, move the data
+    to the device; on copies of the weights, finished when it returns) and
+    ``train(callback)`` (all ``config.epochs`` epochs from ``weights``, calling
+    ``callback(loss, accuracy)`` after each, evaluation included, with the
+    device's work finished before each call), plus ``step_losses(config, data,
+    weights, steps)``, ``version()``, ``device_facts(config)`` (what the
+    framework says of the device a cell runs on) and ``NOTES``. A runner asked
+    for a device this machine does not have raises a RuntimeError saying so.
     """
     _choice("implementation", name, IMPLEMENTATIONS)
-    module, packages = IMPLEMENTATIONS[name]
+    module, packages, _ = IMPLEMENTATIONS[name]
     try:
         return importlib.import_module(f"{__name__}.{module}")
     except ImportError as err:

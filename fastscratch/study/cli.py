@@ -27,7 +27,11 @@ def add_study_parser(commands):
                        help="run on this Dask scheduler (tcp://HOST:8786) instead of a local cluster")
     where.add_argument("--workers", type=_size, default=None, metavar="N",
                        help="local worker processes (default 1); more than one shares the machine's cores, "
-                            "for outcome studies only: their timings are marked shared")
+                            "for outcome studies only (timings marked shared), unless --cpus-per-worker pins them")
+    run.add_argument("--cpus-per-worker", type=_size, default=None, metavar="C",
+                     help="bind each of the --workers local worker processes to C CPUs of its own, so timed cells "
+                          "run side by side; a calibration cell, timed alone and with every worker busy, measures "
+                          "what the neighbours cost (in the report)")
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.set_defaults(run=_run, parser=run)
@@ -67,6 +71,8 @@ def _run(args, parser):
         study = spec.load(args.spec)
     except spec.SpecError as err:
         parser.error(str(err))
+    if args.cpus_per_worker is not None and args.scheduler is not None:
+        parser.error("--cpus-per-worker pins the local workers: it does not combine with --scheduler")
     if not _needs_extra():
         return 2
     from rich.console import Console
@@ -77,7 +83,7 @@ def _run(args, parser):
     display = _Display(console, study, skipped, live=not args.quiet)
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
-                           retry_failed=args.retry_failed, on_start=display.start, on_result=display.update,
+                           cpus_per_worker=args.cpus_per_worker, retry_failed=args.retry_failed, on_start=display.start, on_result=display.update,
                            skipped=skipped)
     except run.SchedulerLost as err:
         display.stop()
@@ -139,6 +145,8 @@ def _resume_command(args, retry_failed=None):
         words += ["--scheduler", args.scheduler]
     if args.workers:
         words += ["--workers", str(args.workers)]
+    if args.cpus_per_worker:
+        words += ["--cpus-per-worker", str(args.cpus_per_worker)]
     if args.retry_failed if retry_failed is None else retry_failed:
         words.append("--retry-failed")
     return shlex.join(words)

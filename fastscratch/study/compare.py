@@ -66,7 +66,7 @@ def samples(directory, skipped=None):
 
 
 def _reference_of(machine, cell):
-    return machine, tuple((k, "reference" if k == "implementation" else v) for k, v in cell)
+    return machine, tuple((k, {"implementation": "reference", "device": "cpu"}.get(k, v)) for k, v in cell)
 
 
 def _judge(a, b, alpha, factor):

@@ -14,9 +14,9 @@ import numpy as np
 
 from fastscratch.study import results
 
-SETTINGS = ("implementation", "dtype", "hidden", "batch_size", "activation", "loss", "learning_rate", "epochs",
-            "threads")
-IMPLEMENTATION_ORDER = {"reference": 0, "jit": 1, "torch": 2, "jax": 3}
+SETTINGS = ("implementation", "device", "dataset", "dtype", "hidden", "batch_size", "activation", "loss",
+            "learning_rate", "epochs", "threads")
+IMPLEMENTATION_ORDER = {"reference": 0, "jit": 1, "torch": 2, "torch-graph": 3, "jax": 4}
 MAX_CURVES = 16
 
 
@@ -48,18 +48,26 @@ def summarise(records):
                    accuracy_std=float(np.std(list(finals.values()))),
                    max_rel_diff=max(diffs) if diffs else None, equivalence_steps=runs[0].get("equivalence_steps"),
                    exclusive=all(r.get("exclusive", True) for r in runs),
+                   isolation=sorted({r.get("isolation") or "?" for r in runs}),
+                   device_name=_device_name(runs[0]),
                    load=float(np.median([r.get("loadavg_1min", np.nan) for r in runs])))
         medians[(machine, cell)] = median
         table[machine].append(row)
     for machine, rows in table.items():
         for row in rows:
-            ref = dict(cell_of(row, without=("seed",)), implementation="reference")
+            ref = dict(cell_of(row, without=("seed",)), implementation="reference", device="cpu")
             ref_median = medians.get((machine, tuple(ref.items())))
             row["speedup"] = ref_median / row["median"] if ref_median else None
-        rows.sort(key=lambda r: (r["dtype"], r["hidden"], r["batch_size"], r["activation"], r["loss"],
+        rows.sort(key=lambda r: (r["dataset"], r["dtype"], r["hidden"], r["batch_size"], r["activation"], r["loss"],
                                  r["learning_rate"], r["epochs"], r["threads"],
-                                 IMPLEMENTATION_ORDER.get(r["implementation"], 9)))
+                                 IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["device"]))
     return dict(table)
+
+
+def _device_name(record):
+    """The device a record ran on, as its framework named it: ``cpu`` or ``cuda (NVIDIA H200)``."""
+    name = (record.get("device_facts") or {}).get("name")
+    return record["device"] if record["device"] == "cpu" or not name else f"{record['device']} ({name})"
 
 
 def load(directory, skipped=None):
@@ -85,7 +93,7 @@ def newest_series(records):
 
 
 #: how a setting reads in a label: the implementation and dtype as they are, the others with their name
-_WORDS = {"hidden": lambda v: "hidden " + "-".join(map(str, v)), "batch_size": lambda v: f"batch {v}",
+_WORDS = {"device": str, "dataset": str, "hidden": lambda v: "hidden " + "-".join(map(str, v)), "batch_size": lambda v: f"batch {v}",
           "activation": str, "loss": lambda v: f"{v} loss", "learning_rate": lambda v: f"lr {v:g}",
           "epochs": lambda v: f"{v} epoch{'s' if v != 1 else ''}", "seed": lambda v: f"seed {v}",
           "threads": lambda v: f"{v} thread{'s' if v != 1 else ''}"}
@@ -130,7 +138,8 @@ def markdown(directory, records):
              f"{len(records)} cell-repeats in `{directory}`: {len(ok)} ok, {len(bad)} failed; methodology "
              f"{results.METHODOLOGY_VERSION}. Seconds per epoch include each epoch's test-set evaluation and, "
              "for the first epoch, what the call sets up; the warm-up (compilation) is not in them. Speed-ups "
-             "are against the reference with the same settings and dtype on the same machine, in this study. "
+             "are against the reference (on the CPU) with the same settings, dataset and dtype on the same machine, "
+             "in this study. "
              "`max rel diff` is the largest relative difference of a step's loss from the reference's, over the "
              "first `steps` SGD steps from the same weights. The final accuracy is the mean ± standard deviation "
              "over the seeds.", ""]
@@ -141,20 +150,23 @@ def markdown(directory, records):
                   + (f" Load average (1 min) at the cells' start: {min(loads):.2f}-{max(loads):.2f}." if loads else "")
                   + ("" if all(r["exclusive"] for r in rows) else
                      " **Several workers shared this machine: timings are not comparable.**")
+                  + _isolation_note([r for r in ok if machine_name(r) == machine])
                   + _trim_note([r for r in ok if machine_name(r) == machine]), "",
-                  "| implementation | dtype | hidden | batch | activation | loss | lr | epochs | threads | runs "
-                  "| median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy | seeds |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| implementation | device | dataset | dtype | hidden | batch | activation | loss | lr | epochs "
+                  "| threads | runs | median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             diff = "reference" if r["implementation"] == "reference" else \
                 f"{_number(r['max_rel_diff'], 2)} ({r['equivalence_steps']})"
             lines.append(
-                f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | {r['batch_size']} "
+                f"| {r['implementation']} | {r['device_name']} | {r['dataset']} | {r['dtype']} "
+                f"| {'-'.join(map(str, r['hidden']))} | {r['batch_size']} "
                 f"| {r['activation']} | {r['loss']} | {r['learning_rate']:g} | {r['epochs']} | {r['threads']} "
                 f"| {r['runs']} | {r['median']:.4g} | {r['iqr']:.2g} | "
                 f"{_speedup(r['speedup'])} "
                 f"| {diff} | {100 * r['accuracy_mean']:.2f}% ± {100 * r['accuracy_std']:.2f} | {r['seeds']} |")
         lines.append("")
+    lines += _calibration(directory)
     if bad:
         lines += ["## Failed cells", "", "Identical errors are grouped; `fastscratch study run ... --retry-failed` "
                   "runs these cells again.", "", "| error | cell-repeats | cells |", "|---|---|---|"]
@@ -172,6 +184,35 @@ def markdown(directory, records):
     if _has_curves(records):
         lines += ["![loss and accuracy](curves.png)", ""]
     return "\n".join(lines), table
+
+
+def _isolation_note(records):
+    counts = collections.Counter(r.get("isolation") or "not recorded" for r in records)
+    return " Cells ran " + ", ".join(f"{how} ({n})" for how, n in sorted(counts.items())) + "."
+
+
+def _calibration(directory):
+    """The report's lines on the calibrations of pinned runs (``run.CALIBRATION``), newest first."""
+    import json
+    path = os.path.join(directory, "calibration.jsonl")
+    if not os.path.exists(path):
+        return []
+    found = []
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                c = json.loads(line)
+                found.append(f"| {c['when']} | {c['workers']} | {len(c['cpus'][0] or [])} | {c['alone']:.4g} | "
+                             f"{', '.join(format(x, '.4g') for x in c['busy'])} | {c['ratio']:.2f} |")
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue  # a cut-off or foreign line: the calibration is a note, not a result
+    if not found:
+        return []
+    return ["## Calibration of pinned workers", "",
+            "The seed job's `jit` cell (1 epoch, float64), timed on one worker alone, then on every worker at "
+            "once: the ratio (median busy / alone) is what the neighbours cost a timed cell on its own CPUs.", "",
+            "| when | workers | CPUs each | alone s/epoch | busy s/epoch | ratio |", "|---|---|---|---|---|---|",
+            *reversed(found), ""]
 
 
 def _trim_note(records):
@@ -199,10 +240,11 @@ def speedup_chart(table, path):
                for m in machines]
     fig, axes = plt.subplots(len(machines), 1, figsize=(8, 1.2 + 0.32 * sum(heights) + 0.6 * len(machines)),
                              squeeze=False, gridspec_kw={"height_ratios": heights})
-    colours = {"jit": "tab:blue", "torch": "tab:orange", "jax": "tab:green"}
+    colours = {"jit": "tab:blue", "torch": "tab:orange", "torch-graph": "tab:red", "jax": "tab:green"}
     for ax, machine in zip(axes[:, 0], machines):
         rows = [r for r in table[machine] if r["speedup"] is not None and r["implementation"] != "reference"]
-        varying = _varying(table[machine], ("implementation", "dtype", "hidden", "batch_size", "activation",
+        varying = _varying(table[machine], ("implementation", "dtype", "device", "dataset", "hidden", "batch_size",
+                                            "activation",
                                             "loss", "threads")) or ["implementation"]
         if "implementation" not in varying:
             varying.insert(0, "implementation")
@@ -233,11 +275,11 @@ def curves_chart(records, path):
     groups = collections.defaultdict(dict)
     for r in sorted((r for r in records if r["status"] == "ok" and r["repeat"] == 0),
                     key=lambda r: (-IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["dtype"] != "float32")):
-        groups[cell_of(r, without=("seed", "threads", "implementation", "dtype"))][r["seed"]] = r  # best last
+        groups[cell_of(r, without=("seed", "threads", "implementation", "dtype", "device"))][r["seed"]] = r  # best last
     shown = sorted(groups.items(), key=str)[:MAX_CURVES]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.4 + 0.22 * ((len(shown) + 1) // 2)))
     rows = [dict(cell) for cell in groups]
-    keys = _varying(rows, ("hidden", "batch_size", "activation", "loss", "learning_rate"))
+    keys = _varying(rows, ("dataset", "hidden", "batch_size", "activation", "loss", "learning_rate"))
     styles = ["-", "--", ":", "-."]
     for i, (cell, by_seed) in enumerate(shown):
         row = dict(cell)

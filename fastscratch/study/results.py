@@ -22,11 +22,13 @@ except ImportError:  # not POSIX: no lock, one writer is the user's to ensure
 
 #: Bump when what a cell measures or how changes (warm-up, what an epoch's seconds include, the checks).
 #: 2: the jit warm-up trains a whole epoch on the cell's data, so its index is kept before the timing.
-METHODOLOGY_VERSION = 2
+#: 3: cells have a device and a dataset; GPU timings synchronise before each clock read; lines say their isolation.
+METHODOLOGY_VERSION = 3
 FILENAME = "results.jsonl"
 #: implementation -> distributions whose versions are part of its cells' keys
 DISTRIBUTIONS = {"reference": ("fastscratch", "numpy"), "jit": ("fastscratch", "numpy", "numba"),
-                 "torch": ("fastscratch", "numpy", "torch"), "jax": ("fastscratch", "numpy", "jax", "jaxlib")}
+                 "torch": ("fastscratch", "numpy", "torch"), "torch-graph": ("fastscratch", "numpy", "torch"),
+                 "jax": ("fastscratch", "numpy", "jax", "jaxlib")}
 
 
 def versions(implementation):
@@ -84,11 +86,13 @@ _NUMBER = (int, float)
 #: field -> its type(s), for every record; then those of ``ok`` and of ``failed`` records of this methodology
 _ALWAYS = {"key": str, "status": str}
 _CELL = {"implementation": str, "dtype": str, "hidden": list, "batch_size": int, "activation": str, "loss": str,
-         "learning_rate": _NUMBER, "epochs": int, "seed": int, "threads": int, "repeat": int}
+         "learning_rate": _NUMBER, "epochs": int, "seed": int, "threads": int, "device": str, "dataset": str,
+         "repeat": int}
 _OK = {**_CELL, "seconds_per_epoch": list, "losses": list, "accuracies": list, "versions": dict, "machine": dict}
 _FAILED = {**_CELL, "error": str}
 _OPTIONAL = {"loadavg_1min": _NUMBER, "exclusive": bool, "max_rel_diff_vs_reference": _NUMBER,
-             "equivalence_steps": int, "environ": dict, "versions": dict, "machine": dict, "study": str}
+             "equivalence_steps": int, "environ": dict, "versions": dict, "machine": dict, "study": str,
+             "isolation": str, "device_facts": dict, "cpus": list}
 
 
 def _problem(record):

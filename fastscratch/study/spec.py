@@ -2,7 +2,9 @@
 
 Every axis of ``[grid]`` is a list of values (a scalar is one value; for
 ``hidden`` a list of ints is one value) and the cells are their cartesian
-product. Everything is checked before anything runs: an unknown key, an
+product. Several grids (``[[grid]]`` tables) give the union of their cells,
+for studies whose axes do not all combine (GPU-only and CPU-only
+implementations). Everything is checked before anything runs: an unknown key, an
 unknown implementation, a wrong type or a grid of zero cells is a
 :class:`SpecError` naming the key and what is allowed.
 """
@@ -13,7 +15,7 @@ import os
 import sys
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
-from fastscratch.implementations import DTYPES, IMPLEMENTATIONS, RANGES, Config
+from fastscratch.implementations import DATASETS, DEVICES, DTYPES, IMPLEMENTATIONS, RANGES, Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +34,8 @@ AXES = {
     "epochs": (int, None, 1),
     "seed": (int, None, 42),
     "threads": (int, None, 1),
+    "device": (str, list(DEVICES), "cpu"),
+    "dataset": (str, list(DATASETS), "mnist"),
 }
 TOP = {"repeats": int, "order_seed": int, "data": dict, "grid": dict}
 DATA = {"dir": str, "train_rows": int, "test_rows": int}
@@ -54,8 +58,9 @@ class Data:
     test_rows: int = 10000
 
     def identity(self):
-        """What the cells' keys depend on (not the directory: load_mnist checks the files' digests)."""
-        return {"dataset": "mnist", "train_rows": self.train_rows, "test_rows": self.test_rows}
+        """What the cells' keys depend on besides the cell's ``dataset`` (not the directory: the loader checks
+        the files' digests)."""
+        return {"train_rows": self.train_rows, "test_rows": self.test_rows}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,13 +109,30 @@ def parse(raw, name, source="<spec>"):
     _known(data_raw, DATA, "data.", fail)
     data = Data(dir=_value(data_raw["dir"], str, "data.dir", fail) if "dir" in data_raw else None,
                 **{k: _rows(data_raw, k, fail) for k in MNIST_ROWS})
-    grid = raw.get("grid")
-    if grid is None:
+    grids = raw.get("grid")
+    if grids is None:
         fail("missing [grid] table (at least: implementation = [...])")
+    if isinstance(grids, list) and grids and all(isinstance(g, dict) for g in grids):
+        cells = [cell for i, grid in enumerate(grids, 1)
+                 for cell in _cells(grid, f"grid (table {i} of {len(grids)})", repeats, fail)]
+    else:
+        cells = _cells(grids, "grid", repeats, fail)
+    cells = list(dict.fromkeys(cells))
+    if len(cells) > MAX_CELLS or len(cells) * repeats > MAX_CELL_REPEATS:
+        fail(f"the grids have {len(cells):,} cells x {repeats:,} repeats; a study may have at most {MAX_CELLS:,} "
+             f"cells and {MAX_CELL_REPEATS:,} cell-repeats: split it into several studies")
+    too_big = [c.batch_size for c in cells if c.batch_size > data.train_rows]
+    if too_big:
+        fail(f"grid.batch_size {max(too_big)} is larger than data.train_rows = {data.train_rows}")
+    return Study(name, repeats, data, tuple(cells), order_seed)
+
+
+def _cells(grid, where, repeats, fail):
+    """The cells of one ``[grid]`` table, in grid order; ``where`` names the table in errors."""
     _table(grid, "grid", fail)
     _known(grid, AXES, "grid.", fail)
     if "implementation" not in grid:
-        fail(f"grid.implementation is required; allowed: {', '.join(AXES['implementation'][1])}")
+        fail(f"{where}: grid.implementation is required; allowed: {', '.join(AXES['implementation'][1])}")
     axes = {axis: _axis(grid.get(axis, [default]), axis, kind, allowed, fail)
             for axis, (kind, allowed, default) in AXES.items()}
     empty = [axis for axis, values in axes.items() if not values]
@@ -123,14 +145,13 @@ def parse(raw, name, source="<spec>"):
              f"at most {MAX_CELLS:,} cells and {MAX_CELL_REPEATS:,} cell-repeats: split it into several studies")
     cells = []
     for values in itertools.product(*axes.values()):
+        cell = dict(zip(axes, values))
         try:
-            cells.append(Config(**dict(zip(axes, values))))
+            cells.append(Config(**cell))
         except ValueError as err:
-            fail(f"grid: {err}")
-    too_big = [c.batch_size for c in cells if c.batch_size > data.train_rows]
-    if too_big:
-        fail(f"grid.batch_size {max(too_big)} is larger than data.train_rows = {data.train_rows}")
-    return Study(name, repeats, data, tuple(dict.fromkeys(cells)), order_seed)
+            named = ", ".join(f"{k} = {cell[k]!r}" for k in ("implementation", "device", "dtype", "dataset"))
+            fail(f"{where}: the cell {named}: {err}")
+    return cells
 
 
 def _known(table, allowed, prefix, fail):

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from fastscratch.implementations import Config
 from fastscratch.study import compare, results
 
 
@@ -37,9 +38,7 @@ def study_dir(path, seconds_by_cell, versions=None, load=1.0):
             implementation, seed = cell if isinstance(cell, tuple) else (cell, 1)
             for repeat, s in enumerate(seconds):
                 writer.append({"key": f"{implementation}-{seed}-{repeat}-{s}-{versions}", "versions": versions or {},
-                               "status": "ok", "implementation": implementation,
-                               "dtype": "float64", "hidden": [8], "batch_size": 30, "activation": "sigmoid",
-                               "loss": "l2", "learning_rate": 1e-3, "epochs": 1, "seed": seed, "threads": 1,
+                               "status": "ok", **Config(implementation, hidden=(8,), seed=seed).asdict(),
                                "repeat": repeat, "seconds_per_epoch": [s], "losses": [1.0], "accuracies": [0.5],
                                "methodology": results.METHODOLOGY_VERSION, "loadavg_1min": load,
                                "machine": {"hostname": "h", "cpu": "c", "logical_cores": 2}})

@@ -36,8 +36,8 @@ def test_failed_cells_are_grouped_by_error_and_the_title_is_the_studys(tmp_path)
     failed = text[text.index("## Failed cells"):]
     assert failed.count(missing) == 1 and f"| {missing} | 10 | torch float64, seed 1; torch float64, seed 2 |" in failed
     assert "| RuntimeError: boom | 1 | jax float64, seed 1 |" in failed
-    # seeds as a column of their own, not "(2)" after the accuracy
-    assert "| 90.00% ± 0.00 | 2 |" in text
+    # seeds as a column of their own, not "(2)" after the accuracy; the device each row ran on
+    assert "| 90.00% ± 0.00 | 2 |" in text and "| jit | cpu | mnist | float64 |" in text
     # one epoch: no curves promised or drawn; speed-ups drawn and shown
     assert "curves.png" not in text and not (tmp_path / "curves.png").exists()
     assert "![speed-ups](speedups.png)" in text and (tmp_path / "speedups.png").exists()

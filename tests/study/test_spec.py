@@ -111,7 +111,7 @@ def test_cli_refuses_a_bad_spec_before_running(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", ["seed-job", "activations"])
+@pytest.mark.parametrize("name", ["seed-job", "activations", "devices"])
 def test_shipped_studies_are_valid(name):
     import pathlib
     study = spec.load(pathlib.Path(__file__).parents[2] / "studies" / f"{name}.toml")
@@ -134,3 +134,29 @@ def test_shipped_worker_config_drops_the_nannys_malloc_setting():
     assert variables()["MALLOC_TRIM_THRESHOLD_"] == "65536"
     configured = variables(DASK_CONFIG=str(path))
     assert "MALLOC_TRIM_THRESHOLD_" not in configured and configured["OMP_NUM_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("grid, message", [
+    ('implementation = ["torch", "jit"]\ndevice = "cuda"',
+     "grid: the cell implementation = 'jit', device = 'cuda', dtype = 'float64', dataset = 'mnist': implementation "
+     "'jit' runs on cpu only, not on device 'cuda'"),
+    ('implementation = "reference"\ndevice = ["cpu", "cuda"]', "implementation 'reference' runs on cpu only"),
+    ('implementation = "torch-graph"', "the cell implementation = 'torch-graph', device = 'cpu'"),
+    ('implementation = "torch"\ndevice = "tpu"', "unknown grid.device 'tpu'; allowed: cpu, cuda"),
+    ('implementation = "jit"\ndataset = "cifar"', "unknown grid.dataset 'cifar'; allowed: mnist, fashion-mnist"),
+])
+def test_devices_and_datasets_each_implementation_accepts(tmp_path, grid, message):
+    with pytest.raises(spec.SpecError) as info:
+        parse("[grid]\n" + grid, tmp_path)
+    assert message in str(info.value)
+
+
+def test_several_grids_give_the_union_of_their_cells(tmp_path):
+    study = parse('[[grid]]\nimplementation = ["jit", "torch"]\ndataset = ["mnist", "fashion-mnist"]\n'
+                  '[[grid]]\nimplementation = ["torch", "torch-graph"]\ndevice = "cuda"\n'
+                  '[[grid]]\nimplementation = "jit"\n', tmp_path)
+    assert [(c.implementation, c.device, c.dataset) for c in study.cells] == [
+        ("jit", "cpu", "mnist"), ("jit", "cpu", "fashion-mnist"), ("torch", "cpu", "mnist"),
+        ("torch", "cpu", "fashion-mnist"), ("torch", "cuda", "mnist"), ("torch-graph", "cuda", "mnist")]
+    with pytest.raises(spec.SpecError, match=r"grid \(table 2 of 2\): the cell implementation = 'jit', device = 'cuda'"):
+        parse('[[grid]]\nimplementation = "jit"\n[[grid]]\nimplementation = "jit"\ndevice = "cuda"\n', tmp_path)
