@@ -179,7 +179,8 @@ class _Display:
 
     def update(self, record, progress):
         if record["status"] != "ok":
-            _say(self.console, f"failed: {record['implementation']} {record['dtype']} "
+            _say(self.console, f"failed: {record['implementation']} on {record.get('device', 'cpu')} "
+                               f"{record.get('dataset', 'mnist')} {record['dtype']} "
                                f"{'-'.join(map(str, record['hidden']))} batch {record['batch_size']} "
                                f"seed {record['seed']} repeat {record['repeat']}: {record['error']}", style="red")
         if self.live is None:

@@ -106,8 +106,9 @@ def varying(cells, keys=tuple(_WORDS)):
 
 def describe(cell, keys):
     """A readable label of ``cell``: its implementation and dtype, then the settings ``keys`` in words
-    (``jit float32, hidden 64-32, batch 30, seed 42``)."""
-    return ", ".join([f"{cell['implementation']} {cell['dtype']}"] + [_WORDS[k](cell[k]) for k in keys])
+    (``jit float32, hidden 64-32, batch 30, seed 42``; a GPU cell says so: ``torch on cuda float32``)."""
+    where = f" on {cell['device']}" if cell.get("device", "cpu") != "cpu" and "device" not in keys else ""
+    return ", ".join([f"{cell['implementation']}{where} {cell['dtype']}"] + [_WORDS[k](cell[k]) for k in keys])
 
 
 def _hashable(value):
@@ -254,7 +255,7 @@ def speedup_chart(table, path):
             ax.text(r["speedup"], yi, f" {r['speedup']:.2f}x", va="center", fontsize=8)
         ax.set_yticks(y, [_label(r, varying) for r in rows], fontsize=8)
         ax.axvline(1, color="black", lw=0.8)
-        ax.set_xlabel("speed-up vs the reference (median s/epoch, same settings and dtype)")
+        ax.set_xlabel("speed-up vs the reference on the CPU (median s/epoch, same settings, dataset and dtype)")
         ax.set_title(f"{machine}, load {min(r['load'] for r in table[machine]):.1f}-"
                      f"{max(r['load'] for r in table[machine]):.1f} (median per cell)", fontsize=9)
         ax.set_xlim(0, max([r["speedup"] for r in rows] + [1]) * 1.18)
