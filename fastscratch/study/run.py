@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import statistics
 import time
 import traceback
 
@@ -285,7 +286,7 @@ def calibrate(client, study, out):
     seconds = [r["seconds_per_epoch"][0] for r in busy]
     line = {"cell": config.asdict(), "data": study.data.identity(), "workers": len(addresses),
             "cpus": [r.get("cpus") for r in busy], "alone": alone["seconds_per_epoch"][0], "busy": seconds,
-            "ratio": float(sorted(seconds)[len(seconds) // 2] / alone["seconds_per_epoch"][0]),
+            "ratio": statistics.median(seconds) / alone["seconds_per_epoch"][0],
             "machine": alone["machine"], "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with open(os.path.join(out, CALIBRATION), "a") as f:  # one line, flushed and fsynced before the study
         f.write(json.dumps(line) + "\n")
