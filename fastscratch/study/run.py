@@ -318,15 +318,17 @@ def _run_tasks(study, todo, writer, progress, scheduler, workers, cpus_per_worke
                                          key=f"fastscratch-cell-{key}", resources={RESOURCE: 1}, pure=False))
         if on_start is not None:
             on_start(progress)
+        def lost(status):
+            # Closing this client then logs the failed reconnection's traceback, which says nothing more.
+            client_log.setLevel(logging.CRITICAL)
+            return SchedulerLost(f"lost the Dask scheduler {scheduler or '(local cluster)'} after {progress.done} of "
+                                 f"{progress.total} cell-repeats ({status})")
         try:
             for future, value in as_completed(futures, with_results=True, raise_errors=False):
                 if future.status == "cancelled":
-                    # Only this client cancels its futures (on Ctrl-C, after the loop); a cancelled one here means
-                    # the scheduler is gone and took every pending task with it. Closing this client then logs
-                    # the failed reconnection's traceback, which says nothing more than this error.
-                    client_log.setLevel(logging.CRITICAL)
-                    raise SchedulerLost(f"lost the Dask scheduler {scheduler or '(local cluster)'} after "
-                                        f"{progress.done} of {progress.total} cell-repeats ({client.status})")
+                    # Only this client cancels its futures (on Ctrl-C, after the loop); a cancelled one here
+                    # means the scheduler is gone and took every pending task with it.
+                    raise lost(client.status)
                 if future.status == "error":
                     key = future.key.removeprefix("fastscratch-cell-")
                     value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
@@ -334,6 +336,10 @@ def _run_tasks(study, todo, writer, progress, scheduler, workers, cpus_per_worke
                 progress.add(value)
                 if on_result is not None:
                     on_result(value, progress)
+        except Exception as err:
+            if isinstance(err, SchedulerLost) or client.status == "running":
+                raise
+            raise lost(f"{client.status}: {type(err).__name__}: {err}") from err  # e.g. a result lost in transit
         finally:
             with contextlib.suppress(Exception):  # a client whose scheduler is gone cannot cancel anything
                 client.cancel(futures)
