@@ -83,7 +83,8 @@ def _run(args, parser):
     display = _Display(console, study, skipped, live=not args.quiet)
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
-                           cpus_per_worker=args.cpus_per_worker, retry_failed=args.retry_failed, on_start=display.start, on_result=display.update,
+                           cpus_per_worker=args.cpus_per_worker, retry_failed=args.retry_failed,
+                           on_start=display.start, on_result=display.update,
                            skipped=skipped)
     except run.SchedulerLost as err:
         display.stop()

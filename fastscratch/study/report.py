@@ -93,7 +93,8 @@ def newest_series(records):
 
 
 #: how a setting reads in a label: the implementation and dtype as they are, the others with their name
-_WORDS = {"device": str, "dataset": str, "hidden": lambda v: "hidden " + "-".join(map(str, v)), "batch_size": lambda v: f"batch {v}",
+_WORDS = {"device": str, "dataset": str, "hidden": lambda v: "hidden " + "-".join(map(str, v)),
+          "batch_size": lambda v: f"batch {v}",
           "activation": str, "loss": lambda v: f"{v} loss", "learning_rate": lambda v: f"lr {v:g}",
           "epochs": lambda v: f"{v} epoch{'s' if v != 1 else ''}", "seed": lambda v: f"seed {v}",
           "threads": lambda v: f"{v} thread{'s' if v != 1 else ''}"}
@@ -154,7 +155,8 @@ def markdown(directory, records):
                   + _isolation_note([r for r in ok if machine_name(r) == machine])
                   + _trim_note([r for r in ok if machine_name(r) == machine]), "",
                   "| implementation | device | dataset | dtype | hidden | batch | activation | loss | lr | epochs "
-                  "| threads | runs | median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy | seeds |",
+                  "| threads | runs | median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy "
+                  "| seeds |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             diff = "reference" if r["implementation"] == "reference" else \

@@ -23,7 +23,6 @@ import time
 import traceback
 
 from fastscratch.study import results
-from fastscratch.study.spec import Data
 
 RESOURCE = "fastscratch-timing"
 WAIT_FOR_WORKERS = 60  # seconds an existing cluster may take to show its first worker

@@ -138,7 +138,8 @@ def test_missing_says_what_is_absent_without_importing_it():
 
 
 def test_unknown_name():
-    with pytest.raises(ValueError, match="unknown implementation 'tf'; allowed: jax, jit, reference, torch, torch-graph"):
+    with pytest.raises(ValueError, match="unknown implementation 'tf'; allowed: jax, jit, reference, torch, "
+                                         "torch-graph"):
         implementations.get("tf")
 
 

@@ -158,5 +158,6 @@ def test_several_grids_give_the_union_of_their_cells(tmp_path):
     assert [(c.implementation, c.device, c.dataset) for c in study.cells] == [
         ("jit", "cpu", "mnist"), ("jit", "cpu", "fashion-mnist"), ("torch", "cpu", "mnist"),
         ("torch", "cpu", "fashion-mnist"), ("torch", "cuda", "mnist"), ("torch-graph", "cuda", "mnist")]
-    with pytest.raises(spec.SpecError, match=r"grid \(table 2 of 2\): the cell implementation = 'jit', device = 'cuda'"):
+    with pytest.raises(spec.SpecError, match=r"grid \(table 2 of 2\): the cell implementation = 'jit', "
+                                             r"device = 'cuda'"):
         parse('[[grid]]\nimplementation = "jit"\n[[grid]]\nimplementation = "jit"\ndevice = "cuda"\n', tmp_path)

@@ -229,5 +229,5 @@ def test_failures_are_printed_as_they_are_not_as_markup():
         {"grid": {"implementation": "jit"}}, "s[1]"), [], live=False)
     display.update({"status": "failed", "implementation": "torch", "dtype": "float64", "hidden": [6], "seed": 1,
                     "batch_size": 30, "repeat": 0, "error": "ImportError: pip install -e '.[peers]' [bold]x"}, None)
-    assert stream.getvalue() == ("failed: torch on cpu mnist float64 6 batch 30 seed 1 repeat 0: ImportError: pip install -e "
-                                 "'.[peers]' [bold]x\n")
+    assert stream.getvalue() == ("failed: torch on cpu mnist float64 6 batch 30 seed 1 repeat 0: ImportError: "
+                                 "pip install -e '.[peers]' [bold]x\n")
