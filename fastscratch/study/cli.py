@@ -79,6 +79,7 @@ def _run(args, parser):
     from fastscratch.study import results, run
     console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected
     _say_missing(console, study, args.scheduler)
+    _say_no_gpu(console, study, args.scheduler)
     skipped = []
     display = _Display(console, study, skipped, live=not args.quiet)
     try:
@@ -138,6 +139,15 @@ def _say_skipped(console, skipped):
     for line in skipped:
         _say(console, f"skipped {line}; its cell counts as not run", style="yellow")
     skipped.clear()
+
+
+def _say_no_gpu(console, study, scheduler):
+    """Before running locally: the cuda cells that will fail for want of an NVIDIA driver on this machine."""
+    from fastscratch.implementations._device import nvidia_driver
+    cuda = sum(study.repeats for cell in study.cells if cell.device == "cuda")
+    if cuda and scheduler is None and nvidia_driver() is None:
+        _say(console, f"note: no NVIDIA GPU driver is loaded on this machine, so the {cuda} cell-repeats on device "
+                      "'cuda' will fail (each recorded with the reason); the others run.", style="yellow")
 
 
 def _resume_command(args, retry_failed=None):

@@ -231,3 +231,19 @@ def test_failures_are_printed_as_they_are_not_as_markup():
                     "batch_size": 30, "repeat": 0, "error": "ImportError: pip install -e '.[peers]' [bold]x"}, None)
     assert stream.getvalue() == ("failed: torch on cpu mnist float64 6 batch 30 seed 1 repeat 0: ImportError: "
                                  "pip install -e '.[peers]' [bold]x\n")
+
+
+def test_cuda_cells_without_a_gpu_are_announced_and_fail_alone(write_spec, tmp_path):
+    """On a machine without an NVIDIA driver, `study run` says before running that the cuda cells will fail;
+    they are recorded failed with the reason and the CPU cells run."""
+    from fastscratch.implementations._device import nvidia_driver
+    pytest.importorskip("torch")
+    if nvidia_driver() is not None:
+        pytest.skip("this machine has an NVIDIA driver")
+    spec = write_spec('implementation = "torch"\nhidden = [6]\ndevice = ["cpu", "cuda"]\n', repeats=1)
+    code, _, err = finish(fastscratch("run", spec, "--out", tmp_path, "--quiet"))
+    assert code == 1 and "Traceback" not in err, err
+    assert ("note: no NVIDIA GPU driver is loaded on this machine, so the 1 cell-repeats on device 'cuda' will "
+            "fail") in err
+    assert "failed: torch on cuda mnist float64 6 batch 30 seed 42 repeat 0: RuntimeError: device 'cuda'" in err
+    assert {(r["device"], r["status"]) for r in results.read(tmp_path)} == {("cpu", "ok"), ("cuda", "failed")}
