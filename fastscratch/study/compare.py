@@ -103,9 +103,17 @@ def compare(dir_a, dir_b, *, alpha=0.05, factor=1.1, skipped=None):
         else:
             row["flag"] = absolute and f"{absolute} (absolute only)"
         rows.append(row)
+    rows.sort(key=_order)
     only_a = [(m, dict(c)) for m, c in a if (m, c) not in b]
     only_b = [(m, dict(c)) for m, c in b if (m, c) not in a]
     return Comparison(rows, only_a, only_b, _load_span(loads_a), _load_span(loads_b))
+
+
+def _order(row):
+    """As the report orders its rows: by settings, then the reference first among the implementations."""
+    cell = row["cell"]
+    return (row["machine"], [str(v) for k, v in cell.items() if k not in ("implementation", "device")],
+            report.IMPLEMENTATION_ORDER.get(cell["implementation"], 9), cell["device"])
 
 
 class Comparison(list):
