@@ -10,6 +10,12 @@ median seconds per epoch of both and the median of the paired ratios, and the
 overhead per cell: the wall time from submit to result minus the task's own
 duration, and minus the direct run's wall time. Data are loaded on both sides
 before the pairs (loading is never timed in a study).
+
+The worker starts with this process's ``NUMBA_NUM_THREADS`` (set it in the
+environment to compare at another count): with fewer Numba threads than this
+process, the drop-in's per-call check of the data runs before the jit's first
+epoch instead of beside it on another core, which is a difference of the two
+processes' settings, not of the study (see docs/studies.md).
 """
 import argparse
 import json
@@ -36,16 +42,18 @@ def main(argv=None):
     from fastscratch.study import results, run
     from fastscratch.study.spec import Data
 
+    import numba
     data = Data(os.environ.get("FASTSCRATCH_MNIST_DIR"), args.train_rows, args.test_rows)
     cells = {name: Config(name) for name in args.implementations}
     env = {name: "1" for name in run.THREAD_VARIABLES}
+    env["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)  # the same on both sides
     t0 = time.perf_counter()
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, resources={run.RESOURCE: 1},
+            LocalCluster(n_workers=1, threads_per_worker=1, **run.NO_DASHBOARD, resources={run.RESOURCE: 1},
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         startup = time.perf_counter() - t0
-        arrays = run._prepared(data.dir, "float64", data.train_rows, data.test_rows)
-        client.submit(run._prepared, data.dir, "float64", data.train_rows, data.test_rows, pure=False).result()
+        arrays = run._prepared("mnist", data.dir, "float64", data.train_rows, data.test_rows)
+        client.submit(run._prepared, "mnist", data.dir, "float64", data.train_rows, data.test_rows, pure=False).result()
         for config in cells.values():  # warm both sides once (compilation, caches); not measured
             implementations.run(config, arrays)
             client.submit(run.run_cell, "warm", config, -1, results.versions(config.implementation), data,
@@ -65,8 +73,10 @@ def main(argv=None):
                 rows[name].append({"direct_s": direct.seconds_per_epoch[0], "study_s": record["seconds_per_epoch"][0],
                                    "direct_wall": direct_wall, "study_wall": study_wall,
                                    "task_seconds": record["task_seconds"], "load": load})
-    report = {"startup_s": startup, "pairs": args.pairs, "train_rows": args.train_rows, "rows": rows}
-    print(f"LocalCluster start: {startup:.2f} s; {args.pairs} pairs, {args.train_rows} training rows, "
+    report = {"startup_s": startup, "pairs": args.pairs, "train_rows": args.train_rows, "rows": rows,
+              "numba_num_threads": numba.config.NUMBA_NUM_THREADS, "cpus": os.cpu_count()}
+    print(f"LocalCluster start: {startup:.2f} s; NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS} on both sides, "
+          f"{os.cpu_count()} logical cores; {args.pairs} pairs, {args.train_rows} training rows, "
           f"load {min(r['load'] for v in rows.values() for r in v):.2f}-"
           f"{max(r['load'] for v in rows.values() for r in v):.2f}")
     for name, pairs in rows.items():

@@ -8,7 +8,8 @@ prepares a fresh session and warms it up (JAX compiles) in the untimed setup.
 
 Each peer's epoch loss must match the reference's: rtol 1e-9 in float64, 1e-4
 in float32 (against the float32 reference; the accumulation orders differ).
-Each peer is skipped when it is not installed (``make peers`` installs both).
+Each peer is skipped when it is not installed (``make peers`` installs both), and
+the GPU ones (``torch-cuda``, ``torch-graph``, ``jax-cuda``) where there is no GPU.
 Speed-ups are against the reference's epoch in the same run (group ``epoch``).
 PyTorch runs at two threads (``torch``) and, when benchmarking, also with one
 (``torch-1thread``), since intra-op threads can thrash on a busy 2-core machine.
@@ -23,7 +24,9 @@ from fastscratch.implementations import Config
 
 LOSS_RTOL = {"float64": 1e-9, "float32": 1e-4}
 ROUNDS = 3
-PEERS = {"torch": ("torch", os.cpu_count()), "torch-1thread": ("torch", 1), "jax": ("jax", 1)}
+#: benchmark name -> (implementation, CPU threads, device); the GPU ones are skipped where there is no GPU
+PEERS = {"torch": ("torch", os.cpu_count(), "cpu"), "torch-1thread": ("torch", 1, "cpu"), "jax": ("jax", 1, "cpu"),
+         "torch-cuda": ("torch", 1, "cuda"), "torch-graph": ("torch-graph", 1, "cuda"), "jax-cuda": ("jax", 1, "cuda")}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -32,7 +35,7 @@ def test_peer(benchmark, record, epoch_job, seed_reference_epoch, impl, dtype):
     benchmark.group = "peers"
     if benchmark.disabled and impl == "torch-1thread":
         pytest.skip("the one-thread PyTorch variant runs only with --benchmark-enable")
-    name, threads = PEERS[impl]
+    name, threads, device = PEERS[impl]
     try:
         runner = implementations.get(name)
     except ImportError as err:
@@ -40,7 +43,11 @@ def test_peer(benchmark, record, epoch_job, seed_reference_epoch, impl, dtype):
     if benchmark.disabled:
         threads = 1  # smoke run: no timing, and one thread cannot thrash on a busy machine
     config_name, *data = epoch_job(dtype)
-    config = Config(name, dtype, epochs=1, threads=threads)  # the other defaults are the seed's job
+    config = Config(name, dtype, epochs=1, threads=threads, device=device)  # the other defaults: the seed's job
+    try:
+        runner.device_facts(config)
+    except RuntimeError as err:
+        pytest.skip(str(err))
     weights = implementations.initial_weights(config)
     sessions, out = [], []
 

@@ -1,5 +1,6 @@
 """``fastscratch study run|report|compare``: the command line of comparison studies."""
 import argparse
+import shlex
 import sys
 
 from fastscratch.cli.options import EXIT_INTERRUPTED
@@ -11,7 +12,7 @@ EXIT_FAILED_CELLS = 1
 def add_study_parser(commands):
     """Add ``study`` and its subcommands to the ``commands`` of ``fastscratch``'s parser."""
     study = commands.add_parser(
-        "study", help="run, report and compare comparison studies (needs fastscratch[study])",
+        "study", help="run, report and compare comparison studies (needs Dask)",
         description="Comparison studies: a declared grid of implementations and settings run on Dask, "
                     "every timing checked against the reference, results kept in DIR/results.jsonl.")
     sub = study.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
@@ -27,7 +28,11 @@ def add_study_parser(commands):
                        help="run on this Dask scheduler (tcp://HOST:8786) instead of a local cluster")
     where.add_argument("--workers", type=_size, default=None, metavar="N",
                        help="local worker processes (default 1); more than one shares the machine's cores, "
-                            "for outcome studies only: their timings are marked shared")
+                            "for outcome studies only (timings marked shared), unless --cpus-per-worker pins them")
+    run.add_argument("--cpus-per-worker", type=_size, default=None, metavar="C",
+                     help="bind each of the --workers local worker processes to C CPUs of its own, so timed cells "
+                          "run side by side; a calibration cell, timed alone and with every worker busy, measures "
+                          "what the neighbours cost (in the report)")
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.set_defaults(run=_run, parser=run)
@@ -37,6 +42,11 @@ def add_study_parser(commands):
     report.set_defaults(run=_report, parser=report)
 
     compare = sub.add_parser("compare", help="ratio per cell of B against A; flag changes beyond the noise",
+                             description="Per cell both studies ran: its time in B against A, and its time "
+                                         "against the same study's reference cell (the speed-up), which a change "
+                                         "of the machine's load moves far less; a cell is flagged only when both "
+                                         "changed beyond --factor with p < --alpha. Cells of one study only are "
+                                         "listed.",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     compare.add_argument("a", metavar="DIR_A")
     compare.add_argument("b", metavar="DIR_B")
@@ -50,7 +60,8 @@ def _needs_extra():
     try:
         import distributed  # noqa: F401
     except ImportError:
-        print("fastscratch study needs Dask: pip install 'fastscratch[study]'", file=sys.stderr)
+        print(f"fastscratch study needs Dask: `{sys.executable} -m pip install 'dask[distributed]' threadpoolctl` "
+              "(in a clone of fastscratch: `pip install -e '.[study]'`)", file=sys.stderr)
         return False
     return True
 
@@ -61,58 +72,131 @@ def _run(args, parser):
         study = spec.load(args.spec)
     except spec.SpecError as err:
         parser.error(str(err))
+    if args.cpus_per_worker is not None and args.scheduler is not None:
+        parser.error("--cpus-per-worker pins the local workers: it does not combine with --scheduler")
     if not _needs_extra():
         return 2
     from rich.console import Console
     from fastscratch.study import results, run
-    console = Console(stderr=True)
-    display = _Display(None if args.quiet else console, study)
+    console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected
+    _say_missing(console, study, args.scheduler)
+    _say_no_gpu(console, study, args.scheduler)
+    skipped = []
+    display = _Display(console, study, skipped, live=not args.quiet)
     try:
         progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
-                           retry_failed=args.retry_failed, on_start=display.start, on_result=display.update)
+                           cpus_per_worker=args.cpus_per_worker, retry_failed=args.retry_failed,
+                           on_start=display.start, on_result=display.update,
+                           skipped=skipped)
+    except run.SchedulerLost as err:
+        display.stop()
+        _say(console, f"fastscratch study run: {err}. Every finished cell is in {args.out}/results.jsonl; once the "
+                      f"scheduler is back, resume with:\n  {_resume_command(args)}", style="red")
+        return EXIT_FAILED_CELLS
     except (run.ClusterError, results.BusyError, OSError, ValueError) as err:  # e.g. an unusable --out
         display.stop()
-        console.print(f"fastscratch study run: {err}", style="red")
+        _say(console, f"fastscratch study run: {err}", style="red")
         return EXIT_FAILED_CELLS
     except KeyboardInterrupt:
         display.stop()
-        console.print(f"interrupted: every finished cell is in {args.out}/results.jsonl; "
+        _say(console, f"interrupted: every finished cell is in {args.out}/results.jsonl; "
                       "run the same command again to resume", style="yellow")
         return EXIT_INTERRUPTED
     display.stop()
-    console.print(f"{progress.done} cell-repeats run ({progress.failed} failed), {progress.skipped} already in "
+    _say_skipped(console, skipped)
+    _say(console, f"{progress.done} cell-repeats run ({progress.failed} failed), {progress.skipped} already in "
                   f"{args.out}/results.jsonl")
-    return EXIT_FAILED_CELLS if progress.failed else 0
+    if progress.failed_in_file:
+        _say(console, f"{progress.failed_in_file} cell-repeats of this study are recorded as failed (their errors: "
+                      f"`fastscratch study report {args.out}`); once their cause is fixed, run them again with:\n"
+                      f"  {_resume_command(args, retry_failed=True)}", style="yellow")
+    return EXIT_FAILED_CELLS if progress.failed_in_file else 0
+
+
+def _say_missing(console, study, scheduler):
+    """Before running: which implementations of the study cannot be imported here, and how to install them."""
+    from fastscratch import implementations
+    absent = {}
+    for cell in study.cells:
+        for package in implementations.missing(cell.implementation):
+            absent.setdefault(package, set()).add(cell.implementation)
+    if not absent:
+        return
+    cells = sum(study.repeats for cell in study.cells
+                if any(cell.implementation in names for names in absent.values()))
+    where = ("the workers need them too" if scheduler else "")
+    _say(console, f"note: {', '.join(sorted(absent))} {'is' if len(absent) == 1 else 'are'} not installed here, so "
+                  f"the {cells} cell-repeats of {', '.join(sorted(set().union(*absent.values())))} will fail. Install "
+                  f"{'it' if len(absent) == 1 else 'them'} with {implementations.install_hint(sorted(absent))}"
+                  f"{'; ' + where if where else ''}, then run with --retry-failed.", style="yellow")
+
+
+def _say(console, text, style=None):
+    """Print ``text`` as it is: paths and hints such as ``'.[peers]'`` are not rich markup."""
+    console.print(text, style=style, markup=False, highlight=False)
+
+
+def _say_skipped(console, skipped):
+    for line in skipped:
+        _say(console, f"skipped {line}; its cell counts as not run", style="yellow")
+    skipped.clear()
+
+
+def _say_no_gpu(console, study, scheduler):
+    """Before running locally: the cuda cells that will fail for want of an NVIDIA driver on this machine."""
+    from fastscratch.implementations._device import nvidia_driver
+    cuda = sum(study.repeats for cell in study.cells if cell.device == "cuda")
+    if cuda and scheduler is None and nvidia_driver() is None:
+        _say(console, f"note: no NVIDIA GPU driver is loaded on this machine, so the {cuda} cell-repeats on device "
+                      "'cuda' will fail (each recorded with the reason); the others run.", style="yellow")
+
+
+def _resume_command(args, retry_failed=None):
+    words = ["fastscratch", "study", "run", args.spec, "--out", args.out]
+    if args.scheduler:
+        words += ["--scheduler", args.scheduler]
+    if args.workers:
+        words += ["--workers", str(args.workers)]
+    if args.cpus_per_worker:
+        words += ["--cpus-per-worker", str(args.cpus_per_worker)]
+    if args.retry_failed if retry_failed is None else retry_failed:
+        words.append("--retry-failed")
+    return shlex.join(words)
 
 
 class _Display:
-    """A live line: cells done / failed / remaining and the ETA; failures printed as they land."""
+    """A live line: cells ok / failed / still to run and the ETA; failures and skipped lines printed as they
+    come (even with ``live=False``, which only drops the live line)."""
 
-    def __init__(self, console, study):
-        self.console, self.study, self.live, self.task = console, study, None, None
+    def __init__(self, console, study, skipped, live=True):
+        self.console, self.study, self.skipped, self.show_live = console, study, skipped, live
+        self.live = self.task = None
 
     def start(self, progress):
-        if self.console is None:
+        _say_skipped(self.console, self.skipped)
+        if not self.show_live:
             return
+        from rich.markup import escape
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        self.live = Progress(TextColumn(f"[bold]{self.study.name}"), BarColumn(),
-                             TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+        self.live = Progress(TextColumn(f"[bold]{escape(self.study.name)}"), BarColumn(),
+                             TextColumn("{task.fields[counts]}", markup=False), TimeElapsedColumn(),
                              TextColumn("ETA {task.fields[eta]}"), console=self.console)
         self.task = self.live.add_task("", total=progress.total, counts=self._counts(progress), eta="?")
         self.live.start()
 
     @staticmethod
     def _counts(progress):
-        return (f"{progress.done} done, {progress.failed} failed, {progress.remaining} remaining"
+        return (f"{progress.done - progress.failed} ok, {progress.failed} failed, {progress.remaining} to run"
                 + (f" ({progress.skipped} from before)" if progress.skipped else ""))
 
     def update(self, record, progress):
+        if record["status"] != "ok":
+            _say(self.console, f"failed: {record['implementation']} on {record.get('device', 'cpu')} "
+                               f"{record.get('dataset', 'mnist')} {record['dtype']} "
+                               f"{'-'.join(map(str, record['hidden']))} batch {record['batch_size']} "
+                               f"seed {record['seed']} repeat {record['repeat']}: {record['error']}", style="red")
         if self.live is None:
             return
-        if record["status"] != "ok":
-            self.console.print(f"[red]failed[/] {record['implementation']} {record['dtype']} "
-                               f"{record['hidden']} batch {record['batch_size']} repeat {record['repeat']}: "
-                               f"{record['error']}")
         eta = progress.eta()
         self.live.update(self.task, completed=progress.done, counts=self._counts(progress),
                          eta="?" if eta is None else f"{int(eta // 60)}:{int(eta % 60):02d}")
@@ -120,16 +204,25 @@ class _Display:
     def stop(self):
         if self.live is not None:
             self.live.stop()
+            self.live = None
 
 
 def _report(args, parser):
     from fastscratch.study import report
+    skipped = []
     try:
-        path = report.write(args.dir)
+        path = report.write(args.dir, skipped)
     except (FileNotFoundError, ValueError) as err:
+        _print_skipped(skipped)
         parser.error(str(err))
+    _print_skipped(skipped)
     print(path)
     return 0
+
+
+def _print_skipped(skipped):
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
 
 
 def _compare(args, parser):
@@ -138,9 +231,13 @@ def _compare(args, parser):
         parser.error(f"--alpha must be between 0 and 1, got {args.alpha}")
     if not args.factor >= 1:
         parser.error(f"--factor must be >= 1, got {args.factor}")
+    skipped = []
     try:
-        rows = compare.compare(args.a, args.b, alpha=args.alpha, factor=args.factor)
+        rows = compare.compare(args.a, args.b, alpha=args.alpha, factor=args.factor, skipped=skipped)
     except (FileNotFoundError, ValueError) as err:
+        _print_skipped(skipped)
         parser.error(str(err))
+    _print_skipped(skipped)
+    print(f"A: {args.a}\nB: {args.b}")
     print(compare.format_table(rows, args.alpha, args.factor))
     return 0

@@ -13,28 +13,39 @@ the reference) adds ``max_rel_diff_vs_reference``: the largest relative
 difference of the loss of each of the first ``EQUIVALENCE_STEPS`` SGD steps from
 the reference's, on an untimed run from the same weights.
 
-``reference`` and ``jit`` need only fastscratch; ``torch`` and ``jax`` need the
-``peers`` extra (``pip install fastscratch[peers]``).
+``reference`` and ``jit`` need only fastscratch; ``torch`` and ``jax`` need
+PyTorch and JAX (``missing`` says which are absent, ``install_hint`` how to add them).
 """
 import dataclasses
 import importlib
+import importlib.util
+import sys
 import time
 
 import numpy as np
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
-#: name -> (module under fastscratch.implementations, pip extra that installs its dependency or None)
+#: name -> (module under fastscratch.implementations, the packages it needs beyond fastscratch's own, the devices
+#: it runs on)
 IMPLEMENTATIONS = {
-    "reference": ("reference", None),
-    "jit": ("jit", None),
-    "torch": ("torch", "peers"),
-    "jax": ("jax", "peers"),
+    "reference": ("reference", (), ("cpu",)),
+    "jit": ("jit", (), ("cpu",)),
+    "torch": ("torch", ("torch",), ("cpu", "cuda")),
+    "torch-graph": ("torch_graph", ("torch",), ("cuda",)),
+    "jax": ("jax", ("jax",), ("cpu", "cuda")),
 }
 DTYPES = ("float64", "float32")
+DEVICES = ("cpu", "cuda")
+#: the datasets of fastscratch.datasets a cell may train on (MNIST and its drop-in, same shapes)
+DATASETS = ("mnist", "fashion-mnist")
 NUM_INPUTS, NUM_OUTPUTS = 784, 10
 #: SGD steps compared with the reference, from the cell's starting weights (fewer when an epoch has fewer).
 EQUIVALENCE_STEPS = 50
+#: field -> (smallest, largest) value a runner accepts: NumPy's seeds are 32-bit, and the others are bounds
+#: past which a cell is a typo (60,000 rows a batch, 10,000 epochs, 1,024 threads, 65,536 units a layer).
+RANGES = {"batch_size": (1, 60000), "epochs": (1, 10000), "seed": (0, 2**32 - 1), "threads": (1, 1024),
+          "hidden": (1, 65536)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,18 +61,29 @@ class Config:
     epochs: int = 1
     seed: int = 42
     threads: int = 1
+    device: str = "cpu"
+    dataset: str = "mnist"
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "hidden", tuple(self.hidden))
         _choice("implementation", self.implementation, IMPLEMENTATIONS)
+        _choice("device", self.device, DEVICES)
+        _choice("dataset", self.dataset, DATASETS)
+        devices = IMPLEMENTATIONS[self.implementation][2]
+        if self.device not in devices:
+            raise ValueError(f"implementation {self.implementation!r} runs on {' or '.join(devices)} only, not on "
+                             f"device {self.device!r}")
         _choice("dtype", self.dtype, DTYPES)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, LOSSES)
-        for name in ("batch_size", "epochs", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden sizes must be >= 1, got {list(self.hidden)}")
+        for name, (low, high) in RANGES.items():
+            for value in self.hidden if name == "hidden" else (getattr(self, name),):
+                if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                    raise ValueError(f"{name} must be an integer, got {value!r}")
+                if not low <= value <= high:
+                    raise ValueError(f"{'hidden sizes' if name == 'hidden' else name} must be between {low} and "
+                                     f"{high}, got {list(self.hidden) if name == 'hidden' else value}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be finite and > 0, got {self.learning_rate}")
 
@@ -90,21 +112,35 @@ def get(name):
     """The runner module of implementation ``name``, imported now.
 
     A runner module has ``prepare(config, data, weights)``, returning a session
-    with ``warmup()`` (compile, load caches, touch the code paths; on copies of
-    the weights) and ``train(callback)`` (all ``config.epochs`` epochs from
-    ``weights``, calling ``callback(loss, accuracy)`` after each, evaluation
-    included), plus ``step_losses(config, data, weights, steps)``,
-    ``version()`` and ``NOTES``.
+    with ``warmup()`` (compile, load caches, touch the code paths, move the data
+    to the device; on copies of the weights, finished when it returns) and
+    ``train(callback)`` (all ``config.epochs`` epochs from ``weights``, calling
+    ``callback(loss, accuracy)`` after each, evaluation included, with the
+    device's work finished before each call), plus ``step_losses(config, data,
+    weights, steps)``, ``version()``, ``device_facts(config)`` (what the
+    framework says of the device a cell runs on) and ``NOTES``. A runner asked
+    for a device this machine does not have raises a RuntimeError saying so.
     """
     _choice("implementation", name, IMPLEMENTATIONS)
-    module, extra = IMPLEMENTATIONS[name]
+    module, packages, _ = IMPLEMENTATIONS[name]
     try:
         return importlib.import_module(f"{__name__}.{module}")
     except ImportError as err:
-        if extra is None:
+        if not packages:
             raise
-        raise ImportError(f"implementation {name!r} needs {err.name or 'a missing package'}: "
-                          f"pip install 'fastscratch[{extra}]'") from err
+        raise ImportError(f"implementation {name!r} needs {err.name or 'a missing package'}, which is not "
+                          f"installed: {install_hint(packages)}") from err
+
+
+def missing(name):
+    """The packages implementation ``name`` needs that this Python cannot find (without importing them)."""
+    return tuple(p for p in IMPLEMENTATIONS[name][1] if importlib.util.find_spec(p) is None)
+
+
+def install_hint(packages):
+    """How to install ``packages`` into the Python running now, from wherever the user is."""
+    return (f"`{sys.executable} -m pip install {' '.join(packages)}` (in a clone of fastscratch: `make peers`, "
+            "which installs PyTorch's CPU build and JAX)")
 
 
 def initial_weights(config):

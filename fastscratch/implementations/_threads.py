@@ -26,7 +26,7 @@ def pinned(threads):
             def counts():
                 facts = {"numba": numba.get_num_threads(), "numba_max": numba.config.NUMBA_NUM_THREADS,
                          "blas": {os.path.basename(p["filepath"]): p["num_threads"] for p in threadpool_info()}}
-                if "torch" in sys.modules:
+                if sys.modules.get("torch") is not None:  # None: an import of torch blocked or failed before
                     facts["torch"] = sys.modules["torch"].get_num_threads()
                 return facts
             yield counts

@@ -2,14 +2,18 @@
 
 Same objective as the ``torch`` runner (the gradient of the summed loss, the
 reported loss divided as the tutorial divides it). Compilation for the cell's
-shapes (``lower(...).compile()``) is the warm-up. XLA's CPU thread pool is
-fixed when JAX starts, so ``threads`` does not reach it.
+shapes (``lower(...).compile()``) is the warm-up. The arrays are committed to
+the cell's device, so the compiled epoch runs there: a ``cpu`` cell stays on
+the CPU on a machine whose default JAX device is a GPU. XLA's CPU thread pool
+is fixed when JAX starts, so ``threads`` does not reach it.
 """
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fastscratch.implementations._device import nvidia_driver
 
 jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 ones stay float32
 
@@ -18,8 +22,27 @@ ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "tanh": jnp.tanh}
 
 
 def version():
-    return {"jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", None) or jax.__version__,
-            "devices": str(jax.devices())}
+    return {"jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", None) or jax.__version__}
+
+
+def device(config):
+    """The JAX device of the cell (the first of its platform); a RuntimeError naming what is missing."""
+    try:
+        return jax.devices(config.device)[0]
+    except RuntimeError as err:
+        raise RuntimeError(f"device {config.device!r}: JAX {jax.__version__} has no {config.device} backend on "
+                           f"this machine ({err}); a GPU needs a CUDA build of jaxlib, e.g. "
+                           "`pip install 'jax[cuda12]'`") from None
+
+
+def device_facts(config):
+    """What JAX says of the cell's device: its kind (the GPU model) and platform version (CUDA), and the driver."""
+    where = device(config)
+    facts = {"device": config.device, "framework": f"jax {jax.__version__}", "name": where.device_kind}
+    if config.device == "cuda":
+        facts["platform_version"] = getattr(where.client, "platform_version", None)
+        facts["driver"] = nvidia_driver()
+    return facts
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,11 +79,13 @@ def epoch_function(activation, loss, learning_rate):
 
 
 def _arrays(config, data, weights, steps):
+    """(params, X batches, Y batches, X_test, y_test), committed to the cell's device."""
     X, Y, X_test, y_test = data
     n = config.batch_size
-    params = [tuple(jnp.asarray(a) for a in layer) for layer in weights]
-    return (params, jnp.asarray(X[:steps * n].reshape(steps, n, -1)), jnp.asarray(Y[:steps * n].reshape(steps, n, -1)),
-            jnp.asarray(X_test), jnp.asarray(y_test))
+    where = device(config)
+    params = [tuple(jax.device_put(a, where) for a in layer) for layer in weights]
+    return (params, *(jax.device_put(a, where) for a in (
+        X[:steps * n].reshape(steps, n, -1), Y[:steps * n].reshape(steps, n, -1), X_test, y_test)))
 
 
 class Session:
@@ -74,12 +99,13 @@ class Session:
     def warmup(self):
         self.epoch = epoch_function(self.config.activation, self.config.loss,
                                     self.config.learning_rate).lower(*self.args).compile()
+        jax.block_until_ready(self.args)
 
     def train(self, callback):
         params, rest = self.args[0], self.args[1:]
         for _ in range(self.config.epochs):
-            params, losses, correct = self.epoch(params, *rest)
-            callback(np.mean(np.asarray(losses, dtype=np.float64)), int(correct) / self.test_rows)  # blocks
+            params, losses, correct = jax.block_until_ready(self.epoch(params, *rest))
+            callback(np.mean(np.asarray(losses, dtype=np.float64)), int(correct) / self.test_rows)
 
 
 def prepare(config, data, weights):

@@ -17,3 +17,7 @@ def prepare(config, data, weights):
 
 def step_losses(config, data, weights, steps):
     return _network.step_losses(SimpleNetwork, config, data, weights, steps)
+
+
+def device_facts(config):
+    return {"device": "cpu"}

@@ -3,5 +3,5 @@
 ``spec`` reads and checks the TOML study, ``run`` executes its cells on a
 cluster (a ``LocalCluster`` by default), ``results`` owns the results file and
 the cells' keys, ``report`` and ``compare`` read it back, ``cli`` is
-``fastscratch study``. Needs the ``study`` extra (``pip install fastscratch[study]``).
+``fastscratch study``. Needs Dask (in a clone: ``pip install -e ".[study]"``).
 """

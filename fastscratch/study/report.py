@@ -14,9 +14,10 @@ import numpy as np
 
 from fastscratch.study import results
 
-SETTINGS = ("implementation", "dtype", "hidden", "batch_size", "activation", "loss", "learning_rate", "epochs",
-            "threads")
-IMPLEMENTATION_ORDER = {"reference": 0, "jit": 1, "torch": 2, "jax": 3}
+SETTINGS = ("implementation", "device", "dataset", "dtype", "hidden", "batch_size", "activation", "loss",
+            "learning_rate", "epochs", "threads")
+IMPLEMENTATION_ORDER = {"reference": 0, "jit": 1, "torch": 2, "torch-graph": 3, "jax": 4}
+MAX_CURVES = 16
 
 
 def machine_name(record):
@@ -47,25 +48,35 @@ def summarise(records):
                    accuracy_std=float(np.std(list(finals.values()))),
                    max_rel_diff=max(diffs) if diffs else None, equivalence_steps=runs[0].get("equivalence_steps"),
                    exclusive=all(r.get("exclusive", True) for r in runs),
+                   isolation=sorted({r.get("isolation") or "?" for r in runs}),
+                   device_name=_device_name(runs[0]),
                    load=float(np.median([r.get("loadavg_1min", np.nan) for r in runs])))
         medians[(machine, cell)] = median
         table[machine].append(row)
     for machine, rows in table.items():
         for row in rows:
-            ref = dict(cell_of(row, without=("seed",)), implementation="reference")
+            ref = dict(cell_of(row, without=("seed",)), implementation="reference", device="cpu")
             ref_median = medians.get((machine, tuple(ref.items())))
             row["speedup"] = ref_median / row["median"] if ref_median else None
-        rows.sort(key=lambda r: (r["dtype"], r["hidden"], r["batch_size"], r["activation"], r["loss"],
+        rows.sort(key=lambda r: (r["dataset"], r["dtype"], r["hidden"], r["batch_size"], r["activation"], r["loss"],
                                  r["learning_rate"], r["epochs"], r["threads"],
-                                 IMPLEMENTATION_ORDER.get(r["implementation"], 9)))
+                                 IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["device"]))
     return dict(table)
 
 
-def load(directory):
+def _device_name(record):
+    """The device a record ran on, as its framework named it: ``cpu`` or ``cuda (NVIDIA H200)``."""
+    name = (record.get("device_facts") or {}).get("name")
+    return record["device"] if record["device"] == "cpu" or not name else f"{record['device']} ({name})"
+
+
+def load(directory, skipped=None):
+    """The records of ``directory`` that reports read (this methodology, the newest series); ``skipped``: see
+    ``results.read``."""
     if not os.path.exists(os.path.join(directory, results.FILENAME)):
         raise FileNotFoundError(f"no {results.FILENAME} in {directory}: run `fastscratch study run SPEC --out "
                                 f"{directory}` first")
-    records = [r for r in results.latest(results.read(directory))
+    records = [r for r in results.latest(results.read(directory, skipped))
                if r.get("methodology") == results.METHODOLOGY_VERSION]
     if not records:
         raise ValueError(f"{directory}/{results.FILENAME} holds no cells of methodology {results.METHODOLOGY_VERSION}")
@@ -81,14 +92,38 @@ def newest_series(records):
     return [r for r in records if r.get("versions") == last[where(r)]]
 
 
-def _label(row, varying):
-    return " ".join(f"{row[k]}" if k in ("implementation", "dtype") else
-                    f"{'-'.join(map(str, row[k]))}" if k == "hidden" else f"{k.replace('_size', '')} {row[k]}"
-                    for k in varying)
+#: how a setting reads in a label: the implementation and dtype as they are, the others with their name
+_WORDS = {"device": str, "dataset": str, "hidden": lambda v: "hidden " + "-".join(map(str, v)),
+          "batch_size": lambda v: f"batch {v}",
+          "activation": str, "loss": lambda v: f"{v} loss", "learning_rate": lambda v: f"lr {v:g}",
+          "epochs": lambda v: f"{v} epoch{'s' if v != 1 else ''}", "seed": lambda v: f"seed {v}",
+          "threads": lambda v: f"{v} thread{'s' if v != 1 else ''}"}
+
+
+def varying(cells, keys=tuple(_WORDS)):
+    """The settings among ``keys`` whose values differ between the ``cells`` (dicts)."""
+    return [k for k in keys if len({_hashable(c.get(k)) for c in cells}) > 1]
+
+
+def describe(cell, keys):
+    """A readable label of ``cell``: its implementation and dtype, then the settings ``keys`` in words
+    (``jit float32, hidden 64-32, batch 30, seed 42``; a GPU cell says so: ``torch on cuda float32``)."""
+    where = f" on {cell['device']}" if cell.get("device", "cpu") != "cpu" and "device" not in keys else ""
+    return ", ".join([f"{cell['implementation']}{where} {cell['dtype']}"] + [_WORDS[k](cell[k]) for k in keys])
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _label(row, keys):
+    """``describe`` without what a chart's colour or title already says."""
+    return ", ".join([" ".join(row[k] for k in ("implementation", "dtype") if k in keys)] * any(
+        k in keys for k in ("implementation", "dtype")) + [_WORDS[k](row[k]) for k in keys if k in _WORDS])
 
 
 def _varying(rows, keys):
-    return [k for k in keys if len({r[k] for r in rows}) > 1]
+    return [k for k in keys if len({_hashable(r[k]) for r in rows}) > 1]
 
 
 def _number(x, digits=3):
@@ -99,46 +134,88 @@ def markdown(directory, records):
     ok = [r for r in records if r["status"] == "ok"]
     bad = [r for r in records if r["status"] != "ok"]
     table = summarise(ok)
-    lines = [f"# Study report: {os.path.basename(os.path.abspath(directory))}", "",
-             f"{len(records)} cell-repeats ({len(ok)} ok, {len(bad)} failed), methodology "
+    names = sorted({r["study"] for r in records if isinstance(r.get("study"), str)})
+    title = ", ".join(names) or os.path.basename(os.path.abspath(directory))
+    lines = [f"# Study report: {title}", "",
+             f"{len(records)} cell-repeats in `{directory}`: {len(ok)} ok, {len(bad)} failed; methodology "
              f"{results.METHODOLOGY_VERSION}. Seconds per epoch include each epoch's test-set evaluation and, "
              "for the first epoch, what the call sets up; the warm-up (compilation) is not in them. Speed-ups "
-             "are against the reference with the same settings and dtype on the same machine, in this study. "
+             "are against the reference (on the CPU) with the same settings, dataset and dtype on the same machine, "
+             "in this study. "
              "`max rel diff` is the largest relative difference of a step's loss from the reference's, over the "
-             "first `steps` SGD steps from the same weights.", ""]
+             "first `steps` SGD steps from the same weights. The final accuracy is the mean ± standard deviation "
+             "over the seeds.", ""]
     for machine, rows in table.items():
         versions = {f"{k} {v}" for r in ok if machine_name(r) == machine for k, v in r["versions"].items()}
-        loads = [r.get("loadavg_1min") for r in ok if machine_name(r) == machine]
-        lines += [f"## {machine}", "", f"Versions: {', '.join(sorted(versions))}. Load average (1 min) at the "
-                  f"cells' start: {min(loads):.2f}-{max(loads):.2f}."
+        loads = [r["loadavg_1min"] for r in ok if machine_name(r) == machine and r.get("loadavg_1min") is not None]
+        lines += [f"## {machine}", "", f"Versions: {', '.join(sorted(versions))}."
+                  + (f" Load average (1 min) at the cells' start: {min(loads):.2f}-{max(loads):.2f}." if loads else "")
                   + ("" if all(r["exclusive"] for r in rows) else
                      " **Several workers shared this machine: timings are not comparable.**")
+                  + _isolation_note([r for r in ok if machine_name(r) == machine])
                   + _trim_note([r for r in ok if machine_name(r) == machine]), "",
-                  "| implementation | dtype | hidden | batch | activation | loss | lr | epochs | threads | runs "
-                  "| median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy (seeds) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| implementation | device | dataset | dtype | hidden | batch | activation | loss | lr | epochs "
+                  "| threads | runs | median s/epoch | IQR | speed-up | max rel diff (steps) | final accuracy "
+                  "| seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             diff = "reference" if r["implementation"] == "reference" else \
                 f"{_number(r['max_rel_diff'], 2)} ({r['equivalence_steps']})"
             lines.append(
-                f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | {r['batch_size']} "
+                f"| {r['implementation']} | {r['device_name']} | {r['dataset']} | {r['dtype']} "
+                f"| {'-'.join(map(str, r['hidden']))} | {r['batch_size']} "
                 f"| {r['activation']} | {r['loss']} | {r['learning_rate']:g} | {r['epochs']} | {r['threads']} "
                 f"| {r['runs']} | {r['median']:.4g} | {r['iqr']:.2g} | "
                 f"{_speedup(r['speedup'])} "
-                f"| {diff} | {100 * r['accuracy_mean']:.2f}% ± {100 * r['accuracy_std']:.2f} ({r['seeds']}) |")
+                f"| {diff} | {100 * r['accuracy_mean']:.2f}% ± {100 * r['accuracy_std']:.2f} | {r['seeds']} |")
         lines.append("")
+    lines += _calibration(directory)
     if bad:
-        lines += ["## Failed cells", "", "| implementation | dtype | hidden | batch | seed | repeat | error |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["## Failed cells", "", "Identical errors are grouped; `fastscratch study run ... --retry-failed` "
+                  "runs these cells again.", "", "| error | cell-repeats | cells |", "|---|---|---|"]
+        groups = collections.defaultdict(list)
         for r in bad:
-            lines.append(f"| {r['implementation']} | {r['dtype']} | {'-'.join(map(str, r['hidden']))} | "
-                         f"{r['batch_size']} | {r['seed']} | {r['repeat']} | {r['error'].splitlines()[0][:200]} |")
+            groups[r["error"].splitlines()[0][:300] if r["error"] else "(no message)"].append(r)
+        keys = varying(bad)
+        for error, rs in sorted(groups.items(), key=lambda item: -len(item[1])):
+            cells = sorted({describe(r, keys) for r in rs})
+            shown = "; ".join(cells[:6]) + (f"; and {len(cells) - 6} more" if len(cells) > 6 else "")
+            lines.append(f"| {error.replace('|', '/')} | {len(rs)} | {shown} |")
         lines.append("")
     if _has_speedups(table):
         lines += ["![speed-ups](speedups.png)", ""]
     if _has_curves(records):
         lines += ["![loss and accuracy](curves.png)", ""]
     return "\n".join(lines), table
+
+
+def _isolation_note(records):
+    counts = collections.Counter(r.get("isolation") or "not recorded" for r in records)
+    return " Cells ran " + ", ".join(f"{how} ({n})" for how, n in sorted(counts.items())) + "."
+
+
+def _calibration(directory):
+    """The report's lines on the calibrations of pinned runs (``run.CALIBRATION``), newest first."""
+    import json
+    path = os.path.join(directory, "calibration.jsonl")
+    if not os.path.exists(path):
+        return []
+    found = []
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                c = json.loads(line)
+                found.append(f"| {c['when']} | {c['workers']} | {len(c['cpus'][0] or [])} | {c['alone']:.4g} | "
+                             f"{', '.join(format(x, '.4g') for x in c['busy'])} | {c['ratio']:.2f} |")
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue  # a cut-off or foreign line: the calibration is a note, not a result
+    if not found:
+        return []
+    return ["## Calibration of pinned workers", "",
+            "The seed job's `jit` cell (1 epoch, float64), timed on one worker alone, then on every worker at "
+            "once: the ratio (median busy / alone) is what the neighbours cost a timed cell on its own CPUs.", "",
+            "| when | workers | CPUs each | alone s/epoch | busy s/epoch | ratio |", "|---|---|---|---|---|---|",
+            *reversed(found), ""]
 
 
 def _trim_note(records):
@@ -166,10 +243,11 @@ def speedup_chart(table, path):
                for m in machines]
     fig, axes = plt.subplots(len(machines), 1, figsize=(8, 1.2 + 0.32 * sum(heights) + 0.6 * len(machines)),
                              squeeze=False, gridspec_kw={"height_ratios": heights})
-    colours = {"jit": "tab:blue", "torch": "tab:orange", "jax": "tab:green"}
+    colours = {"jit": "tab:blue", "torch": "tab:orange", "torch-graph": "tab:red", "jax": "tab:green"}
     for ax, machine in zip(axes[:, 0], machines):
         rows = [r for r in table[machine] if r["speedup"] is not None and r["implementation"] != "reference"]
-        varying = _varying(table[machine], ("implementation", "dtype", "hidden", "batch_size", "activation",
+        varying = _varying(table[machine], ("implementation", "dtype", "device", "dataset", "hidden", "batch_size",
+                                            "activation",
                                             "loss", "threads")) or ["implementation"]
         if "implementation" not in varying:
             varying.insert(0, "implementation")
@@ -179,7 +257,7 @@ def speedup_chart(table, path):
             ax.text(r["speedup"], yi, f" {r['speedup']:.2f}x", va="center", fontsize=8)
         ax.set_yticks(y, [_label(r, varying) for r in rows], fontsize=8)
         ax.axvline(1, color="black", lw=0.8)
-        ax.set_xlabel("speed-up vs the reference (median s/epoch, same settings and dtype)")
+        ax.set_xlabel("speed-up vs the reference on the CPU (median s/epoch, same settings, dataset and dtype)")
         ax.set_title(f"{machine}, load {min(r['load'] for r in table[machine]):.1f}-"
                      f"{max(r['load'] for r in table[machine]):.1f} (median per cell)", fontsize=9)
         ax.set_xlim(0, max([r["speedup"] for r in rows] + [1]) * 1.18)
@@ -200,35 +278,44 @@ def curves_chart(records, path):
     groups = collections.defaultdict(dict)
     for r in sorted((r for r in records if r["status"] == "ok" and r["repeat"] == 0),
                     key=lambda r: (-IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["dtype"] != "float32")):
-        groups[cell_of(r, without=("seed", "threads", "implementation", "dtype"))][r["seed"]] = r  # best last
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(14, 4.4))
+        groups[cell_of(r, without=("seed", "threads", "implementation", "dtype", "device"))][r["seed"]] = r  # best last
+    shown = sorted(groups.items(), key=str)[:MAX_CURVES]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.4 + 0.22 * ((len(shown) + 1) // 2)))
     rows = [dict(cell) for cell in groups]
-    varying = _varying(rows, ("hidden", "batch_size", "activation", "loss", "learning_rate"))
-    for cell, by_seed in sorted(groups.items(), key=str)[:16]:
+    keys = _varying(rows, ("dataset", "hidden", "batch_size", "activation", "loss", "learning_rate"))
+    styles = ["-", "--", ":", "-."]
+    for i, (cell, by_seed) in enumerate(shown):
         row = dict(cell)
         for ax, field in ((ax_loss, "losses"), (ax_acc, "accuracies")):
             curves = np.array([by_seed[s][field] for s in sorted(by_seed)], dtype=float)
             epochs = np.arange(1, curves.shape[1] + 1)
             scale = 100 if field == "accuracies" else 1
-            line, = ax.plot(epochs, scale * curves.mean(axis=0), marker="o" if len(epochs) < 12 else None,
-                            label=f"{_label(row, varying) or 'the study'} ({len(by_seed)} seeds)")
+            # line styles and markers that differ as well as the colours: curves that coincide stay visible
+            line, = ax.plot(epochs, scale * curves.mean(axis=0), linestyle=styles[i % len(styles)],
+                            marker="os^vDx<>"[i % 8] if len(epochs) < 12 else None, markersize=4, alpha=0.85,
+                            label=f"{_label(row, keys) or 'the study'} ({len(by_seed)} seed"
+                                  f"{'s' if len(by_seed) != 1 else ''})")
             if len(by_seed) > 1:
                 ax.fill_between(epochs, scale * curves.min(axis=0), scale * curves.max(axis=0),
-                                color=line.get_color(), alpha=0.2)
+                                color=line.get_color(), alpha=0.15)
     ax_loss.xaxis.get_major_locator().set_params(integer=True)
     ax_acc.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.set(xlabel="epoch", ylabel="training loss (mean over batches)", title="loss: mean over seeds, band min-max")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy: mean over seeds, band min-max")
     ax_loss.set_yscale("log")
-    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
-    fig.tight_layout()
+    handles, labels = ax_loss.get_legend_handles_labels()
+    more = f" (first {MAX_CURVES} of {len(groups)} settings)" if len(groups) > MAX_CURVES else ""
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False,
+               title=f"settings{more}", title_fontsize=8, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.05 + 0.04 * ((len(shown) + 1) // 2), 1, 1))
     _save(fig, path)
 
 
-def write(directory):
-    """Write the report and its charts into ``directory``; return the report's path."""
+def write(directory, skipped=None):
+    """Write the report and its charts into ``directory``; return the report's path (``skipped``: see
+    ``results.read``)."""
     from fastscratch._files import write_text
-    records = load(directory)
+    records = load(directory, skipped)
     text, table = markdown(directory, records)
     for name, wanted, draw in (("speedups.png", _has_speedups(table), lambda p: speedup_chart(table, p)),
                                ("curves.png", _has_curves(records), lambda p: curves_chart(records, p))):
@@ -238,7 +325,7 @@ def write(directory):
         elif os.path.exists(path):
             os.unlink(path)  # a chart of an earlier report that no longer applies
     path = os.path.join(directory, "report.md")
-    write_text(path, text)
+    write_text(path, text.rstrip("\n") + "\n")
     return path
 
 

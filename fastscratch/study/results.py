@@ -22,11 +22,13 @@ except ImportError:  # not POSIX: no lock, one writer is the user's to ensure
 
 #: Bump when what a cell measures or how changes (warm-up, what an epoch's seconds include, the checks).
 #: 2: the jit warm-up trains a whole epoch on the cell's data, so its index is kept before the timing.
-METHODOLOGY_VERSION = 2
+#: 3: cells have a device and a dataset; GPU timings synchronise before each clock read; lines say their isolation.
+METHODOLOGY_VERSION = 3
 FILENAME = "results.jsonl"
 #: implementation -> distributions whose versions are part of its cells' keys
 DISTRIBUTIONS = {"reference": ("fastscratch", "numpy"), "jit": ("fastscratch", "numpy", "numba"),
-                 "torch": ("fastscratch", "numpy", "torch"), "jax": ("fastscratch", "numpy", "jax", "jaxlib")}
+                 "torch": ("fastscratch", "numpy", "torch"), "torch-graph": ("fastscratch", "numpy", "torch"),
+                 "jax": ("fastscratch", "numpy", "jax", "jaxlib")}
 
 
 def versions(implementation):
@@ -47,8 +49,16 @@ def cell_key(config, data, repeat, versions_):
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def read(directory):
-    """Every complete line of ``directory``'s results, in file order (a cut-off last line is left out)."""
+def read(directory, skipped=None):
+    """Every complete, well-formed record of ``directory``'s results, in file order.
+
+    A cut-off last line is left out (a crash between write and newline: that
+    cell was not finished). A complete line that is not a record this code can
+    use (not UTF-8 JSON, not an object, a field missing or of the wrong type)
+    is skipped too, and described as ``"PATH:LINE: why"`` in the list
+    ``skipped`` when one is given: its cell counts as not run, so the next
+    ``study run`` runs it again.
+    """
     path = os.path.join(directory, FILENAME)
     if not os.path.exists(path):
         return []
@@ -56,12 +66,73 @@ def read(directory):
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
-                break  # a crash between write and the newline: that cell was not finished
+                break
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not a JSON line ({err})") from err
+                record = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text"
+            except ValueError as err:
+                problem = f"not a JSON line ({err})"
+            else:
+                problem = _problem(record)
+            if problem is None:
+                records.append(record)
+            elif skipped is not None:
+                skipped.append(f"{path}:{number}: {problem}")
     return records
+
+
+_NUMBER = (int, float)
+#: field -> its type(s), for every record; then those of ``ok`` and of ``failed`` records of this methodology
+_ALWAYS = {"key": str, "status": str}
+_CELL = {"implementation": str, "dtype": str, "hidden": list, "batch_size": int, "activation": str, "loss": str,
+         "learning_rate": _NUMBER, "epochs": int, "seed": int, "threads": int, "device": str, "dataset": str,
+         "repeat": int}
+_OK = {**_CELL, "seconds_per_epoch": list, "losses": list, "accuracies": list, "versions": dict, "machine": dict}
+_FAILED = {**_CELL, "error": str}
+_OPTIONAL = {"loadavg_1min": _NUMBER, "exclusive": bool, "max_rel_diff_vs_reference": _NUMBER,
+             "equivalence_steps": int, "environ": dict, "versions": dict, "machine": dict, "study": str,
+             "isolation": str, "device_facts": dict, "cpus": list}
+
+
+def _problem(record):
+    """Why ``record`` is not one this code can read, or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    for name, kind in _ALWAYS.items():
+        if not _is(record.get(name), kind):
+            return f"no {name!r} field" if name not in record else f"{name!r} is {record[name]!r}, not a string"
+    if record["status"] not in ("ok", "failed"):
+        return f"status {record['status']!r} is neither 'ok' nor 'failed'"
+    fields = {}
+    if record.get("methodology") == METHODOLOGY_VERSION:  # older methodologies are counted, never read further
+        fields.update(_OK if record.get("status") == "ok" else _FAILED)
+    for name, kind in fields.items():
+        if name not in record:
+            return f"no {name!r} field"
+        if not _is(record[name], kind):
+            return f"{name!r} is {record[name]!r}, not {_kind_name(kind)}"
+    for name, kind in _OPTIONAL.items():
+        if record.get(name) is not None and not _is(record[name], kind):
+            return f"{name!r} is {record[name]!r}, not {_kind_name(kind)}"
+    if "hidden" in fields and not all(_is(h, int) for h in record["hidden"]):
+        return f"'hidden' is {record['hidden']!r}, not a list of integers"
+    if record["status"] == "ok" and "seconds_per_epoch" in fields:
+        for name in ("seconds_per_epoch", "losses", "accuracies"):
+            if not all(_is(x, _NUMBER) for x in record[name]):
+                return f"{name!r} holds something other than numbers"
+        if not record["seconds_per_epoch"] or len(record["losses"]) != len(record["seconds_per_epoch"]):
+            return "'seconds_per_epoch' is empty or its length differs from 'losses'"
+    return None
+
+
+def _is(value, kind):
+    return isinstance(value, kind) and not isinstance(value, bool) if kind is not bool else isinstance(value, bool)
+
+
+def _kind_name(kind):
+    return {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "true or false",
+            _NUMBER: "a number"}[kind]
 
 
 def latest(records):
@@ -80,7 +151,7 @@ class Writer:
     would each run the cells the other is running and record them twice.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, skipped=None):
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, FILENAME)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
@@ -92,7 +163,7 @@ class Writer:
                 raise BusyError(f"another `fastscratch study run` is writing {self.path}; wait for it to "
                                 f"finish (or stop it), or choose another --out") from None
         self._drop_partial_line()
-        self.records = read(directory)
+        self.records = read(directory, skipped)
 
     def _drop_partial_line(self):
         size = os.fstat(self.fd).st_size

@@ -2,17 +2,20 @@
 
 Every axis of ``[grid]`` is a list of values (a scalar is one value; for
 ``hidden`` a list of ints is one value) and the cells are their cartesian
-product. Everything is checked before anything runs: an unknown key, an
+product. Several grids (``[[grid]]`` tables) give the union of their cells,
+for studies whose axes do not all combine (GPU-only and CPU-only
+implementations). Everything is checked before anything runs: an unknown key, an
 unknown implementation, a wrong type or a grid of zero cells is a
 :class:`SpecError` naming the key and what is allowed.
 """
 import dataclasses
 import itertools
+import math
 import os
 import sys
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
-from fastscratch.implementations import DTYPES, IMPLEMENTATIONS, Config
+from fastscratch.implementations import DATASETS, DEVICES, DTYPES, IMPLEMENTATIONS, RANGES, Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,10 +34,16 @@ AXES = {
     "epochs": (int, None, 1),
     "seed": (int, None, 42),
     "threads": (int, None, 1),
+    "device": (str, list(DEVICES), "cpu"),
+    "dataset": (str, list(DATASETS), "mnist"),
 }
 TOP = {"repeats": int, "order_seed": int, "data": dict, "grid": dict}
 DATA = {"dir": str, "train_rows": int, "test_rows": int}
 MNIST_ROWS = {"train_rows": 60000, "test_rows": 10000}
+#: A study larger than this is a typo, not a plan (and its check alone would take seconds): refused.
+MAX_CELLS = 10000
+MAX_REPEATS = 1000
+MAX_CELL_REPEATS = 100000
 
 
 class SpecError(ValueError):
@@ -49,8 +58,9 @@ class Data:
     test_rows: int = 10000
 
     def identity(self):
-        """What the cells' keys depend on (not the directory: load_mnist checks the files' digests)."""
-        return {"dataset": "mnist", "train_rows": self.train_rows, "test_rows": self.test_rows}
+        """What the cells' keys depend on besides the cell's ``dataset`` (not the directory: the loader checks
+        the files' digests)."""
+        return {"train_rows": self.train_rows, "test_rows": self.test_rows}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,36 +100,58 @@ def parse(raw, name, source="<spec>"):
     _known(raw, TOP, "", fail)
     repeats = _value(raw.get("repeats", 3), int, "repeats", fail)
     order_seed = _value(raw.get("order_seed", 0), int, "order_seed", fail)
-    if repeats < 1:
-        fail(f"repeats must be >= 1, got {repeats}")
+    if not 1 <= repeats <= MAX_REPEATS:
+        fail(f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
+    if not 0 <= order_seed <= 2**32 - 1:
+        fail(f"order_seed must be between 0 and {2**32 - 1}, got {order_seed}")
     data_raw = raw.get("data", {})
     _table(data_raw, "data", fail)
     _known(data_raw, DATA, "data.", fail)
     data = Data(dir=_value(data_raw["dir"], str, "data.dir", fail) if "dir" in data_raw else None,
                 **{k: _rows(data_raw, k, fail) for k in MNIST_ROWS})
-    grid = raw.get("grid")
-    if grid is None:
+    grids = raw.get("grid")
+    if grids is None:
         fail("missing [grid] table (at least: implementation = [...])")
+    if isinstance(grids, list) and grids and all(isinstance(g, dict) for g in grids):
+        cells = [cell for i, grid in enumerate(grids, 1)
+                 for cell in _cells(grid, f"grid (table {i} of {len(grids)})", repeats, fail)]
+    else:
+        cells = _cells(grids, "grid", repeats, fail)
+    cells = list(dict.fromkeys(cells))
+    if len(cells) > MAX_CELLS or len(cells) * repeats > MAX_CELL_REPEATS:
+        fail(f"the grids have {len(cells):,} cells x {repeats:,} repeats; a study may have at most {MAX_CELLS:,} "
+             f"cells and {MAX_CELL_REPEATS:,} cell-repeats: split it into several studies")
+    too_big = [c.batch_size for c in cells if c.batch_size > data.train_rows]
+    if too_big:
+        fail(f"grid.batch_size {max(too_big)} is larger than data.train_rows = {data.train_rows}")
+    return Study(name, repeats, data, tuple(cells), order_seed)
+
+
+def _cells(grid, where, repeats, fail):
+    """The cells of one ``[grid]`` table, in grid order; ``where`` names the table in errors."""
     _table(grid, "grid", fail)
     _known(grid, AXES, "grid.", fail)
     if "implementation" not in grid:
-        fail(f"grid.implementation is required; allowed: {', '.join(AXES['implementation'][1])}")
+        fail(f"{where}: grid.implementation is required; allowed: {', '.join(AXES['implementation'][1])}")
     axes = {axis: _axis(grid.get(axis, [default]), axis, kind, allowed, fail)
             for axis, (kind, allowed, default) in AXES.items()}
     empty = [axis for axis, values in axes.items() if not values]
     if empty:
         fail(f"the grid has zero cells: {', '.join('grid.' + a for a in empty)} "
              f"{'is an empty list' if len(empty) == 1 else 'are empty lists'}")
+    size = math.prod(len(values) for values in axes.values())
+    if size > MAX_CELLS or size * repeats > MAX_CELL_REPEATS:
+        fail(f"the grid has {size:,} cells x {repeats:,} repeats = {size * repeats:,} cell-repeats; a study may have "
+             f"at most {MAX_CELLS:,} cells and {MAX_CELL_REPEATS:,} cell-repeats: split it into several studies")
     cells = []
     for values in itertools.product(*axes.values()):
+        cell = dict(zip(axes, values))
         try:
-            cells.append(Config(**dict(zip(axes, values))))
+            cells.append(Config(**cell))
         except ValueError as err:
-            fail(f"grid: {err}")
-    too_big = [c.batch_size for c in cells if c.batch_size > data.train_rows]
-    if too_big:
-        fail(f"grid.batch_size {max(too_big)} is larger than data.train_rows = {data.train_rows}")
-    return Study(name, repeats, data, tuple(dict.fromkeys(cells)), order_seed)
+            named = ", ".join(f"{k} = {cell[k]!r}" for k in ("implementation", "device", "dtype", "dataset"))
+            fail(f"{where}: the cell {named}: {err}")
+    return cells
 
 
 def _known(table, allowed, prefix, fail):
@@ -162,7 +194,15 @@ def _axis(values, axis, kind, allowed, fail):
                 for v in values):
             fail(f"{key} must be a list of layer sizes ([64, 32]) or a list of them ([[64, 32], [256, 128]]), "
                  f"got {values!r}")
-        return [tuple(v) for v in values]
-    if not isinstance(values, list):
-        values = [values]
-    return [_value(v, kind, key, fail, allowed) for v in values]
+        values = [tuple(v) for v in values]
+    else:
+        if not isinstance(values, list):
+            values = [values]
+        values = [_value(v, kind, key, fail, allowed) for v in values]
+    if axis in RANGES:
+        low, high = RANGES[axis]
+        for value in values:
+            if not all(low <= v <= high for v in (value if axis == "hidden" else (value,))):
+                fail(f"{key} must be between {low} and {high}{' (each layer size)' if axis == 'hidden' else ''}, "
+                     f"got {list(value) if axis == 'hidden' else value}")
+    return values

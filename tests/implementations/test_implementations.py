@@ -9,7 +9,8 @@ from fastscratch import implementations
 from fastscratch.implementations import Config
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}  # float32: the peers sum in other orders
-PEERS = ["jit", "torch", "jax"]
+#: (implementation, device); the GPU ones are skipped where this machine has no GPU, never imitated
+PEERS = [("jit", "cpu"), ("torch", "cpu"), ("jax", "cpu"), ("torch", "cuda"), ("torch-graph", "cuda"), ("jax", "cuda")]
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +27,19 @@ def mnist_subsets(mnist_raw):
     return get
 
 
-def available(name):
+def available(name, device="cpu"):
+    """Skip unless ``name`` is installed and this machine has ``device``."""
     try:
-        implementations.get(name)
+        runner = implementations.get(name)
     except ImportError as err:
         pytest.skip(str(err))
+    try:
+        runner.device_facts(Config(name, device=device))
+    except RuntimeError as err:
+        pytest.skip(f"no {device} here: {err}")
 
 
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name, device", PEERS)
 @pytest.mark.parametrize("hidden, batch, activation, loss, dtype", [
     ((64, 32), 30, "sigmoid", "l2", "float64"),
     ((64, 32), 30, "sigmoid", "l2", "float32"),
@@ -41,14 +47,14 @@ def available(name):
     ((9, 5, 3), 40, "sigmoid", "cross_entropy", "float64"),
     ((33, 12), 1, "relu", "l2", "float64"),
 ])
-def test_matches_reference(mnist_subsets, name, dtype, hidden, batch, activation, loss):
-    available(name)
+def test_matches_reference(mnist_subsets, name, device, dtype, hidden, batch, activation, loss):
+    available(name, device)
     data = mnist_subsets(dtype)
     if batch == 1:
         data = tuple(a[:150] for a in data)
     cell = dict(dtype=dtype, hidden=hidden, batch_size=batch, activation=activation, loss=loss,
                 learning_rate=1e-3 if activation != "relu" else 1e-4, epochs=2, seed=7)
-    ours = implementations.run(Config(name, **cell), data)
+    ours = implementations.run(Config(name, device=device, **cell), data)
     ref = implementations.run(Config("reference", **cell), data)
     np.testing.assert_allclose(ours.losses, ref.losses, rtol=RTOL[dtype])
     np.testing.assert_allclose(ours.accuracies, ref.accuracies, atol=1 / len(data[2]) + 1e-12)
@@ -82,12 +88,16 @@ def test_same_start_for_every_implementation():
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("implementation", "numpy", "allowed: jax, jit, reference, torch"),
+    ("implementation", "numpy", "allowed: jax, jit, reference, torch, torch-graph"),
+    ("device", "tpu", "unknown device 'tpu'; allowed: cpu, cuda"),
+    ("dataset", "cifar", "allowed: fashion-mnist, mnist"),
     ("dtype", "float16", "allowed: float32, float64"),
     ("activation", "gelu", "allowed: relu, sigmoid, tanh"),
     ("loss", "hinge", "allowed: cross_entropy, l2"),
-    ("batch_size", 0, "batch_size must be >= 1"),
-    ("hidden", (4, 0), "hidden sizes must be >= 1"),
+    ("batch_size", 0, "batch_size must be between 1 and 60000, got 0"),
+    ("seed", 2**32, "seed must be between 0 and 4294967295"),
+    ("epochs", 2.0, "epochs must be an integer"),
+    ("hidden", (4, 0), r"hidden sizes must be between 1 and 65536, got \[4, 0\]"),
     ("learning_rate", float("nan"), "learning_rate must be finite"),
 ])
 def test_bad_config(field, value, words):
@@ -115,11 +125,21 @@ def test_missing_peer_names_the_extra():
             "from fastscratch import implementations\n"
             "try:\n    implementations.get('torch')\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "implementation 'torch' needs torch: pip install 'fastscratch[peers]'" in out
+    assert f"implementation 'torch' needs torch, which is not installed: `{sys.executable} -m pip install torch`" in out
+    assert "make peers" in out
+
+
+def test_missing_says_what_is_absent_without_importing_it():
+    assert implementations.missing("jit") == ()
+    code = ("import sys; sys.modules['torch'] = None\nfrom fastscratch import implementations\n"
+            "print(implementations.missing('torch'), 'torch' in sys.modules and sys.modules['torch'] is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "('torch',)"
 
 
 def test_unknown_name():
-    with pytest.raises(ValueError, match="unknown implementation 'tf'; allowed: jax, jit, reference, torch"):
+    with pytest.raises(ValueError, match="unknown implementation 'tf'; allowed: jax, jit, reference, torch, "
+                                         "torch-graph"):
         implementations.get("tf")
 
 
@@ -136,3 +156,46 @@ def test_jit_warmup_prepares_the_data_as_the_peers_do(mnist_subsets, monkeypatch
     monkeypatch.setattr(plan, "batch_columns", lambda *a: pytest.fail("batch columns rebuilt"))
     session.train(lambda loss, accuracy: None)
     assert set(indexed) <= {1}  # single rows only: the last test row the evaluation leaves on the layers
+
+
+@pytest.mark.parametrize("name, device, words", [
+    ("jit", "cuda", "implementation 'jit' runs on cpu only, not on device 'cuda'"),
+    ("reference", "cuda", "implementation 'reference' runs on cpu only"),
+    ("torch-graph", "cpu", "implementation 'torch-graph' runs on cuda only, not on device 'cpu'"),
+])
+def test_devices_an_implementation_refuses(name, device, words):
+    with pytest.raises(ValueError, match=words):
+        Config(name, device=device)
+
+
+@pytest.mark.parametrize("name", ["torch", "torch-graph", "jax"])
+def test_a_gpu_cell_without_a_gpu_is_a_clear_error(mnist_subsets, name):
+    try:
+        runner = implementations.get(name)
+    except ImportError as err:
+        pytest.skip(str(err))
+    config = Config(name, device="cuda", hidden=(6,))
+    try:
+        runner.device_facts(config)
+    except RuntimeError:
+        pass
+    else:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="device 'cuda': (PyTorch .* sees no CUDA GPU|JAX .* has no cuda backend)"):
+        implementations.run(config, mnist_subsets("float64"))
+
+
+def test_jax_on_cpu_stays_on_the_cpu(mnist_subsets):
+    """The arrays of a `cpu` cell are committed to JAX's CPU device, whatever JAX's default device is."""
+    available("jax")
+    jax = implementations.get("jax")
+    config = Config("jax", hidden=(6,))
+    session = jax.prepare(config, mnist_subsets("float64"), implementations.initial_weights(config))
+    leaves = [a for layer in session.args[0] for a in layer] + list(session.args[1:])
+    assert {d.platform for a in leaves for d in a.devices()} == {"cpu"}
+    assert jax.device_facts(config)["device"] == "cpu"
+
+
+def test_device_facts_of_the_cpu():
+    for name in ("reference", "jit"):
+        assert implementations.get(name).device_facts(Config(name)) == {"device": "cpu"}

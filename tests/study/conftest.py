@@ -11,9 +11,9 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def cluster():
     import dask
-    from fastscratch.study.run import RESOURCE, THREAD_VARIABLES, environ_kept
+    from fastscratch.study.run import NO_DASHBOARD, RESOURCE, THREAD_VARIABLES, environ_kept
     with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": {v: "1" for v in THREAD_VARIABLES}}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, **NO_DASHBOARD,
                                      resources={RESOURCE: 1}, silence_logs=logging.ERROR) as cluster:
         yield cluster
 

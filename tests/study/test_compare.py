@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from fastscratch.implementations import Config
 from fastscratch.study import compare, results
 
 
@@ -29,17 +30,17 @@ def test_smallest_exact_p_is_two_over_the_number_of_splits():
     assert compare.mann_whitney_p([1, 2, 3], [1, 2, 3]) == 1.0
 
 
-def study_dir(path, seconds_by_cell, versions=None):
-    """A results directory with one ok line per (cell, repeat) and these seconds per epoch."""
+def study_dir(path, seconds_by_cell, versions=None, load=1.0):
+    """A results directory with one ok line per (cell, repeat) and these seconds per epoch; a cell is an
+    implementation name, or (name, seed)."""
     with results.Writer(path) as writer:
-        for implementation, seconds in seconds_by_cell.items():
+        for cell, seconds in seconds_by_cell.items():
+            implementation, seed = cell if isinstance(cell, tuple) else (cell, 1)
             for repeat, s in enumerate(seconds):
-                writer.append({"key": f"{implementation}-{repeat}-{s}-{versions}", "versions": versions,
-                               "status": "ok", "implementation": implementation,
-                               "dtype": "float64", "hidden": [8], "batch_size": 30, "activation": "sigmoid",
-                               "loss": "l2", "learning_rate": 1e-3, "epochs": 1, "seed": 1, "threads": 1,
+                writer.append({"key": f"{implementation}-{seed}-{repeat}-{s}-{versions}", "versions": versions or {},
+                               "status": "ok", **Config(implementation, hidden=(8,), seed=seed).asdict(),
                                "repeat": repeat, "seconds_per_epoch": [s], "losses": [1.0], "accuracies": [0.5],
-                               "methodology": results.METHODOLOGY_VERSION,
+                               "methodology": results.METHODOLOGY_VERSION, "loadavg_1min": load,
                                "machine": {"hostname": "h", "cpu": "c", "logical_cores": 2}})
     return path
 
@@ -48,17 +49,47 @@ def test_flags_only_changes_beyond_factor_and_noise(tmp_path, rng):
     base = {name: list(1 + 0.02 * rng.random(5)) for name in ("reference", "jit", "torch", "jax")}
     a = study_dir(tmp_path / "a", base)
     b = study_dir(tmp_path / "b", {
-        "reference": [x * 1.5 for x in base["reference"]],       # slower, clearly
-        "jit": [x / 1.5 for x in base["jit"]],                   # faster, clearly
+        "reference": base["reference"],                          # the yardstick, unchanged
+        "jit": [x * 1.5 for x in base["jit"]],                   # slower, clearly
         "torch": [x * 1.05 for x in base["torch"]],              # within the factor
         "jax": [1.0, 1.0, 2.5, 2.5, 1.0],                         # median unchanged, noisy
     })
     rows = {r["cell"]["implementation"]: r for r in compare.compare(a, b)}
-    assert rows["reference"]["flag"] == "slower" and rows["reference"]["ratio"] == pytest.approx(1.5)
-    assert rows["jit"]["flag"] == "faster"
-    assert rows["torch"]["flag"] == "" and rows["jax"]["flag"] == ""
-    table = compare.format_table(list(rows.values()), 0.05, 1.1)
-    assert "2 of 4 cells changed beyond x1.1 with p < 0.05" in table
+    assert rows["jit"]["flag"] == "slower" and rows["jit"]["ratio"] == pytest.approx(1.5)
+    assert rows["jit"]["speedup_b"] == pytest.approx(rows["jit"]["speedup_a"] / 1.5)
+    assert rows["torch"]["flag"] == "" and rows["jax"]["flag"] == "" and rows["reference"]["flag"] == ""
+    table = compare.format_table(compare.compare(a, b), 0.05, 1.1)
+    assert "1 of 4 cells changed beyond x1.1 with p < 0.05" in table
+    assert "(the reference: the yardstick, not flagged)" in table
+
+
+def test_a_busier_machine_slows_every_cell_and_flags_none(tmp_path, rng):
+    """Two identical studies, the second on a machine twice as loaded: every cell (reference included) is 1.4x
+    slower in absolute time, but no speed-up moved, so nothing is flagged; both loads are shown."""
+    base = {name: list(1 + 0.02 * rng.random(5)) for name in ("reference", "jit", "jax")}
+    a = study_dir(tmp_path / "a", base, load=1.0)
+    b = study_dir(tmp_path / "b", {k: [x * 1.4 for x in v] for k, v in base.items()}, load=2.0)
+    comparison = compare.compare(a, b)
+    assert all(r["absolute"] == "slower" and r["flag"] == "" for r in comparison)
+    assert {r["relative"] for r in comparison if r["cell"]["implementation"] != "reference"} == {""}
+    table = compare.format_table(comparison, 0.05, 1.1)
+    assert "load average (1 min) at the cells' start, A: 1.00-1.00 (median 1.00)" in table
+    assert "B: 2.00-2.00 (median 2.00)" in table
+    assert "(slower in absolute time only: against the same study's reference, unchanged)" in table
+    assert "0 of 3 cells changed" in table
+
+
+def test_cells_of_one_study_only_are_listed_and_a_cell_without_reference_is_judged_alone(tmp_path):
+    a = study_dir(tmp_path / "a", {("jit", 1): [1.0, 1.01, 1.02, 1.0, 1.01], ("jit", 2): [1.0] * 5})
+    b = study_dir(tmp_path / "b", {("jit", 1): [2.0, 2.01, 2.02, 2.0, 2.01], ("jax", 1): [1.0] * 5})
+    comparison = compare.compare(a, b)
+    (row,) = comparison
+    assert row["flag"] == "slower (absolute only)" and row["relative"] is None
+    table = compare.format_table(comparison, 0.05, 1.1)
+    assert "only in A: jit float64, seed 2 on h (c, 2 logical cores)" in table
+    assert "only in B: jax float64, seed 1 on h" in table
+    assert "1 cells only in A, 1 only in B" in table
+    assert "jit float64, seed 1 " in table and "b30" not in table  # words, not b30 t1 s42
 
 
 def test_a_new_library_version_starts_a_new_series(tmp_path):
@@ -66,9 +97,9 @@ def test_a_new_library_version_starts_a_new_series(tmp_path):
     a = study_dir(tmp_path / "a", {"jit": [1.0] * 5})
     b = study_dir(tmp_path / "b", {"jit": [1.0] * 5}, versions={"numba": "0.1"})
     study_dir(tmp_path / "b", {"jit": [2.0, 2.0, 2.1, 2.0, 2.0]}, versions={"numba": "0.2"})
-    assert sorted(compare.samples(b).popitem()[1]) == [2.0, 2.0, 2.0, 2.0, 2.1]
+    assert sorted(compare.samples(b)[0].popitem()[1]) == [2.0, 2.0, 2.0, 2.0, 2.1]
     (row,) = compare.compare(a, b)
-    assert row["ratio"] == pytest.approx(2.0) and row["flag"] == "slower"
+    assert row["ratio"] == pytest.approx(2.0) and row["flag"] == "slower (absolute only)"
 
 
 def test_three_repeats_cannot_flag(tmp_path):

@@ -68,10 +68,50 @@ def test_a_cut_off_line_is_dropped(tmp_path):
     assert [json.loads(line)["key"] for line in lines] == ["a", "c"]
 
 
-def test_a_corrupt_complete_line_is_an_error(tmp_path):
-    (tmp_path / results.FILENAME).write_text('{"key": "a"}\nnot json\n')
-    with pytest.raises(ValueError, match=r"results.jsonl:2: not a JSON line"):
-        results.read(tmp_path)
+def ok_record(**changes):
+    """A well-formed ok line of this methodology."""
+    record = {"key": "k1", "status": "ok", "methodology": results.METHODOLOGY_VERSION, **Config("jit").asdict(),
+              "repeat": 0, "seconds_per_epoch": [0.5], "losses": [0.1], "accuracies": [0.9],
+              "versions": dict(VERSIONS), "machine": {"hostname": "h"}}
+    record.update(changes)
+    return {k: v for k, v in record.items() if v is not DROP}
+
+
+DROP = object()
+BAD_LINES = {
+    "an array": (b"[1, 2]", "a JSON list, not a record"),
+    "a number": (b"3", "a JSON int, not a record"),
+    "no key": (json.dumps(ok_record(key=DROP)).encode(), "no 'key' field"),
+    "no status": (json.dumps(ok_record(status=DROP)).encode(), "no 'status' field"),
+    "no seconds": (json.dumps(ok_record(seconds_per_epoch=DROP)).encode(), "no 'seconds_per_epoch' field"),
+    "hidden an int": (json.dumps(ok_record(hidden=64)).encode(), "'hidden' is 64, not a list"),
+    "seconds as text": (json.dumps(ok_record(seconds_per_epoch=["0.5"])).encode(), "'seconds_per_epoch' holds"),
+    "status unknown": (json.dumps(ok_record(status="done")).encode(), "status 'done' is neither"),
+    "NUL bytes": (b"\x00" * 40, "not a JSON line"),
+    "not UTF-8": (b"\xff\xfe{}", "not UTF-8 text"),
+    "not JSON": (b"{not json}", "not a JSON line"),
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_LINES))
+def test_a_malformed_line_is_reported_with_its_place_and_skipped(tmp_path, problem):
+    """Valid JSON that is no record, a field missing or of the wrong type, NUL bytes: skipped and described
+    as PATH:LINE, the lines around it kept; its cell is not finished, so `study run` runs it again."""
+    line, why = BAD_LINES[problem]
+    good = json.dumps(ok_record(key="good")).encode()
+    (tmp_path / results.FILENAME).write_bytes(good + b"\n" + line + b"\n" + good.replace(b"good", b"later") + b"\n")
+    skipped = []
+    assert [r["key"] for r in results.read(tmp_path, skipped)] == ["good", "later"]
+    assert len(skipped) == 1 and skipped[0].startswith(f"{tmp_path / results.FILENAME}:2: ") and why in skipped[0]
+    with results.Writer(tmp_path) as writer:
+        assert writer.finished() == {"good", "later"}
+
+
+def test_older_methodologies_need_only_key_and_status(tmp_path):
+    old = {"key": "a", "status": "ok", "methodology": results.METHODOLOGY_VERSION - 1}
+    (tmp_path / results.FILENAME).write_text(json.dumps(old) + "\n")
+    skipped = []
+    assert results.read(tmp_path, skipped) == [old] and skipped == []
 
 
 def test_machine_facts():

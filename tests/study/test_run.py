@@ -1,6 +1,8 @@
 """Studies on a real LocalCluster of two worker processes: results, resume, failures, a SIGKILLed worker."""
+import json
 import os
 import signal
+import textwrap
 import threading
 import time
 
@@ -131,7 +133,7 @@ def test_a_worker_killed_mid_cell(cluster, write_spec, tmp_path):
 def test_a_cluster_without_the_timing_resource_is_refused(write_spec, tmp_path):
     from distributed import LocalCluster
     study = spec.load(write_spec(GRID))
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as plain:
+    with LocalCluster(n_workers=1, processes=False, **run.NO_DASHBOARD) as plain:
         with pytest.raises(run.ClusterError, match=f'--resources "{run.RESOURCE}=1"'):
             run.run(study, tmp_path, scheduler=plain.scheduler_address)
     assert lines(tmp_path) == []
@@ -169,7 +171,73 @@ def test_several_local_workers_mark_their_timings_shared(write_spec, tmp_path):
 def test_a_cluster_without_workers(write_spec, tmp_path, monkeypatch):
     from distributed import LocalCluster
     monkeypatch.setattr(run, "WAIT_FOR_WORKERS", 1)
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+    with LocalCluster(n_workers=0, processes=False, **run.NO_DASHBOARD) as empty:
         with pytest.raises(run.ClusterError, match=f"no worker joined {empty.scheduler_address} within 1 s"):
             run.run(spec.load(write_spec(GRID)), tmp_path, scheduler=empty.scheduler_address)
     assert lines(tmp_path) == []
+
+
+def test_pinned_workers_side_by_side(write_spec, tmp_path):
+    """--workers 2 --cpus-per-worker 1 on a 2-core machine: each worker bound to its own CPU before any cell,
+    one thread each, a calibration timed alone and with both busy, and lines marked with their isolation."""
+    from fastscratch.study import report
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs")
+    study = spec.load(write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2, 3, 4]\n', repeats=1))
+    progress = run.run(study, tmp_path, workers=2, cpus_per_worker=1)
+    records = lines(tmp_path)
+    assert progress.done == 4 and all(r["status"] == "ok" for r in records)
+    assert {r["isolation"] for r in records} == {"pinned beside 1 other"} and all(r["exclusive"] for r in records)
+    by_worker = {}
+    for r in records:
+        by_worker.setdefault(r["worker"], set()).add(tuple(r["cpus"]))
+        assert len(r["cpus"]) == 1 and r["thread_counts"]["numba_max"] == 1
+        assert set(r["thread_counts"]["blas"].values()) == {1}
+    cpus = [c for sets in by_worker.values() for c in sets]
+    assert all(len(sets) == 1 for sets in by_worker.values()) and len(set(cpus)) == len(cpus)  # disjoint
+    (calibration,) = [json.loads(line) for line in (tmp_path / run.CALIBRATION).read_text().splitlines()]
+    assert calibration["workers"] == 2 and sorted(map(tuple, calibration["cpus"])) == [(0,), (1,)]
+    assert calibration["ratio"] == pytest.approx(sum(calibration["busy"]) / 2 / calibration["alone"])
+    report.write(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Calibration of pinned workers" in text and f"| {calibration['ratio']:.2f} |" in text
+    assert "Cells ran pinned beside 1 other (4)." in text and "not comparable" not in text
+
+
+def test_pinned_sets_are_disjoint_and_bounded():
+    available = sorted(os.sched_getaffinity(0))
+    assert run.pinned_sets(1, 1) == [available[:1]]
+    with pytest.raises(run.ClusterError, match=f"need {len(available) + 1} CPUs; this process may use"):
+        run.pinned_sets(len(available) + 1, 1)
+    with pytest.raises(run.ClusterError, match="cells of 2 threads, more than --cpus-per-worker 1"):
+        run.pinned_sets(1, 1, max_threads=2)
+
+
+def test_a_gpu_cell_without_a_gpu_fails_alone_and_the_study_goes_on(cluster, write_spec, tmp_path):
+    """torch and jax on `cuda` on a machine without a GPU: each such cell is recorded failed with the reason;
+    the CPU cells (here on Fashion-MNIST) run."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal is for machines without one")
+    path = write_spec("", repeats=1)
+    path.write_text(path.read_text().replace("[grid]\n", "") + textwrap.dedent('''
+        [[grid]]
+        implementation = "torch"
+        device = ["cpu", "cuda"]
+        hidden = [6]
+        dataset = "fashion-mnist"
+        [[grid]]
+        implementation = "torch-graph"
+        device = "cuda"
+        hidden = [6]
+        dataset = "fashion-mnist"
+        '''))
+    study = spec.load(path)
+    progress = run.run(study, tmp_path, scheduler=cluster.scheduler_address)
+    by_cell = {(r["implementation"], r["device"]): r for r in lines(tmp_path)}
+    assert (progress.done, progress.failed) == (3, 2)
+    ok = by_cell[("torch", "cpu")]
+    assert ok["status"] == "ok" and ok["dataset"] == "fashion-mnist" and ok["device_facts"]["device"] == "cpu"
+    for cell in (("torch", "cuda"), ("torch-graph", "cuda")):
+        assert by_cell[cell]["status"] == "failed"
+        assert "device 'cuda': PyTorch" in by_cell[cell]["error"] and "sees no CUDA GPU" in by_cell[cell]["error"]

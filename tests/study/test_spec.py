@@ -46,7 +46,7 @@ def test_one_hidden_value_and_defaults(tmp_path):
     ('[grid]\nimplementation = "jit"\nlearning_rate = "fast"', "grid.learning_rate must be a number"),
     ('[grid]\nimplementation = "jit"\nhidden = [[64, "a"]]', "grid.hidden must be a list of layer sizes"),
     ('repeats = "3"\n[grid]\nimplementation = "jit"', "repeats must be an integer, got '3'"),
-    ('repeats = 0\n[grid]\nimplementation = "jit"', "repeats must be >= 1, got 0"),
+    ('repeats = 0\n[grid]\nimplementation = "jit"', "repeats must be between 1 and 1000, got 0"),
     ('[grid]\nimplementation = "jit"\nseed = []', "the grid has zero cells: grid.seed is an empty list"),
     ('[grid]\nimplementation = []\nseed = []', "zero cells: grid.implementation, grid.seed are empty lists"),
     ('[grid]\ndtype = "float64"', "grid.implementation is required; allowed: jax, jit, reference, torch"),
@@ -54,14 +54,37 @@ def test_one_hidden_value_and_defaults(tmp_path):
     ('grid = 3', "grid must be a table"),
     ('[data]\ntrain_rows = 70000\n[grid]\nimplementation = "jit"', "data.train_rows must be between 1 and 60000"),
     ('[data]\ntrain_rows = 20\n[grid]\nimplementation = "jit"', "grid.batch_size 30 is larger than data.train_rows = 20"),
-    ('[grid]\nimplementation = "jit"\nbatch_size = 0', "batch_size must be >= 1, got 0"),
+    ('[grid]\nimplementation = "jit"\nbatch_size = 0', "grid.batch_size must be between 1 and 60000, got 0"),
     ('[grid]\nimplementation = "jit"\nlearning_rate = -1.0', "learning_rate must be finite and > 0"),
     ('[grid\nimplementation = "jit"', "not valid TOML"),
+    # ranges the runners need (NumPy's seeds are 32-bit) and bounds past which a value is a typo
+    ('[grid]\nimplementation = "jit"\nseed = [1, -1]', "grid.seed must be between 0 and 4294967295, got -1"),
+    ('[grid]\nimplementation = "jit"\nseed = 4294967296', "grid.seed must be between 0 and 4294967295"),
+    ('[grid]\nimplementation = "jit"\nepochs = 1000000', "grid.epochs must be between 1 and 10000"),
+    ('[grid]\nimplementation = "jit"\nthreads = 0', "grid.threads must be between 1 and 1024, got 0"),
+    ('[grid]\nimplementation = "jit"\nhidden = [64, 0]', "grid.hidden must be between 1 and 65536 (each layer"),
+    ('[grid]\nimplementation = "jit"\nhidden = [[8], [10000000]]', "got [10000000]"),
+    ('[grid]\nimplementation = "jit"\nlearning_rate = inf', "learning_rate must be finite and > 0"),
+    ('repeats = 1000000000000\n[grid]\nimplementation = "jit"', "repeats must be between 1 and 1000, got"),
+    ('order_seed = -3\n[grid]\nimplementation = "jit"', "order_seed must be between 0 and 4294967295"),
+    ('repeats = 20\n[grid]\nimplementation = "jit"\nseed = ' + str(list(range(6000))),
+     "the grid has 6,000 cells x 20 repeats = 120,000 cell-repeats; a study may have at most 10,000 cells"),
 ])
 def test_bad_spec(tmp_path, text, message):
     with pytest.raises(spec.SpecError, match=None) as info:
         parse(text, tmp_path)
     assert message in str(info.value) and str(tmp_path / "s.toml") in str(info.value)
+
+
+def test_a_huge_grid_is_refused_quickly(tmp_path):
+    """2 million cells are refused from the axes' lengths, before any cell is built."""
+    import time
+    text = ('repeats = 1\n[grid]\nimplementation = ["jit", "reference"]\nseed = ' + str(list(range(1000)))
+            + '\nbatch_size = ' + str(list(range(1, 1001))))
+    start = time.perf_counter()
+    with pytest.raises(spec.SpecError, match="the grid has 2,000,000 cells"):
+        parse(text, tmp_path)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_data_dir_is_relative_to_the_spec(tmp_path):
@@ -88,7 +111,7 @@ def test_cli_refuses_a_bad_spec_before_running(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", ["seed-job", "activations"])
+@pytest.mark.parametrize("name", ["seed-job", "activations", "devices"])
 def test_shipped_studies_are_valid(name):
     import pathlib
     study = spec.load(pathlib.Path(__file__).parents[2] / "studies" / f"{name}.toml")
@@ -111,3 +134,30 @@ def test_shipped_worker_config_drops_the_nannys_malloc_setting():
     assert variables()["MALLOC_TRIM_THRESHOLD_"] == "65536"
     configured = variables(DASK_CONFIG=str(path))
     assert "MALLOC_TRIM_THRESHOLD_" not in configured and configured["OMP_NUM_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("grid, message", [
+    ('implementation = ["torch", "jit"]\ndevice = "cuda"',
+     "grid: the cell implementation = 'jit', device = 'cuda', dtype = 'float64', dataset = 'mnist': implementation "
+     "'jit' runs on cpu only, not on device 'cuda'"),
+    ('implementation = "reference"\ndevice = ["cpu", "cuda"]', "implementation 'reference' runs on cpu only"),
+    ('implementation = "torch-graph"', "the cell implementation = 'torch-graph', device = 'cpu'"),
+    ('implementation = "torch"\ndevice = "tpu"', "unknown grid.device 'tpu'; allowed: cpu, cuda"),
+    ('implementation = "jit"\ndataset = "cifar"', "unknown grid.dataset 'cifar'; allowed: mnist, fashion-mnist"),
+])
+def test_devices_and_datasets_each_implementation_accepts(tmp_path, grid, message):
+    with pytest.raises(spec.SpecError) as info:
+        parse("[grid]\n" + grid, tmp_path)
+    assert message in str(info.value)
+
+
+def test_several_grids_give_the_union_of_their_cells(tmp_path):
+    study = parse('[[grid]]\nimplementation = ["jit", "torch"]\ndataset = ["mnist", "fashion-mnist"]\n'
+                  '[[grid]]\nimplementation = ["torch", "torch-graph"]\ndevice = "cuda"\n'
+                  '[[grid]]\nimplementation = "jit"\n', tmp_path)
+    assert [(c.implementation, c.device, c.dataset) for c in study.cells] == [
+        ("jit", "cpu", "mnist"), ("jit", "cpu", "fashion-mnist"), ("torch", "cpu", "mnist"),
+        ("torch", "cpu", "fashion-mnist"), ("torch", "cuda", "mnist"), ("torch-graph", "cuda", "mnist")]
+    with pytest.raises(spec.SpecError, match=r"grid \(table 2 of 2\): the cell implementation = 'jit', "
+                                             r"device = 'cuda'"):
+        parse('[[grid]]\nimplementation = "jit"\n[[grid]]\nimplementation = "jit"\ndevice = "cuda"\n', tmp_path)
