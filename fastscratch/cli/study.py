@@ -1,12 +1,9 @@
 """``fastscratch study run|report|compare``: the command line of comparison studies."""
-import argparse
 import shlex
 import sys
 
-from fastscratch.cli.options import EXIT_INTERRUPTED
-from fastscratch.cli.options import size as _size
-
-EXIT_FAILED_CELLS = 1
+from fastscratch.cli import text
+from fastscratch.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, HelpFormatter, size
 
 
 def add_study_parser(commands):
@@ -18,7 +15,7 @@ def add_study_parser(commands):
     sub = study.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
 
     run = sub.add_parser("run", help="run the cells of SPEC not yet in DIR",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         formatter_class=HelpFormatter,
                          description="Run the cells of the study SPEC (TOML) that DIR/results.jsonl does not hold "
                                      "yet; the same command again resumes. Ctrl-C keeps every finished cell.")
     run.add_argument("spec", metavar="SPEC", help="the study's TOML file")
@@ -26,10 +23,10 @@ def add_study_parser(commands):
     where = run.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on this Dask scheduler (tcp://HOST:8786) instead of a local cluster")
-    where.add_argument("--workers", type=_size, default=None, metavar="N",
+    where.add_argument("--workers", type=size, default=None, metavar="N",
                        help="local worker processes (default 1); more than one shares the machine's cores, "
                             "for outcome studies only (timings marked shared), unless --cpus-per-worker pins them")
-    run.add_argument("--cpus-per-worker", type=_size, default=None, metavar="C",
+    run.add_argument("--cpus-per-worker", type=size, default=None, metavar="C",
                      help="bind each of the --workers local worker processes to C CPUs of its own, so timed cells "
                           "run side by side; a calibration cell, timed alone and with every worker busy, measures "
                           "what the neighbours cost (in the report)")
@@ -47,7 +44,7 @@ def add_study_parser(commands):
                                          "of the machine's load moves far less; a cell is flagged only when both "
                                          "changed beyond --factor with p < --alpha. Cells of one study only are "
                                          "listed.",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                             formatter_class=HelpFormatter)
     compare.add_argument("a", metavar="DIR_A")
     compare.add_argument("b", metavar="DIR_B")
     compare.add_argument("--alpha", type=float, default=0.05, help="significance of the Mann-Whitney U test")
@@ -92,11 +89,11 @@ def _run(args, parser):
         display.stop()
         _say(console, f"fastscratch study run: {err}. Every finished cell is in {args.out}/results.jsonl; once the "
                       f"scheduler is back, resume with:\n  {_resume_command(args)}", style="red")
-        return EXIT_FAILED_CELLS
+        return EXIT_FAILED
     except (run.ClusterError, results.BusyError, OSError, ValueError) as err:  # e.g. an unusable --out
         display.stop()
         _say(console, f"fastscratch study run: {err}", style="red")
-        return EXIT_FAILED_CELLS
+        return EXIT_FAILED
     except KeyboardInterrupt:
         display.stop()
         _say(console, f"interrupted: every finished cell is in {args.out}/results.jsonl; "
@@ -110,7 +107,7 @@ def _run(args, parser):
         _say(console, f"{progress.failed_in_file} cell-repeats of this study are recorded as failed (their errors: "
                       f"`fastscratch study report {args.out}`); once their cause is fixed, run them again with:\n"
                       f"  {_resume_command(args, retry_failed=True)}", style="yellow")
-    return EXIT_FAILED_CELLS if progress.failed_in_file else 0
+    return EXIT_FAILED if progress.failed_in_file else 0
 
 
 def _say_missing(console, study, scheduler):
@@ -170,19 +167,15 @@ class _Display:
 
     def __init__(self, console, study, skipped, live=True):
         self.console, self.study, self.skipped, self.show_live = console, study, skipped, live
-        self.live = self.task = None
+        self.live = None
 
     def start(self, progress):
         _say_skipped(self.console, self.skipped)
         if not self.show_live:
             return
-        from rich.markup import escape
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        self.live = Progress(TextColumn(f"[bold]{escape(self.study.name)}"), BarColumn(),
-                             TextColumn("{task.fields[counts]}", markup=False), TimeElapsedColumn(),
-                             TextColumn("ETA {task.fields[eta]}"), console=self.console)
-        self.task = self.live.add_task("", total=progress.total, counts=self._counts(progress), eta="?")
-        self.live.start()
+        from fastscratch.cli.progress import LiveLine
+        self.live = LiveLine(self.console, progress.total, self.study.name, ["{counts}"], count=False,
+                             label_style="bold", counts=self._counts(progress), eta="?").start()
 
     @staticmethod
     def _counts(progress):
@@ -198,8 +191,8 @@ class _Display:
         if self.live is None:
             return
         eta = progress.eta()
-        self.live.update(self.task, completed=progress.done, counts=self._counts(progress),
-                         eta="?" if eta is None else f"{int(eta // 60)}:{int(eta % 60):02d}")
+        self.live.update(progress.done, counts=self._counts(progress),
+                         eta="?" if eta is None else text.duration(eta))
 
     def stop(self):
         if self.live is not None:

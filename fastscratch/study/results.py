@@ -11,9 +11,8 @@ is dropped when the file is next opened.
 import hashlib
 import json
 import os
-import platform
-import sys
-from importlib import metadata
+
+from fastscratch import environment
 
 try:
     import fcntl
@@ -33,13 +32,7 @@ DISTRIBUTIONS = {"reference": ("fastscratch", "numpy"), "jit": ("fastscratch", "
 
 def versions(implementation):
     """{distribution: version} of what runs ``implementation``, plus Python's (None where not installed)."""
-    found = {"python": platform.python_version()}
-    for name in DISTRIBUTIONS[implementation]:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    return environment.versions(*DISTRIBUTIONS[implementation])
 
 
 def cell_key(config, data, repeat, versions_):
@@ -197,22 +190,3 @@ class Writer:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def machine():
-    """Facts about the host a cell ran on: name, CPU model, logical cores, vector extensions."""
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name.strip() == "model name" and not model:
-                    model = value.strip()
-                elif name.strip() in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    vector = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "neon", "asimd",
-                          "sve") if f in flags]
-    return {"hostname": platform.node(), "cpu": model or platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
-            "vector_extensions": vector, "platform": platform.platform(), "python": sys.version.split()[0]}

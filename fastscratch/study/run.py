@@ -22,6 +22,7 @@ import statistics
 import time
 import traceback
 
+from fastscratch import environment
 from fastscratch.study import results
 
 RESOURCE = "fastscratch-timing"
@@ -80,8 +81,8 @@ def run_cell(key, config, repeat, versions, data):
     """The task: one cell-repeat on this worker; returns its results line (``status`` "ok" or "failed")."""
     start = time.perf_counter()
     record = {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
-              "methodology": results.METHODOLOGY_VERSION, "machine": results.machine(), "worker": _worker(),
-              "loadavg_1min": round(os.getloadavg()[0], 2), "cpus": _cpus(),
+              "methodology": results.METHODOLOGY_VERSION, "machine": environment.machine(), "worker": _worker(),
+              "loadavg_1min": (environment.load() or [None])[0], "cpus": _cpus(),
               "environ": {name: os.environ.get(name) for name in RECORDED_VARIABLES}}
     try:
         here = results.versions(config.implementation)
@@ -101,7 +102,7 @@ def run_cell(key, config, repeat, versions, data):
             "max_rel_diff_vs_reference": result.max_rel_diff_vs_reference,
             "equivalence_steps": result.equivalence_steps, "thread_counts": result.threads,
             "implementation_versions": runner.version(), "notes": runner.NOTES, "device_facts": facts,
-            "loadavg_1min_after": round(os.getloadavg()[0], 2), "task_seconds": time.perf_counter() - start}
+            "loadavg_1min_after": (environment.load() or [None])[0], "task_seconds": time.perf_counter() - start}
 
 
 def failed(key, config, repeat, versions, data, error):

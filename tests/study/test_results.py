@@ -112,9 +112,3 @@ def test_older_methodologies_need_only_key_and_status(tmp_path):
     (tmp_path / results.FILENAME).write_text(json.dumps(old) + "\n")
     skipped = []
     assert results.read(tmp_path, skipped) == [old] and skipped == []
-
-
-def test_machine_facts():
-    facts = results.machine()
-    assert facts["hostname"] and facts["cpu"] and facts["logical_cores"] >= 1
-    assert isinstance(facts["vector_extensions"], list)

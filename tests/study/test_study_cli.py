@@ -223,7 +223,8 @@ def test_failures_are_printed_as_they_are_not_as_markup():
 
     from rich.console import Console
 
-    from fastscratch.study import cli, spec
+    from fastscratch.cli import study as cli
+    from fastscratch.study import spec
     stream = io.StringIO()
     display = cli._Display(Console(file=stream, width=40, soft_wrap=True), spec.parse(
         {"grid": {"implementation": "jit"}}, "s[1]"), [], live=False)
