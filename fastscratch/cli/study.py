@@ -141,7 +141,7 @@ def _say_skipped(console, skipped):
 
 def _say_no_gpu(console, study, scheduler):
     """Before running locally: the cuda cells that will fail for want of an NVIDIA driver on this machine."""
-    from fastscratch.implementations._device import nvidia_driver
+    from fastscratch.implementations.devices import nvidia_driver
     cuda = sum(study.repeats for cell in study.cells if cell.device == "cuda")
     if cuda and scheduler is None and nvidia_driver() is None:
         _say(console, f"note: no NVIDIA GPU driver is loaded on this machine, so the {cuda} cell-repeats on device "

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fastscratch.implementations._device import nvidia_driver
+from fastscratch.implementations.devices import nvidia_driver
 
 jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 ones stay float32
 

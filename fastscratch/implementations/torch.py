@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
-from fastscratch.implementations._device import nvidia_driver
+from fastscratch.implementations.devices import nvidia_driver
 from fastscratch.implementations._network import WARMUP_BATCHES, WARMUP_TEST_ROWS
 
 NOTES = "eager, torch.autograd.grad of the summed objective, p.sub_(g, alpha=lr); batched argmax accuracy"

@@ -237,7 +237,7 @@ def test_failures_are_printed_as_they_are_not_as_markup():
 def test_cuda_cells_without_a_gpu_are_announced_and_fail_alone(write_spec, tmp_path):
     """On a machine without an NVIDIA driver, `study run` says before running that the cuda cells will fail;
     they are recorded failed with the reason and the CPU cells run."""
-    from fastscratch.implementations._device import nvidia_driver
+    from fastscratch.implementations.devices import nvidia_driver
     pytest.importorskip("torch")
     if nvidia_driver() is not None:
         pytest.skip("this machine has an NVIDIA driver")
