@@ -65,6 +65,40 @@ def _as_real_array(name, data):
     return arr
 
 
+def check_parameter_dtype(owner, name, value, dtype):
+    """Raise if parameter ``owner.name`` would make NumPy compute this ``dtype`` network in a wider type.
+
+    A float32 network given float64 (or int64) weights would, in NumPy,
+    compute that layer and every later one in float64: a network whose dtype
+    says one thing and computes another. The drop-in cannot follow that
+    promotion inside its kernels, so both flavours refuse it, naming the
+    remedy. Narrower or equal types (float32 weights on a float64 network,
+    bool, int8) compute in the network's dtype in NumPy too and are accepted.
+    """
+    try:
+        kind = value.dtype if isinstance(value, np.ndarray) else np.asarray(value).dtype
+        promoted = np.promote_types(kind, dtype)
+    except (TypeError, ValueError):
+        return  # not numbers at all: the product fails as in the tutorial
+    if promoted != dtype:
+        raise TypeError(f"{owner}.{name} has dtype {kind}, with which NumPy would compute this {dtype} network "
+                        f"in {promoted}: assign {name}.astype(np.{dtype}), or build the network with "
+                        f"dtype=np.{promoted}")
+
+
+def check_update_fits(owner, name, value, dtype):
+    """Raise if ``owner.name`` is an array that cannot store an SGD update of ``dtype`` (an int or bool array).
+
+    The tutorial's ``W -= epsilon * dL_dW`` raises NumPy's casting error for
+    it; the drop-in, which updates a float copy, must not truncate the update
+    into it silently.
+    """
+    if isinstance(value, np.ndarray) and not np.can_cast(dtype, value.dtype, "same_kind"):
+        raise TypeError(f"{owner}.{name} has dtype {value.dtype}, which cannot hold the {np.dtype(dtype)} update "
+                        f"{name} -= epsilon * dL_d{name} (NumPy refuses the cast, as in the tutorial): give the "
+                        f"layer float weights, e.g. {name}.astype(np.float64)")
+
+
 def _all_finite(arr):
     """Whether every element is finite: NaN and inf make the sum non-finite, so a finite sum proves it
     without np.isfinite's full-size temporary (47 MB and a third of the time for MNIST); only a

@@ -274,12 +274,18 @@ def backward(plan, dL_dy, dtype, input_gradient_needed=True):
     return dL_dx
 
 
-def optimize(plan, epsilon, dtype):
-    """One SGD step with the layer's stored gradients: the reference's ``W -= epsilon * dL_dW`` in one pass."""
+def optimize(plan, epsilon, dtype, owner="layer"):
+    """One SGD step with the layer's stored gradients: the reference's ``W -= epsilon * dL_dW`` in one pass.
+
+    An int or bool ``W`` (``b``) cannot store the update: the error comes where the reference's ``-=`` raises
+    (``W`` before any update, ``b`` after ``W``'s), and nothing is truncated into it.
+    """
     layer = plan.layer
+    check.check_update_fits(owner, "W", layer.W, dtype)
     sgd_step(plan.W, plan.b, _as_array("dL_dW", layer.dL_dW, dtype), _as_array("dL_db", layer.dL_db, dtype),
              dtype.type(epsilon))
     _write_back(layer, "W", plan.W)
+    check.check_update_fits(owner, "b", layer.b, dtype)
     _write_back(layer, "b", plan.b)
 
 
@@ -309,8 +315,8 @@ class NetworkPlan(NamedTuple):
         return dL_dy
 
     def optimize(self, epsilon):
-        for layer in self.layers:
-            optimize(layer, epsilon, self.dtype)
+        for i, layer in enumerate(self.layers):
+            optimize(layer, epsilon, self.dtype, f"layers[{i}]")
 
     @property
     def compiled_forward(self):

@@ -34,6 +34,23 @@ class Steps(NamedTuple):
     optimize: Callable
 
 
+class FixedDtype:
+    """The ``dtype`` attribute, set once at construction: a network cannot change what it computes in midway
+    (its arrays, and the converted data of a running ``train``, keep the old one); build a new one instead."""
+
+    def __set_name__(self, owner, name):
+        self.name = "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.name)
+
+    def __set__(self, obj, value):
+        if hasattr(obj, self.name):
+            raise AttributeError(f"{type(obj).__name__}.dtype is fixed at construction ({getattr(obj, self.name)}); "
+                                 f"build a new network with dtype={value!r} and copy the weights over")
+        setattr(obj, self.name, check.check_dtype(value))
+
+
 class Neuron:
     """A single artificial neuron: ``activation_function(x . W + b)``.
 
@@ -45,10 +62,12 @@ class Neuron:
         b (ndarray): bias, shape ``(1,)``, uniform in [-1, 1).
     """
 
+    dtype = FixedDtype()
+
     def __init__(self, num_inputs, activation_function, *, dtype=np.float64):
         super().__init__()
         self.num_inputs = check.check_size("num_inputs", num_inputs)
-        self.dtype = check.check_dtype(dtype)
+        self.dtype = dtype
         self.W = np.random.uniform(size=num_inputs, low=-1., high=1.).astype(self.dtype, copy=False)
         self.b = np.random.uniform(size=1, low=-1., high=1.).astype(self.dtype, copy=False)
         self.activation_function = activation_function
@@ -65,6 +84,8 @@ class Neuron:
         if np.shape(self.W) != (self.num_inputs,) or np.shape(self.b) != (1,):
             raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this neuron's shapes "
                              f"({self.num_inputs},) and (1,)")
+        check.check_parameter_dtype("neuron", "W", self.W, self.dtype)
+        check.check_parameter_dtype("neuron", "b", self.b, self.dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}(num_inputs={self.num_inputs})"
@@ -87,12 +108,14 @@ class FullyConnectedLayer:
         dL_dW, dL_db (ndarray): the last gradients of the loss w.r.t. ``W`` and ``b``.
     """
 
+    dtype = FixedDtype()
+
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__()
         self.num_inputs = check.check_size("num_inputs", num_inputs)
         check.check_size("layer_size", layer_size)
-        self.dtype = check.check_dtype(dtype)
+        self.dtype = dtype
         self.W = np.random.standard_normal((num_inputs, layer_size)).astype(self.dtype, copy=False)
         self.b = np.random.standard_normal(layer_size).astype(self.dtype, copy=False)
         self.size = int(layer_size)
@@ -107,11 +130,13 @@ class FullyConnectedLayer:
         self._check_parameters()
         return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
 
-    def _check_parameters(self):
+    def _check_parameters(self, owner="layer"):
         # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
         if np.shape(self.W) != (self.num_inputs, self.size) or np.shape(self.b) != (self.size,):
             raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this layer's shapes "
                              f"({self.num_inputs}, {self.size}) and ({self.size},)")
+        check.check_parameter_dtype(owner, "W", self.W, self.dtype)
+        check.check_parameter_dtype(owner, "b", self.b, self.dtype)
 
     def _forward(self, x):
         z = np.dot(x, self.W) + self.b
@@ -198,6 +223,7 @@ class SimpleNetwork:
     """
 
     layer_class = FullyConnectedLayer
+    dtype = FixedDtype()
 
     def __init__(self, num_inputs, num_outputs, hidden_layers_sizes=(64, 32),
                  activation_function=sigmoid, derivated_activation_function=derivated_sigmoid,
@@ -209,7 +235,7 @@ class SimpleNetwork:
                        *(check.check_size("hidden_layers_sizes[%d]" % i, s)
                          for i, s in enumerate(hidden_layers_sizes)),
                        check.check_size("num_outputs", num_outputs)]
-        self.dtype = check.check_dtype(dtype)
+        self.dtype = dtype
         self.layers = [
             self.layer_class(layer_sizes[i], layer_sizes[i + 1], activation_function,
                              derivated_activation_function, dtype=self.dtype)
@@ -239,7 +265,10 @@ class SimpleNetwork:
             if i and layer.num_inputs != self.layers[i - 1].size:
                 raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
                                  f"gives {self.layers[i - 1].size} outputs")
-            layer._check_parameters()
+            if layer.dtype != self.dtype:
+                raise TypeError(f"layers[{i}] computes in {layer.dtype}, the network in {self.dtype}: build the "
+                                f"layer with dtype=np.{self.dtype}")
+            layer._check_parameters(f"layers[{i}]")
 
     def _forward(self, x):
         for layer in self.layers:  # from the input layer to the output one
