@@ -54,7 +54,7 @@ def check_learning_rate(value, name="learning_rate"):
     return rate
 
 
-def _as_real_array(name, data):
+def as_real_array(name, data):
     """``np.asarray(data)`` if it holds real numbers (bool counts as 0/1), else raise."""
     try:
         arr = np.asarray(data)
@@ -99,7 +99,7 @@ def check_update_fits(owner, name, value, dtype):
                         f"layer float weights, e.g. {name}.astype(np.float64)")
 
 
-def _all_finite(arr):
+def all_finite(arr):
     """Whether every element is finite: NaN and inf make the sum non-finite, so a finite sum proves it
     without np.isfinite's full-size temporary (47 MB and a third of the time for MNIST); only a
     non-finite sum, which overflow of large finite values can also cause, needs the elementwise test."""
@@ -107,8 +107,8 @@ def _all_finite(arr):
         return bool(np.isfinite(np.sum(arr))) or bool(np.isfinite(arr).all())
 
 
-def _check_finite(name, arr):
-    if arr.dtype.kind == "f" and not _all_finite(arr):
+def check_finite(name, arr):
+    if arr.dtype.kind == "f" and not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} contains non-finite values (NaN or inf), first at index {tuple(bad.tolist())}")
 
@@ -121,13 +121,13 @@ def _to_dtype(name, arr, dtype, finite=True):
     """
     narrowing = arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize
     if finite and not narrowing:
-        _check_finite(name, arr)
+        check_finite(name, arr)
     with np.errstate(over="ignore"):
         converted = np.ascontiguousarray(arr, dtype=dtype)
     # Narrowed, the copy is finite exactly when the source is and nothing overflowed: one check, on the
     # smaller array; the source's own NaN or inf is reported first, as without narrowing.
-    if narrowing and not _all_finite(converted):
-        _check_finite(name, arr)
+    if narrowing and not all_finite(converted):
+        check_finite(name, arr)
         bad = np.argwhere(~np.isfinite(converted))[0]
         raise ValueError(f"{name} holds values too large for {converted.dtype}, first at index "
                          f"{tuple(bad.tolist())}")
@@ -141,7 +141,7 @@ def as_input(name, data, num_inputs, dtype, finite=True):
     returned array keeps the caller's dimensionality so results have the same
     shape as the reference's.
     """
-    arr = _as_real_array(name, data)
+    arr = as_real_array(name, data)
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D (one sample) or 2-D (samples, {num_inputs}), "
                          f"got an array of shape {arr.shape}")
@@ -161,7 +161,7 @@ def as_targets(name, data, num_outputs, num_samples, dtype):
     labels in ``[0, num_outputs)``, which are one-hot encoded here exactly as
     ``np.eye(num_outputs)[labels]`` would.
     """
-    arr = _as_real_array(name, data)
+    arr = as_real_array(name, data)
     if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer) and num_outputs > 1:
         check_labels(name, arr, num_outputs)
         arr = np.eye(num_outputs, dtype=dtype)[arr]
@@ -191,9 +191,9 @@ def as_labels(name, data, num_outputs, num_samples):
     Accepts integer labels (the tutorial's ``y_test``) or one-hot rows, which
     are turned into labels with ``argmax``.
     """
-    arr = _as_real_array(name, data)
+    arr = as_real_array(name, data)
     if arr.ndim == 2 and arr.shape[1] == num_outputs:
-        _check_finite(name, arr)
+        check_finite(name, arr)
         arr = arr.argmax(axis=1)
     elif arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D class labels or one-hot rows of width {num_outputs}, "
@@ -208,6 +208,28 @@ def as_labels(name, data, num_outputs, num_samples):
     arr = arr.astype(np.int64)
     check_labels(name, arr, num_outputs)
     return arr
+
+
+def train_arguments(num_inputs, num_outputs, dtype, X_train, y_train, X_val, y_val, batch_size, num_epochs,
+                    learning_rate, finite_X=True, finite_X_val=True):
+    """``train``'s arguments checked, in the reference's order, and converted to ``dtype``.
+
+    ``finite_X`` (``finite_X_val``) false leaves X_train's (X_val's)
+    finiteness to the caller (the drop-in proves it by comparing with a kept
+    structure), but for a narrowing conversion's (``_to_dtype``).
+    """
+    X_train = as_input("X_train", X_train, num_inputs, dtype, finite=finite_X)
+    if X_train.ndim != 2:
+        raise ValueError(f"X_train must be 2-D (samples, {num_inputs}), got shape {X_train.shape}")
+    y_train = as_targets("y_train", y_train, num_outputs, len(X_train), dtype)
+    batch_size, num_epochs, learning_rate = check_train_args(
+        len(X_train), batch_size, num_epochs, learning_rate, X_val, y_val)
+    if X_val is not None:
+        X_val = as_input("X_val", X_val, num_inputs, dtype, finite=finite_X_val)
+        if X_val.ndim != 2:
+            raise ValueError(f"X_val must be 2-D (samples, {num_inputs}), got shape {X_val.shape}")
+        y_val = as_labels("y_val", y_val, num_outputs, len(X_val))
+    return X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
 
 
 def check_train_args(num_samples, batch_size, num_epochs, learning_rate, X_val, y_val):

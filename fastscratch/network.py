@@ -1,24 +1,24 @@
 """The drop-in: the reference's classes, with Numba kernels doing the work.
 
-Each class subclasses its reference twin, so construction (and the random
-draws), argument checks, logging and save/load are literally shared; what is
-overridden is the arithmetic. The objects carry no state about how to run:
-each call validates its arguments, asks ``fastscratch.plan`` for a plan made
-from the network as it is at that call, and runs it. ``SimpleNetwork.train``
-runs each epoch in one compiled call (``kernels.training.train_epoch``) when
-the plan allows, else the reference's batch loop with kernels or NumPy per
-piece.
+Each class subclasses its reference twin, so construction (the same random
+draws, in the same order), argument checks and save/load are the reference's;
+the arithmetic is the drop-in's, and so is ``train``'s loop (``session``).
+The objects carry no state about how to run: each call validates its
+arguments, asks ``plan`` for a plan made from the network as it is at that
+call, and runs it. What a network keeps between ``train`` calls is its
+``kept_data`` (``kept_data.KeptData``).
 """
 import numpy as np
 
-from fastscratch import plan
-from fastscratch import reference
-from fastscratch.exceptions import NonFiniteLossError
+from fastscratch import _validation as check
+from fastscratch import plan, prediction, reference, session
+from fastscratch.dispatch import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 from fastscratch.functions import derivated_loss_L2, derivated_sigmoid, loss_L2, sigmoid
+from fastscratch.kept_data import KeptData
 from fastscratch.kernels import activations
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.structure import nonzero_structure
-from fastscratch.plan import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
+from fastscratch.parameters import parameter
 
 
 class Neuron(reference.Neuron):
@@ -26,10 +26,10 @@ class Neuron(reference.Neuron):
 
     def forward(self, x):
         self._check_parameters()
-        x = reference.check.as_input("x", x, self.num_inputs, self.dtype)
+        x = check.as_input("x", x, self.num_inputs, self.dtype)
         copies = {}
-        W, b = plan._parameter(self, "W", self.dtype, copies), plan._parameter(self, "b", self.dtype, copies)
-        if not (reference.check._all_finite(W) and reference.check._all_finite(b)):
+        W, b = parameter(self, "W", self.dtype, copies), parameter(self, "b", self.dtype, copies)
+        if not (check.all_finite(W) and check.all_finite(b)):
             z = np.dot(x, W) + b  # the reference's product: zero inputs must not hide NaN weights
         else:
             rows = x[np.newaxis] if x.ndim == 1 else x
@@ -45,7 +45,14 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__(num_inputs, layer_size, activation_function, derivated_activation_function, dtype=dtype)
-        plan.layer_plan(self, self.dtype)  # warn now about callables that will run through NumPy
+        plan.layer_plan(self, self.dtype, where="layer")  # warn now about callables that will run through NumPy
+
+    @classmethod
+    def from_reference(cls, layer):
+        """The drop-in twin of a reference layer: its attributes (the weights it drew), not copies."""
+        twin = cls.__new__(cls)
+        twin.__dict__.update(layer.__dict__)
+        return twin
 
     @property
     def fused(self):
@@ -53,32 +60,35 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return plan.layer_plan(self, self.dtype).fused
 
     def _forward(self, x):
-        return plan.forward(plan.layer_plan(self, self.dtype), x, self.dtype)
+        return plan.forward(plan.layer_plan(self, self.dtype, where="layer"), x, self.dtype)
 
     def _backward(self, dL_dy):
-        return plan.backward(plan.layer_plan(self, self.dtype), dL_dy, self.dtype)
+        return plan.backward(plan.layer_plan(self, self.dtype, where="layer"), dL_dy, self.dtype)
 
     def _optimize(self, epsilon):
-        plan.optimize(plan.layer_plan(self, self.dtype), epsilon, self.dtype)
+        plan.optimize(plan.layer_plan(self, self.dtype, where="layer"), epsilon, self.dtype)
 
 
 class SimpleNetwork(reference.SimpleNetwork):
-    __doc__ = reference.SimpleNetwork.__doc__
-
-    layer_class = FullyConnectedLayer
+    __doc__ = reference.SimpleNetwork.__doc__ + """
+    The drop-in adds:
+        kept_data (KeptData): what ``train`` keeps between calls (the indexed data sets); see
+            ``fastscratch.kept_data``.
+    """
 
     def __init__(self, num_inputs, num_outputs, hidden_layers_sizes=(64, 32),
                  activation_function=sigmoid, derivated_activation_function=derivated_sigmoid,
                  loss_function=loss_L2, derivated_loss_function=derivated_loss_L2, *, dtype=np.float64):
         super().__init__(num_inputs, num_outputs, hidden_layers_sizes, activation_function,
                          derivated_activation_function, loss_function, derivated_loss_function, dtype=dtype)
-        plan.loss_code(self)  # warn now about callables that will run through NumPy
+        self.layers = [FullyConnectedLayer.from_reference(layer) for layer in self.layers]
+        self.kept_data = KeptData()
+        plan.network_plan(self)  # warn now about callables that will run through NumPy
 
     @property
     def fused(self):
         """True when ``train`` can run whole epochs compiled (built-in activations and loss)."""
-        network = plan.network_plan(self)
-        return network.loss is not None and all(layer.fused for layer in network.layers)
+        return plan.network_plan(self).fused
 
     def kernels_pay_off(self, batch_size, X_train=None):
         """Whether ``train`` with this batch size runs compiled epochs (else the reference's BLAS loop); past
@@ -96,56 +106,37 @@ class SimpleNetwork(reference.SimpleNetwork):
         plan.network_plan(self).optimize(epsilon)
 
     def predict(self, x):
-        self._check_layers()
-        x = reference.check.as_input("x", x, self.num_inputs, self.dtype)
+        self.check_layers()
+        x = check.as_input("x", x, self.num_inputs, self.dtype)
         network = plan.network_plan(self)
         if x.ndim == 2 and x.shape[0] > 1 and network.compiled_forward:
-            return plan.predict(network, plan.forward_work(x, plan.sizes_of(self), self.dtype))
+            work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data)
+            return prediction.predict(network, work)
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(network.forward(x), axis=1)
         return np.argmax(network.forward(x))
 
-    def _evaluate_accuracy(self, X_val, y_val, training=None):
-        network = plan.network_plan(self)
-        if network.compiled_forward:
-            work = plan.forward_work(X_val, plan.sizes_of(self), self.dtype) if training is None else training.val_work()
-            correct = np.count_nonzero(plan.predict(network, work) == y_val)
-            network.forward(X_val[-1])  # the reference's per-sample loop leaves the last sample's x and y
-        else:  # the reference's loop, planned once
-            correct = sum(int(np.argmax(network.forward(x)) == label) for x, label in zip(X_val, y_val))
-        return float(correct / len(X_val))
+    predict.__doc__ = reference.SimpleNetwork.predict.__doc__
+
+    def _evaluate_accuracy(self, X_val, y_val):
+        return prediction.accuracy(self, X_val, y_val)
 
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
               *, verbose=True, callback=None):
-        # X_train's and X_val's finiteness is proven by the plan's comparisons with the structures kept from
-        # an earlier call, where one matches, or checked by it (a narrowing conversion is checked at once).
-        arguments = X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
-        try:
-            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
-                *arguments, finite_X=False, finite_X_val=False)
-        except (TypeError, ValueError):
-            self._check_train(*arguments)  # the reference's checks in its order: its first error is raised
-            raise
-        training = plan.Training(self, X_train, X_val, batch_size)
-        if num_epochs == 0:
-            training.settle()
-        return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
-                           callback, training)
+        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
+            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
+        return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
+                             callback)
 
     train.__doc__ = reference.SimpleNetwork.train.__doc__
 
-    def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, training):
-        network, compiled = training.epoch_plan()
-        if not compiled:
-            training.settle()
-            return super()._train_epoch(i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies)
-        interrupt.check(losses, accuracies, i)
-        loss_sum, bad_batch, bad_loss, _ = training.epoch(network, y_train, learning_rate)
-        if bad_batch >= 0:
-            raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
-                                     weights_finite=self._weights_finite())
-        training.keep_last_batch(network)
-        return self.dtype.type(loss_sum / (len(X_train) // batch_size))
-
-    def _batch_steps(self, batch_size):
-        return plan.batch_steps(self, batch_size)
+    def _check_train(self, *arguments):
+        """The reference's checks, but X_train's and X_val's finiteness, which the training session proves by
+        comparison with the kept structures where one matches (a narrowing conversion is checked at once)."""
+        self.check_layers()
+        try:
+            return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, *arguments, finite_X=False,
+                                         finite_X_val=False)
+        except (TypeError, ValueError):
+            super()._check_train(*arguments)  # the reference's checks in its order: its first error is raised
+            raise

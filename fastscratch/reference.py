@@ -8,8 +8,6 @@ at the public methods (``fastscratch._validation``), ``dtype=``, ``np.nan`` for
 the removed ``np.NaN``, Ctrl-C deferred to a batch boundary, a stop on a
 non-finite loss, and save/load.
 """
-from typing import Callable, NamedTuple
-
 import numpy as np
 
 from fastscratch import _validation as check
@@ -20,18 +18,14 @@ from fastscratch.functions import (  # noqa: F401  (re-exported: the tutorial's 
     ACTIVATIONS, LOSSES, cross_entropy, derivated_cross_entropy, derivated_loss_L2, derivated_relu,
     derivated_sigmoid, derivated_tanh, loss_L2, relu, sigmoid, tanh)
 
-__all__ = ["Neuron", "FullyConnectedLayer", "SimpleNetwork", "sigmoid", "derivated_sigmoid", "relu",
+__all__ = ["epoch_line", "Neuron", "FullyConnectedLayer", "SimpleNetwork", "sigmoid", "derivated_sigmoid", "relu",
            "derivated_relu", "tanh", "derivated_tanh", "loss_L2", "derivated_loss_L2", "cross_entropy",
            "derivated_cross_entropy"]
 
 
-class Steps(NamedTuple):
-    """What one batch of the training loop calls, in order."""
-    forward: Callable
-    loss_function: Callable
-    derivated_loss_function: Callable
-    backward: Callable
-    optimize: Callable
+def epoch_line(epoch, loss, accuracy):
+    """The tutorial's log line of one epoch."""
+    return "Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}%".format(epoch, loss, accuracy * 100)
 
 
 class FixedDtype:
@@ -222,7 +216,6 @@ class SimpleNetwork:
         loss_function, derivated_loss_function (callable).
     """
 
-    layer_class = FullyConnectedLayer
     dtype = FixedDtype()
 
     def __init__(self, num_inputs, num_outputs, hidden_layers_sizes=(64, 32),
@@ -237,7 +230,7 @@ class SimpleNetwork:
                        check.check_size("num_outputs", num_outputs)]
         self.dtype = dtype
         self.layers = [
-            self.layer_class(layer_sizes[i], layer_sizes[i + 1], activation_function,
+            FullyConnectedLayer(layer_sizes[i], layer_sizes[i + 1], activation_function,
                              derivated_activation_function, dtype=self.dtype)
             for i in range(len(layer_sizes) - 1)]
 
@@ -254,11 +247,12 @@ class SimpleNetwork:
 
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
-        self._check_layers()
+        self.check_layers()
         return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
 
-    def _check_layers(self):
-        """``layers`` is a public list: check it still chains, before compiled code walks it."""
+    def check_layers(self):
+        """Raise unless ``layers`` (a public list) still chains, each layer in the network's dtype with
+        parameters of its shapes: before compiled code walks it."""
         if not self.layers:
             raise ValueError("the network has no layers")
         for i, layer in enumerate(self.layers):
@@ -281,7 +275,7 @@ class SimpleNetwork:
         ``x`` is one sample, ``(num_inputs,)`` or ``(1, num_inputs)``, as in the
         tutorial; given several rows, an array with one class id per row.
         """
-        self._check_layers()
+        self.check_layers()
         x = check.as_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
@@ -294,7 +288,7 @@ class SimpleNetwork:
 
     def backward(self, dL_dy):
         """Back-propagate ``dL_dy`` (after ``forward``) and return ``dL_dx``."""
-        self._check_layers()
+        self.check_layers()
         rows = None
         for layer in self.layers:
             layer._require_forward(rows)  # every layer holds the same batch
@@ -310,7 +304,7 @@ class SimpleNetwork:
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
         epsilon = check.check_learning_rate(epsilon, "epsilon")
-        self._check_layers()
+        self.check_layers()
         for layer in self.layers:
             layer._require_gradients()
         self._optimize(epsilon)
@@ -324,7 +318,7 @@ class SimpleNetwork:
 
         ``y_val`` holds integer class ids (or one-hot rows).
         """
-        self._check_layers()
+        self.check_layers()
         X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
@@ -356,82 +350,53 @@ class SimpleNetwork:
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                            verbose, callback)
 
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True,
-                     finite_X_val=True):
-        """The checked arguments; ``finite_X`` (``finite_X_val``) false leaves X_train's (X_val's) finiteness to
-        the caller, but for a narrowing conversion's (``_validation._to_dtype``)."""
-        self._check_layers()
-        X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype, finite=finite_X)
-        if X_train.ndim != 2:
-            raise ValueError(f"X_train must be 2-D (samples, {self.num_inputs}), got shape {X_train.shape}")
-        y_train = check.as_targets("y_train", y_train, self.num_outputs, len(X_train), self.dtype)
-        batch_size, num_epochs, learning_rate = check.check_train_args(
-            len(X_train), batch_size, num_epochs, learning_rate, X_val, y_val)
-        if X_val is not None:
-            X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype, finite=finite_X_val)
-            if X_val.ndim != 2:
-                raise ValueError(f"X_val must be 2-D (samples, {self.num_inputs}), got shape {X_val.shape}")
-            y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
-        return X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
+    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
+        """``train``'s arguments, checked (``_validation.train_arguments``)."""
+        self.check_layers()
+        return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
+                                     batch_size, num_epochs, learning_rate)
 
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback,
-               *context):
+    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
+        num_batches_per_epoch = len(X_train) // batch_size
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []
         with deferred_sigint() as interrupt:
             for i in range(num_epochs):  # for each training epoch
-                epoch_loss = self._train_epoch(i, X_train, y_train, batch_size, learning_rate, interrupt, losses,
-                                               accuracies, *context)
-                self._end_epoch(i, epoch_loss, X_val, y_val, do_validation, losses, accuracies,
-                                verbose, callback, *context)
+                epoch_loss = 0
+                for b in range(num_batches_per_epoch):  # for each batch composing the dataset
+                    interrupt.check(losses, accuracies, i, b)
+                    batch_index_begin = b * batch_size
+                    batch_index_end = batch_index_begin + batch_size
+                    x = X_train[batch_index_begin: batch_index_end]
+                    targets = y_train[batch_index_begin: batch_index_end]
+                    predictions = self._forward(x)  # forward pass
+                    L = self.loss_function(predictions, targets)  # loss computation
+                    if not np.isfinite(L):
+                        raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=self.weights_finite())
+                    dL_dy = self.derivated_loss_function(predictions, targets)  # loss derivation
+                    self._backward(dL_dy)  # back-propagation pass
+                    self._optimize(learning_rate)  # optimization of the NN
+                    epoch_loss += L
+                epoch_loss /= num_batches_per_epoch
+                losses.append(epoch_loss)
+                if do_validation:
+                    accuracy = self._evaluate_accuracy(X_val, y_val)
+                    accuracies.append(accuracy)
+                else:
+                    accuracy = np.nan
+                if verbose:
+                    print(epoch_line(i, epoch_loss, accuracy))
+                if callback is not None:
+                    callback(i, epoch_loss, accuracy)
             interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
             # An overflow in the very last step has no next batch whose loss would show it.
-            if num_epochs and not self._weights_finite():
+            if num_epochs and not self.weights_finite():
                 raise NonFiniteLossError(num_epochs, 0, np.nan, losses, accuracies, weights_finite=False)
         return losses, accuracies
 
-    def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, *context):
-        """One epoch of the tutorial's batch loop; returns its mean loss. ``context``: see the drop-in's ``train``."""
-        num_batches_per_epoch = len(X_train) // batch_size
-        steps = self._batch_steps(batch_size)
-        epoch_loss = 0
-        for b in range(num_batches_per_epoch):  # for each batch composing the dataset
-            interrupt.check(losses, accuracies, i, b)
-            batch_index_begin = b * batch_size
-            batch_index_end = batch_index_begin + batch_size
-            x = X_train[batch_index_begin: batch_index_end]
-            targets = y_train[batch_index_begin: batch_index_end]
-            predictions = steps.forward(x)  # forward pass
-            L = steps.loss_function(predictions, targets)  # loss computation
-            if not np.isfinite(L):
-                raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=self._weights_finite())
-            dL_dy = steps.derivated_loss_function(predictions, targets)  # loss derivation
-            steps.backward(dL_dy)  # back-propagation pass
-            steps.optimize(learning_rate)  # optimization of the NN
-            epoch_loss += L
-        epoch_loss /= num_batches_per_epoch
-        return epoch_loss
-
-    def _weights_finite(self):
+    def weights_finite(self):
+        """Whether every layer's W and b is finite."""
         return all(np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers)
-
-    def _batch_steps(self, batch_size):
-        """The network's steps for one epoch of ``_train_epoch``; the drop-in decides them per epoch."""
-        return Steps(self._forward, self.loss_function, self.derivated_loss_function, self._backward, self._optimize)
-
-    def _end_epoch(self, i, epoch_loss, X_val, y_val, do_validation, losses, accuracies, verbose, callback,
-                   *evaluate_args):
-        """Log the epoch as the tutorial does."""
-        losses.append(epoch_loss)
-        if do_validation:
-            accuracy = self._evaluate_accuracy(X_val, y_val, *evaluate_args)
-            accuracies.append(accuracy)
-        else:
-            accuracy = np.nan
-        if verbose:
-            print("Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}%".format(i, epoch_loss, accuracy * 100))
-        if callback is not None:
-            callback(i, epoch_loss, accuracy)
 
     def save(self, path):
         """Write the weights, biases and architecture to ``path`` (``.npz``)."""

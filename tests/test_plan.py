@@ -267,7 +267,7 @@ def test_accuracies_are_python_floats(hidden, rng):
 
 @pytest.fixture(params=[2, 1], ids=["compared-during-the-epoch", "compared-first"])
 def threads(request, monkeypatch):
-    monkeypatch.setattr(fastscratch.plan.config, "NUMBA_NUM_THREADS", request.param)
+    monkeypatch.setattr(fastscratch.session.config, "NUMBA_NUM_THREADS", request.param)
 
 
 def test_X_changed_in_place_between_calls_is_read_afresh(rng, threads):
@@ -307,8 +307,8 @@ def test_other_data_of_the_same_shape_is_indexed_at_once(rng, monkeypatch):
     """A shuffled (or new) X of the kept shape fails the sampled rows at once: one epoch run, not two."""
     X, Y = problem(rng, 300)
     runs = []
-    run = fastscratch.plan.Training._run
-    monkeypatch.setattr(fastscratch.plan.Training, "_run", lambda self, *args: runs.append(1) or run(self, *args))
+    run = fastscratch.session.Session._run
+    monkeypatch.setattr(fastscratch.session.Session, "_run", lambda self, *args: runs.append(1) or run(self, *args))
     nets = pair()
     for round_ in range(3):
         order = rng.permutation(300) if round_ else np.arange(300)
@@ -365,16 +365,3 @@ def test_X_val_changed_in_place_between_calls_is_read_afresh(rng, threads):
         own[id(nets[1])][:] = own[id(nets[0])]
         assert_same(nets, [net.train(X, Y, own[id(net)], y_val.argmax(1), batch_size=10, num_epochs=1,
                                      verbose=False) for net in nets])
-
-
-def test_every_new_callable_warns_once_even_at_a_reused_address():
-    for _ in range(5):
-        def custom(z):
-            return np.maximum(z, 0)
-        with pytest.warns(fastscratch.FallbackWarning, match="custom"):
-            fastscratch.FullyConnectedLayer(3, 2, custom, fastscratch.derivated_relu)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            fastscratch.FullyConnectedLayer(3, 2, custom, fastscratch.derivated_relu)
-        del custom
-        gc.collect()
