@@ -6,10 +6,21 @@ Every message names the argument, what was expected and what was given.
 """
 import math
 import numbers
+import sys
+import warnings
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def warn_as_the_tutorial_runs(text):
+    """Warn about an argument the tutorial's code accepts silently (the call then does what it does), pointing
+    at the user's line: the innermost frame outside this package."""
+    level, frame = 2, sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("fastscratch"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(text, UserWarning, stacklevel=level)
 
 
 def check_dtype(dtype):
@@ -49,8 +60,11 @@ def check_learning_rate(value, name="learning_rate"):
         rate = float(value)
     except OverflowError:  # an int too large for a float
         rate = math.inf
-    if not math.isfinite(rate) or rate <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    if not math.isfinite(rate):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if rate <= 0:  # the tutorial's step runs: 0 changes nothing, a negative rate climbs the loss
+        warn_as_the_tutorial_runs(f"{name} is {value}: " + ("the weights will not change" if rate == 0 else
+                                  "each step goes up the gradient, increasing the loss"))
     return rate
 
 
@@ -222,8 +236,12 @@ def train_arguments(num_inputs, num_outputs, dtype, X_train, y_train, X_val, y_v
     if X_train.ndim != 2:
         raise ValueError(f"X_train must be 2-D (samples, {num_inputs}), got shape {X_train.shape}")
     y_train = as_targets("y_train", y_train, num_outputs, len(X_train), dtype)
-    batch_size, num_epochs, learning_rate = check_train_args(
-        len(X_train), batch_size, num_epochs, learning_rate, X_val, y_val)
+    batch_size, num_epochs, learning_rate = check_train_args(len(X_train), batch_size, num_epochs, learning_rate)
+    if (X_val is None) != (y_val is None):  # the tutorial validates only with both
+        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+        warn_as_the_tutorial_runs(f"{given} was given without {missing}: training runs without validation "
+                                  f"(pass both to evaluate)")
+        X_val = y_val = None
     if X_val is not None:
         X_val = as_input("X_val", X_val, num_inputs, dtype, finite=finite_X_val)
         if X_val.ndim != 2:
@@ -232,13 +250,13 @@ def train_arguments(num_inputs, num_outputs, dtype, X_train, y_train, X_val, y_v
     return X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
 
 
-def check_train_args(num_samples, batch_size, num_epochs, learning_rate, X_val, y_val):
+def check_train_args(num_samples, batch_size, num_epochs, learning_rate):
     batch_size = check_size("batch_size", batch_size)
     if batch_size > num_samples:
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({num_samples} samples)")
+    if isinstance(num_epochs, numbers.Integral) and not isinstance(num_epochs, (bool, np.bool_)) and num_epochs < 0:
+        warn_as_the_tutorial_runs(f"num_epochs is {num_epochs}: no epoch runs (the tutorial's range() is empty)")
+        num_epochs = 0
     num_epochs = check_count("num_epochs", num_epochs)
     learning_rate = check_learning_rate(learning_rate)
-    if (X_val is None) != (y_val is None):
-        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
-        raise ValueError(f"{given} was given without {missing}: pass both to evaluate, or neither")
     return batch_size, num_epochs, learning_rate
