@@ -167,6 +167,19 @@ def as_input(name, data, num_inputs, dtype, finite=True):
     return _to_dtype(name, arr, dtype, finite)
 
 
+def read_input(name, data, num_inputs, dtype):
+    """``as_input`` for the calls the tutorial answers whatever the values (``forward``, ``predict``,
+    ``backward``, ``evaluate_accuracy``): NaN or inf is warned about, not refused (the tutorial's NumPy returns
+    NaN where it spreads). Returns the array and whether it is finite."""
+    arr = as_input(name, data, num_inputs, dtype, finite=False)
+    finite = all_finite(arr)
+    if not finite:
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        warn_as_the_tutorial_runs(f"{name} contains non-finite values (NaN or inf), first at index "
+                                  f"{tuple(bad.tolist())}: the results are what NumPy makes of them")
+    return arr, finite
+
+
 def as_targets(name, data, num_outputs, num_samples, dtype):
     """Return training targets as a (num_samples, num_outputs) ``dtype`` array.
 

@@ -15,28 +15,11 @@ from fastscratch import plan, prediction, reference, session
 from fastscratch.dispatch import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 from fastscratch.functions import derivated_loss_L2, derivated_sigmoid, loss_L2, sigmoid
 from fastscratch.kept_data import KeptData
-from fastscratch.kernels import activations
-from fastscratch.kernels.dense_forward import dense_forward
-from fastscratch.kernels.structure import nonzero_structure
-from fastscratch.parameters import parameter
 
 
 class Neuron(reference.Neuron):
     __doc__ = reference.Neuron.__doc__
-
-    def forward(self, x):
-        self._check_parameters()
-        x = check.as_input("x", x, self.num_inputs, self.dtype)
-        copies = {}
-        W, b = parameter(self, "W", self.dtype, copies), parameter(self, "b", self.dtype, copies)
-        if not (check.all_finite(W) and check.all_finite(b)):
-            z = np.dot(x, W) + b  # the reference's product: zero inputs must not hide NaN weights
-        else:
-            rows = x[np.newaxis] if x.ndim == 1 else x
-            z = np.empty((rows.shape[0], 1), dtype=self.dtype)
-            dense_forward(*nonzero_structure(rows), 0, W.reshape(-1, 1), b, activations.IDENTITY, z)
-            z = z.reshape(-1)  # np.dot(x, W) + b has shape (n,) for x (n, k) and (1,) for x (k,)
-        return self.activation_function(z)  # nothing compiled reads it
+    # One row through one neuron is too small for a kernel to pay: forward is the reference's expression.
 
 
 class FullyConnectedLayer(reference.FullyConnectedLayer):
@@ -59,14 +42,19 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         """True when both the activation and its derivative run as kernels."""
         return plan.layer_plan(self, self.dtype).fused
 
-    def _forward(self, x):
-        return plan.forward(plan.layer_plan(self, self.dtype, where="layer"), x, self.dtype)
+    def forward(self, x):
+        self._check_parameters()
+        x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
+        return plan.forward(self._plan(numpy=not finite), x, self.dtype)
+
+    def _plan(self, numpy=False):
+        return plan.layer_plan(self, self.dtype, numpy=numpy, where="layer", scan=False)
 
     def _backward(self, dL_dy):
-        return plan.backward(plan.layer_plan(self, self.dtype, where="layer"), dL_dy, self.dtype)
+        return plan.backward(self._plan(), dL_dy, self.dtype)
 
     def _optimize(self, epsilon):
-        plan.optimize(plan.layer_plan(self, self.dtype, where="layer"), epsilon, self.dtype)
+        plan.optimize(self._plan(), epsilon, self.dtype)
 
 
 class SimpleNetwork(reference.SimpleNetwork):
@@ -83,6 +71,7 @@ class SimpleNetwork(reference.SimpleNetwork):
                          derivated_activation_function, loss_function, derivated_loss_function, dtype=dtype)
         self.layers = [FullyConnectedLayer.from_reference(layer) for layer in self.layers]
         self.kept_data = KeptData()
+        self._plans = plan.PlanCache()
         plan.network_plan(self)  # warn now about callables that will run through NumPy
 
     @property
@@ -96,30 +85,45 @@ class SimpleNetwork(reference.SimpleNetwork):
         density = 1.0 if X_train is None else plan.nonzero_fraction(np.asarray(X_train))
         return plan.compiled_epoch(plan.network_plan(self), self, batch_size, density)
 
-    def _forward(self, x):
-        return plan.network_plan(self).forward(x)
+    def forward(self, x):
+        self.check_layers()
+        x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
+        return self._call_plan(finite).forward(x, self._plans.full)
+
+    forward.__doc__ = reference.SimpleNetwork.forward.__doc__
+
+    def _call_plan(self, finite=True):
+        """The kept per-call plan (``plan.call_plan``); for non-finite inputs, the reference's expressions."""
+        return plan.call_plan(self, self._plans) if finite else plan.network_plan(self, numpy=True, scan=False)
 
     def _backward(self, dL_dy):
-        return plan.network_plan(self).backward(dL_dy)
+        return self._call_plan().backward(dL_dy)
 
     def _optimize(self, epsilon):
-        plan.network_plan(self).optimize(epsilon)
+        self._call_plan().optimize(epsilon)
 
     def predict(self, x):
         self.check_layers()
-        x = check.as_input("x", x, self.num_inputs, self.dtype)
-        network = plan.network_plan(self)
-        if x.ndim == 2 and x.shape[0] > 1 and network.compiled_forward:
-            work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data)
-            return prediction.predict(network, work)
+        x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
+            network = plan.network_plan(self, numpy=not finite)
+            if network.compiled_forward:
+                work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data)
+                return prediction.predict(network, work)
             return np.argmax(network.forward(x), axis=1)
-        return np.argmax(network.forward(x))
+        return np.argmax(self._call_plan(finite).forward(x, self._plans.full))
 
     predict.__doc__ = reference.SimpleNetwork.predict.__doc__
 
-    def _evaluate_accuracy(self, X_val, y_val):
-        return prediction.accuracy(self, X_val, y_val)
+    def evaluate_accuracy(self, X_val, y_val):
+        self.check_layers()
+        X_val, finite = check.read_input("X_val", X_val, self.num_inputs, self.dtype)
+        if X_val.ndim == 1:
+            X_val = X_val[np.newaxis]
+        y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
+        return prediction.accuracy(self, X_val, y_val, numpy=not finite)
+
+    evaluate_accuracy.__doc__ = reference.SimpleNetwork.evaluate_accuracy.__doc__
 
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
               *, verbose=True, callback=None):

@@ -25,7 +25,7 @@ from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import nonzero_structure
+from fastscratch.kernels.structure import full_structure, index_dtype, nonzero_structure
 from fastscratch.parameters import kernel_array, parameter, write_back
 
 #: Where the compiled epoch stops paying off (measured: benchmarks/crossover.py), so that ``train``
@@ -42,6 +42,12 @@ KERNEL_SPARSE_INPUT = 0.4
 KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
 
 
+#: Inputs of at least this many rows go through the first layer's kernel as a list of their nonzero entries,
+#: which skips the zeros (most of an image) but must first prove W finite: a NaN weight behind a zero input
+#: would be hidden, where NumPy's 0 * NaN shows it. Fewer rows are cheaper to multiply densely than to scan W.
+SPARSE_MIN_ROWS = 8
+
+
 class LayerPlan(NamedTuple):
     """How one layer runs in this call."""
     layer: object
@@ -50,34 +56,57 @@ class LayerPlan(NamedTuple):
     activation: object  # kernel code, or None: ``layer.activation_function`` through NumPy
     derivative: object  # likewise for ``layer.derivated_activation_function``
     numpy: bool  # products as the reference's NumPy expressions instead of kernels
+    finite: object = True  # W and b proven finite; None: not looked at (``call_plan``)
 
     @property
     def fused(self):
         return self.activation is not None and self.activation == self.derivative
 
 
-def layer_plan(layer, dtype, copies=None, numpy=False, where="network"):
-    """The ``LayerPlan`` of ``layer`` as it is now (shapes already checked by the layer)."""
+def layer_plan(layer, dtype, copies=None, numpy=False, where="network", scan=True):
+    """The ``LayerPlan`` of ``layer`` as it is now (shapes already checked by the layer). ``scan`` false leaves
+    W's finiteness unknown, for ``forward`` to prove only where it skips zeros."""
     copies = {} if copies is None else copies
     W, b = parameter(layer, "W", dtype, copies), parameter(layer, "b", dtype, copies)
-    finite = check.all_finite(W) and check.all_finite(b)
+    finite = check.all_finite(W) and check.all_finite(b) if scan else None
     return LayerPlan(layer, W, b, activation_code(layer.activation_function, where),
-                     derivative_code(layer.derivated_activation_function, where), numpy or not finite)
+                     derivative_code(layer.derivated_activation_function, where), numpy or finite is False, finite)
 
 
-def forward(plan, x, dtype):
-    """``y = f(x @ W + b)`` for x (n, n_in) or (n_in,), kept on the layer with x as the reference keeps them."""
+def _dense(rows, full):
+    """The structure of ``rows`` listing every entry (``full``: a dict of ``full_structure`` by shape, kept by
+    the caller)."""
+    key = rows.shape
+    if key not in full:
+        if len(full) >= 16:  # calls of ever new sizes: keep the recent ones only
+            full.clear()
+        full[key] = full_structure(rows.shape[0], rows.shape[1], index_dtype(rows.shape[1]))
+    return (*full[key], rows.reshape(-1))
+
+
+def forward(plan, x, dtype, first=True, full=None):
+    """``y = f(x @ W + b)`` for x (n, n_in) or (n_in,), kept on the layer with x as the reference keeps them.
+
+    The kernel visits every entry of x (as BLAS does) unless x is the network's input (``first``) of at least
+    ``SPARSE_MIN_ROWS`` rows and W is finite: then only x's nonzero entries. A W found not finite there runs
+    the reference's expression. ``full``: structures kept between calls (see ``_dense``).
+    """
     layer = plan.layer
-    if plan.numpy:
+    numpy = plan.numpy
+    rows = x[np.newaxis] if x.ndim == 1 else x
+    sparse = first and rows.shape[0] >= SPARSE_MIN_ROWS
+    if sparse and not numpy and plan.finite is None:
+        numpy = not check.all_finite(plan.W)
+    if numpy:
         y = layer.activation_function(np.dot(x, plan.W) + plan.b)
         if plan.activation is None:
             y = checked_result(layer.activation_function, "activation_function", y, x.shape[:-1] + (layer.size,),
                                dtype)
     else:
-        rows = x[np.newaxis] if x.ndim == 1 else x
         y = np.empty((rows.shape[0], layer.size), dtype=dtype)
         code = activations.IDENTITY if plan.activation is None else plan.activation
-        dense_forward(*nonzero_structure(rows), 0, plan.W, plan.b, code, y)
+        structure = nonzero_structure(rows) if sparse else _dense(rows, {} if full is None else full)
+        dense_forward(*structure, 0, plan.W, plan.b, code, y)
         if x.ndim == 1:
             y = y[0]
         if plan.activation is None:
@@ -100,7 +129,7 @@ def backward(plan, dL_dy, dtype, input_gradient_needed=True):
     else:
         dL_dz = np.empty(y.shape, dtype=dtype)
         times_derivative(dL_dy, y, plan.derivative, dL_dz)
-    if plan.numpy:
+    if plan.numpy or not np.isfinite(dL_dz).all():  # the kernel skips zero inputs, which would hide 0 * NaN
         parameter_gradients(layer, x, dL_dz)
         return np.dot(dL_dz, plan.W.T) if input_gradient_needed else None
     layer.dL_dW, layer.dL_db = np.empty_like(plan.W), np.empty_like(plan.b)
@@ -139,9 +168,9 @@ class NetworkPlan(NamedTuple):
     loss: object
     dtype: np.dtype
 
-    def forward(self, x):
-        for layer in self.layers:
-            x = forward(layer, x, self.dtype)
+    def forward(self, x, full=None):
+        for i, layer in enumerate(self.layers):
+            x = forward(layer, x, self.dtype, i == 0, full)
         return x
 
     def backward(self, dL_dy, input_gradient_needed=True):
@@ -170,11 +199,46 @@ class NetworkPlan(NamedTuple):
                 np.array([layer.activation for layer in self.layers], dtype=np.int64))
 
 
-def network_plan(network, numpy=False):
+def network_plan(network, numpy=False, scan=True):
     """The ``NetworkPlan`` of ``network`` as it is now (its layers already checked by ``check_layers``)."""
     copies = {}
-    return NetworkPlan(tuple(layer_plan(layer, network.dtype, copies, numpy) for layer in network.layers),
+    return NetworkPlan(tuple(layer_plan(layer, network.dtype, copies, numpy, scan=scan) for layer in network.layers),
                        loss_code(network), network.dtype)
+
+
+class PlanCache:
+    """The last per-call plan of one network (``call_plan``) and the dense input structures of its calls,
+    kept on the network; copies and pickles start empty."""
+
+    def __init__(self):
+        self.decided_from, self.plan, self.full = None, None, {}
+
+    def __reduce__(self):
+        return type(self), ()
+
+
+def _decided_from(network):
+    """The objects a per-call plan is decided from, compared by identity."""
+    objects = [network.loss_function, network.derivated_loss_function]
+    for layer in network.layers:
+        objects += (layer, layer.W, layer.b, layer.activation_function, layer.derivated_activation_function)
+    return objects
+
+
+def call_plan(network, cache):
+    """The ``NetworkPlan`` of ``network`` for ``forward``, ``backward``, ``optimize`` and ``predict`` of one
+    row: decided once and reused while the objects it read are the same ones (layers, their own W and b, still
+    writable, their functions, the loss pair). W's finiteness is not part of it: ``forward`` proves it where
+    it skips zeros, and the other pieces do not need it."""
+    objects = _decided_from(network)
+    kept = cache.decided_from
+    if (kept is not None and len(kept) == len(objects) and all(a is b for a, b in zip(kept, objects))
+            and all(layer.W.flags.writeable and layer.b.flags.writeable for layer in cache.plan.layers)):
+        return cache.plan
+    plan = network_plan(network, scan=False)
+    own = all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers)
+    cache.decided_from, cache.plan = (objects if own else None), plan  # converted copies are made each call
+    return plan
 
 
 def sizes_of(network):

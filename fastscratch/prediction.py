@@ -62,11 +62,12 @@ def predict(plan, work):
     return classes
 
 
-def accuracy(network, X_val, y_val, val_work=None):
+def accuracy(network, X_val, y_val, val_work=None, numpy=False):
     """``evaluate_accuracy`` on checked arguments: compiled when the network's functions allow, else the
-    reference's per-sample loop, planned once. ``val_work`` returns X_val's ``ForwardWork`` (a training
-    session's, kept across epochs); without it, X_val is indexed through the network's kept data."""
-    plan = plans.network_plan(network)
+    reference's per-sample loop, planned once (``numpy``: with the reference's expressions, for a non-finite
+    X_val). ``val_work`` returns X_val's ``ForwardWork`` (a training session's, kept across epochs); without
+    it, X_val is indexed through the network's kept data."""
+    plan = plans.network_plan(network, numpy=numpy)
     if plan.compiled_forward:
         work = (forward_work(X_val, plans.sizes_of(network), network.dtype, network.kept_data)[0]
                 if val_work is None else val_work())

@@ -69,7 +69,7 @@ class Neuron:
     def forward(self, x):
         """Return the activation for ``x`` of shape ``(1, num_inputs)`` (or ``(num_inputs,)``)."""
         self._check_parameters()
-        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
         z = np.dot(x, self.W) + self.b
         return self.activation_function(z)
 
@@ -122,7 +122,7 @@ class FullyConnectedLayer:
     def forward(self, x):
         """Return the activations for ``x`` of shape ``(batch_size, num_inputs)``, keeping x and y."""
         self._check_parameters()
-        return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
+        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
 
     def _check_parameters(self, owner="layer"):
         # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
@@ -144,7 +144,7 @@ class FullyConnectedLayer:
 
     def _check_backward(self, dL_dy):
         self._require_forward()
-        dL_dy = check.as_input("dL_dy", dL_dy, self.size, self.dtype)
+        dL_dy = check.read_input("dL_dy", dL_dy, self.size, self.dtype)[0]
         if dL_dy.shape != np.shape(self.y):
             raise ValueError(f"dL_dy must have the shape of the last output {np.shape(self.y)}, "
                              f"got {dL_dy.shape}")
@@ -248,7 +248,7 @@ class SimpleNetwork:
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
         self.check_layers()
-        return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
+        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
 
     def check_layers(self):
         """Raise unless ``layers`` (a public list) still chains, each layer in the network's dtype with
@@ -276,7 +276,7 @@ class SimpleNetwork:
         tutorial; given several rows, an array with one class id per row.
         """
         self.check_layers()
-        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
         return self._predict(x)
@@ -319,7 +319,7 @@ class SimpleNetwork:
         ``y_val`` holds integer class ids (or one-hot rows).
         """
         self.check_layers()
-        X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype)
+        X_val = check.read_input("X_val", X_val, self.num_inputs, self.dtype)[0]
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
