@@ -48,7 +48,10 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return plan.forward(self._plan(numpy=not finite), x, self.dtype)
 
     def _plan(self, numpy=False):
-        return plan.layer_plan(self, self.dtype, numpy=numpy, where="layer", scan=False)
+        """The layer's per-call plan: kept while its W, b and functions are the same objects (``call_plan``)."""
+        if numpy:
+            return plan.layer_plan(self, self.dtype, numpy=True, where="layer", scan=False)
+        return plan.call_plan(self, self.__dict__.setdefault("_plans", plan.PlanCache())).layers[0]
 
     def _backward(self, dL_dy):
         return plan.backward(self._plan(), dL_dy, self.dtype)
@@ -121,7 +124,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
-        return prediction.accuracy(self, X_val, y_val, numpy=not finite)
+        return prediction.accuracy(self, X_val, y_val, numpy=not finite, call_plan=self._call_plan())
 
     evaluate_accuracy.__doc__ = reference.SimpleNetwork.evaluate_accuracy.__doc__
 

@@ -13,6 +13,8 @@ from fastscratch import _validation as check
 
 def kernel_array(name, value, dtype):
     """A public array attribute as the kernels need it: C-contiguous, ``dtype`` (shapes checked by the caller)."""
+    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+        return value  # the common case, without the conversion's machinery
     arr = check.as_real_array(name, value)
     with np.errstate(over="ignore"):
         return np.ascontiguousarray(arr, dtype=dtype)

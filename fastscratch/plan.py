@@ -22,10 +22,9 @@ from fastscratch.callables import checked_result
 from fastscratch.dispatch import activation_code, derivative_code, loss_code
 from fastscratch.kernels import activations
 from fastscratch.kernels.activations import times_derivative
-from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import full_structure, index_dtype, nonzero_structure
+from fastscratch.kernels.structure import full_structure, index_dtype
 from fastscratch.parameters import kernel_array, parameter, write_back
 
 #: Where the compiled epoch stops paying off (measured: benchmarks/crossover.py), so that ``train``
@@ -42,10 +41,12 @@ KERNEL_SPARSE_INPUT = 0.4
 KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
 
 
-#: Inputs of at least this many rows go through the first layer's kernel as a list of their nonzero entries,
-#: which skips the zeros (most of an image) but must first prove W finite: a NaN weight behind a zero input
-#: would be hidden, where NumPy's 0 * NaN shows it. Fewer rows are cheaper to multiply densely than to scan W.
-SPARSE_MIN_ROWS = 8
+#: Outside the compiled epoch, a layer's product runs as a kernel when its input has at most this many
+#: entries (rows x inputs: one MNIST image through the first layer, up to 16 rows through a 64-wide hidden
+#: layer), else as the reference's BLAS expression. The kernel visits every entry, as BLAS does, so NaN
+#: weights show whatever the input; past this size BLAS's blocked product is faster (figures in
+#: docs/performance-calls.md).
+KERNEL_MAX_ENTRIES = 1024
 
 
 class LayerPlan(NamedTuple):
@@ -56,7 +57,6 @@ class LayerPlan(NamedTuple):
     activation: object  # kernel code, or None: ``layer.activation_function`` through NumPy
     derivative: object  # likewise for ``layer.derivated_activation_function``
     numpy: bool  # products as the reference's NumPy expressions instead of kernels
-    finite: object = True  # W and b proven finite; None: not looked at (``call_plan``)
 
     @property
     def fused(self):
@@ -64,13 +64,15 @@ class LayerPlan(NamedTuple):
 
 
 def layer_plan(layer, dtype, copies=None, numpy=False, where="network", scan=True):
-    """The ``LayerPlan`` of ``layer`` as it is now (shapes already checked by the layer). ``scan`` false leaves
-    W's finiteness unknown, for ``forward`` to prove only where it skips zeros."""
+    """The ``LayerPlan`` of ``layer`` as it is now (shapes already checked by the layer). ``scan`` looks at W
+    and b: non-finite ones run the reference's expressions, as the compiled passes that skip zero inputs
+    (``compiled_forward``, ``compiled_epoch``) would hide 0 * NaN; without it (``call_plan``), the caller
+    runs nothing that skips zeros."""
     copies = {} if copies is None else copies
     W, b = parameter(layer, "W", dtype, copies), parameter(layer, "b", dtype, copies)
-    finite = check.all_finite(W) and check.all_finite(b) if scan else None
+    finite = not scan or check.all_finite(W) and check.all_finite(b)
     return LayerPlan(layer, W, b, activation_code(layer.activation_function, where),
-                     derivative_code(layer.derivated_activation_function, where), numpy or finite is False, finite)
+                     derivative_code(layer.derivated_activation_function, where), numpy or not finite)
 
 
 def _dense(rows, full):
@@ -84,29 +86,21 @@ def _dense(rows, full):
     return (*full[key], rows.reshape(-1))
 
 
-def forward(plan, x, dtype, first=True, full=None):
-    """``y = f(x @ W + b)`` for x (n, n_in) or (n_in,), kept on the layer with x as the reference keeps them.
-
-    The kernel visits every entry of x (as BLAS does) unless x is the network's input (``first``) of at least
-    ``SPARSE_MIN_ROWS`` rows and W is finite: then only x's nonzero entries. A W found not finite there runs
-    the reference's expression. ``full``: structures kept between calls (see ``_dense``).
-    """
+def forward(plan, x, dtype, full=None):
+    """``y = f(x @ W + b)`` for x (n, n_in) or (n_in,), kept on the layer with x as the reference keeps them:
+    a kernel up to ``KERNEL_MAX_ENTRIES`` input entries, else the reference's expression. ``full``: structures
+    kept between calls (see ``_dense``)."""
     layer = plan.layer
-    numpy = plan.numpy
-    rows = x[np.newaxis] if x.ndim == 1 else x
-    sparse = first and rows.shape[0] >= SPARSE_MIN_ROWS
-    if sparse and not numpy and plan.finite is None:
-        numpy = not check.all_finite(plan.W)
-    if numpy:
+    if plan.numpy or x.size > KERNEL_MAX_ENTRIES:
         y = layer.activation_function(np.dot(x, plan.W) + plan.b)
         if plan.activation is None:
             y = checked_result(layer.activation_function, "activation_function", y, x.shape[:-1] + (layer.size,),
                                dtype)
     else:
+        rows = x[np.newaxis] if x.ndim == 1 else x
         y = np.empty((rows.shape[0], layer.size), dtype=dtype)
         code = activations.IDENTITY if plan.activation is None else plan.activation
-        structure = nonzero_structure(rows) if sparse else _dense(rows, {} if full is None else full)
-        dense_forward(*structure, 0, plan.W, plan.b, code, y)
+        dense_forward(*_dense(rows, {} if full is None else full), 0, plan.W, plan.b, code, y)
         if x.ndim == 1:
             y = y[0]
         if plan.activation is None:
@@ -117,7 +111,11 @@ def forward(plan, x, dtype, first=True, full=None):
 
 
 def backward(plan, dL_dy, dtype, input_gradient_needed=True):
-    """Set the layer's dL_dW and dL_db from dL_dy (shaped like y) and return dL_dx (None if not needed)."""
+    """Set the layer's dL_dW and dL_db from dL_dy (shaped like y) and return dL_dx (None if not needed).
+
+    dL_dz comes from a kernel for a built-in derivative (one pass instead of NumPy's temporaries); the
+    products are the reference's BLAS expressions, which the kernels did not beat at any size measured.
+    """
     layer = plan.layer
     x, y = kernel_array("x", layer.x, dtype), kernel_array("y", layer.y, dtype)
     derivative = layer.derivated_activation_function
@@ -129,16 +127,8 @@ def backward(plan, dL_dy, dtype, input_gradient_needed=True):
     else:
         dL_dz = np.empty(y.shape, dtype=dtype)
         times_derivative(dL_dy, y, plan.derivative, dL_dz)
-    if plan.numpy or not np.isfinite(dL_dz).all():  # the kernel skips zero inputs, which would hide 0 * NaN
-        parameter_gradients(layer, x, dL_dz)
-        return np.dot(dL_dz, plan.W.T) if input_gradient_needed else None
-    layer.dL_dW, layer.dL_db = np.empty_like(plan.W), np.empty_like(plan.b)
-    weight_gradient(x, dL_dz, layer.dL_dW, layer.dL_db)
-    if not input_gradient_needed:
-        return None
-    dL_dx = np.empty(x.shape, dtype=dtype)
-    input_gradient(dL_dz, plan.W, np.empty((layer.size, layer.num_inputs), dtype=dtype), dL_dx)
-    return dL_dx
+    parameter_gradients(layer, x, dL_dz)
+    return np.dot(dL_dz, plan.W.T) if input_gradient_needed else None
 
 
 def optimize(plan, epsilon, dtype, owner="layer"):
@@ -169,8 +159,8 @@ class NetworkPlan(NamedTuple):
     dtype: np.dtype
 
     def forward(self, x, full=None):
-        for i, layer in enumerate(self.layers):
-            x = forward(layer, x, self.dtype, i == 0, full)
+        for layer in self.layers:
+            x = forward(layer, x, self.dtype, full)
         return x
 
     def backward(self, dL_dy, input_gradient_needed=True):
@@ -218,24 +208,31 @@ class PlanCache:
 
 
 def _decided_from(network):
-    """The objects a per-call plan is decided from, compared by identity."""
+    """The objects a per-call plan is decided from, compared by identity (for a lone layer: its own)."""
+    if not hasattr(network, "layers"):
+        return [network, network.W, network.b, network.activation_function, network.derivated_activation_function]
     objects = [network.loss_function, network.derivated_loss_function]
     for layer in network.layers:
         objects += (layer, layer.W, layer.b, layer.activation_function, layer.derivated_activation_function)
     return objects
 
 
+def _lone_layer_plan(layer):
+    """A one-layer ``NetworkPlan`` of a layer called on its own (no loss: it has none)."""
+    return NetworkPlan((layer_plan(layer, layer.dtype, where="layer", scan=False),), None, layer.dtype)
+
+
 def call_plan(network, cache):
-    """The ``NetworkPlan`` of ``network`` for ``forward``, ``backward``, ``optimize`` and ``predict`` of one
-    row: decided once and reused while the objects it read are the same ones (layers, their own W and b, still
-    writable, their functions, the loss pair). W's finiteness is not part of it: ``forward`` proves it where
-    it skips zeros, and the other pieces do not need it."""
+    """The ``NetworkPlan`` of ``network`` (or of a lone layer) for ``forward``, ``backward``, ``optimize`` and
+    ``predict`` of one row: decided once and reused while the objects it read are the same ones (layers, their own W and b, still
+    writable, their functions, the loss pair). W's finiteness is not part of it: nothing it runs skips zero
+    inputs."""
     objects = _decided_from(network)
     kept = cache.decided_from
     if (kept is not None and len(kept) == len(objects) and all(a is b for a, b in zip(kept, objects))
             and all(layer.W.flags.writeable and layer.b.flags.writeable for layer in cache.plan.layers)):
         return cache.plan
-    plan = network_plan(network, scan=False)
+    plan = network_plan(network, scan=False) if hasattr(network, "layers") else _lone_layer_plan(network)
     own = all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers)
     cache.decided_from, cache.plan = (objects if own else None), plan  # converted copies are made each call
     return plan

@@ -62,13 +62,22 @@ def predict(plan, work):
     return classes
 
 
-def accuracy(network, X_val, y_val, val_work=None, numpy=False):
+#: Fewer rows than this are evaluated one by one (``accuracy``): indexing them for the compiled pass costs
+#: more than it saves.
+COMPILED_MIN_ROWS = 8
+
+
+def accuracy(network, X_val, y_val, val_work=None, numpy=False, call_plan=None):
     """``evaluate_accuracy`` on checked arguments: compiled when the network's functions allow, else the
     reference's per-sample loop, planned once (``numpy``: with the reference's expressions, for a non-finite
     X_val). ``val_work`` returns X_val's ``ForwardWork`` (a training session's, kept across epochs); without
-    it, X_val is indexed through the network's kept data."""
-    plan = plans.network_plan(network, numpy=numpy)
-    if plan.compiled_forward:
+    it, X_val is indexed through the network's kept data. ``call_plan``: the network's per-call plan, for
+    sets of fewer than ``COMPILED_MIN_ROWS`` rows."""
+    if call_plan is not None and len(X_val) < COMPILED_MIN_ROWS and not numpy:
+        plan = call_plan
+    else:
+        plan = plans.network_plan(network, numpy=numpy)
+    if plan.compiled_forward and plan is not call_plan:
         work = (forward_work(X_val, plans.sizes_of(network), network.dtype, network.kept_data)[0]
                 if val_work is None else val_work())
         correct = np.count_nonzero(predict(plan, work) == y_val)
