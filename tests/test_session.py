@@ -1,9 +1,12 @@
-"""A train call's session: what the callback changes between epochs is read as the reference reads it."""
+"""A train call's session: the data it reads is what the reference reads, through callbacks and between calls."""
+import gc
+
 import numpy as np
 import pytest
 
 import fastscratch
 from fastscratch import reference
+from twins import assert_same, pair, problem
 
 EDITS = {
     "X_train *= 0.5": lambda X, X_val, epoch: X.__imul__(0.5),
@@ -11,12 +14,6 @@ EDITS = {
     "X_val[:] = reversed": lambda X, X_val, epoch: X_val.__setitem__(slice(None), X_val[::-1].copy()),
     "both": lambda X, X_val, epoch: (X.__imul__(1.5), X_val.__imul__(0.25)),
 }
-
-
-@pytest.fixture(params=[2, 1], ids=["compared-during-the-epoch", "compared-first"])
-def threads(request, monkeypatch):
-    from numba import config
-    monkeypatch.setattr(config, "NUMBA_NUM_THREADS", request.param)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -39,3 +36,106 @@ def test_a_callback_editing_the_data_in_place_gives_the_references_result(edit, 
     assert acc == ref_acc
     for r, j in zip(ref_W, W):
         np.testing.assert_allclose(j, r, rtol=1e-7, atol=1e-7 if dtype == np.float64 else 1e-4)
+
+
+@pytest.fixture(params=[2, 1], ids=["compared-during-the-epoch", "compared-first"])
+def threads(request, monkeypatch):
+    from numba import config
+    monkeypatch.setattr(config, "NUMBA_NUM_THREADS", request.param)
+
+
+def test_X_changed_in_place_between_calls_is_read_afresh(rng, threads):
+    nets = pair()
+    X, Y = problem(rng, 60)
+    data = {id(net): X.copy() for net in nets}
+    for round_ in range(3):
+        for net in nets:
+            own = data[id(net)]
+            own[round_ * 7:(round_ + 1) * 7] = rng.random((7, 12)) if net is nets[0] else 0
+        data[id(nets[1])][:] = data[id(nets[0])]  # the same new contents, written in place
+        results = [net.train(data[id(net)], Y, data[id(net)], Y.argmax(1), batch_size=10, num_epochs=1,
+                             verbose=False) for net in nets]
+        assert_same(nets, results)
+    results = [net.train(data[id(net)], Y, batch_size=10, num_epochs=2, verbose=False) for net in nets]  # unchanged
+    assert_same(nets, results)
+    # A different array with the same shape (possibly at a reused address) is not mistaken for the last one.
+    for _ in range(3):
+        fresh = [rng.random((60, 12))] * 2
+        assert_same(nets, [net.train(x, Y, batch_size=10, num_epochs=1, verbose=False) for net, x in zip(nets, fresh)])
+        del fresh
+        gc.collect()
+
+
+def test_a_bad_X_train_is_reported_before_a_new_bad_X_val(rng, threads):
+    """X_train compared with its kept structure, X_val new and not finite: X_train's error, as in the reference."""
+    X, Y = problem(rng, 60)
+    for net in pair():
+        net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        X_bad, X_val = X.copy(), rng.random((33, 12))
+        X_bad[17, 3], X_val[5, 2] = np.nan, np.inf
+        with pytest.raises(ValueError, match=r"X_train contains non-finite.*\(17, 3\)"):
+            net.train(X_bad, Y, X_val, Y[:33].argmax(1), batch_size=10, num_epochs=1, verbose=False)
+
+
+def test_other_data_of_the_same_shape_is_indexed_at_once(rng, monkeypatch):
+    """A shuffled (or new) X of the kept shape fails the sampled rows at once: one epoch run, not two."""
+    X, Y = problem(rng, 300)
+    runs = []
+    run = fastscratch.session.Session._run
+    monkeypatch.setattr(fastscratch.session.Session, "_run", lambda self, *args: runs.append(1) or run(self, *args))
+    nets = pair()
+    for round_ in range(3):
+        order = rng.permutation(300) if round_ else np.arange(300)
+        assert_same(nets, [net.train(X[order], Y[order], batch_size=10, num_epochs=1, verbose=False)
+                           for net in nets])
+    assert len(runs) == 3
+
+
+@pytest.mark.parametrize("num_epochs", [0, 1, 2])
+@pytest.mark.parametrize("bad", ["X_train", "X_val", "both"])
+def test_nan_written_between_calls_is_rejected_with_the_weights_untouched(bad, num_epochs, rng, threads):
+    """Each array's kept structure is compared with it in the next call; a NaN or inf found so raises the
+    reference's error (X_train's first when both are bad) with the weights as they were before the call."""
+    X, Y = problem(rng, 60)
+    X_val, y_val = problem(rng, 33)
+    for net in pair():
+        net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+        if bad != "X_val":
+            X[17, 3] = np.nan
+        if bad != "X_train":
+            X_val[5, 2] = np.inf
+        error = r"X_val contains non-finite.*\(5, 2\)" if bad == "X_val" else r"X_train contains non-finite.*\(17, 3\)"
+        with pytest.raises(ValueError, match=error):
+            net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=num_epochs, verbose=False)
+        for layer, (W, b) in zip(net.layers, before):
+            np.testing.assert_array_equal(layer.W, W)
+            np.testing.assert_array_equal(layer.b, b)
+        X[17, 3], X_val[5, 2] = 0.5, 0.25
+
+
+def test_float64_data_on_a_float32_network_changed_in_place_is_read_afresh(rng, threads):
+    """Converted on every call, then compared with the kept float32 structure during the first epoch."""
+    nets = pair(dtype=np.float32)
+    X, Y = problem(rng, 60)
+    for round_ in range(3):
+        X[round_ * 7:(round_ + 1) * 7] = rng.random((7, 12))
+        results = [net.train(X, Y, X[:20], Y[:20].argmax(1), batch_size=10, num_epochs=1, verbose=False)
+                   for net in nets]
+        assert_same(nets, results, rtol=1e-5)
+        for r, j in zip(*(net.layers for net in nets)):
+            assert j.W.dtype == np.float32 and r.W.dtype == np.float32
+
+
+def test_X_val_changed_in_place_between_calls_is_read_afresh(rng, threads):
+    """X_val has a kept structure of its own (another shape than X_train's), compared during the first epoch."""
+    nets = pair()
+    X, Y = problem(rng, 60)
+    X_val, y_val = problem(rng, 33)
+    own = {id(net): X_val.copy() for net in nets}
+    for round_ in range(3):
+        for net in nets:
+            own[id(net)][round_ * 5:(round_ + 1) * 5] = rng.random((5, 12)) if net is nets[0] else 0
+        own[id(nets[1])][:] = own[id(nets[0])]
+        assert_same(nets, [net.train(X, Y, own[id(net)], y_val.argmax(1), batch_size=10, num_epochs=1,
+                                     verbose=False) for net in nets])
