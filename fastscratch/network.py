@@ -91,7 +91,7 @@ class SimpleNetwork(reference.SimpleNetwork):
     def forward(self, x):
         self.check_layers()
         x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
-        return self._call_plan(finite).forward(x, self._plans.full)
+        return self._call_plan(finite).forward(x)
 
     forward.__doc__ = reference.SimpleNetwork.forward.__doc__
 
@@ -114,7 +114,7 @@ class SimpleNetwork(reference.SimpleNetwork):
                 work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data)
                 return prediction.predict(network, work)
             return np.argmax(network.forward(x), axis=1)
-        return np.argmax(self._call_plan(finite).forward(x, self._plans.full))
+        return np.argmax(self._call_plan(finite).forward(x))
 
     predict.__doc__ = reference.SimpleNetwork.predict.__doc__
 

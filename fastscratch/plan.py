@@ -157,10 +157,11 @@ class NetworkPlan(NamedTuple):
     layers: tuple
     loss: object
     dtype: np.dtype
+    full: dict = None  # dense input structures kept between calls (``_dense``), or None
 
-    def forward(self, x, full=None):
+    def forward(self, x):
         for layer in self.layers:
-            x = forward(layer, x, self.dtype, full)
+            x = forward(layer, x, self.dtype, self.full)
         return x
 
     def backward(self, dL_dy, input_gradient_needed=True):
@@ -233,6 +234,7 @@ def call_plan(network, cache):
             and all(layer.W.flags.writeable and layer.b.flags.writeable for layer in cache.plan.layers)):
         return cache.plan
     plan = network_plan(network, scan=False) if hasattr(network, "layers") else _lone_layer_plan(network)
+    plan = plan._replace(full=cache.full)
     own = all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers)
     cache.decided_from, cache.plan = (objects if own else None), plan  # converted copies are made each call
     return plan

@@ -215,15 +215,16 @@ def _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accur
     session.verify()
     if plans.past_crossover(network, session.batch_size):  # dense or not: the batch loop's products are BLAS's
         plan = plans.network_plan(network, numpy=True)
+    plan = plan._replace(full={})  # the batches' dense structures, built once this epoch
     loss_function = checked_loss(network.loss_function)
     derivative = checked_loss_derivative(network.derivated_loss_function, network.dtype)
     X_train, batch_size = session.X_train, session.batch_size
-    epoch_loss, full = 0, {}
+    epoch_loss = 0
     for b in range(num_batches):  # the reference's batch loop
         interrupt.check(losses, accuracies, i, b)
         x = X_train[b * batch_size:(b + 1) * batch_size]
         targets = y_train[b * batch_size:(b + 1) * batch_size]
-        predictions = plan.forward(x, full)
+        predictions = plan.forward(x)
         L = loss_function(predictions, targets)
         if not np.isfinite(L):
             raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=network.weights_finite())
