@@ -45,19 +45,24 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def forward(self, x):
         self._check_parameters()
         x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
-        return plan.forward(self._plan(numpy=not finite), x, self.dtype)
+        if not finite:  # the reference's expressions
+            return plan.forward(plan.layer_plan(self, self.dtype, numpy=True, where="layer", scan=False), x,
+                                self.dtype)
+        return self._call_plan().forward(x)
 
-    def _plan(self, numpy=False):
-        """The layer's per-call plan: kept while its W, b and functions are the same objects (``call_plan``)."""
-        if numpy:
-            return plan.layer_plan(self, self.dtype, numpy=True, where="layer", scan=False)
-        return plan.call_plan(self, self.__dict__.setdefault("_plans", plan.PlanCache())).layers[0]
+    def _call_plan(self):
+        """The layer's per-call plan, as a one-layer ``NetworkPlan``: kept while its W, b and functions are the
+        same objects (``plan.call_plan``)."""
+        cache = self.__dict__.get("_plans")
+        if cache is None:
+            cache = self._plans = plan.PlanCache()
+        return plan.call_plan(self, cache)
 
     def _backward(self, dL_dy):
-        return plan.backward(self._plan(), dL_dy, self.dtype)
+        return plan.backward(self._call_plan().layers[0], dL_dy, self.dtype)
 
     def _optimize(self, epsilon):
-        plan.optimize(self._plan(), epsilon, self.dtype)
+        plan.optimize(self._call_plan().layers[0], epsilon, self.dtype)
 
 
 class SimpleNetwork(reference.SimpleNetwork):

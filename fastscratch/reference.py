@@ -4,9 +4,11 @@ The algorithm is the tutorial's (``../shared/seed``) line for line: weights
 drawn with ``np.random`` in the same order, the same loss and gradient
 conventions, no shuffling, the last incomplete batch dropped and the same log
 line. What is added sits around it, never inside it: checks of the arguments
-at the public methods (``fastscratch._validation``), ``dtype=``, ``np.nan`` for
-the removed ``np.NaN``, Ctrl-C deferred to a batch boundary, a stop on a
-non-finite loss, and save/load.
+at the public methods (``fastscratch._validation``; what the tutorial accepts
+silently is warned about and run as it runs), ``dtype=`` (fixed at
+construction), ``np.nan`` for the removed ``np.NaN``, Ctrl-C deferred to a
+batch boundary, a stop on a non-finite loss, and save/load. Nothing in it
+serves the drop-in, which subclasses it for construction and checks only.
 """
 import numpy as np
 
