@@ -3,9 +3,10 @@
 Each class subclasses its reference twin, so construction (the same random
 draws, in the same order), argument checks and save/load are the reference's;
 the arithmetic is the drop-in's, and so is ``train``'s loop (``session``).
-The objects carry no state about how to run: each call validates its
-arguments, asks ``plan`` for a plan made from the network as it is at that
-call, and runs it. What a network keeps between ``train`` calls is its
+Each call validates its arguments and runs the plan decided from the network
+as it is: the per-call plan is kept (``plan.call_plan``) only while the
+objects it was decided from are the same ones, and ``train`` decides again
+every epoch. What a network keeps between ``train`` calls is its
 ``kept_data`` (``kept_data.KeptData``).
 """
 import numpy as np

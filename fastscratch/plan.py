@@ -13,6 +13,7 @@ objects as the user left them and decides
 - whether an epoch of ``train`` can run as one compiled call
   (``compiled_epoch``).
 """
+import operator
 from typing import NamedTuple
 
 import numpy as np
@@ -139,6 +140,10 @@ def optimize(plan, epsilon, dtype, owner="layer"):
     """
     layer = plan.layer
     check.check_update_fits(owner, "W", layer.W, dtype)
+    for name, arr in (("W", plan.W), ("b", plan.b)):
+        if not arr.flags.writeable:  # made read-only after a kept plan took it: the reference's ``-=`` fails
+            raise ValueError(f"{owner}.{name} is read-only: the update {name} -= epsilon * dL_d{name} cannot be "
+                             f"stored (output array is read-only)")
     sgd_step(plan.W, plan.b, kernel_array("dL_dW", layer.dL_dW, dtype), kernel_array("dL_db", layer.dL_db, dtype),
              dtype.type(epsilon))
     write_back(layer, "W", plan.W)
@@ -210,10 +215,11 @@ class PlanCache:
 
 def _decided_from(network):
     """The objects a per-call plan is decided from, compared by identity (for a lone layer: its own)."""
-    if not hasattr(network, "layers"):
+    layers = getattr(network, "layers", None)
+    if layers is None:
         return [network, network.W, network.b, network.activation_function, network.derivated_activation_function]
     objects = [network.loss_function, network.derivated_loss_function]
-    for layer in network.layers:
+    for layer in layers:
         objects += (layer, layer.W, layer.b, layer.activation_function, layer.derivated_activation_function)
     return objects
 
@@ -225,15 +231,14 @@ def _lone_layer_plan(layer):
 
 def call_plan(network, cache):
     """The ``NetworkPlan`` of ``network`` (or of a lone layer) for ``forward``, ``backward``, ``optimize`` and
-    ``predict`` of one row: decided once and reused while the objects it read are the same ones (layers, their own W and b, still
-    writable, their functions, the loss pair). W's finiteness is not part of it: nothing it runs skips zero
-    inputs."""
+    ``predict`` of one row: decided once and reused while the objects it read are the same ones (the layers,
+    their own W and b, their functions, the loss pair). W's finiteness is not part of it: nothing it runs
+    skips zero inputs; whether W is still writable is ``optimize``'s to see."""
     objects = _decided_from(network)
     kept = cache.decided_from
-    if (kept is not None and len(kept) == len(objects) and all(a is b for a, b in zip(kept, objects))
-            and all(layer.W.flags.writeable and layer.b.flags.writeable for layer in cache.plan.layers)):
+    if kept is not None and len(kept) == len(objects) and all(map(operator.is_, kept, objects)):
         return cache.plan
-    plan = network_plan(network, scan=False) if hasattr(network, "layers") else _lone_layer_plan(network)
+    plan = _lone_layer_plan(network) if getattr(network, "layers", None) is None else network_plan(network, scan=False)
     plan = plan._replace(full=cache.full)
     own = all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers)
     cache.decided_from, cache.plan = (objects if own else None), plan  # converted copies are made each call

@@ -222,3 +222,36 @@ def test_accuracies_are_python_floats(hidden, rng):
     for net in pair(hidden):
         _, accuracies = net.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=1, verbose=False)
         assert type(accuracies[0]) is float and type(net.evaluate_accuracy(X, Y.argmax(1))) is float
+
+
+def test_what_changes_between_calls_is_seen_though_the_plan_is_kept(rng):
+    """The per-call plan is kept while its objects are the same ones: each kind of change is still seen."""
+    X, Y = problem(rng, 20)
+    for net in pair():
+        net.forward(X)
+        net.backward(net.derivated_loss_function(net.forward(X), Y))
+        net.optimize(0.1)
+        W = net.layers[0].W
+        W.setflags(write=False)  # made read-only after the plan took it
+        net.backward(net.derivated_loss_function(net.forward(X), Y))
+        with pytest.raises(ValueError, match="read-only"):
+            net.optimize(0.1)
+        W.setflags(write=True)
+    nets = pair()
+    for change in range(4):  # another W, other functions, another layer, NaN written in place
+        outputs = []
+        for net in nets:
+            layer = net.layers[min(change, 1)]
+            if change == 0:
+                layer.W = layer.W * 0.5  # another array
+            elif change == 1:
+                layer.activation_function, layer.derivated_activation_function = fastscratch.tanh, fastscratch.derivated_tanh
+            elif change == 2:
+                net.layers = net.layers[:1] + [type(net.layers[1])(6, 4, fastscratch.relu, fastscratch.derivated_relu)]
+                net.layers[1].W[...], net.layers[1].b[...] = 0.25, -0.5
+            else:
+                net.layers[0].W[:3] = np.nan  # in place: no scan is kept, so NaN shows as in NumPy
+            with np.errstate(all="ignore"):
+                outputs.append(net.forward(X[:1]))
+        np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-12)
+        assert np.isnan(outputs[1]).all() == (change == 3)
