@@ -1,15 +1,15 @@
 """How a layer and a network run in this call: kernels or the reference's NumPy expressions, per piece.
 
-Nothing about how to run is kept on the layers or the network: every public
-method, and every epoch of ``train`` (so after the callback), reads the
-objects as the user left them and decides
+A plan is decided from the objects as the user left them (every epoch of
+``train``, so after the callback; and for the per-call API, again whenever
+one of the objects it read is replaced: ``call_plan``). It says
 
 - which functions run as kernels (``dispatch``) and which arrays the kernels
   read and update (``parameters``);
 - whether a layer's products run as kernels or as the reference's NumPy
-  expressions: NumPy past the measured crossover (``past_crossover``), and
-  for non-finite parameters, whose NaN the kernels' skipping of zero inputs
-  would hide;
+  expressions: by size (``KERNEL_MAX_ENTRIES``; in ``train``, past the
+  measured crossover, ``past_crossover``), and for non-finite parameters or
+  inputs, whose NaN the compiled passes' skipping of zero inputs would hide;
 - whether an epoch of ``train`` can run as one compiled call
   (``compiled_epoch``).
 """
