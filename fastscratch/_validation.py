@@ -115,7 +115,7 @@ def check_update_fits(owner, name, value, dtype):
 
 def all_finite(arr):
     """Whether every element is finite: NaN and inf make the sum non-finite, so a finite sum proves it
-    without np.isfinite's full-size temporary (47 MB and a third of the time for MNIST); only a
+    without np.isfinite's full-size temporary (47 MB for MNIST); only a
     non-finite sum, which overflow of large finite values can also cause, needs the elementwise test."""
     with np.errstate(over="ignore", invalid="ignore"):
         return bool(np.isfinite(np.sum(arr))) or bool(np.isfinite(arr).all())

@@ -485,7 +485,7 @@ class LastFiniteWeights:
     def take(self, epoch):
         import numpy as np
 
-        if self.network._weights_finite():
+        if self.network.weights_finite():
             for layer, (W, b) in zip(self.network.layers, self.copies):
                 np.copyto(W, layer.W)
                 np.copyto(b, layer.b)
