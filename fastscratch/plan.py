@@ -79,12 +79,12 @@ def layer_plan(layer, dtype, copies=None, numpy=False, where="network", scan=Tru
 def _dense(rows, full):
     """The structure of ``rows`` listing every entry (``full``: a dict of ``full_structure`` by shape, kept by
     the caller)."""
-    key = rows.shape
-    if key not in full:
+    structure = full.get(rows.shape)
+    if structure is None:
         if len(full) >= 16:  # calls of ever new sizes: keep the recent ones only
             full.clear()
-        full[key] = full_structure(rows.shape[0], rows.shape[1], index_dtype(rows.shape[1]))
-    return (*full[key], rows.reshape(-1))
+        structure = full[rows.shape] = full_structure(rows.shape[0], rows.shape[1], index_dtype(rows.shape[1]))
+    return (*structure, rows.reshape(-1))
 
 
 def forward(plan, x, dtype, full=None):
@@ -207,7 +207,7 @@ class PlanCache:
     kept on the network; copies and pickles start empty."""
 
     def __init__(self):
-        self.decided_from, self.plan, self.full = None, None, {}
+        self.entry, self.full = None, {}  # entry: (the objects decided from, the plan), set in one store
 
     def __reduce__(self):
         return type(self), ()
@@ -235,13 +235,13 @@ def call_plan(network, cache):
     their own W and b, their functions, the loss pair). W's finiteness is not part of it: nothing it runs
     skips zero inputs; whether W is still writable is ``optimize``'s to see."""
     objects = _decided_from(network)
-    kept = cache.decided_from
-    if kept is not None and len(kept) == len(objects) and all(map(operator.is_, kept, objects)):
-        return cache.plan
+    entry = cache.entry  # one read: another thread may store a new entry meanwhile
+    if entry is not None and len(entry[0]) == len(objects) and all(map(operator.is_, entry[0], objects)):
+        return entry[1]
     plan = _lone_layer_plan(network) if getattr(network, "layers", None) is None else network_plan(network, scan=False)
     plan = plan._replace(full=cache.full)
-    own = all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers)
-    cache.decided_from, cache.plan = (objects if own else None), plan  # converted copies are made each call
+    if all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers):
+        cache.entry = objects, plan  # converted copies are made at each call instead
     return plan
 
 
