@@ -43,6 +43,9 @@ class Session:
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
         self.kept = network.kept_data
         self._work = self._val_work = self._known = self._val_known = None
+        # After a callback, data found non-finite is trained on and evaluated as the reference does (a
+        # NonFiniteLossError at its batch, NaN rows counted as NumPy's argmax counts them), not refused.
+        self.edited = self.batch_by_batch = self.val_numpy = False
         self.nonzero_fraction = plans.nonzero_fraction(X_train)
         indices_dtype = prediction.indices_dtype(plans.sizes_of(network))
         self._assumed = self.kept.sampled_match(X_train, indices_dtype)
@@ -72,16 +75,23 @@ class Session:
             self._known = assumed if same else None
             if not same:
                 self._work = None
-                check.check_finite("X_train", self.X_train)
+                if self.edited and not check.all_finite(self.X_train):
+                    self.batch_by_batch = True
+                else:
+                    check.check_finite("X_train", self.X_train)
         if val_assumed is not None:
             self._val_known = val_assumed if val_same else None
             if not val_same:
                 self._val_work = None
-                check.check_finite("X_val", self.X_val)
+                if self.edited and not check.all_finite(self.X_val):
+                    self.val_numpy = True
+                else:
+                    check.check_finite("X_val", self.X_val)
 
     def after_callback(self):
         """The callback may have written into X_train or X_val: what was proven of them is assumed again,
         and verified during (or before) the next epoch, or before the next evaluation."""
+        self.edited = True
         if self._known is not None:
             self._assumed, self._known = self._known, None
         if self._val_known is not None:
@@ -91,7 +101,8 @@ class Session:
         """The network's plan for the next epoch, and whether that epoch runs compiled."""
         self.network.check_layers()  # a callback may have replaced layers
         plan = plans.network_plan(self.network)
-        return plan, plans.compiled_epoch(plan, self.network, self.batch_size, self.nonzero_fraction)
+        return plan, not self.batch_by_batch and plans.compiled_epoch(plan, self.network, self.batch_size,
+                                                                      self.nonzero_fraction)
 
     def work(self):
         """The compiled epoch's structures and buffers (``EpochWork``) for the network's sizes now."""
@@ -122,7 +133,8 @@ class Session:
         return self._val_work[1]
 
     def epoch(self, plan, y_train, learning_rate):
-        """Run one compiled epoch; ``train_epoch``'s result.
+        """Run one compiled epoch; ``train_epoch``'s result, or None when the epoch must run batch by batch
+        (X_train made non-finite by the callback).
 
         An epoch that starts on assumed structures reads them instead of X, while the other core compares
         X_train, then X_val, with them (``verify``), within the epoch: no time of a one-epoch call goes to
@@ -148,13 +160,13 @@ class Session:
         val_finite = val_same or check.all_finite(self.X_val)
         if not val_same and val_finite:
             self._val_assumed = self._val_known = self._val_work = None  # changed, but finite: indexed anew
-        if same and val_finite:
+        if same and (val_finite or self.edited):
             self._accept(same, val_same)
             return result
         for layer, (W, b) in zip(plan.layers, saved):
             layer.W[...], layer.b[...] = W, b
         self._accept(same, val_same)
-        return self._run(plan, y_train, learning_rate)
+        return None if self.batch_by_batch else self._run(plan, y_train, learning_rate)
 
     def _run(self, plan, y_train, learning_rate):
         return train_epoch(y_train, self.batch_size, plan.dtype.type(learning_rate), *plan.arguments(), plan.loss,
@@ -184,7 +196,7 @@ def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learn
             epoch_loss = _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accuracies)
             losses.append(epoch_loss)
             if do_validation:
-                accuracy = prediction.accuracy(network, X_val, y_val, session.val_work)
+                accuracy = prediction.accuracy(network, X_val, y_val, session.val_work, numpy=session.val_numpy)
                 accuracies.append(accuracy)
             else:
                 accuracy = np.nan
@@ -206,12 +218,14 @@ def _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accur
     num_batches = len(session.X_train) // session.batch_size
     if compiled:
         interrupt.check(losses, accuracies, i)
-        loss_sum, bad_batch, bad_loss, _ = session.epoch(plan, y_train, learning_rate)
-        if bad_batch >= 0:
-            raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
-                                     weights_finite=network.weights_finite())
-        session.keep_last_batch(plan)
-        return network.dtype.type(loss_sum / num_batches)
+        result = session.epoch(plan, y_train, learning_rate)
+        if result is not None:
+            loss_sum, bad_batch, bad_loss, _ = result
+            if bad_batch >= 0:
+                raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
+                                         weights_finite=network.weights_finite())
+            session.keep_last_batch(plan)
+            return network.dtype.type(loss_sum / num_batches)
     session.verify()
     if plans.past_crossover(network, session.batch_size):  # dense or not: the batch loop's products are BLAS's
         plan = plans.network_plan(network, numpy=True)

@@ -139,3 +139,39 @@ def test_X_val_changed_in_place_between_calls_is_read_afresh(rng, threads):
         own[id(nets[1])][:] = own[id(nets[0])]
         assert_same(nets, [net.train(X, Y, own[id(net)], y_val.argmax(1), batch_size=10, num_epochs=1,
                                      verbose=False) for net in nets])
+
+
+@pytest.mark.parametrize("bad", ["X_train", "X_val", "both"])
+def test_nan_written_by_a_callback_is_trained_on_as_in_the_reference(bad, rng, threads):
+    """The reference reads the arrays at every batch: NaN written by the callback raises NonFiniteLossError at
+    the batch that holds it (the weights as before that batch), or makes those rows' predictions NaN."""
+    X, Y = problem(rng, 80)
+    X_val, Y_val = problem(rng, 30)
+    outcomes = []
+    for net in pair():
+        X_own, X_val_own = X.copy(), X_val.copy()
+
+        def poison(epoch, loss, accuracy):
+            if epoch == 1:
+                if bad != "X_val":
+                    X_own[45, 2] = np.nan
+                if bad != "X_train":
+                    X_val_own[3:5] = np.inf
+        with np.errstate(all="ignore"):
+            try:
+                outcome = net.train(X_own, Y, X_val_own, Y_val.argmax(1), batch_size=10, num_epochs=4,
+                                    verbose=False, callback=poison)
+            except fastscratch.NonFiniteLossError as err:
+                outcome = ("raised", err.epoch, err.batch, err.losses, err.accuracies)
+        outcomes.append((outcome, [layer.W.copy() for layer in net.layers]))
+    (expected, ref_W), (got, jit_W) = outcomes
+    assert type(got) is type(expected)
+    if isinstance(expected, tuple) and expected[0] == "raised":
+        assert got[:3] == expected[:3] == ("raised", 2, 4)
+        np.testing.assert_allclose(got[3], expected[3], rtol=1e-10)
+        assert got[4] == expected[4]
+    else:
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-10)
+        assert got[1] == expected[1]
+    for r, j in zip(ref_W, jit_W):
+        np.testing.assert_allclose(j, r, rtol=1e-9, atol=1e-12)
