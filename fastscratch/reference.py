@@ -4,12 +4,12 @@ The algorithm is the tutorial's (``../shared/seed``) line for line: weights
 drawn with ``np.random`` in the same order, the same loss and gradient
 conventions, no shuffling, the last incomplete batch dropped and the same log
 line. What is added sits around it, never inside it: checks of the arguments
-at the public methods (``fastscratch._validation``), ``dtype=``, ``np.nan`` for
-the removed ``np.NaN``, Ctrl-C deferred to a batch boundary, a stop on a
-non-finite loss, and save/load.
+at the public methods (``fastscratch._validation``; what the tutorial accepts
+silently is warned about and run as it runs), ``dtype=`` (fixed at
+construction), ``np.nan`` for the removed ``np.NaN``, Ctrl-C deferred to a
+batch boundary, a stop on a non-finite loss, and save/load. Nothing in it
+serves the drop-in, which subclasses it for construction and checks only.
 """
-from typing import Callable, NamedTuple
-
 import numpy as np
 
 from fastscratch import _validation as check
@@ -20,18 +20,31 @@ from fastscratch.functions import (  # noqa: F401  (re-exported: the tutorial's 
     ACTIVATIONS, LOSSES, cross_entropy, derivated_cross_entropy, derivated_loss_L2, derivated_relu,
     derivated_sigmoid, derivated_tanh, loss_L2, relu, sigmoid, tanh)
 
-__all__ = ["Neuron", "FullyConnectedLayer", "SimpleNetwork", "sigmoid", "derivated_sigmoid", "relu",
+__all__ = ["epoch_line", "Neuron", "FullyConnectedLayer", "SimpleNetwork", "sigmoid", "derivated_sigmoid", "relu",
            "derivated_relu", "tanh", "derivated_tanh", "loss_L2", "derivated_loss_L2", "cross_entropy",
            "derivated_cross_entropy"]
 
 
-class Steps(NamedTuple):
-    """What one batch of the training loop calls, in order."""
-    forward: Callable
-    loss_function: Callable
-    derivated_loss_function: Callable
-    backward: Callable
-    optimize: Callable
+def epoch_line(epoch, loss, accuracy):
+    """The tutorial's log line of one epoch."""
+    return "Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}%".format(epoch, loss, accuracy * 100)
+
+
+class FixedDtype:
+    """The ``dtype`` attribute, set once at construction: a network cannot change what it computes in midway
+    (its arrays, and the converted data of a running ``train``, keep the old one); build a new one instead."""
+
+    def __set_name__(self, owner, name):
+        self.name = "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.name)
+
+    def __set__(self, obj, value):
+        if hasattr(obj, self.name):
+            raise AttributeError(f"{type(obj).__name__}.dtype is fixed at construction ({getattr(obj, self.name)}); "
+                                 f"build a new network with dtype={value!r} and copy the weights over")
+        setattr(obj, self.name, check.check_dtype(value))
 
 
 class Neuron:
@@ -45,10 +58,12 @@ class Neuron:
         b (ndarray): bias, shape ``(1,)``, uniform in [-1, 1).
     """
 
+    dtype = FixedDtype()
+
     def __init__(self, num_inputs, activation_function, *, dtype=np.float64):
         super().__init__()
         self.num_inputs = check.check_size("num_inputs", num_inputs)
-        self.dtype = check.check_dtype(dtype)
+        self.dtype = dtype
         self.W = np.random.uniform(size=num_inputs, low=-1., high=1.).astype(self.dtype, copy=False)
         self.b = np.random.uniform(size=1, low=-1., high=1.).astype(self.dtype, copy=False)
         self.activation_function = activation_function
@@ -56,7 +71,7 @@ class Neuron:
     def forward(self, x):
         """Return the activation for ``x`` of shape ``(1, num_inputs)`` (or ``(num_inputs,)``)."""
         self._check_parameters()
-        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
         z = np.dot(x, self.W) + self.b
         return self.activation_function(z)
 
@@ -65,6 +80,8 @@ class Neuron:
         if np.shape(self.W) != (self.num_inputs,) or np.shape(self.b) != (1,):
             raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this neuron's shapes "
                              f"({self.num_inputs},) and (1,)")
+        check.check_parameter_dtype("neuron", "W", self.W, self.dtype)
+        check.check_parameter_dtype("neuron", "b", self.b, self.dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}(num_inputs={self.num_inputs})"
@@ -87,12 +104,14 @@ class FullyConnectedLayer:
         dL_dW, dL_db (ndarray): the last gradients of the loss w.r.t. ``W`` and ``b``.
     """
 
+    dtype = FixedDtype()
+
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__()
         self.num_inputs = check.check_size("num_inputs", num_inputs)
         check.check_size("layer_size", layer_size)
-        self.dtype = check.check_dtype(dtype)
+        self.dtype = dtype
         self.W = np.random.standard_normal((num_inputs, layer_size)).astype(self.dtype, copy=False)
         self.b = np.random.standard_normal(layer_size).astype(self.dtype, copy=False)
         self.size = int(layer_size)
@@ -105,13 +124,15 @@ class FullyConnectedLayer:
     def forward(self, x):
         """Return the activations for ``x`` of shape ``(batch_size, num_inputs)``, keeping x and y."""
         self._check_parameters()
-        return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
+        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
 
-    def _check_parameters(self):
+    def _check_parameters(self, owner="layer"):
         # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
         if np.shape(self.W) != (self.num_inputs, self.size) or np.shape(self.b) != (self.size,):
             raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this layer's shapes "
                              f"({self.num_inputs}, {self.size}) and ({self.size},)")
+        check.check_parameter_dtype(owner, "W", self.W, self.dtype)
+        check.check_parameter_dtype(owner, "b", self.b, self.dtype)
 
     def _forward(self, x):
         z = np.dot(x, self.W) + self.b
@@ -125,7 +146,7 @@ class FullyConnectedLayer:
 
     def _check_backward(self, dL_dy):
         self._require_forward()
-        dL_dy = check.as_input("dL_dy", dL_dy, self.size, self.dtype)
+        dL_dy = check.read_input("dL_dy", dL_dy, self.size, self.dtype)[0]
         if dL_dy.shape != np.shape(self.y):
             raise ValueError(f"dL_dy must have the shape of the last output {np.shape(self.y)}, "
                              f"got {dL_dy.shape}")
@@ -197,7 +218,7 @@ class SimpleNetwork:
         loss_function, derivated_loss_function (callable).
     """
 
-    layer_class = FullyConnectedLayer
+    dtype = FixedDtype()
 
     def __init__(self, num_inputs, num_outputs, hidden_layers_sizes=(64, 32),
                  activation_function=sigmoid, derivated_activation_function=derivated_sigmoid,
@@ -209,9 +230,9 @@ class SimpleNetwork:
                        *(check.check_size("hidden_layers_sizes[%d]" % i, s)
                          for i, s in enumerate(hidden_layers_sizes)),
                        check.check_size("num_outputs", num_outputs)]
-        self.dtype = check.check_dtype(dtype)
+        self.dtype = dtype
         self.layers = [
-            self.layer_class(layer_sizes[i], layer_sizes[i + 1], activation_function,
+            FullyConnectedLayer(layer_sizes[i], layer_sizes[i + 1], activation_function,
                              derivated_activation_function, dtype=self.dtype)
             for i in range(len(layer_sizes) - 1)]
 
@@ -228,18 +249,22 @@ class SimpleNetwork:
 
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
-        self._check_layers()
-        return self._forward(check.as_input("x", x, self.num_inputs, self.dtype))
+        self.check_layers()
+        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
 
-    def _check_layers(self):
-        """``layers`` is a public list: check it still chains, before compiled code walks it."""
+    def check_layers(self):
+        """Raise unless ``layers`` (a public list) still chains, each layer in the network's dtype with
+        parameters of its shapes: before compiled code walks it."""
         if not self.layers:
             raise ValueError("the network has no layers")
         for i, layer in enumerate(self.layers):
             if i and layer.num_inputs != self.layers[i - 1].size:
                 raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
                                  f"gives {self.layers[i - 1].size} outputs")
-            layer._check_parameters()
+            if layer.dtype != self.dtype:
+                raise TypeError(f"layers[{i}] computes in {layer.dtype}, the network in {self.dtype}: build the "
+                                f"layer with dtype=np.{self.dtype}")
+            layer._check_parameters(f"layers[{i}]")
 
     def _forward(self, x):
         for layer in self.layers:  # from the input layer to the output one
@@ -252,8 +277,8 @@ class SimpleNetwork:
         ``x`` is one sample, ``(num_inputs,)`` or ``(1, num_inputs)``, as in the
         tutorial; given several rows, an array with one class id per row.
         """
-        self._check_layers()
-        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        self.check_layers()
+        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
         return self._predict(x)
@@ -265,7 +290,7 @@ class SimpleNetwork:
 
     def backward(self, dL_dy):
         """Back-propagate ``dL_dy`` (after ``forward``) and return ``dL_dx``."""
-        self._check_layers()
+        self.check_layers()
         rows = None
         for layer in self.layers:
             layer._require_forward(rows)  # every layer holds the same batch
@@ -281,7 +306,7 @@ class SimpleNetwork:
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
         epsilon = check.check_learning_rate(epsilon, "epsilon")
-        self._check_layers()
+        self.check_layers()
         for layer in self.layers:
             layer._require_gradients()
         self._optimize(epsilon)
@@ -295,8 +320,8 @@ class SimpleNetwork:
 
         ``y_val`` holds integer class ids (or one-hot rows).
         """
-        self._check_layers()
-        X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype)
+        self.check_layers()
+        X_val = check.read_input("X_val", X_val, self.num_inputs, self.dtype)[0]
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
@@ -327,82 +352,53 @@ class SimpleNetwork:
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                            verbose, callback)
 
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, finite_X=True,
-                     finite_X_val=True):
-        """The checked arguments; ``finite_X`` (``finite_X_val``) false leaves X_train's (X_val's) finiteness to
-        the caller, but for a narrowing conversion's (``_validation._to_dtype``)."""
-        self._check_layers()
-        X_train = check.as_input("X_train", X_train, self.num_inputs, self.dtype, finite=finite_X)
-        if X_train.ndim != 2:
-            raise ValueError(f"X_train must be 2-D (samples, {self.num_inputs}), got shape {X_train.shape}")
-        y_train = check.as_targets("y_train", y_train, self.num_outputs, len(X_train), self.dtype)
-        batch_size, num_epochs, learning_rate = check.check_train_args(
-            len(X_train), batch_size, num_epochs, learning_rate, X_val, y_val)
-        if X_val is not None:
-            X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype, finite=finite_X_val)
-            if X_val.ndim != 2:
-                raise ValueError(f"X_val must be 2-D (samples, {self.num_inputs}), got shape {X_val.shape}")
-            y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
-        return X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
+    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
+        """``train``'s arguments, checked (``_validation.train_arguments``)."""
+        self.check_layers()
+        return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
+                                     batch_size, num_epochs, learning_rate)
 
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback,
-               *context):
+    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
+        num_batches_per_epoch = len(X_train) // batch_size
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []
         with deferred_sigint() as interrupt:
             for i in range(num_epochs):  # for each training epoch
-                epoch_loss = self._train_epoch(i, X_train, y_train, batch_size, learning_rate, interrupt, losses,
-                                               accuracies, *context)
-                self._end_epoch(i, epoch_loss, X_val, y_val, do_validation, losses, accuracies,
-                                verbose, callback, *context)
+                epoch_loss = 0
+                for b in range(num_batches_per_epoch):  # for each batch composing the dataset
+                    interrupt.check(losses, accuracies, i, b)
+                    batch_index_begin = b * batch_size
+                    batch_index_end = batch_index_begin + batch_size
+                    x = X_train[batch_index_begin: batch_index_end]
+                    targets = y_train[batch_index_begin: batch_index_end]
+                    predictions = self._forward(x)  # forward pass
+                    L = self.loss_function(predictions, targets)  # loss computation
+                    if not np.isfinite(L):
+                        raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=self.weights_finite())
+                    dL_dy = self.derivated_loss_function(predictions, targets)  # loss derivation
+                    self._backward(dL_dy)  # back-propagation pass
+                    self._optimize(learning_rate)  # optimization of the NN
+                    epoch_loss += L
+                epoch_loss /= num_batches_per_epoch
+                losses.append(epoch_loss)
+                if do_validation:
+                    accuracy = self._evaluate_accuracy(X_val, y_val)
+                    accuracies.append(accuracy)
+                else:
+                    accuracy = np.nan
+                if verbose:
+                    print(epoch_line(i, epoch_loss, accuracy))
+                if callback is not None:
+                    callback(i, epoch_loss, accuracy)
             interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
             # An overflow in the very last step has no next batch whose loss would show it.
-            if num_epochs and not self._weights_finite():
+            if num_epochs and not self.weights_finite():
                 raise NonFiniteLossError(num_epochs, 0, np.nan, losses, accuracies, weights_finite=False)
         return losses, accuracies
 
-    def _train_epoch(self, i, X_train, y_train, batch_size, learning_rate, interrupt, losses, accuracies, *context):
-        """One epoch of the tutorial's batch loop; returns its mean loss. ``context``: see the drop-in's ``train``."""
-        num_batches_per_epoch = len(X_train) // batch_size
-        steps = self._batch_steps(batch_size)
-        epoch_loss = 0
-        for b in range(num_batches_per_epoch):  # for each batch composing the dataset
-            interrupt.check(losses, accuracies, i, b)
-            batch_index_begin = b * batch_size
-            batch_index_end = batch_index_begin + batch_size
-            x = X_train[batch_index_begin: batch_index_end]
-            targets = y_train[batch_index_begin: batch_index_end]
-            predictions = steps.forward(x)  # forward pass
-            L = steps.loss_function(predictions, targets)  # loss computation
-            if not np.isfinite(L):
-                raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=self._weights_finite())
-            dL_dy = steps.derivated_loss_function(predictions, targets)  # loss derivation
-            steps.backward(dL_dy)  # back-propagation pass
-            steps.optimize(learning_rate)  # optimization of the NN
-            epoch_loss += L
-        epoch_loss /= num_batches_per_epoch
-        return epoch_loss
-
-    def _weights_finite(self):
+    def weights_finite(self):
+        """Whether every layer's W and b is finite."""
         return all(np.isfinite(layer.W).all() and np.isfinite(layer.b).all() for layer in self.layers)
-
-    def _batch_steps(self, batch_size):
-        """The network's steps for one epoch of ``_train_epoch``; the drop-in decides them per epoch."""
-        return Steps(self._forward, self.loss_function, self.derivated_loss_function, self._backward, self._optimize)
-
-    def _end_epoch(self, i, epoch_loss, X_val, y_val, do_validation, losses, accuracies, verbose, callback,
-                   *evaluate_args):
-        """Log the epoch as the tutorial does."""
-        losses.append(epoch_loss)
-        if do_validation:
-            accuracy = self._evaluate_accuracy(X_val, y_val, *evaluate_args)
-            accuracies.append(accuracy)
-        else:
-            accuracy = np.nan
-        if verbose:
-            print("Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}%".format(i, epoch_loss, accuracy * 100))
-        if callback is not None:
-            callback(i, epoch_loss, accuracy)
 
     def save(self, path):
         """Write the weights, biases and architecture to ``path`` (``.npz``)."""

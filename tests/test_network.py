@@ -106,7 +106,7 @@ def test_predictions_split_over_threads_equal_one_part(threads, rng, monkeypatch
     labels = rng.integers(0, 4, 700)
     whole = jit.predict(X)
     assert np.bincount(whole).max() < 0.9 * len(whole)
-    monkeypatch.setattr(fastscratch.plan, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
     monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
     np.testing.assert_array_equal(jit.predict(X), whole)
     np.testing.assert_array_equal(whole, [jit.predict(x) for x in X])

@@ -2,7 +2,7 @@
 
 Kernels use ``cache=True`` and honour ``NUMBA_CACHE_DIR``. Each case runs a
 fresh interpreter with ``NUMBA_CACHE_DIR`` pointing at its own directory and
-checks the JIT network's forward pass against the reference (and which
+checks the JIT network's forward pass and batched predict against the reference (and which
 warnings it gave): two processes compiling into one empty cache at once, then
 runs from that cache with its index (``.nbi``) or data (``.nbc``) files
 truncated, filled with garbage, bit-flipped or copied over another kernel's,
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent("""
         def run(network_class):
             np.random.seed(1)
             net = network_class(12, 4, [8, 6])
-            return net.forward(X), net.forward(X[0])
+            return net.forward(X), net.forward(X[0]), net.predict(X)  # predict(X) indexes X: fill_structure
 
         jit, expected = run(fastscratch.SimpleNetwork), run(ref.SimpleNetwork)
     ok = all(np.allclose(a, b, rtol=1e-10, atol=0) for a, b in zip(jit, expected))

@@ -22,14 +22,16 @@ class Session:
     """One ``train`` call of all epochs, after a warm-up ``train`` call on a copy of the weights.
 
     ``warmup_batches``: how many batches the warm-up trains (testing on WARMUP_TEST_ROWS rows), or
-    None for a whole epoch on the cell's own arrays. The drop-in keeps its index of the data across
-    calls (``plan.indexed``), so after that warm-up the timed call sees the data as a user's next
-    call would, just as the peers' sessions copy the data into their tensors before the timing.
+    None for a whole epoch on the cell's own arrays. The drop-in network keeps its index of the data
+    across calls (``kept_data``); the timed network takes the warm-up network's, so that it sees the
+    data as a user's next call would, just as the peers' sessions copy the data into their tensors
+    before the timing.
     """
 
     def __init__(self, cls, config, data, weights, warmup_batches=WARMUP_BATCHES):
         self.cls, self.config, self.data, self.weights = cls, config, data, weights
         self.warmup_batches = warmup_batches
+        self.kept_data = None  # the warm-up network's indexed data, for the timed one
 
     def warmup(self):
         X_train, Y_train, X_test, y_test = self.data
@@ -37,12 +39,16 @@ class Session:
             rows = min(len(X_train), self.warmup_batches * self.config.batch_size)
             X_train, Y_train = X_train[:rows], Y_train[:rows]
             X_test, y_test = X_test[:WARMUP_TEST_ROWS], y_test[:WARMUP_TEST_ROWS]
-        build(self.cls, self.config, self.weights).train(
-            X_train, Y_train, X_test, y_test, batch_size=self.config.batch_size, num_epochs=1,
-            learning_rate=self.config.learning_rate, verbose=False)
+        warm = build(self.cls, self.config, self.weights)
+        warm.train(X_train, Y_train, X_test, y_test, batch_size=self.config.batch_size, num_epochs=1,
+                   learning_rate=self.config.learning_rate, verbose=False)
+        self.kept_data = getattr(warm, "kept_data", None)  # the reference keeps nothing
 
     def train(self, callback):
-        build(self.cls, self.config, self.weights).train(
+        net = build(self.cls, self.config, self.weights)
+        if self.kept_data is not None:
+            net.kept_data = self.kept_data
+        net.train(
             *self.data, batch_size=self.config.batch_size, num_epochs=self.config.epochs,
             learning_rate=self.config.learning_rate, verbose=False, callback=lambda _, loss, acc: callback(loss, acc))
 

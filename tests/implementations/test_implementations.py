@@ -146,7 +146,7 @@ def test_unknown_name():
 def test_jit_warmup_prepares_the_data_as_the_peers_do(mnist_subsets, monkeypatch):
     """After the jit session's warm-up, the timed call indexes nothing: the data's index is kept, as
     the torch and jax sessions hold their tensors before the timing starts."""
-    from fastscratch import plan
+    from fastscratch import kept_data as plan
     config = Config("jit", hidden=(16,), epochs=1)
     data = mnist_subsets("float64")
     session = implementations.get("jit").prepare(config, data, implementations.initial_weights(config))

@@ -1,0 +1,94 @@
+"""Which functions run as kernels: built-ins by identity, any other callable through NumPy (warned once).
+
+``functions.BUILTINS`` is the table of built-ins; a user callable gets one
+``FallbackWarning`` per callable object, so two lambdas of the same name warn
+twice and a callable reused in every layer warns once.
+"""
+import sys
+import warnings
+import weakref
+
+from fastscratch.functions import builtin
+
+
+class FallbackWarning(UserWarning):
+    """A custom callable makes that piece run through NumPy instead of a kernel."""
+
+
+# The callables already warned about. Weak references, so that a callable that dies is forgotten
+# rather than mistaken for a new one that Python gives the same id().
+_warned = weakref.WeakSet()
+_warned_strongly = set()  # hashable callables that take no weak reference (some built-in types)
+
+
+def callable_name(function):
+    """How messages name a user's callable."""
+    return getattr(function, "__qualname__", repr(function))
+
+
+def _first_time(function):
+    """Whether ``function`` (this object, not its name) has not been warned about yet; records it."""
+    try:
+        if function in _warned:
+            return False
+        _warned.add(function)
+    except TypeError:
+        try:
+            if function in _warned_strongly:
+                return False
+            _warned_strongly.add(function)
+        except TypeError:
+            pass  # neither weakly referable nor hashable: warned at each call
+    return True
+
+
+def _caller():
+    """The innermost frame outside this package: where a warning points the user to."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("fastscratch."):
+        frame = frame.f_back
+    return frame
+
+
+def warn_once(function, role, where="network"):
+    """Warn, once per callable object, that ``function`` (the ``role`` of a ``where``) runs through NumPy.
+
+    Issued with a registry of its own: Python's per-module registry keys on the text, which would let
+    the first of two lambdas (both named ``<lambda>``) silence the other.
+    """
+    if not callable(function) or not _first_time(function):
+        return  # not callable: calling it fails, as in the reference
+    text = (f"{where} {role} {callable_name(function)!r} is not one of fastscratch's built-ins: it runs through "
+            f"NumPy (slower)" + (", and train() runs batch by batch" if where == "network" else ""))
+    frame = _caller()
+    warnings.warn_explicit(text, FallbackWarning, frame.f_code.co_filename, frame.f_lineno,
+                           module=frame.f_globals.get("__name__"), registry={}, module_globals=frame.f_globals)
+
+
+def activation_code(function, where="network"):
+    """The kernel code of a built-in activation, or None (after a one-time warning) for any other callable."""
+    entry = builtin(function, "activation")
+    if entry is None:
+        warn_once(function, "activation_function", where)
+    return None if entry is None else entry.code
+
+
+def derivative_code(function, where="network"):
+    """The kernel code of a built-in activation's derivative, or None (warned once) for any other callable."""
+    if function is None:  # a layer built without one: backward() says so
+        return None
+    entry = builtin(function, "activation", "derivative")
+    if entry is None:
+        warn_once(function, "derivated_activation_function", where)
+    return None if entry is None else entry.code
+
+
+def loss_code(network):
+    """The kernel code of the network's loss when it and its derivative are one built-in pair, else None."""
+    entry = builtin(network.loss_function, "loss")
+    derivative = builtin(network.derivated_loss_function, "loss", "derivative")
+    if entry is None:
+        warn_once(network.loss_function, "loss_function")
+    if derivative is None:
+        warn_once(network.derivated_loss_function, "derivated_loss_function")
+    return entry.code if entry is not None and entry == derivative else None

@@ -1,0 +1,87 @@
+"""Compiled forward passes over many rows: the classes of ``predict`` and ``evaluate_accuracy``.
+
+The rows' structure comes from the network's kept data (``kept_data``), so
+that evaluating the same validation set every epoch indexes it once.
+"""
+import numpy as np
+
+from fastscratch import plan as plans
+
+from fastscratch.kernels.evaluation import ForwardWork, predict_classes
+from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Structure, full_structure, in_parts, index_dtype
+
+#: Rows per compiled forward pass in ``evaluate_accuracy`` and batched ``predict``.
+EVAL_CHUNK = 256
+
+
+def indices_dtype(sizes):
+    """The index dtype of the structures of inputs to layers of these widths."""
+    return index_dtype(max(sizes[:-1]))
+
+
+def structure(X, sizes, rows, kept, known=None):
+    """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``, and X's
+    ``Indexed`` from ``kept`` (a ``KeptData``; ``known``: see ``KeptData.index``)."""
+    index = indices_dtype(sizes)
+    hidden = [full_structure(rows, width, index) for width in sizes[1:-1]]
+    entry = kept.index(X, index, known)
+    return Structure((entry.indptr, *(s[0] for s in hidden)), (entry.indices, *(s[1] for s in hidden)),
+                     entry.values), entry
+
+
+def outputs(sizes, rows, dtype):
+    """One output buffer per layer for ``rows`` rows."""
+    return tuple(np.empty((rows, size), dtype=dtype) for size in sizes[1:])
+
+
+def forward_work(X, sizes, dtype, kept, known=None):
+    """The ``ForwardWork`` of ``predict_classes`` for X, ``EVAL_CHUNK`` rows at a time, and X's ``Indexed``
+    (see ``structure``)."""
+    rows = min(EVAL_CHUNK, len(X))
+    rows_structure, entry = structure(X, sizes, rows, kept, known)
+    return ForwardWork(outputs(sizes, rows, dtype), rows_structure), entry
+
+
+def predict(plan, work):
+    """The classes of the rows whose structure is in ``work`` (``forward_work``), for a ``NetworkPlan``
+    whose ``compiled_forward`` holds.
+
+    Rows are independent, so large inputs are split over threads as the
+    indexing is (``structure.in_parts``); each part has its own buffers.
+    """
+    rows_structure = work.structure
+    classes = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
+    arguments = plan.arguments()
+
+    def run(start, stop):
+        part = Structure((rows_structure.indptrs[0][start:stop + 1], *rows_structure.indptrs[1:]),
+                         rows_structure.indices, rows_structure.values)
+        ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
+        predict_classes(*arguments, ForwardWork(ys, part), classes[start:stop])
+    in_parts(run, len(classes), MIN_ROWS_PER_THREAD)
+    return classes
+
+
+#: Fewer rows than this are evaluated one by one (``accuracy``): indexing them for the compiled pass costs
+#: more than it saves.
+COMPILED_MIN_ROWS = 8
+
+
+def accuracy(network, X_val, y_val, val_work=None, numpy=False, call_plan=None):
+    """``evaluate_accuracy`` on checked arguments: compiled when the network's functions allow, else the
+    reference's per-sample loop, planned once (``numpy``: with the reference's expressions, for a non-finite
+    X_val). ``val_work`` returns X_val's ``ForwardWork`` (a training session's, kept across epochs); without
+    it, X_val is indexed through the network's kept data. ``call_plan``: the network's per-call plan, for
+    sets of fewer than ``COMPILED_MIN_ROWS`` rows."""
+    if call_plan is not None and len(X_val) < COMPILED_MIN_ROWS and not numpy:
+        plan = call_plan
+    else:
+        plan = plans.network_plan(network, numpy=numpy)
+    if plan.compiled_forward and plan is not call_plan:
+        work = (forward_work(X_val, plans.sizes_of(network), network.dtype, network.kept_data)[0]
+                if val_work is None else val_work())
+        correct = np.count_nonzero(predict(plan, work) == y_val)
+        plan.forward(X_val[-1])  # the reference's per-sample loop leaves the last sample's x and y
+    else:
+        correct = sum(int(np.argmax(plan.forward(x)) == label) for x, label in zip(X_val, y_val))
+    return float(correct / len(X_val))

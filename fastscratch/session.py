@@ -1,0 +1,248 @@
+"""One ``train`` call of the drop-in: its epochs, compiled or batch by batch, and the proof that its data is
+what the kept structures say.
+
+The loop is the reference's (same order of batches, log line, callback,
+Ctrl-C and non-finite handling); what differs is how an epoch runs and what
+is kept across epochs:
+
+- an epoch runs as one compiled call (``kernels.training.train_epoch``) when
+  ``plan.compiled_epoch`` allows, else batch by batch, each piece as
+  ``plan`` decides;
+- X_train's and X_val's structures come from the network's kept data
+  (``kept_data``). A structure kept from an earlier call is trusted only
+  after a comparison with the array: during the first epoch, on the other
+  core, with the weights put back and the epoch run again if it differed;
+- the callback is a boundary: it may write into X_train or X_val, so what
+  was proven of them becomes an assumption again, verified as above during
+  the next epoch.
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import config
+
+from fastscratch import _validation as check
+from fastscratch import plan as plans
+from fastscratch import prediction
+from fastscratch._interrupt import deferred_sigint
+from fastscratch.callables import checked_loss, checked_loss_derivative
+from fastscratch.exceptions import NonFiniteLossError
+from fastscratch.kernels.structure import full_columns, index_dtype
+from fastscratch.kernels.training import EpochWork, train_epoch
+from fastscratch.kept_data import batches_of, describes
+from fastscratch.reference import epoch_line
+
+
+class Session:
+    """What one ``train`` call keeps across epochs, built when first needed and rebuilt if the layer
+    sizes change: X's structures and the epoch's buffers, and the validation set's structure."""
+
+    def __init__(self, network, X_train, X_val, batch_size):
+        """X_train's and X_val's finiteness is this object's to prove: by the comparison with a kept structure
+        during the first epoch (``epoch``, ``verify``), or, where no kept structure may match, here."""
+        self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
+        self.kept = network.kept_data
+        self._work = self._val_work = self._known = self._val_known = None
+        # After a callback, data found non-finite is trained on and evaluated as the reference does (a
+        # NonFiniteLossError at its batch, NaN rows counted as NumPy's argmax counts them), not refused.
+        self.edited = self.batch_by_batch = self.val_numpy = False
+        self.nonzero_fraction = plans.nonzero_fraction(X_train)
+        indices_dtype = prediction.indices_dtype(plans.sizes_of(network))
+        self._assumed = self.kept.sampled_match(X_train, indices_dtype)
+        self._val_assumed = None if X_val is None else self.kept.sampled_match(X_val, indices_dtype)
+        if self._assumed is None:
+            check.check_finite("X_train", X_train)
+        if X_val is not None and self._val_assumed is None and not check.all_finite(X_val):
+            self.verify()  # X_train's error, if it has one, comes first, as in the reference
+            check.check_finite("X_val", X_val)
+
+    def verify(self):
+        """Finish the checks of X_train and X_val before anything reads them: compare each with the structure
+        assumed for it, and test its values directly if that differs."""
+        self._accept(*self._compare(self._assumed, self._val_assumed))
+
+    def _compare(self, assumed, val_assumed, threads=None):
+        """Whether X_train and X_val still match the structures assumed for them (True where there is none)."""
+        return (assumed is None or describes(assumed, self.X_train, threads),
+                val_assumed is None or describes(val_assumed, self.X_val, threads))
+
+    def _accept(self, same, val_same):
+        """Take the comparisons' outcome: keep the structures that matched, drop what was built on the others
+        and check their values (raising the reference's error for a non-finite one, X_train's first)."""
+        assumed, val_assumed = self._assumed, self._val_assumed
+        self._assumed = self._val_assumed = None
+        if assumed is not None:
+            self._known = assumed if same else None
+            if not same:
+                self._work = None
+                if self.edited and not check.all_finite(self.X_train):
+                    self.batch_by_batch = True
+                else:
+                    check.check_finite("X_train", self.X_train)
+        if val_assumed is not None:
+            self._val_known = val_assumed if val_same else None
+            if not val_same:
+                self._val_work = None
+                if self.edited and not check.all_finite(self.X_val):
+                    self.val_numpy = True
+                else:
+                    check.check_finite("X_val", self.X_val)
+
+    def after_callback(self):
+        """The callback may have written into X_train or X_val: what was proven of them is assumed again,
+        and verified during (or before) the next epoch, or before the next evaluation."""
+        self.edited = True
+        if self._known is not None:
+            self._assumed, self._known = self._known, None
+        if self._val_known is not None:
+            self._val_assumed, self._val_known = self._val_known, None
+
+    def epoch_plan(self):
+        """The network's plan for the next epoch, and whether that epoch runs compiled."""
+        self.network.check_layers()  # a callback may have replaced layers
+        plan = plans.network_plan(self.network)
+        return plan, not self.batch_by_batch and plans.compiled_epoch(plan, self.network, self.batch_size,
+                                                                      self.nonzero_fraction)
+
+    def work(self):
+        """The compiled epoch's structures and buffers (``EpochWork``) for the network's sizes now."""
+        sizes, dtype, batch_size = plans.sizes_of(self.network), self.network.dtype, self.batch_size
+        if self._work is None or self._work[0] != sizes:
+            structure, entry = prediction.structure(self.X_train, sizes, batch_size, self.kept, self._known)
+            self._known = entry  # compared with X_train or built from it just now
+            offsets_dtype = index_dtype(batch_size * max(sizes[:-1]) + 1)
+            outputs = prediction.outputs
+            work = EpochWork(
+                outputs(sizes, batch_size, dtype), outputs(sizes, batch_size, dtype),
+                tuple(np.empty((b, a), dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])), structure,
+                batches_of(entry, sizes[0], batch_size, offsets_dtype),
+                tuple(full_columns(batch_size, width, offsets_dtype) for width in sizes[:-1]),
+                tuple(np.empty(size, dtype=dtype) for size in sizes[1:]))
+            self._work = sizes, work
+        return self._work[1]
+
+    def val_work(self):
+        """The compiled evaluation's structure and buffers for X_val (verified first if it is only assumed)."""
+        if self._val_assumed is not None:
+            self.verify()
+        sizes = plans.sizes_of(self.network)
+        if self._val_work is None or self._val_work[0] != sizes:
+            work, self._val_known = prediction.forward_work(self.X_val, sizes, self.network.dtype, self.kept,
+                                                            self._val_known)
+            self._val_work = sizes, work
+        return self._val_work[1]
+
+    def epoch(self, plan, y_train, learning_rate):
+        """Run one compiled epoch; ``train_epoch``'s result, or None when the epoch must run batch by batch
+        (X_train made non-finite by the callback).
+
+        An epoch that starts on assumed structures reads them instead of X, while the other core compares
+        X_train, then X_val, with them (``verify``), within the epoch: no time of a one-epoch call goes to
+        proving that they have not changed (with ``NUMBA_NUM_THREADS=1``, the comparisons come first). If
+        X_train has changed, or X_val has and is not finite, the weights are put back, as if the epoch had
+        not run, and the reference's checks follow: an error, or X indexed anew and the epoch run again.
+        """
+        if (self._assumed is not None or self._val_assumed is not None) and config.NUMBA_NUM_THREADS < 2:
+            self.verify()  # one thread allowed: compare first
+        if self._assumed is None and self._val_assumed is None:
+            return self._run(plan, y_train, learning_rate)
+        saved = [(layer.W.copy(), layer.b.copy()) for layer in plan.layers]
+        if self._assumed is not None:
+            self._known = self._assumed
+        with ThreadPoolExecutor(1) as pool:
+            comparison = pool.submit(self._compare, self._assumed, self._val_assumed, 1)
+            try:
+                result = self._run(plan, y_train, learning_rate)
+            finally:
+                same, val_same = comparison.result()
+        if not same:
+            self._known = self._work = None
+        val_finite = val_same or check.all_finite(self.X_val)
+        if not val_same and val_finite:
+            self._val_assumed = self._val_known = self._val_work = None  # changed, but finite: indexed anew
+        if same and (val_finite or self.edited):
+            self._accept(same, val_same)
+            return result
+        for layer, (W, b) in zip(plan.layers, saved):
+            layer.W[...], layer.b[...] = W, b
+        self._accept(same, val_same)
+        return None if self.batch_by_batch else self._run(plan, y_train, learning_rate)
+
+    def _run(self, plan, y_train, learning_rate):
+        return train_epoch(y_train, self.batch_size, plan.dtype.type(learning_rate), *plan.arguments(), plan.loss,
+                           self.work())
+
+    def keep_last_batch(self, plan):
+        """Leave the epoch's last step's x, y, dL_dW and dL_db on the layers, as the reference leaves them."""
+        work = self.work()
+        last = len(self.X_train) // self.batch_size - 1
+        x = self.X_train[last * self.batch_size:(last + 1) * self.batch_size]
+        for layer, y, dz in zip(plan.layers, work.ys, work.dzs):
+            layer.layer.x, layer.layer.y = x, y.copy()
+            plans.parameter_gradients(layer.layer, x, dz)  # no kernel to compile for a once-per-epoch product
+            x = layer.layer.y
+
+
+def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
+    """The reference's ``train`` loop on checked arguments (X_train's and X_val's finiteness left to
+    ``Session``), each epoch run as ``Session.epoch_plan`` decides."""
+    session = Session(network, X_train, X_val, batch_size)
+    if num_epochs == 0:
+        session.verify()
+    do_validation = X_val is not None and y_val is not None
+    losses, accuracies = [], []
+    with deferred_sigint() as interrupt:
+        for i in range(num_epochs):
+            epoch_loss = _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accuracies)
+            losses.append(epoch_loss)
+            if do_validation:
+                accuracy = prediction.accuracy(network, X_val, y_val, session.val_work, numpy=session.val_numpy)
+                accuracies.append(accuracy)
+            else:
+                accuracy = np.nan
+            if verbose:
+                print(epoch_line(i, epoch_loss, accuracy))
+            if callback is not None:
+                callback(i, epoch_loss, accuracy)
+                session.after_callback()
+        interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
+        # An overflow in the very last step has no next batch whose loss would show it.
+        if num_epochs and not network.weights_finite():
+            raise NonFiniteLossError(num_epochs, 0, np.nan, losses, accuracies, weights_finite=False)
+    return losses, accuracies
+
+
+def _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accuracies):
+    """One epoch; its mean loss."""
+    plan, compiled = session.epoch_plan()
+    num_batches = len(session.X_train) // session.batch_size
+    if compiled:
+        interrupt.check(losses, accuracies, i)
+        result = session.epoch(plan, y_train, learning_rate)
+        if result is not None:
+            loss_sum, bad_batch, bad_loss, _ = result
+            if bad_batch >= 0:
+                raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
+                                         weights_finite=network.weights_finite())
+            session.keep_last_batch(plan)
+            return network.dtype.type(loss_sum / num_batches)
+    session.verify()
+    if plans.past_crossover(network, session.batch_size):  # dense or not: the batch loop's products are BLAS's
+        plan = plans.network_plan(network, numpy=True)
+    plan = plan._replace(full={})  # the batches' dense structures, built once this epoch
+    loss_function = checked_loss(network.loss_function)
+    derivative = checked_loss_derivative(network.derivated_loss_function, network.dtype)
+    X_train, batch_size = session.X_train, session.batch_size
+    epoch_loss = 0
+    for b in range(num_batches):  # the reference's batch loop
+        interrupt.check(losses, accuracies, i, b)
+        x = X_train[b * batch_size:(b + 1) * batch_size]
+        targets = y_train[b * batch_size:(b + 1) * batch_size]
+        predictions = plan.forward(x)
+        L = loss_function(predictions, targets)
+        if not np.isfinite(L):
+            raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=network.weights_finite())
+        plan.backward(derivative(predictions, targets), input_gradient_needed=False)
+        plan.optimize(learning_rate)
+        epoch_loss += L
+    return epoch_loss / num_batches

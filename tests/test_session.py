@@ -1,0 +1,177 @@
+"""A train call's session: the data it reads is what the reference reads, through callbacks and between calls."""
+import gc
+
+import numpy as np
+import pytest
+
+import fastscratch
+from fastscratch import reference
+from twins import assert_same, pair, problem
+
+EDITS = {
+    "X_train *= 0.5": lambda X, X_val, epoch: X.__imul__(0.5),
+    "X_train rows zeroed": lambda X, X_val, epoch: X.__setitem__(slice(epoch * 50, epoch * 50 + 50), 0.0),
+    "X_val[:] = reversed": lambda X, X_val, epoch: X_val.__setitem__(slice(None), X_val[::-1].copy()),
+    "both": lambda X, X_val, epoch: (X.__imul__(1.5), X_val.__imul__(0.25)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_callback_editing_the_data_in_place_gives_the_references_result(edit, dtype, mnist_prepared, threads):
+    X_train, y_train, X_test, y_test = mnist_prepared
+    results = []
+    for module in (reference, fastscratch):
+        X, X_val = X_train[:600].copy(), X_test[:200].copy()
+        np.random.seed(42)
+        net = module.SimpleNetwork(784, 10, [64, 32], dtype=dtype)
+        X_narrow = X if dtype == np.float64 else X.astype(dtype)  # the data each call is given, edited in place
+        X_val_narrow = X_val if dtype == np.float64 else X_val.astype(dtype)
+        losses, accuracies = net.train(X_narrow, y_train[:600], X_val_narrow, y_test[:200], batch_size=30,
+                                       num_epochs=4, learning_rate=0.05, verbose=False,
+                                       callback=lambda e, l, a: EDITS[edit](X_narrow, X_val_narrow, e))
+        results.append((losses, accuracies, [layer.W.copy() for layer in net.layers]))
+    (ref_losses, ref_acc, ref_W), (losses, acc, W) = results
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-9 if dtype == np.float64 else 1e-5)
+    assert acc == ref_acc
+    for r, j in zip(ref_W, W):
+        np.testing.assert_allclose(j, r, rtol=1e-7, atol=1e-7 if dtype == np.float64 else 1e-4)
+
+
+@pytest.fixture(params=[2, 1], ids=["compared-during-the-epoch", "compared-first"])
+def threads(request, monkeypatch):
+    from numba import config
+    monkeypatch.setattr(config, "NUMBA_NUM_THREADS", request.param)
+
+
+def test_X_changed_in_place_between_calls_is_read_afresh(rng, threads):
+    nets = pair()
+    X, Y = problem(rng, 60)
+    data = {id(net): X.copy() for net in nets}
+    for round_ in range(3):
+        for net in nets:
+            own = data[id(net)]
+            own[round_ * 7:(round_ + 1) * 7] = rng.random((7, 12)) if net is nets[0] else 0
+        data[id(nets[1])][:] = data[id(nets[0])]  # the same new contents, written in place
+        results = [net.train(data[id(net)], Y, data[id(net)], Y.argmax(1), batch_size=10, num_epochs=1,
+                             verbose=False) for net in nets]
+        assert_same(nets, results)
+    results = [net.train(data[id(net)], Y, batch_size=10, num_epochs=2, verbose=False) for net in nets]  # unchanged
+    assert_same(nets, results)
+    # A different array with the same shape (possibly at a reused address) is not mistaken for the last one.
+    for _ in range(3):
+        fresh = [rng.random((60, 12))] * 2
+        assert_same(nets, [net.train(x, Y, batch_size=10, num_epochs=1, verbose=False) for net, x in zip(nets, fresh)])
+        del fresh
+        gc.collect()
+
+
+def test_a_bad_X_train_is_reported_before_a_new_bad_X_val(rng, threads):
+    """X_train compared with its kept structure, X_val new and not finite: X_train's error, as in the reference."""
+    X, Y = problem(rng, 60)
+    for net in pair():
+        net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        X_bad, X_val = X.copy(), rng.random((33, 12))
+        X_bad[17, 3], X_val[5, 2] = np.nan, np.inf
+        with pytest.raises(ValueError, match=r"X_train contains non-finite.*\(17, 3\)"):
+            net.train(X_bad, Y, X_val, Y[:33].argmax(1), batch_size=10, num_epochs=1, verbose=False)
+
+
+def test_other_data_of_the_same_shape_is_indexed_at_once(rng, monkeypatch):
+    """A shuffled (or new) X of the kept shape fails the sampled rows at once: one epoch run, not two."""
+    X, Y = problem(rng, 300)
+    runs = []
+    run = fastscratch.session.Session._run
+    monkeypatch.setattr(fastscratch.session.Session, "_run", lambda self, *args: runs.append(1) or run(self, *args))
+    nets = pair()
+    for round_ in range(3):
+        order = rng.permutation(300) if round_ else np.arange(300)
+        assert_same(nets, [net.train(X[order], Y[order], batch_size=10, num_epochs=1, verbose=False)
+                           for net in nets])
+    assert len(runs) == 3
+
+
+@pytest.mark.parametrize("num_epochs", [0, 1, 2])
+@pytest.mark.parametrize("bad", ["X_train", "X_val", "both"])
+def test_nan_written_between_calls_is_rejected_with_the_weights_untouched(bad, num_epochs, rng, threads):
+    """Each array's kept structure is compared with it in the next call; a NaN or inf found so raises the
+    reference's error (X_train's first when both are bad) with the weights as they were before the call."""
+    X, Y = problem(rng, 60)
+    X_val, y_val = problem(rng, 33)
+    for net in pair():
+        net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+        if bad != "X_val":
+            X[17, 3] = np.nan
+        if bad != "X_train":
+            X_val[5, 2] = np.inf
+        error = r"X_val contains non-finite.*\(5, 2\)" if bad == "X_val" else r"X_train contains non-finite.*\(17, 3\)"
+        with pytest.raises(ValueError, match=error):
+            net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=num_epochs, verbose=False)
+        for layer, (W, b) in zip(net.layers, before):
+            np.testing.assert_array_equal(layer.W, W)
+            np.testing.assert_array_equal(layer.b, b)
+        X[17, 3], X_val[5, 2] = 0.5, 0.25
+
+
+def test_float64_data_on_a_float32_network_changed_in_place_is_read_afresh(rng, threads):
+    """Converted on every call, then compared with the kept float32 structure during the first epoch."""
+    nets = pair(dtype=np.float32)
+    X, Y = problem(rng, 60)
+    for round_ in range(3):
+        X[round_ * 7:(round_ + 1) * 7] = rng.random((7, 12))
+        results = [net.train(X, Y, X[:20], Y[:20].argmax(1), batch_size=10, num_epochs=1, verbose=False)
+                   for net in nets]
+        assert_same(nets, results, rtol=1e-5)
+        for r, j in zip(*(net.layers for net in nets)):
+            assert j.W.dtype == np.float32 and r.W.dtype == np.float32
+
+
+def test_X_val_changed_in_place_between_calls_is_read_afresh(rng, threads):
+    """X_val has a kept structure of its own (another shape than X_train's), compared during the first epoch."""
+    nets = pair()
+    X, Y = problem(rng, 60)
+    X_val, y_val = problem(rng, 33)
+    own = {id(net): X_val.copy() for net in nets}
+    for round_ in range(3):
+        for net in nets:
+            own[id(net)][round_ * 5:(round_ + 1) * 5] = rng.random((5, 12)) if net is nets[0] else 0
+        own[id(nets[1])][:] = own[id(nets[0])]
+        assert_same(nets, [net.train(X, Y, own[id(net)], y_val.argmax(1), batch_size=10, num_epochs=1,
+                                     verbose=False) for net in nets])
+
+
+@pytest.mark.parametrize("bad", ["X_train", "X_val", "both"])
+def test_nan_written_by_a_callback_is_trained_on_as_in_the_reference(bad, rng, threads):
+    """The reference reads the arrays at every batch: NaN written by the callback raises NonFiniteLossError at
+    the batch that holds it (the weights as before that batch), or makes those rows' predictions NaN."""
+    X, Y = problem(rng, 80)
+    X_val, Y_val = problem(rng, 30)
+    outcomes = []
+    for net in pair():
+        X_own, X_val_own = X.copy(), X_val.copy()
+
+        def poison(epoch, loss, accuracy):
+            if epoch == 1:
+                if bad != "X_val":
+                    X_own[45, 2] = np.nan
+                if bad != "X_train":
+                    X_val_own[3:5] = np.inf
+        with np.errstate(all="ignore"):
+            try:
+                outcome = net.train(X_own, Y, X_val_own, Y_val.argmax(1), batch_size=10, num_epochs=4,
+                                    verbose=False, callback=poison)
+            except fastscratch.NonFiniteLossError as err:
+                outcome = ("raised", err.epoch, err.batch, err.losses, err.accuracies)
+        outcomes.append((outcome, [layer.W.copy() for layer in net.layers]))
+    (expected, ref_W), (got, jit_W) = outcomes
+    assert type(got) is type(expected)
+    if isinstance(expected, tuple) and expected[0] == "raised":
+        assert got[:3] == expected[:3] == ("raised", 2, 4)
+        np.testing.assert_allclose(got[3], expected[3], rtol=1e-10)
+        assert got[4] == expected[4]
+    else:
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-10)
+        assert got[1] == expected[1]
+    for r, j in zip(ref_W, jit_W):
+        np.testing.assert_allclose(j, r, rtol=1e-9, atol=1e-12)
