@@ -40,7 +40,7 @@ from fastscratch.kernels.dense_backward import input_gradient, weight_gradient
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import (MIN_ROWS_PER_THREAD, Structure, batch_columns, full_columns,
+from fastscratch.kernels.structure import (MIN_ROWS_PER_THREAD, Structure, batch_structure, full_columns,
                                           full_structure, in_parts, index_dtype, nonzero_structure,
                                           structure_matches)
 from fastscratch.kernels.training import EpochWork, train_epoch
@@ -443,11 +443,11 @@ def indexed(X, indices_dtype, known=None):
 
 
 def indexed_batches(entry, n_in, batch_size, offsets_dtype):
-    """The ``batch_columns`` of an ``Indexed`` structure, kept with it."""
+    """The ``batch_structure`` of an ``Indexed`` structure, kept with it."""
     key = (batch_size, np.dtype(offsets_dtype).str)
     columns = entry.batches.get(key)
     if columns is None:
-        columns = batch_columns(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
+        columns = batch_structure(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
         entry.batches.clear()  # one batch size kept: each costs about a third of the structure
         entry.batches[key] = columns
     return columns

@@ -10,7 +10,8 @@ gradient of an input column (M = dL/dz, rows = the batch rows where that
 input is nonzero) and the input gradient of a row (M = W.T).
 ``accumulate_rows`` (same arguments) continues the sums already in row o
 instead of starting them at 0: the first layer's forward pass walks a batch's
-inputs in chunks (``kernels.training``) and gives the bits of one walk.
+inputs in chunks (``dense_forward.chunked_forward``) and gives the bits of one
+walk. Its rows of M are in the L1 cache by design, so it never prefetches.
 ``update_rows(..., scale)`` adds ``scale * sum`` to the row instead,
 straight from the registers, and returns whether the row stayed finite: the
 SGD step of a row of W.
@@ -349,7 +350,8 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
     else:
         sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
     tile_bytes = num_vectors * walk.bits // 8
-    if walk.rows is None or mask is not None or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES):
+    if (walk.rows is None or mask is not None or flags.mode == "accumulate"
+            or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES)):
         _terms(walk, column, sums, mask, False)
     else:
         with builder.if_else(walk.large) as (then, otherwise):
