@@ -7,15 +7,23 @@ dataset that can be loaded without a download (Fashion-MNIST: Debian's
 alternates ``rounds`` times: the reference with BLAS at its default threads,
 the reference with BLAS at one thread, and ``fastscratch.SimpleNetwork``,
 each a fresh seeded 784-64-32-10 network trained ``--epochs`` epochs in one
-call. The speed-up is the faster reference variant's median over the JIT's;
-float32 is also given against the float64 reference. Usage::
+call, given the data in the network's dtype. The process is pinned to one
+CPU (``--cpu``, -1: not pinned). The speed-up is, per round, the faster
+reference variant's time over the JIT's in that round; the table gives its
+median over the rounds and the smallest and largest (a drift in the load moves
+one round, not the median). float32 is also given against the float64
+reference's median. Usage::
 
-    python benchmarks/zeros.py [--rounds 3] [--epochs 3]
+    python benchmarks/zeros.py [--rounds 3] [--epochs 3] [--cpu 1]
 
-Prints a Markdown table, and the load average before and after.
+Prints progress to stderr, a Markdown table, the load average before and
+after, and how long it took (about 4 minutes with the defaults on a 2-core
+machine, most of it the reference).
 """
 import argparse
 import os
+import statistics
+import sys
 import time
 
 import numpy as np
@@ -39,12 +47,20 @@ def seconds_per_epoch(variant, data, dtype, epochs):
         return (time.perf_counter() - start) / epochs
 
 
+def load():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--cpu", type=int, default=1, help="the CPU to pin the process to (-1: not pinned)")
     args = parser.parse_args(argv)
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+    began = time.perf_counter()
+    print(f"load average before: {load()}; CPUs {sorted(os.sched_getaffinity(0))}", flush=True)
     rows = []
     for name in DATASETS:
         try:
@@ -53,25 +69,32 @@ def main(argv=None):
             print(f"{name}: skipped ({error})")
             continue
         zeros = float(np.mean(raw[0] == 0))
-        medians = {}
+        medians, speedups = {}, {}
         for dtype in ("float64", "float32"):
             data = prepare(*raw, dtype=np.dtype(dtype))
             seconds_per_epoch("jit", data, dtype, 1)  # compiles or loads the kernels, indexes the data
             times = {variant: [] for variant in VARIANTS}
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 for variant in VARIANTS:
                     times[variant].append(seconds_per_epoch(variant, data, dtype, args.epochs))
-            medians[dtype] = {variant: float(np.median(values)) for variant, values in times.items()}
+                print(f"[{time.perf_counter() - began:5.0f} s] {name} {dtype}: round {round_ + 1}/{args.rounds} "
+                      + ", ".join(f"{v} {times[v][-1]:.3f} s/epoch" for v in VARIANTS) + f"; load {load()}",
+                      file=sys.stderr, flush=True)
+            medians[dtype] = {variant: statistics.median(values) for variant, values in times.items()}
+            speedups[dtype] = [min(a, b) / jit for a, b, jit in zip(*(times[v] for v in VARIANTS))]
         float64_reference = min(medians["float64"]["reference"], medians["float64"]["reference-blas1"])
         for dtype, median in medians.items():
             best = min(median["reference"], median["reference-blas1"])
+            ratios = speedups[dtype]
             rows.append(f"| {DATASETS[name].title} | {zeros:.0%} | {dtype} | {best:.3f} s | {median['jit']:.3f} s | "
-                        f"{best / median['jit']:.2f}x | {float64_reference / median['jit']:.2f}x |")
+                        f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | "
+                        f"{float64_reference / median['jit']:.2f}x |")
     print(f"\n{args.epochs}-epoch calls, median of {args.rounds} alternating rounds, per epoch:\n")
-    print("| dataset | zeros | dtype | reference (best BLAS) | fastscratch | speed-up | vs float64 reference |")
+    print("| dataset | zeros | dtype | reference (best BLAS) | fastscratch | speed-up (min-max) | "
+          "vs float64 reference |")
     print("|---|---:|---|---:|---:|---:|---:|")
     print("\n".join(rows))
-    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nload average after: {load()}; {time.perf_counter() - began:.0f} s in all")
 
 
 if __name__ == "__main__":
