@@ -1,4 +1,4 @@
-"""combine_rows, accumulate_rows and update_rows at every vector width, and their plain twins, against the naive loop, bit for bit.
+"""The row kernels (combine, accumulate, update) at every vector width and their plain twins: the naive loop's bits.
 
 Each width is tested whatever the CPU: LLVM splits vectors wider than the
 registers, which changes the speed, not the bits. Under NUMBA_DISABLE_JIT only
