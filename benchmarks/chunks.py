@@ -48,13 +48,13 @@ def epoch_work(X, dtype, chunk):
     indices_dtype = index_dtype(max(SIZES[:-1]))
     offsets_dtype = index_dtype(BATCH * max(SIZES[:-1]) + 1)
     indptr, indices, values = nonzero_structure(X, indices_dtype)
+    columns = batch_columns(indptr, indices, SIZES[0], BATCH, offsets_dtype)
     hidden = [full_structure(BATCH, width, indices_dtype) for width in SIZES[1:-1]]
     outputs = [tuple(np.empty((BATCH, size), dtype=dtype) for size in SIZES[1:]) for _ in range(2)]
     return EpochWork(
         *outputs, tuple(np.empty((b, a), dtype=dtype) for a, b in zip(SIZES[:-1], SIZES[1:])),
         Structure((indptr, *(h[0] for h in hidden)), (indices, *(h[1] for h in hidden)), values),
-        BatchStructure(batch_columns(indptr, indices, SIZES[0], BATCH, offsets_dtype),
-                       batch_chunks(indptr, indices, SIZES[0], BATCH, chunk, offsets_dtype)),
+        BatchStructure(columns, batch_chunks(indptr, indices, columns, BATCH, chunk, offsets_dtype)),
         tuple(full_columns(BATCH, width, offsets_dtype) for width in SIZES[:-1]),
         tuple(np.empty(size, dtype=dtype) for size in SIZES[1:]))
 

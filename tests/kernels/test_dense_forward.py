@@ -3,7 +3,7 @@ import pytest
 
 from fastscratch.kernels import activations
 from fastscratch.kernels.dense_forward import chunked_forward, dense_forward
-from fastscratch.kernels.structure import batch_chunks, full_structure, index_dtype, nonzero_structure
+from fastscratch.kernels.structure import batch_chunks, batch_columns, full_structure, index_dtype, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 import oracle
 
@@ -46,7 +46,7 @@ def test_chunked_forward_gives_the_bits_of_the_walk_without_chunks(n, n_in, n_ou
     b = rng.standard_normal(n_out).astype(dtype)
     indptr, indices, values = nonzero_structure(x)
     for chunk in sorted({1, 2, 5, 64, n_in}):
-        starts, ends = batch_chunks(indptr, indices, n_in, n, chunk)
+        starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, n_in, n), n, chunk)
         for batch in range(5):
             expected = np.full((n, n_out), np.nan, dtype=dtype)
             dense_forward(indptr, indices, values, batch * n, W, b, code, expected)
