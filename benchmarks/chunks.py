@@ -153,11 +153,11 @@ def main(argv=None):
         whole = statistics.median(times[SIZES[0]]) if SIZES[0] in times else None
         for chunk in chunks:
             median = statistics.median(times[chunk])
-            ratio = f"{median / whole:.2f}" if whole else "-"
+            ratio = f"{median / whole:.2f} vs all" if whole else "-"
             rows.append(f"| {dtype.name} | {'all' if chunk == SIZES[0] else chunk} | {median:.4f} "
                         f"({min(times[chunk]):.4f}-{max(times[chunk]):.4f}) | {ratio} |")
     print(f"\nload average after: {load()}\n")
-    print("| dtype | chunk | s per epoch of training, median (min-max) | vs all |")
+    print("| dtype | chunk | s per epoch, median (min-max) | ratio of medians |")
     print("|---|---:|---:|---:|")
     print("\n".join(rows))
 

@@ -221,9 +221,11 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
 
 #: Union inputs per chunk of the first layer's forward pass (``batch_chunks``): a chunk's rows of W are
 #: read from L2 once per batch, then from L1 while the batch's other images walk them. The chunk never
-#: changes the bits, only the speed; at least the input's width is the walk without chunks. Measured
-#: with benchmarks/chunks.py (docs/performance.md).
-FIRST_LAYER_CHUNK = 128
+#: changes the bits, only the speed; at least the input's width (784 for MNIST) is the walk without
+#: chunks, each image's row at once with rows of W prefetched. That walk measured as fast as any chunk
+#: size on an AVX-512 Sapphire Rapids core, where the arithmetic, not L2, bounds it; a prototype found
+#: chunks of 64 faster on AMD Zen 4. Measure with benchmarks/chunks.py (docs/performance.md) to change it.
+FIRST_LAYER_CHUNK = 784
 
 
 @jit

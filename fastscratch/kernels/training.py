@@ -15,8 +15,9 @@ from fastscratch.kernels.structure import Columns
 #: The buffers of ``train_epoch``; every field but ``structure`` and ``batches`` is a per-layer tuple.
 #: ys, dzs: (batch_size, n_out) outputs and dL/dz; WTs: scratch shaped like W.T; structure: X's and
 #: the hidden layers' input ``structure.Structure``; batches: X's ``structure.BatchStructure`` of
-#: every batch (``structure.batch_structure``); columns: ``structure.full_columns`` of batch_size rows (the
-#: first layer's is not used); scratch: (n_out,) arrays, ``sgd.gradient_step``'s g.
+#: every batch (``structure.batch_structure``: columns for the step, chunks for the forward pass);
+#: columns: ``structure.full_columns`` of batch_size rows (the first layer's is not used); scratch:
+#: (n_out,) arrays, ``sgd.gradient_step``'s g.
 EpochWork = namedtuple("EpochWork", ["ys", "dzs", "WTs", "structure", "batches", "columns", "scratch"])
 
 
