@@ -133,6 +133,6 @@ def test_jit_warmup_prepares_the_data_as_the_peers_do(mnist_subsets, monkeypatch
     session.warmup()
     indexed, index = [], plan.nonzero_structure
     monkeypatch.setattr(plan, "nonzero_structure", lambda X, *a: indexed.append(len(X)) or index(X, *a))
-    monkeypatch.setattr(plan, "batch_columns", lambda *a: pytest.fail("batch columns rebuilt"))
+    monkeypatch.setattr(plan, "batch_structure", lambda *a: pytest.fail("batch structures rebuilt"))
     session.train(lambda loss, accuracy: None)
     assert set(indexed) <= {1}  # single rows only: the last test row the evaluation leaves on the layers
