@@ -11,16 +11,27 @@ path the plan picks. Inputs are datasets that load without a download
 fraction D nonzero (the kernels' time grows with the nonzeros). Usage::
 
     python benchmarks/crossover.py [--rounds 7] [--cells 64,32:256:50 1024,512:30:10 ...]
-                                   [--inputs mnist fashion-mnist random:0.3 ...]
+                                   [--inputs mnist fashion-mnist random:0.3 ...] [--cpu 1] [--blas-threads 1]
 
-Prints a Markdown table of medians and speed-ups over the reference, and the
-load average before and after.
+The process runs pinned to one CPU (``--cpu``, -1: not pinned) and BLAS
+with ``--blas-threads`` threads (default 1): on a shared 2-core machine two
+BLAS threads spin against the other processes, and a 50-step call of the
+reference then took anywhere from 0.13 to 3.6 s, so any speed-up measured
+that way says more about the load than about the code. A speed-up is the
+median, over the rounds, of the ratio of the reference's time to the path's
+time in the same round (the three run back to back), with the smallest and
+largest of those ratios: a drift in the load moves one round, not the
+median. Prints progress to stderr, then a Markdown table, the load average
+before and after, and how long it took.
 """
 import argparse
 import os
+import statistics
+import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import fastscratch
 from fastscratch import plan, reference
@@ -29,6 +40,7 @@ from fastscratch.datasets import load_dataset, prepare
 CELLS = ["64,32:128:40", "64,32:256:50", "64,32:1024:12", "128,64:128:40", "128,64:256:20", "256,128:256:15",
          "1024,512:1:20", "1024,512:30:10", "1024,512:256:4"]
 LIMITS = ("KERNEL_MAX_BATCH", "KERNEL_SMALL_HIDDEN_WEIGHTS", "KERNEL_MAX_HIDDEN_WEIGHTS")
+VARIANTS = ("reference", "blas", "kernels")
 
 
 def forced(path):
@@ -66,37 +78,60 @@ def inputs(name, dtype):
     return X, Y
 
 
+def load():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def ratio_text(ratios):
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cells", nargs="+", default=CELLS, help="hidden:batch:steps, e.g. 64,32:256:50")
     parser.add_argument("--inputs", nargs="+", default=["mnist"], help="mnist, fashion-mnist or random:D")
+    parser.add_argument("--cpu", type=int, default=1, help="the CPU to pin the process to (-1: not pinned)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (0: the library's default)")
     args = parser.parse_args(argv)
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+    began = time.perf_counter()
+    print(f"load average before: {load()}; CPUs {sorted(os.sched_getaffinity(0))}; "
+          f"BLAS threads {args.blas_threads or 'default'}\n")
     print("| input | nonzero | hidden | batch | dtype | reference | BLAS path | kernels | BLAS path speed-up | "
           "kernels speed-up | plan picks |")
-    print("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---|")
-    for name, dtype in ((name, dtype) for name in args.inputs for dtype in ("float64", "float32")):
-        X_all, Y_all = inputs(name, dtype)
-        for cell in args.cells:
+    print("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
+    jobs = [(name, dtype, cell) for name in args.inputs for dtype in ("float64", "float32") for cell in args.cells]
+    data = {}
+    with threadpool_limits(limits=args.blas_threads or None, user_api="blas"):
+        for number, (name, dtype, cell) in enumerate(jobs, 1):
+            if (name, dtype) not in data:
+                data.clear()
+                data[(name, dtype)] = inputs(name, dtype)
+            X_all, Y_all = data[(name, dtype)]
             hidden_text, batch, steps = cell.split(":")
             hidden, batch, steps = tuple(int(h) for h in hidden_text.split(",")), int(batch), int(steps)
             X, Y = X_all[:batch * steps], Y_all[:batch * steps]
             for variant in ("blas", "kernels"):
                 seconds(variant, hidden, X, Y, batch, dtype)  # compile (or load) and index outside the timing
-            times = {variant: [] for variant in ("reference", "blas", "kernels")}
-            for _ in range(args.rounds):
-                for variant in times:
+            times = {variant: [] for variant in VARIANTS}
+            for round_ in range(args.rounds):
+                for variant in VARIANTS:
                     times[variant].append(seconds(variant, hidden, X, Y, batch, dtype))
-            median = {variant: float(np.median(values)) for variant, values in times.items()}
+                print(f"[{time.perf_counter() - began:6.0f} s] cell {number}/{len(jobs)} ({name} {dtype} {cell}): "
+                      f"round {round_ + 1}/{args.rounds}, load {load()}", file=sys.stderr, flush=True)
+            median = {variant: statistics.median(values) for variant, values in times.items()}
+            speedup = {variant: [r / t for r, t in zip(times["reference"], times[variant])]
+                       for variant in ("blas", "kernels")}
             np.random.seed(42)
             net = fastscratch.SimpleNetwork(784, 10, hidden)
             picks = "BLAS" if plan.past_crossover(net, batch, plan.nonzero_fraction(X)) else "kernels"
-            print(f"| {name} | {plan.nonzero_fraction(X):.0%} | {'-'.join(map(str, hidden))} | {batch} | {dtype} | {median['reference'] * 1e3:.1f} ms | "
-                  f"{median['blas'] * 1e3:.1f} ms | {median['kernels'] * 1e3:.1f} ms | "
-                  f"{median['reference'] / median['blas']:.2f}x | {median['reference'] / median['kernels']:.2f}x | "
-                  f"{picks} |", flush=True)
-    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(f"| {name} | {plan.nonzero_fraction(X):.0%} | {'-'.join(map(str, hidden))} | {batch} | {dtype} | "
+                  f"{median['reference'] * 1e3:.1f} ms | {median['blas'] * 1e3:.1f} ms | "
+                  f"{median['kernels'] * 1e3:.1f} ms | {ratio_text(speedup['blas'])} | "
+                  f"{ratio_text(speedup['kernels'])} | {picks} |", flush=True)
+    print(f"\nload average after: {load()}; {args.rounds} rounds, {time.perf_counter() - began:.0f} s in all")
 
 
 if __name__ == "__main__":

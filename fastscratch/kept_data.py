@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastscratch.kernels.structure import batch_columns, nonzero_structure, structure_matches
+from fastscratch.kernels.structure import batch_structure, nonzero_structure, structure_matches
 
 #: Rows of X compared with a kept structure at once, at the start, the middle and the end, before the
 #: structure is trusted to run ahead (``session.Session``): a data set of the same shape with other contents
@@ -119,11 +119,11 @@ class KeptData:
 
 
 def batches_of(entry, n_in, batch_size, offsets_dtype):
-    """The ``batch_columns`` of an ``Indexed`` structure, kept with it."""
+    """The ``batch_structure`` (columns and chunks) of an ``Indexed`` structure, kept with it."""
     key = (batch_size, np.dtype(offsets_dtype).str)
     columns = entry.batches.get(key)
     if columns is None:
-        columns = batch_columns(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
+        columns = batch_structure(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
         entry.batches.clear()  # one batch size kept: each costs about a third of the structure
         entry.batches[key] = columns
     return columns

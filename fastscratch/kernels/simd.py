@@ -8,6 +8,10 @@ rows None means ``rows[c] = c - start``. That one operation is the forward
 pass of a row (M = W, rows = the input's nonzero columns), the weight
 gradient of an input column (M = dL/dz, rows = the batch rows where that
 input is nonzero) and the input gradient of a row (M = W.T).
+``accumulate_rows`` (same arguments) continues the sums already in row o
+instead of starting them at 0: the first layer's forward pass walks a batch's
+inputs in chunks (``dense_forward.chunked_forward``) and gives the bits of one
+walk. Its rows of M are in the L1 cache by design, so it never prefetches.
 ``update_rows(..., scale)`` adds ``scale * sum`` to the row instead,
 straight from the registers, and returns whether the row stayed finite: the
 SGD step of a row of W.
@@ -32,6 +36,7 @@ twins are the only choice, since an intrinsic cannot run as Python.
 """
 import functools
 import warnings
+from typing import NamedTuple
 
 from llvmlite import binding, ir
 from numba import config, types
@@ -117,9 +122,16 @@ def _typed(out, o, M, rows, values, positions, start, stop):
             and all(isinstance(t, types.Integer) for t in (o, start, stop)))
 
 
+class RowKernels(NamedTuple):
+    """The three kernels at one width (or the plain twins)."""
+    combine_rows: object
+    update_rows: object
+    accumulate_rows: object
+
+
 @functools.cache
 def vector_kernels(bits, tile_vectors):
-    """The intrinsics ``(combine_rows, update_rows)`` with vectors of ``bits`` and tiles of up to ``tile_vectors``.
+    """The ``RowKernels`` intrinsics with vectors of ``bits`` and tiles of up to ``tile_vectors``.
 
     Every width runs on every CPU (LLVM splits vectors wider than the
     registers) and gives the same bits; the widest the CPU has is fastest.
@@ -135,7 +147,7 @@ def vector_kernels(bits, tile_vectors):
         if not _typed(out, o, M, rows, values, positions, start, stop):
             return None
         return (types.void(out, o, M, rows, values, positions, start, stop),
-                _codegen(bits, tile_vectors, update=False))
+                _codegen(bits, tile_vectors, "combine"))
 
     @intrinsic
     def update_rows(typingctx, out, o, M, rows, values, positions, start, stop, scale):
@@ -149,24 +161,43 @@ def vector_kernels(bits, tile_vectors):
         if not (_typed(out, o, M, rows, values, positions, start, stop) and scale == M.dtype):
             return None
         return (types.boolean(out, o, M, rows, values, positions, start, stop, scale),
-                _codegen(bits, tile_vectors, update=True))
+                _codegen(bits, tile_vectors, "update"))
 
-    return combine_rows, update_rows
+    @intrinsic
+    def accumulate_rows(typingctx, out, o, M, rows, values, positions, start, stop):
+        """``combine_rows`` continuing the sums already in ``out[o]``: ``out[o] + v_start * M[...] + ...``.
+
+        Term by term in order, so that combining a range in consecutive
+        pieces, the first by ``combine_rows``, the others by this, gives the
+        bits of one ``combine_rows`` over the whole range.
+        """
+        if not _typed(out, o, M, rows, values, positions, start, stop):
+            return None
+        return (types.void(out, o, M, rows, values, positions, start, stop),
+                _codegen(bits, tile_vectors, "accumulate"))
+
+    return RowKernels(combine_rows, update_rows, accumulate_rows)
 
 
 @jit
-def plain_combine_rows(out, o, M, rows, values, positions, start, stop):
-    """``combine_rows`` as a plain loop, the sums kept in ``out[o]``: the same bits."""
+def plain_accumulate_rows(out, o, M, rows, values, positions, start, stop):
+    """``accumulate_rows`` as a plain loop, the sums kept in ``out[o]``: the same bits."""
     flat = values.reshape(values.size)
-    zero = out.dtype.type(0)
     width = out.shape[1]
-    for j in range(width):
-        out[o, j] = zero
     for c in range(start, stop):
         v = flat[c] if positions is None else flat[positions[c]]
         m = c - start if rows is None else rows[c]
         for j in range(width):
             out[o, j] += v * M[m, j]
+
+
+@jit
+def plain_combine_rows(out, o, M, rows, values, positions, start, stop):
+    """``combine_rows`` as a plain loop: ``out[o]`` set to 0, then ``plain_accumulate_rows``; the same bits."""
+    zero = out.dtype.type(0)
+    for j in range(out.shape[1]):
+        out[o, j] = zero
+    plain_accumulate_rows(out, o, M, rows, values, positions, start, stop)
 
 
 @jit
@@ -187,145 +218,221 @@ def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale):
     return finite
 
 
-def _codegen(bits, tile_vectors, update):
-    """The code of ``combine_rows`` (update false) or ``update_rows`` with vectors of ``bits``."""
+def _codegen(bits, tile_vectors, mode):
+    """The code of ``combine_rows`` (mode "combine"), ``accumulate_rows`` ("accumulate") or ``update_rows``
+    ("update") with vectors of ``bits``, tiles of up to ``tile_vectors``."""
     def codegen(context, builder, sig, args):
-        out, o, M, rows, values, positions, start, stop = sig.args[:8]
-        lanes = bits // M.dtype.bitwidth
-        align = M.dtype.bitwidth // 8
-        intp = cgutils.intp_t
-        out_v, o_v, M_v, rows_v, values_v, positions_v, start_v, stop_v = args[:8]
-        o_v, start_v, stop_v = (context.cast(builder, v, t, types.intp)
-                                for v, t in ((o_v, o), (start_v, start), (stop_v, stop)))
-        element = context.get_value_type(M.dtype)
-        out_a = context.make_array(out)(context, builder, out_v)
-        M_a = context.make_array(M)(context, builder, M_v)
-        width = cgutils.unpack_tuple(builder, out_a.shape, 2)[1]
-        M_width = cgutils.unpack_tuple(builder, M_a.shape, 2)[1]
-        out_row = builder.gep(out_a.data, [builder.mul(o_v, width)])
-        rows_data, values_data, positions_data = (
-            None if ty is types.none else context.make_array(ty)(context, builder, value).data
-            for ty, value in ((rows, rows_v), (values, values_v), (positions, positions_v)))
-        if update:
-            scale_v = args[8]
-        count = builder.sub(stop_v, start_v)
-        i32 = ir.IntType(32)
-        vector = ir.VectorType(element, lanes)
-
-        def index(data, ty, c):
-            return context.cast(builder, builder.load(builder.gep(data, [c])), ty.dtype, types.intp)
-
-        def broadcast(value, vector_type):
-            undefined = ir.Constant(vector_type, ir.Undefined)
-            first = builder.insert_element(undefined, value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(first, undefined,
-                                          ir.Constant(ir.VectorType(i32, vector_type.count), [0] * vector_type.count))
-
-        def load(pointer, mask):
-            pointer = builder.bitcast(pointer, vector.as_pointer())
-            if mask is None:
-                return builder.load(pointer, align=align)
-            return builder.call(masked_load, [pointer, ir.Constant(i32, align), mask, ir.Constant(vector, None)])
-
-        def store(value, pointer, mask):
-            pointer = builder.bitcast(pointer, vector.as_pointer())
-            if mask is None:
-                builder.store(value, pointer, align=align)
-            else:
-                builder.call(masked_store, [value, pointer, ir.Constant(i32, align), mask])
-
-        def tile(column, num_vectors, mask=None):
-            """Columns column .. column + num_vectors * lanes (the lanes of mask, if given): sum in registers, then store."""
-            sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
-
-            def walk(prefetching):
-                with cgutils.for_range(builder, count) as loop:
-                    c = builder.add(start_v, loop.index)
-                    at = c if positions_data is None else index(positions_data, positions, c)
-                    term = broadcast(builder.load(builder.gep(values_data, [at])), vector)
-                    m = loop.index if rows_data is None else index(rows_data, rows, c)
-                    row = builder.add(builder.mul(m, M_width), column)
-                    if prefetching:
-                        ahead = builder.add(c, ir.Constant(intp, PREFETCH_DISTANCE))
-                        last = builder.sub(stop_v, ir.Constant(intp, 1))
-                        ahead = builder.select(builder.icmp_signed("<", ahead, last), ahead, last)
-                        future = builder.add(builder.mul(index(rows_data, rows, ahead), M_width), column)
-                        for line in range(0, num_vectors * lanes, 64 // align):
-                            pointer = builder.gep(M_a.data, [builder.add(future, ir.Constant(intp, line))])
-                            flags = (0, 3, 1)  # a read, to keep in all cache levels, of data
-                            builder.call(prefetch, [builder.bitcast(pointer, ir.IntType(8).as_pointer()),
-                                                    *(ir.Constant(i32, flag) for flag in flags)])
-                    for v, total in enumerate(sums):
-                        entry = load(builder.gep(M_a.data, [builder.add(row, ir.Constant(intp, v * lanes))]), mask)
-                        builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
-
-            tile_bytes = num_vectors * bits // 8
-            if rows_data is None or mask is not None or (num_vectors < tile_vectors
-                                                         and tile_bytes < PREFETCH_TILE_BYTES):
-                walk(False)
-            else:
-                with builder.if_else(large) as (then, otherwise):
-                    with then:
-                        walk(True)
-                    with otherwise:
-                        walk(False)
-            for v, total in enumerate(sums):
-                at = builder.add(column, ir.Constant(intp, v * lanes))
-                result = builder.load(total)
-                if update:
-                    result = builder.fadd(load(builder.gep(out_row, [at]), mask),
-                                          builder.fmul(broadcast(scale_v, vector), result))
-                    # result * 0 is NaN exactly where result is inf or NaN ("uno": unordered with itself).
-                    times_zero = builder.fmul(result, ir.Constant(vector, None))
-                    bad = builder.fcmp_unordered("uno", times_zero, times_zero)
-                    if mask is not None:
-                        bad = builder.and_(bad, mask)
-                    builder.store(builder.or_(builder.load(non_finite), bad), non_finite)
-                store(result, builder.gep(out_row, [at]), mask)
-
-        prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch")
-        mask_type = ir.VectorType(ir.IntType(1), lanes)
-        non_finite = cgutils.alloca_once_value(builder, ir.Constant(mask_type, [0] * lanes)) if update else None
-        suffix = f"v{lanes}f{M.dtype.bitwidth}.p0"
-        masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            vector, [vector.as_pointer(), i32, mask_type, vector]), "llvm.masked.load." + suffix)
-        masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            ir.VoidType(), [vector, vector.as_pointer(), i32, mask_type]), "llvm.masked.store." + suffix)
-        M_bytes = builder.mul(builder.mul(cgutils.unpack_tuple(builder, M_a.shape, 2)[0], M_width),
-                              ir.Constant(intp, align))
-        large = builder.icmp_signed(">", M_bytes, ir.Constant(intp, PREFETCH_ABOVE_BYTES))
-        step = ir.Constant(intp, tile_vectors * lanes)
-        full_tiles = builder.sdiv(width, step)
-        with cgutils.for_range(builder, full_tiles) as loop:
-            tile(builder.mul(loop.index, step), tile_vectors)
-        column = cgutils.alloca_once_value(builder, builder.mul(full_tiles, step))
-        # At most one tile of each smaller power of two: they add up to any remainder of whole vectors.
-        num_vectors = 1 << ((tile_vectors - 1).bit_length() - 1)
-        while num_vectors:
-            done = builder.load(column)
-            end = builder.add(done, ir.Constant(intp, num_vectors * lanes))
-            with builder.if_then(builder.icmp_signed("<=", end, width)):
-                tile(done, num_vectors)
-                builder.store(end, column)
-            num_vectors //= 2
-        # The last columns, fewer than a vector: one vector with only those lanes read and written.
-        done = builder.load(column)
-        with builder.if_then(builder.icmp_signed("<", done, width)):
-            lane_type = ir.VectorType(i32, lanes)  # lane numbers in 32 bits: the compare is as wide as the data
-            remaining = broadcast(builder.trunc(builder.sub(width, done), i32), lane_type)
-            tile(done, 1, builder.icmp_signed("<", ir.Constant(lane_type, list(range(lanes))), remaining))
-        if update:  # all lanes clear: the lanes as the bits of one integer
-            lanes_bits = builder.bitcast(builder.load(non_finite), ir.IntType(lanes))
-            return builder.icmp_unsigned("==", lanes_bits, ir.Constant(ir.IntType(lanes), 0))
+        walk = _walk(context, builder, sig, args, bits)
+        flags = _Flags(mode, args[8] if mode == "update" else None,
+                       cgutils.alloca_once_value(builder, ir.Constant(walk.mask_type, [0] * walk.lanes))
+                       if mode == "update" else None)
+        walk = walk._replace(**_vector_functions(walk))
+        _all_columns(walk, flags, tile_vectors)
+        if mode == "update":  # all lanes clear: the lanes as the bits of one integer
+            lanes_bits = builder.bitcast(builder.load(flags.non_finite), ir.IntType(walk.lanes))
+            return builder.icmp_unsigned("==", lanes_bits, ir.Constant(ir.IntType(walk.lanes), 0))
         return context.get_dummy_value()
     return codegen
+
+
+class _Walk(NamedTuple):
+    """What the generated code of one call reads: the LLVM builder, the vector type, the arguments as LLVM
+    values (row o of out as a pointer, M's data and row length, the index arrays' data and Numba types, the
+    range of terms), and the LLVM functions it calls (filled in by ``_vector_functions``)."""
+    context: object
+    builder: object
+    bits: int
+    lanes: int
+    align: int
+    vector: object
+    mask_type: object
+    width: object
+    out_row: object
+    M_data: object
+    M_width: object
+    M_rows: object
+    rows: object
+    rows_type: object
+    values: object
+    positions: object
+    positions_type: object
+    start: object
+    stop: object
+    count: object
+    prefetch: object = None
+    masked_load: object = None
+    masked_store: object = None
+    large: object = None
+
+
+class _Flags(NamedTuple):
+    """What a mode adds to the stores: mode, the update's scale (an LLVM value) and the alloca of its
+    lanes' non-finite flags."""
+    mode: str
+    scale: object
+    non_finite: object
+
+
+_I32 = ir.IntType(32)
+
+
+def _walk(context, builder, sig, args, bits):
+    """The ``_Walk`` of a call of a kernel with signature sig and LLVM arguments args."""
+    out, o, M, rows, values, positions, start, stop = sig.args[:8]
+    lanes = bits // M.dtype.bitwidth
+    out_v, o_v, M_v, rows_v, values_v, positions_v, start_v, stop_v = args[:8]
+    o_v, start_v, stop_v = (context.cast(builder, v, t, types.intp)
+                            for v, t in ((o_v, o), (start_v, start), (stop_v, stop)))
+    element = context.get_value_type(M.dtype)
+    out_a = context.make_array(out)(context, builder, out_v)
+    M_a = context.make_array(M)(context, builder, M_v)
+    width = cgutils.unpack_tuple(builder, out_a.shape, 2)[1]
+    M_width = cgutils.unpack_tuple(builder, M_a.shape, 2)[1]
+    out_row = builder.gep(out_a.data, [builder.mul(o_v, width)])
+    rows_data, values_data, positions_data = (
+        None if ty is types.none else context.make_array(ty)(context, builder, value).data
+        for ty, value in ((rows, rows_v), (values, values_v), (positions, positions_v)))
+    count = builder.sub(stop_v, start_v)
+    return _Walk(context, builder, bits, lanes, M.dtype.bitwidth // 8, ir.VectorType(element, lanes),
+                 ir.VectorType(ir.IntType(1), lanes), width, out_row, M_a.data, M_width,
+                 cgutils.unpack_tuple(builder, M_a.shape, 2)[0], rows_data, rows, values_data, positions_data,
+                 positions, start_v, stop_v, count)
+
+
+def _vector_functions(walk):
+    """The LLVM functions the walk calls, and whether M is large enough to prefetch its rows, as ``_Walk`` fields."""
+    builder, vector, mask_type = walk.builder, walk.vector, walk.mask_type
+    prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        ir.VoidType(), [ir.IntType(8).as_pointer(), _I32, _I32, _I32]), "llvm.prefetch")
+    suffix = f"v{walk.lanes}f{walk.align * 8}.p0"
+    masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        vector, [vector.as_pointer(), _I32, mask_type, vector]), "llvm.masked.load." + suffix)
+    masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        ir.VoidType(), [vector, vector.as_pointer(), _I32, mask_type]), "llvm.masked.store." + suffix)
+    M_bytes = builder.mul(builder.mul(walk.M_rows, walk.M_width), ir.Constant(cgutils.intp_t, walk.align))
+    large = builder.icmp_signed(">", M_bytes, ir.Constant(cgutils.intp_t, PREFETCH_ABOVE_BYTES))
+    return dict(prefetch=prefetch, masked_load=masked_load, masked_store=masked_store, large=large)
+
+
+def _all_columns(walk, flags, tile_vectors):
+    """Every column of the row: whole tiles, then at most one tile of each smaller power of two (they add up
+    to any remainder of whole vectors), then the last columns, fewer than a vector, as one masked vector."""
+    builder, intp = walk.builder, cgutils.intp_t
+    step = ir.Constant(intp, tile_vectors * walk.lanes)
+    full_tiles = builder.sdiv(walk.width, step)
+    with cgutils.for_range(builder, full_tiles) as loop:
+        _tile(walk, flags, builder.mul(loop.index, step), tile_vectors, tile_vectors)
+    column = cgutils.alloca_once_value(builder, builder.mul(full_tiles, step))
+    num_vectors = 1 << ((tile_vectors - 1).bit_length() - 1)
+    while num_vectors:
+        done = builder.load(column)
+        end = builder.add(done, ir.Constant(intp, num_vectors * walk.lanes))
+        with builder.if_then(builder.icmp_signed("<=", end, walk.width)):
+            _tile(walk, flags, done, num_vectors, tile_vectors)
+            builder.store(end, column)
+        num_vectors //= 2
+    done = builder.load(column)
+    with builder.if_then(builder.icmp_signed("<", done, walk.width)):
+        lane_type = ir.VectorType(_I32, walk.lanes)  # lane numbers in 32 bits: the compare is as wide as the data
+        remaining = _broadcast(builder, builder.trunc(builder.sub(walk.width, done), _I32), lane_type)
+        _tile(walk, flags, done, 1, tile_vectors,
+              builder.icmp_signed("<", ir.Constant(lane_type, list(range(walk.lanes))), remaining))
+
+
+def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
+    """Columns column .. column + num_vectors * lanes (the lanes of mask, if given): sum in registers, then
+    store. The sums start at 0, or, to accumulate, at the row's values."""
+    builder, vector, intp = walk.builder, walk.vector, cgutils.intp_t
+    if flags.mode == "accumulate":
+        sums = [cgutils.alloca_once_value(builder, _load(walk, builder.gep(
+            walk.out_row, [builder.add(column, ir.Constant(intp, v * walk.lanes))]), mask))
+            for v in range(num_vectors)]
+    else:
+        sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
+    tile_bytes = num_vectors * walk.bits // 8
+    if (walk.rows is None or mask is not None or flags.mode == "accumulate"
+            or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES)):
+        _terms(walk, column, sums, mask, False)
+    else:
+        with builder.if_else(walk.large) as (then, otherwise):
+            with then:
+                _terms(walk, column, sums, mask, True)
+            with otherwise:
+                _terms(walk, column, sums, mask, False)
+    for v, total in enumerate(sums):
+        at = builder.add(column, ir.Constant(intp, v * walk.lanes))
+        result = builder.load(total)
+        if flags.mode == "update":
+            result = builder.fadd(_load(walk, builder.gep(walk.out_row, [at]), mask),
+                                  builder.fmul(_broadcast(builder, flags.scale, vector), result))
+            # result * 0 is NaN exactly where result is inf or NaN ("uno": unordered with itself).
+            times_zero = builder.fmul(result, ir.Constant(vector, None))
+            bad = builder.fcmp_unordered("uno", times_zero, times_zero)
+            if mask is not None:
+                bad = builder.and_(bad, mask)
+            builder.store(builder.or_(builder.load(flags.non_finite), bad), flags.non_finite)
+        _store(walk, result, builder.gep(walk.out_row, [at]), mask)
+
+
+def _terms(walk, column, sums, mask, prefetching):
+    """The loop over the terms: add each term times its row of M (the tile's columns) to the sums, requesting
+    the row PREFETCH_DISTANCE terms ahead when prefetching."""
+    builder, intp = walk.builder, cgutils.intp_t
+    with cgutils.for_range(builder, walk.count) as loop:
+        c = builder.add(walk.start, loop.index)
+        at = c if walk.positions is None else _index(walk, walk.positions, walk.positions_type, c)
+        term = _broadcast(builder, builder.load(builder.gep(walk.values, [at])), walk.vector)
+        m = loop.index if walk.rows is None else _index(walk, walk.rows, walk.rows_type, c)
+        row = builder.add(builder.mul(m, walk.M_width), column)
+        if prefetching:
+            ahead = builder.add(c, ir.Constant(intp, PREFETCH_DISTANCE))
+            last = builder.sub(walk.stop, ir.Constant(intp, 1))
+            ahead = builder.select(builder.icmp_signed("<", ahead, last), ahead, last)
+            future = builder.add(builder.mul(_index(walk, walk.rows, walk.rows_type, ahead), walk.M_width), column)
+            for line in range(0, len(sums) * walk.lanes, 64 // walk.align):
+                pointer = builder.gep(walk.M_data, [builder.add(future, ir.Constant(intp, line))])
+                flags = (0, 3, 1)  # a read, to keep in all cache levels, of data
+                builder.call(walk.prefetch, [builder.bitcast(pointer, ir.IntType(8).as_pointer()),
+                                             *(ir.Constant(_I32, flag) for flag in flags)])
+        for v, total in enumerate(sums):
+            entry = _load(walk, builder.gep(walk.M_data, [builder.add(row, ir.Constant(intp, v * walk.lanes))]), mask)
+            builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
+
+
+def _index(walk, data, ty, c):
+    """Entry c of an index array, as an intp."""
+    return walk.context.cast(walk.builder, walk.builder.load(walk.builder.gep(data, [c])), ty.dtype, types.intp)
+
+
+def _broadcast(builder, value, vector_type):
+    """A vector of vector_type with value in every lane."""
+    undefined = ir.Constant(vector_type, ir.Undefined)
+    first = builder.insert_element(undefined, value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(first, undefined,
+                                  ir.Constant(ir.VectorType(_I32, vector_type.count), [0] * vector_type.count))
+
+
+def _load(walk, pointer, mask):
+    """The vector at pointer; with a mask, only its lanes (the others 0)."""
+    pointer = walk.builder.bitcast(pointer, walk.vector.as_pointer())
+    if mask is None:
+        return walk.builder.load(pointer, align=walk.align)
+    return walk.builder.call(walk.masked_load, [pointer, ir.Constant(_I32, walk.align), mask,
+                                                ir.Constant(walk.vector, None)])
+
+
+def _store(walk, value, pointer, mask):
+    """Store the vector value at pointer; with a mask, only its lanes."""
+    pointer = walk.builder.bitcast(pointer, walk.vector.as_pointer())
+    if mask is None:
+        walk.builder.store(value, pointer, align=walk.align)
+    else:
+        walk.builder.call(walk.masked_store, [value, pointer, ir.Constant(_I32, walk.align), mask])
 
 
 CPU_NAME, CPU_FEATURES = cpu_target()
 #: The width every kernel uses (0: the plain twins), chosen once at import.
 VECTOR_BITS = choose_vector_bits(_config.SIMD, CPU_FEATURES, config.DISABLE_JIT)
-if VECTOR_BITS:
-    combine_rows, update_rows = vector_kernels(VECTOR_BITS, TILE_VECTORS[VECTOR_BITS])
-else:
-    combine_rows, update_rows = plain_combine_rows, plain_update_rows
+KERNELS = (vector_kernels(VECTOR_BITS, TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
+           else RowKernels(plain_combine_rows, plain_update_rows, plain_accumulate_rows))
+combine_rows, update_rows, accumulate_rows = KERNELS

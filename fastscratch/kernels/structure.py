@@ -34,6 +34,12 @@ Structure = namedtuple("Structure", ["indptrs", "indices", "values"])
 #: A column (CSC) structure for the SGD step (``sgd.gradient_step``): where each column starts, each
 #: entry's row and where its value is.
 Columns = namedtuple("Columns", ["starts", "rows", "positions"])
+#: Every batch's first-layer input cut into chunks of its union of nonzero columns, for the forward pass
+#: (``batch_chunks``): batch b's chunks are rows ``starts[b] .. starts[b + 1] - 1`` of ``ends``.
+Chunks = namedtuple("Chunks", ["starts", "ends"])
+#: What the compiled epoch keeps of each batch's first-layer input: ``Columns`` for the SGD step and
+#: ``Chunks`` for the forward pass (``batch_structure``).
+BatchStructure = namedtuple("BatchStructure", ["columns", "chunks"])
 
 
 def in_parts(run, n, min_size, threads=None):
@@ -211,6 +217,110 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
                                                     batch_size, starts[start:stop], rows, positions),
              num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
     return Columns(starts, rows, positions)
+
+
+#: Union inputs per chunk of the first layer's forward pass (``batch_chunks``): a chunk's rows of W are
+#: read from L2 once per batch, then from L1 while the batch's other images walk them. The chunk never
+#: changes the bits, only the speed; at least the input's width (784 for MNIST) is the walk without
+#: chunks, each image's row at once with rows of W prefetched. That walk measured as fast as any chunk
+#: size on an AVX-512 Sapphire Rapids core, where the arithmetic, not L2, bounds it; a prototype found
+#: chunks of 64 faster on AMD Zen 4. Measure with benchmarks/chunks.py (docs/performance.md) to change it.
+FIRST_LAYER_CHUNK = 784
+
+
+@jit
+def count_batch_chunks(col_starts, chunk, counts):
+    """Overwrite counts (num_batches,) with the number of chunks of ``chunk`` inputs that each batch's union of
+    nonzero inputs makes: the inputs whose columns in its ``batch_columns`` (col_starts) are not empty."""
+    for batch in range(counts.shape[0]):
+        start = col_starts[batch]
+        union = 0
+        for k in range(start.shape[0] - 1):
+            union += start[k + 1] > start[k]
+        counts[batch] = (union + chunk - 1) // chunk
+
+
+@jit
+def first_at_least(indices, lo, hi, value):
+    """The first c in lo .. hi - 1 with ``indices[c] >= value`` (hi if none), indices ascending there."""
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if indices[middle] < value:
+            lo = middle + 1
+        else:
+            hi = middle
+    return lo
+
+
+@jit
+def fill_batch_chunks(indptr, indices, col_starts, batch_size, chunk, starts, bounds, ends):
+    """Cut each whole batch's union of nonzero inputs into chunks of ``chunk`` inputs, and say where each
+    row's entries of each chunk end.
+
+    indptr, indices: a CSR structure (of a block of whole batches: its
+    entries stay where the whole structure has them); col_starts: its
+    ``batch_columns`` starts, which say which inputs a batch has. Batch b,
+    rows ``begin = b * batch_size`` on, owns rows ``starts[b] - starts[0] ..
+    starts[b + 1] - starts[0] - 1`` of ends (``count_batch_chunks``' running
+    sum; ends is this block's part). The union's inputs, ascending, go
+    ``chunk`` at a time; ends[q, r] is where row begin + r's entries of
+    chunk q end, counted from ``first = indptr[begin]``, so its entries of
+    chunk q are ``first + ends[q - 1, r] .. first + ends[q, r] - 1`` (from
+    ``indptr[begin + r]`` for the batch's first chunk): a binary search of
+    each row's indices per chunk. bounds (n_in + 1,) is scratch; ends
+    (chunks, batch_size) is overwritten.
+    """
+    for batch in range(starts.shape[0] - 1):
+        begin = batch * batch_size
+        start = col_starts[batch]
+        n_in = start.shape[0] - 1
+        # bounds[q]: the first input past chunk q.
+        num_chunks = 0
+        union = 0
+        for k in range(n_in):
+            if start[k + 1] > start[k]:
+                union += 1
+                if union % chunk == 0:
+                    bounds[num_chunks] = k + 1
+                    num_chunks += 1
+        if union % chunk:
+            bounds[num_chunks] = n_in
+            num_chunks += 1
+        first = indptr[begin]
+        base = starts[batch] - starts[0]
+        for r in range(batch_size):
+            c, stop = indptr[begin + r], indptr[begin + r + 1]
+            for q in range(num_chunks):
+                c = first_at_least(indices, c, stop, bounds[q])
+                ends[base + q, r] = c - first
+
+
+def batch_chunks(indptr, indices, columns, batch_size, chunk=FIRST_LAYER_CHUNK, offsets_dtype=None, threads=None):
+    """Return ``Chunks(starts, ends)`` of ``fill_batch_chunks`` for every whole batch of a CSR structure, given
+    its ``batch_columns``: batch b's chunks are rows ``starts[b] .. starts[b + 1] - 1`` of ends.
+
+    ends has ``offsets_dtype`` (default ``index_dtype(batch_size * n_in + 1)``, as ``batch_columns``);
+    for MNIST in batches of 30, about 0.5 MB. ``threads``: see ``in_parts``.
+    """
+    num_batches, n_in = columns.starts.shape[0], columns.starts.shape[1] - 1
+    starts = np.zeros(num_batches + 1, dtype=np.int64)
+    count_batch_chunks(columns.starts, chunk, starts[1:])
+    np.cumsum(starts, out=starts)
+    ends = np.empty((starts[-1], batch_size), dtype=offsets_dtype or index_dtype(batch_size * n_in + 1))
+    in_parts(lambda start, stop: fill_batch_chunks(indptr[start * batch_size:stop * batch_size + 1], indices,
+                                                   columns.starts[start:stop], batch_size, chunk,
+                                                   starts[start:stop + 1], np.empty(n_in + 1, np.int64),
+                                                   ends[starts[start]:starts[stop]]),
+             num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
+    return Chunks(starts, ends)
+
+
+def batch_structure(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
+    """The first layer's ``BatchStructure`` of every whole batch of a CSR structure of width n_in: its
+    ``batch_columns`` and ``batch_chunks`` (``offsets_dtype``, ``threads``: see ``batch_columns``)."""
+    columns = batch_columns(indptr, indices, n_in, batch_size, offsets_dtype, threads)
+    return BatchStructure(columns, batch_chunks(indptr, indices, columns, batch_size, offsets_dtype=offsets_dtype,
+                                                threads=threads))
 
 
 def full_structure(rows, width, indices_dtype):

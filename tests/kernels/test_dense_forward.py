@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from fastscratch.kernels import activations
-from fastscratch.kernels.dense_forward import dense_forward
-from fastscratch.kernels.structure import full_structure, index_dtype, nonzero_structure
+from fastscratch.kernels.dense_forward import chunked_forward, dense_forward
+from fastscratch.kernels.structure import batch_chunks, batch_columns, full_structure, index_dtype, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, sparse_like
 import oracle
 
@@ -30,6 +30,29 @@ def test_forward_matches_numpy_and_does_not_depend_on_the_window(n, n_in, n_out,
     window[...] = np.nan
     dense_forward(*full_structure(n, n_in, index_dtype(n_in)), x, 0, W, b, code, window)
     np.testing.assert_array_equal(window, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("code", list(ACTIVATIONS), ids=[v[0] for v in ACTIVATIONS.values()])
+@pytest.mark.parametrize("n, n_in, n_out", [(30, 784, 64), (7, 13, 5), (4, 40, 130), (1, 9, 3)])
+def test_chunked_forward_gives_the_bits_of_the_walk_without_chunks(n, n_in, n_out, code, dtype, rng):
+    """Every chunk size, every batch (an all-zero one, a one-input one among them), the same bits as
+    ``dense_forward``; W wide enough to be prefetched in the 784-input case."""
+    x = sparse_like(rng, (5 * n, n_in), dtype)
+    x[n:2 * n] = 0
+    x[2 * n:3 * n] = 0
+    x[3 * n - 1, n_in // 2] = 0.5
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    indptr, indices, values = nonzero_structure(x)
+    for chunk in sorted({1, 2, 5, 64, n_in}):
+        starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, n_in, n), n, chunk)
+        for batch in range(5):
+            expected = np.full((n, n_out), np.nan, dtype=dtype)
+            dense_forward(indptr, indices, values, batch * n, W, b, code, expected)
+            y = np.full((n, n_out), np.nan, dtype=dtype)
+            chunked_forward(indptr, indices, values, batch * n, ends[starts[batch]:starts[batch + 1]], W, b, code, y)
+            assert y.tobytes() == expected.tobytes(), (chunk, batch)
 
 
 def forward(x, W, b, code):

@@ -1,4 +1,4 @@
-"""combine_rows and update_rows at every vector width, and their plain twins, against the naive loop, bit for bit.
+"""The row kernels (combine, accumulate, update) at every vector width and their plain twins: the naive loop's bits.
 
 Each width is tested whatever the CPU: LLVM splits vectors wider than the
 registers, which changes the speed, not the bits. Under NUMBA_DISABLE_JIT only
@@ -21,8 +21,8 @@ VECTOR_VARIANTS = [(f"{bits}-bit", bits, simd.TILE_VECTORS[bits]) for bits in si
 VARIANTS = ["plain"] + [pytest.param(name, marks=needs_jit) for name, _, _ in VECTOR_VARIANTS]
 
 
-def wrappers(combine_rows, update_rows):
-    """Compiled callers of the two kernels (Numba's own njit: these test closures are not cached)."""
+def wrappers(combine_rows, update_rows, accumulate_rows):
+    """Compiled callers of the three kernels (Numba's own njit: these test closures are not cached)."""
     @njit(**JIT_OPTIONS)
     def combine(out, o, M, rows, values, positions, start, stop):
         combine_rows(out, o, M, rows, values, positions, start, stop)
@@ -30,10 +30,14 @@ def wrappers(combine_rows, update_rows):
     @njit(**JIT_OPTIONS)
     def update(out, o, M, rows, values, positions, start, stop, scale):
         return update_rows(out, o, M, rows, values, positions, start, stop, scale)
-    return combine, update
+
+    @njit(**JIT_OPTIONS)
+    def accumulate(out, o, M, rows, values, positions, start, stop):
+        accumulate_rows(out, o, M, rows, values, positions, start, stop)
+    return combine, update, accumulate
 
 
-PLAIN = wrappers(simd.plain_combine_rows, simd.plain_update_rows)
+PLAIN = wrappers(simd.plain_combine_rows, simd.plain_update_rows, simd.plain_accumulate_rows)
 KERNELS = {"plain": PLAIN}
 for _name, _bits, _tiles in VECTOR_VARIANTS if JIT else ():
     KERNELS[_name] = wrappers(*simd.vector_kernels(_bits, _tiles))
@@ -81,6 +85,27 @@ def test_combination_is_the_naive_loops_bits_at_every_width(variant, dtype, rng)
                     twin = np.full((3, width), 7, dtype=dtype)
                     PLAIN[0](twin, 1, M, rows, values, positions, start, stop)
                     assert identical(out, twin)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_accumulating_in_pieces_gives_the_bits_of_one_combination(variant, dtype, rng):
+    """A range combined in consecutive pieces (the first by combine_rows, the rest by accumulate_rows, an
+    empty piece among them) equals one combine_rows over it, bit for bit, at every width and tail."""
+    combine, _, accumulate = KERNELS[variant]
+    for width in widths(variant, dtype):
+        M = rng.standard_normal((11, width + 3)).astype(dtype)
+        values = rng.standard_normal(40).astype(dtype)
+        rows = rng.integers(0, 11, 40).astype(np.int16)
+        for positions in (None, rng.integers(0, 40, 40)):
+            whole = np.full((3, width), 7, dtype=dtype)
+            combine(whole, 1, M, rows, values, positions, 3, 31)
+            pieces = np.full((3, width), 7, dtype=dtype)
+            combine(pieces, 1, M, rows, values, positions, 3, 9)
+            for start, stop in ((9, 9), (9, 10), (10, 24), (24, 31)):
+                accumulate(pieces, 1, M, rows, values, positions, start, stop)
+            assert identical(pieces, whole), (width, positions)
+            assert identical(pieces[1], naive(M, rows, values, positions, 3, 31, width))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -178,13 +203,14 @@ def test_refuses_non_contiguous_arrays():
 def test_machine_code_keeps_the_width_and_never_fuses(bits, dtype):
     """On a CPU with the width, its registers do the arithmetic (LLVM could split the vectors in halves on
     CPUs tuned for narrower ones), and no multiply-add is fused, which would change the bits."""
-    combine, update = wrappers(*simd.vector_kernels(bits, simd.TILE_VECTORS[bits]))  # one signature each
+    combine, update, accumulate = wrappers(*simd.vector_kernels(bits, simd.TILE_VECTORS[bits]))  # one signature each
     args = (np.zeros((2, 70), dtype), 0, np.ones((5, 70), dtype), np.arange(5), np.ones(5, dtype), None, 0, 5)
     combine(*args)
     update(*args, dtype(-1))
+    accumulate(*args)
     register = {128: "xmm", 256: "ymm", 512: "zmm"}[bits]
     op = "pd" if dtype == np.float64 else "ps"
-    for kernel in (combine, update):
+    for kernel in (combine, update, accumulate):
         asm = kernel.inspect_asm(kernel.signatures[0])
         assert not re.search(r"\bv?fn?m(add|sub)", asm)
         if bits <= simd.widest_vector_bits(simd.CPU_FEATURES):
@@ -214,7 +240,7 @@ def test_setting_chooses_the_width_or_warns_and_falls_back():
 
 def test_the_module_uses_the_chosen_width():
     if simd.VECTOR_BITS == 0:
-        assert simd.combine_rows is simd.plain_combine_rows and simd.update_rows is simd.plain_update_rows
+        assert simd.KERNELS == (simd.plain_combine_rows, simd.plain_update_rows, simd.plain_accumulate_rows)
     else:
-        assert (simd.combine_rows, simd.update_rows) == simd.vector_kernels(simd.VECTOR_BITS,
-                                                                            simd.TILE_VECTORS[simd.VECTOR_BITS])
+        assert simd.KERNELS == simd.vector_kernels(simd.VECTOR_BITS, simd.TILE_VECTORS[simd.VECTOR_BITS])
+    assert (simd.combine_rows, simd.update_rows, simd.accumulate_rows) == simd.KERNELS

@@ -6,6 +6,8 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
+from numba import config
 
 ALLOCATIONS = textwrap.dedent("""
     import json
@@ -49,6 +51,7 @@ def run_python(code, **env):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.skipif(config.DISABLE_JIT, reason="counts the allocations of compiled code (NRT), which is off")
 def test_training_loop_allocates_nothing_per_batch():
     stats = run_python(ALLOCATIONS, NUMBA_NRT_STATS="1")
     assert stats["probe"] >= 100  # the probe sees allocations in compiled loops...
