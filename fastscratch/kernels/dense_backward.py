@@ -8,28 +8,6 @@ from fastscratch.kernels.simd import combine_rows
 
 
 @jit
-def weight_gradient(x, dL_dz, dL_dW, dL_db):
-    """Overwrite dL_dW (n_in, n_out) with x.T @ dL_dz and dL_db (n_out,) with its column sums.
-
-    x (n, n_in), dL_dz (n, n_out). Sums run over the batch in order; zero
-    inputs are skipped (exact, see ``structure``).
-    """
-    n, n_in = x.shape
-    n_out = dL_dz.shape[1]
-    zero = dL_dW.dtype.type(0)
-    dL_dW[:, :] = zero
-    dL_db[:] = zero
-    for i in range(n):
-        for j in range(n_out):
-            dL_db[j] += dL_dz[i, j]
-        for k in range(n_in):
-            xv = x[i, k]
-            if xv != zero:
-                for j in range(n_out):
-                    dL_dW[k, j] += xv * dL_dz[i, j]
-
-
-@jit
 def input_gradient(dL_dz, W, WT, dL_dx):
     """Overwrite dL_dx (n, n_in) with dL_dz @ W.T; W (n_in, n_out), dL_dz (n, n_out).
 

@@ -21,8 +21,8 @@ def sgd_step(W, b, dL_dW, dL_db, learning_rate):
 def gradient_step(columns, values, dL_dz, W, b, learning_rate, g):
     """One SGD step of a layer given dL_dz (n, n_out) and the column structure of its input x (n, n_in).
 
-    The same step as ``weight_gradient`` then ``sgd_step``, bit for bit, without
-    materialising dL_dW: ``W[k] -= learning_rate * sum_r x[r, k] * dL_dz[r]``
+    The same step as the naive weight gradient (x.T @ dL_dz, summed over the
+    batch in order) then ``sgd_step``, bit for bit, without materialising dL_dW: ``W[k] -= learning_rate * sum_r x[r, k] * dL_dz[r]``
     for the inputs k that are nonzero somewhere in the batch (the other rows
     have a zero gradient), and ``b -= learning_rate * sum_r dL_dz[r]``.
     columns is x's ``structure.Columns`` (one batch of

@@ -159,7 +159,7 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
     """The column structure (CSC) of every whole batch of a CSR structure, for the first layer's SGD step.
 
     The batches are the same every epoch, so this runs once per data set
-    and batch size (``plan.indexed_batches``). indptr may be that of a block of whole batches (the entries of
+    and batch size (``kept_data.batches_of``). indptr may be that of a block of whole batches (the entries of
     indices, rows and positions stay where the whole structure has them).
     For batch b, rows ``begin = b * batch_size`` on: starts[b]
     (n_in + 1,) says where each column's entries start, counted from

@@ -1,4 +1,5 @@
 """Plain NumPy versions of what the kernels compute, from the tutorial's functions."""
+import numba
 import numpy as np
 
 from fastscratch.functions import BUILTINS
@@ -30,3 +31,23 @@ def dense_forward(x, W, b, code):
 
 def assert_close(got, expected, dtype, scale=1.0):
     np.testing.assert_allclose(got, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+
+
+@numba.njit(cache=False)
+def weight_gradient(x, dL_dz, dL_dW, dL_db):
+    """Overwrite dL_dW (n_in, n_out) with x.T @ dL_dz and dL_db (n_out,) with its column sums, as the naive
+    loop sums them: over the batch in order, one multiply and one add per term, zero inputs skipped (exact).
+    The order ``sgd.gradient_step`` must reproduce bit for bit."""
+    n, n_in = x.shape
+    n_out = dL_dz.shape[1]
+    zero = dL_dW.dtype.type(0)
+    dL_dW[:, :] = zero
+    dL_db[:] = zero
+    for i in range(n):
+        for j in range(n_out):
+            dL_db[j] += dL_dz[i, j]
+        for k in range(n_in):
+            xv = x[i, k]
+            if xv != zero:
+                for j in range(n_out):
+                    dL_dW[k, j] += xv * dL_dz[i, j]
