@@ -64,8 +64,7 @@ class KeptData:
         """The bytes held."""
         with self._lock:
             entries = list(self._entries.values())
-        return sum(entry.indptr.nbytes + entry.indices.nbytes + entry.values.nbytes
-                   + sum(a.nbytes for columns in entry.batches.values() for a in columns) for entry in entries)
+        return sum(_nbytes((entry.indptr, entry.indices, entry.values, *entry.batches.values())) for entry in entries)
 
     def __len__(self):
         return len(self._entries)
@@ -127,3 +126,8 @@ def batches_of(entry, n_in, batch_size, offsets_dtype):
         entry.batches.clear()  # one batch size kept: each costs about a third of the structure
         entry.batches[key] = columns
     return columns
+
+
+def _nbytes(arrays):
+    """The bytes of the arrays in ``arrays``, a tuple that may nest named tuples of arrays (batch structures)."""
+    return sum(a.nbytes if isinstance(a, np.ndarray) else _nbytes(a) for a in arrays)
