@@ -25,71 +25,11 @@ With ``--benchmark-disable`` every cell runs once, as a smoke test that the
 drop-in's result equals the reference's.
 """
 import statistics
-import time
 
 import numpy as np
 import pytest
 
-BATCHES = [1, 30, 256]
-ONE_ROW = {"predict", "neuron-forward"}  # calls measured on one image only
-CALLS = ["forward", "backward", "optimize", "predict", "evaluate_accuracy", "layer-forward", "layer-backward",
-         "layer-optimize", "neuron-forward", "batch-loop"]
-LR = 1e-3
-ROUNDS, ROUND_S, PAIRS = 7, 0.01, 5
-
-
-def cells():
-    for call in CALLS:
-        for batch in ([1] if call in ONE_ROW else BATCHES):
-            yield call, batch
-
-
-def prepared(impl, dtype, call, batch, data, build):
-    """A call without arguments that runs ``call`` once on a fresh seeded network of ``impl``, and the value
-    of its first run (to compare implementations)."""
-    import fastscratch
-    import fastscratch.reference
-    X, Y, y = data
-    x, t = X[:batch], Y[:batch]
-    net = build(impl, dtype)
-    if call == "neuron-forward":
-        module = fastscratch.reference if impl == "reference" else fastscratch
-        np.random.seed(42)
-        neuron = module.Neuron(X.shape[1], module.sigmoid, dtype=net.dtype)
-        return lambda: neuron.forward(X[0])
-    if call == "forward":
-        return lambda: net.forward(x)
-    if call == "predict":
-        return lambda: net.predict(X[0] if batch == 1 else x)
-    if call == "evaluate_accuracy":
-        return lambda: net.evaluate_accuracy(x, y[:batch])
-    layer = net.layers[0]
-    if call == "layer-forward":
-        return lambda: layer.forward(x)
-    dL_dy = net.derivated_loss_function(net.forward(x), t)
-    if call == "backward":
-        return lambda: net.backward(dL_dy)
-    if call == "layer-backward":
-        dL_dy0 = net.layers[1].backward(net.layers[2].backward(dL_dy))
-        return lambda: layer.backward(dL_dy0)
-    net.backward(dL_dy)
-    if call == "optimize":
-        return lambda: net.optimize(LR) or tuple(lay.W for lay in net.layers)
-    if call == "layer-optimize":
-        return lambda: layer.optimize(LR) or layer.W
-    assert call == "batch-loop", call
-    batches = len(X) // batch
-    step = iter(range(10 ** 9))
-
-    def loop_step():
-        begin = next(step) % batches * batch
-        xb, tb = X[begin:begin + batch], Y[begin:begin + batch]
-        predictions = net.forward(xb)
-        loss = net.loss_function(predictions, tb)
-        net.backward(net.derivated_loss_function(predictions, tb))
-        net.optimize(LR)
-        return loss
-    return loop_step
+from calls import PAIRS, ROUND_S, ROUNDS, cells, prepared, seconds_per_call
 
 
 def assert_same(value, expected, rtol):
@@ -103,13 +43,6 @@ def assert_same(value, expected, rtol):
     expected = np.asarray(expected, dtype=np.float64)
     np.testing.assert_allclose(np.asarray(value, dtype=np.float64), expected, rtol=rtol,
                                atol=rtol * float(np.max(np.abs(expected), initial=0.0)))
-
-
-def seconds_per_call(run, iterations):
-    start = time.perf_counter()
-    for _ in range(iterations):
-        run()
-    return (time.perf_counter() - start) / iterations
 
 
 @pytest.mark.parametrize("impl", ["reference", "jit"])
