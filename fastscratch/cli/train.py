@@ -80,9 +80,7 @@ def add_parser(commands):
     train.add_argument("--blas-threads", type=options.size, metavar="N",
                        help="threads of NumPy's BLAS (every product of --backend reference; the drop-in's large "
                             "batches). Default: 1 with --backend reference, whose small products gain nothing "
-                            "from more threads and wait for cores on a busy machine; BLAS's own count with jit. "
-                            "Needs threadpoolctl (make install has it); without it, set OPENBLAS_NUM_THREADS "
-                            "before running")
+                            "from more threads and wait for cores on a busy machine; BLAS's own count with jit")
     train.add_argument("--dataset", choices=sorted(DATASETS), default="mnist",
                        help="the dataset in MNIST's format to train on")
     train.add_argument("--data-dir", metavar="DIR",
@@ -112,13 +110,7 @@ def run(args, parser):
     if problem:
         parser.error(f"argument --hidden: {problem}")
     blas_threads = args.blas_threads or (1 if args.backend == "reference" else None)
-    try:
-        blas_limit = _blas_limit(blas_threads)
-    except ImportError:
-        if args.blas_threads is not None:
-            parser.error("argument --blas-threads: needs threadpoolctl: in a clone, `make install` (or "
-                         "`pip install threadpoolctl`); else set OPENBLAS_NUM_THREADS")
-        blas_threads, blas_limit = None, contextlib.nullcontext()
+    blas_limit = _blas_limit(blas_threads)
     args.blas_threads_applied = blas_threads
     console = Console(file=stdout(), quiet=args.quiet, highlight=False, markup=False)  # paths may hold '['
     # SIGTERM (kill, timeout, schedulers) and SIGHUP (a closed terminal) stop the run as Ctrl-C does.
@@ -152,7 +144,7 @@ def run(args, parser):
 
 
 def _blas_limit(threads):
-    """A context that limits every loaded BLAS to ``threads`` (None: no limit); ImportError without threadpoolctl."""
+    """A context that limits every loaded BLAS to ``threads`` (None: no limit)."""
     if threads is None:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
