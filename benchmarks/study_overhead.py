@@ -52,8 +52,8 @@ def main(argv=None):
             LocalCluster(n_workers=1, threads_per_worker=1, **run.NO_DASHBOARD, resources={run.RESOURCE: 1},
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         startup = time.perf_counter() - t0
-        arrays = run._prepared("mnist", data.dir, "float64", data.train_rows, data.test_rows)
-        client.submit(run._prepared, "mnist", data.dir, "float64", data.train_rows, data.test_rows, pure=False).result()
+        arrays = run.prepared("mnist", data.dir, "float64", data.train_rows, data.test_rows)
+        client.submit(run.prepared, "mnist", data.dir, "float64", data.train_rows, data.test_rows, pure=False).result()
         for config in cells.values():  # warm both sides once (compilation, caches); not measured
             implementations.run(config, arrays)
             client.submit(run.run_cell, "warm", config, -1, results.versions(config.implementation), data,

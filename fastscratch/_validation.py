@@ -14,13 +14,24 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
+def user_frame():
+    """The innermost frame outside this package (``fastscratch`` and its submodules; a user's module named
+    ``fastscratch_...`` is outside): the line a warning points the user to."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and (frame.f_globals.get("__name__") == "fastscratch"
+                                        or frame.f_globals.get("__name__", "").startswith("fastscratch.")):
+        frame = frame.f_back
+    return frame
+
+
 def warn_as_the_tutorial_runs(text):
     """Warn about an argument the tutorial's code accepts silently (the call then does what it does), pointing
-    at the user's line: the innermost frame outside this package."""
-    level, frame = 2, sys._getframe(1)
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("fastscratch"):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(text, UserWarning, stacklevel=level)
+    at the user's line (``user_frame``), with that module's registry, as ``warnings.warn`` would."""
+    frame = user_frame()
+    warnings.warn_explicit(text, UserWarning, frame.f_code.co_filename, frame.f_lineno,
+                           module=frame.f_globals.get("__name__"),
+                           registry=frame.f_globals.setdefault("__warningregistry__", {}),
+                           module_globals=frame.f_globals)
 
 
 def check_dtype(dtype):

@@ -275,8 +275,11 @@ def _gzipped_copy(dataset, arrays):
         except MNISTFileError:
             pass
         content = struct.pack(f">HBB{array.ndim}I", 0, 0x08, array.ndim, *array.shape) + array.tobytes()
-        with atomic_write(path) as out:
-            out.write(gzip.compress(content, compresslevel=1))
+        try:
+            with atomic_write(path) as out:
+                out.write(gzip.compress(content, compresslevel=1))
+        except OSError as err:  # a read-only or full cache: load_mnist's kind of error, naming it
+            raise MNISTError(f"cannot write the gzipped copy {path} for the mnist package: {err}") from err
     return cache
 
 

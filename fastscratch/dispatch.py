@@ -4,10 +4,10 @@
 ``FallbackWarning`` per callable object, so two lambdas of the same name warn
 twice and a callable reused in every layer warns once.
 """
-import sys
 import warnings
 import weakref
 
+from fastscratch._validation import user_frame
 from fastscratch.functions import builtin
 
 
@@ -42,14 +42,6 @@ def _first_time(function):
     return True
 
 
-def _caller():
-    """The innermost frame outside this package: where a warning points the user to."""
-    frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("fastscratch."):
-        frame = frame.f_back
-    return frame
-
-
 def warn_once(function, role, where="network"):
     """Warn, once per callable object, that ``function`` (the ``role`` of a ``where``) runs through NumPy.
 
@@ -60,7 +52,7 @@ def warn_once(function, role, where="network"):
         return  # not callable: calling it fails, as in the reference
     text = (f"{where} {role} {callable_name(function)!r} is not one of fastscratch's built-ins: it runs through "
             f"NumPy (slower)" + (", and train() runs batch by batch" if where == "network" else ""))
-    frame = _caller()
+    frame = user_frame()
     warnings.warn_explicit(text, FallbackWarning, frame.f_code.co_filename, frame.f_lineno,
                            module=frame.f_globals.get("__name__"), registry={}, module_globals=frame.f_globals)
 

@@ -730,3 +730,18 @@ def test_a_bad_copy_raises_and_leaves_the_package_alone(synthetic, tmp_path, mni
     with pytest.raises(MNISTFileError, match=NAMES[1]):
         datasets.use_with_mnist_package(tmp_path / "copy")
     assert mnist_package.temporary_dir is before
+
+
+def test_a_cache_that_cannot_take_the_gzipped_copy_is_a_clear_error(synthetic, tmp_path, mnist_package, monkeypatch):
+    """An uncompressed copy needs gzipped files in the cache; a cache that refuses them (read-only, full) is an
+    MNISTError naming the file, as load_mnist's errors are, and the package is left as it was."""
+    _, contents = synthetic
+    write(tmp_path / "copy", contents, compress=False)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(datasets, "atomic_write", refuse)
+    before = mnist_package.temporary_dir
+    with pytest.raises(datasets.MNISTError, match=f"{NAMES[0]}.gz.*Permission denied"):
+        datasets.use_with_mnist_package(tmp_path / "copy")
+    assert mnist_package.temporary_dir is before

@@ -685,3 +685,25 @@ def test_jit_equals_reference_on_large_batches(activation, blas_past_127_rows):
         np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(b, b_ref, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(jit[2], expected[2], rtol=1e-10, atol=1e-13)
+
+
+USER_MODULE = """
+import warnings
+import numpy as np
+import fastscratch
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    net = fastscratch.SimpleNetwork(4, 2, [3], activation_function=lambda z: z,
+                                    derivated_activation_function=lambda y: np.ones_like(y))
+    net.train(np.zeros((4, 4)), np.eye(2)[[0, 1, 0, 1]], batch_size=2, num_epochs=-1, verbose=False)
+"""
+
+
+def test_warnings_point_at_a_user_module_whose_name_starts_with_the_packages():
+    """A user's ``fastscratch_experiments`` module is not part of the package: the FallbackWarning and the
+    tutorial-accepts warning both point at its lines, not at its caller's."""
+    namespace = {"__name__": "fastscratch_experiments"}
+    exec(compile(USER_MODULE, "fastscratch_experiments.py", "exec"), namespace)
+    caught = namespace["caught"]
+    assert [type(w.message) for w in caught] == [fastscratch.FallbackWarning] * 2 + [UserWarning]
+    assert {w.filename for w in caught} == {"fastscratch_experiments.py"}

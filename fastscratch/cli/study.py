@@ -1,9 +1,11 @@
 """``fastscratch study run|report|compare``: the command line of comparison studies."""
 import shlex
+import signal
 import sys
 
+from fastscratch._interrupt import StopSignals
 from fastscratch.cli import text
-from fastscratch.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, HelpFormatter, size
+from fastscratch.cli.options import EXIT_FAILED, HelpFormatter, exit_code_of, size
 
 
 def add_study_parser(commands):
@@ -80,11 +82,15 @@ def _run(args, parser):
     _say_no_gpu(console, study, args.scheduler)
     skipped = []
     display = _Display(console, study, skipped, live=not args.quiet)
+    # SIGTERM (kill, timeout, a batch scheduler's end of the job) and SIGHUP stop the study as Ctrl-C does:
+    # what is left is cancelled, the local cluster is shut down, and the same command resumes.
+    stop = StopSignals()
     try:
-        progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
-                           cpus_per_worker=args.cpus_per_worker, retry_failed=args.retry_failed,
-                           on_start=display.start, on_result=display.update,
-                           skipped=skipped)
+        with stop:
+            progress = run.run(study, args.out, scheduler=args.scheduler, workers=args.workers,
+                               cpus_per_worker=args.cpus_per_worker, retry_failed=args.retry_failed,
+                               on_start=display.start, on_result=display.update,
+                               skipped=skipped)
     except run.SchedulerLost as err:
         display.stop()
         _say(console, f"fastscratch study run: {err}. Every finished cell is in {args.out}/results.jsonl; once the "
@@ -96,9 +102,11 @@ def _run(args, parser):
         return EXIT_FAILED
     except KeyboardInterrupt:
         display.stop()
-        _say(console, f"interrupted: every finished cell is in {args.out}/results.jsonl; "
+        signum = stop.received or signal.SIGINT
+        how = "interrupted" if signum == signal.SIGINT else f"terminated by {signum.name}"
+        _say(console, f"{how}: every finished cell is in {args.out}/results.jsonl; "
                       "run the same command again to resume", style="yellow")
-        return EXIT_INTERRUPTED
+        return exit_code_of(signum)
     display.stop()
     _say_skipped(console, skipped)
     _say(console, f"{progress.done} cell-repeats run ({progress.failed} failed), {progress.skipped} already in "

@@ -214,7 +214,8 @@ def reference_step_losses(config, data, steps):
     The last one is kept per process, with the training array it came from, so
     the cells of one study that share settings and data compute it once.
     """
-    key = (dataclasses.replace(config, implementation="reference", epochs=1, threads=1), steps)
+    # The reference runs on the CPU only: a cuda cell's yardstick is the same settings on the CPU.
+    key = (dataclasses.replace(config, implementation="reference", device="cpu", epochs=1, threads=1), steps)
     cached = _REFERENCE_STEPS.get(key)
     if cached is None or cached[0] is not data[0]:
         _REFERENCE_STEPS.clear()

@@ -6,6 +6,7 @@ before it takes any task, so what the cells load (NumPy's BLAS, Numba, torch)
 starts on those CPUs. Linux binds threads, not processes: every thread the
 process already has is bound, and threads started later inherit the binding.
 """
+import contextlib
 import os
 
 VARIABLE = "FASTSCRATCH_CPUS"
@@ -14,4 +15,6 @@ VARIABLE = "FASTSCRATCH_CPUS"
 def dask_setup(worker=None):
     cpus = {int(c) for c in os.environ[VARIABLE].split(",")}
     for thread in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(thread), cpus)
+        # A thread that ended since the listing has nothing left to bind; failing here would fail the worker.
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(thread), cpus)

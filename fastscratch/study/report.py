@@ -50,7 +50,7 @@ def summarise(records):
                    exclusive=all(r.get("exclusive", True) for r in runs),
                    isolation=sorted({r.get("isolation") or "?" for r in runs}),
                    device_name=_device_name(runs[0]),
-                   load=float(np.median([r.get("loadavg_1min", np.nan) for r in runs])))
+                   load=float(np.median([_or_nan(r.get("loadavg_1min")) for r in runs])))
         medians[(machine, cell)] = median
         table[machine].append(row)
     for machine, rows in table.items():
@@ -62,6 +62,11 @@ def summarise(records):
                                  r["learning_rate"], r["epochs"], r["threads"],
                                  IMPLEMENTATION_ORDER.get(r["implementation"], 9), r["device"]))
     return dict(table)
+
+
+def _or_nan(value):
+    """A number of a record that may be None (a worker where the platform has no load average) as NaN."""
+    return np.nan if value is None else value
 
 
 def _device_name(record):
@@ -258,8 +263,9 @@ def speedup_chart(table, path):
         ax.set_yticks(y, [_label(r, varying) for r in rows], fontsize=8)
         ax.axvline(1, color="black", lw=0.8)
         ax.set_xlabel("speed-up vs the reference on the CPU (median s/epoch, same settings, dataset and dtype)")
-        ax.set_title(f"{machine}, load {min(r['load'] for r in table[machine]):.1f}-"
-                     f"{max(r['load'] for r in table[machine]):.1f} (median per cell)", fontsize=9)
+        loads = [r["load"] for r in table[machine] if not np.isnan(r["load"])]
+        ax.set_title(f"{machine}, " + (f"load {min(loads):.1f}-{max(loads):.1f} (median per cell)" if loads else
+                                       "load not recorded"), fontsize=9)
         ax.set_xlim(0, max([r["speedup"] for r in rows] + [1]) * 1.18)
     fig.tight_layout()
     _save(fig, path)

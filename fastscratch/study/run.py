@@ -64,7 +64,7 @@ def _dataset(name, directory):
 
 
 @functools.lru_cache(maxsize=4)
-def _prepared(dataset, directory, dtype, train_rows, test_rows):
+def prepared(dataset, directory, dtype, train_rows, test_rows):
     """The prepared subset of ``dataset``, kept per worker process (loading is never timed). ``directory``
     (the spec's ``data.dir``) is MNIST's; other datasets are found where ``fastscratch.datasets`` looks."""
     import numpy as np
@@ -90,7 +90,7 @@ def run_cell(key, config, repeat, versions, data):
             raise RuntimeError(f"this worker has {here}, the study's key was made for {versions}: "
                                "install the same versions on the client and the workers")
         from fastscratch import implementations
-        arrays = _prepared(config.dataset, data.dir, config.dtype, data.train_rows, data.test_rows)
+        arrays = prepared(config.dataset, data.dir, config.dtype, data.train_rows, data.test_rows)
         runner = implementations.get(config.implementation)
         facts = runner.device_facts(config)  # where the device is missing: the cell fails here, saying so
         result = implementations.run(config, arrays)

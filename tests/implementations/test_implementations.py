@@ -77,6 +77,16 @@ def test_equivalence_detects_a_different_computation(mnist_subsets, monkeypatch)
     assert result.max_rel_diff_vs_reference > 1e-6
 
 
+@pytest.mark.parametrize("name", ["torch", "torch-graph", "jax"])
+def test_a_gpu_cells_yardstick_is_the_reference_on_the_cpu(mnist_subsets, name):
+    """The equivalence check of a cuda cell runs the reference (CPU only) with the cell's other settings: it
+    used to ask for a reference cell on cuda, which Config refuses, so every GPU cell failed after training."""
+    data = mnist_subsets("float64")
+    on_cpu = Config("reference", hidden=(6,))
+    expected = implementations.get("reference").step_losses(on_cpu, data, implementations.initial_weights(on_cpu), 3)
+    assert implementations.reference_step_losses(Config(name, device="cuda", hidden=(6,)), data, 3) == expected
+
+
 def test_same_start_for_every_implementation():
     cfg = Config("reference", hidden=(5, 4), seed=3)
     first = implementations.initial_weights(cfg)

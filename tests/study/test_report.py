@@ -66,3 +66,10 @@ def test_a_title_without_study_names_is_the_folders(tmp_path):
 def _agg():
     import matplotlib
     matplotlib.use("Agg")
+
+
+def test_a_worker_without_a_load_average_is_reported(tmp_path):
+    """A platform without os.getloadavg records the load as null; the report says so instead of failing."""
+    text = write(tmp_path, [{**line(name, seed=s), "loadavg_1min": None} for name in ("reference", "jit")
+                            for s in (1, 2)])
+    assert "| jit | cpu | mnist | float64 |" in text

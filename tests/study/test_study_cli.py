@@ -135,6 +135,20 @@ def test_ctrl_c_then_the_same_command(write_spec, tmp_path):
     assert {r["thread_counts"]["numba_max"] for r in records} == {1}  # the study's largest `threads`
 
 
+def test_sigterm_stops_the_study_as_ctrl_c_does(write_spec, tmp_path):
+    """`kill`, `timeout` and batch schedulers end a job with SIGTERM: every finished line stays, the run says
+    how it was stopped and exits 143, and the same command resumes."""
+    spec = write_spec(GRID, repeats=2, train_rows=2000)
+    out = tmp_path / "out"
+    proc = fastscratch("run", spec, "--out", out)
+    wait_for(out / results.FILENAME, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 128 + signal.SIGTERM, err
+    assert "terminated by SIGTERM: every finished cell is in" in err and "Traceback" not in err
+    assert (out / results.FILENAME).read_bytes().endswith(b"\n") and len(results.read(out)) >= 1
+
+
 def test_report_of_an_empty_directory(tmp_path):
     code, _, err = finish(fastscratch("report", tmp_path))
     assert code == 2 and "no results.jsonl in" in err
