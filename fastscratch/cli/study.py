@@ -5,7 +5,7 @@ import sys
 
 from fastscratch._interrupt import StopSignals
 from fastscratch.cli import text
-from fastscratch.cli.options import EXIT_FAILED, HelpFormatter, exit_code_of, size
+from fastscratch.cli.options import EXIT_FAILED, EXIT_USAGE, HelpFormatter, exit_code_of, size
 
 
 def add_study_parser(commands):
@@ -74,7 +74,7 @@ def _run(args, parser):
     if args.cpus_per_worker is not None and args.scheduler is not None:
         parser.error("--cpus-per-worker pins the local workers: it does not combine with --scheduler")
     if not _needs_extra():
-        return 2
+        return EXIT_USAGE
     from rich.console import Console
     from fastscratch.study import results, run
     console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected

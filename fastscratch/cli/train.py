@@ -295,7 +295,8 @@ def _train(args, parser, claim, console, stop):
             else:
                 if kept.epoch == len(run.losses):
                     run.status = "completed"
-                else:  # the last update overflowed without an error: keep the last finite weights
+                else:  # train raises for a last update that overflows; should that ever change, the run
+                    # still says so and keeps the last finite weights rather than claiming "completed"
                     run.stop("non-finite loss", kept.epoch, None)
                     print(f"{SAY} error: an update of epoch {kept.epoch + 1} made some weights "
                           f"non-finite; try a smaller --lr", file=stderr())

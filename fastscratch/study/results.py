@@ -155,8 +155,12 @@ class Writer:
                 os.close(self.fd)
                 raise BusyError(f"another `fastscratch study run` is writing {self.path}; wait for it to "
                                 f"finish (or stop it), or choose another --out") from None
-        self._drop_partial_line()
-        self.records = read(directory, skipped)
+        try:
+            self._drop_partial_line()
+            self.records = read(directory, skipped)
+        except BaseException:  # an unreadable file: the caller gets the error, not a held lock
+            os.close(self.fd)
+            raise
 
     def _drop_partial_line(self):
         size = os.fstat(self.fd).st_size
