@@ -75,18 +75,20 @@ class Session:
             self._known = assumed if same else None
             if not same:
                 self._work = None
-                if self.edited and not check.all_finite(self.X_train):
-                    self.batch_by_batch = True
-                else:
-                    check.check_finite("X_train", self.X_train)
+                self.batch_by_batch = self._read_as_the_reference("X_train", self.X_train) or self.batch_by_batch
         if val_assumed is not None:
             self._val_known = val_assumed if val_same else None
             if not val_same:
                 self._val_work = None
-                if self.edited and not check.all_finite(self.X_val):
-                    self.val_numpy = True
-                else:
-                    check.check_finite("X_val", self.X_val)
+                self.val_numpy = self._read_as_the_reference("X_val", self.X_val) or self.val_numpy
+
+    def _read_as_the_reference(self, name, X):
+        """Whether X, found changed, must be read as the reference reads it: made non-finite by a callback. Data
+        non-finite otherwise gets the reference's error up front."""
+        if self.edited and not check.all_finite(X):
+            return True
+        check.check_finite(name, X)
+        return False
 
     def after_callback(self):
         """The callback may have written into X_train or X_val: what was proven of them is assumed again,
