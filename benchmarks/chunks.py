@@ -29,6 +29,7 @@ import numpy as np
 
 import fastscratch
 from fastscratch.datasets import load_mnist, prepare
+from fastscratch.environment import load
 from fastscratch._config import jit
 from fastscratch.kernels import activations, losses
 from fastscratch.kernels.dense_forward import chunked_forward, dense_forward
@@ -38,9 +39,6 @@ from fastscratch.kernels.training import EpochWork, train_epoch
 
 SIZES, BATCH, LR = (784, 64, 32, 10), 30, 1e-3
 
-
-def load():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def epoch_work(X, dtype, chunk):

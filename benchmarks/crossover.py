@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 import fastscratch
 from fastscratch import plan, reference
 from fastscratch.datasets import load_dataset, prepare
+from fastscratch.environment import load
 from fastscratch.kept_data import KeptData
 
 CELLS = ["64,32:128:40", "64,32:256:50", "64,32:1024:12", "128,64:128:40", "128,64:256:20", "256,128:256:15",
@@ -82,9 +83,6 @@ def inputs(name, dtype):
     X, Y, _, _ = prepare(*load_dataset(name, download=False, progress=False), dtype=np.dtype(dtype))
     return X, Y
 
-
-def load():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def ratio_text(ratios):

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 import fastscratch
 from fastscratch import reference
 from fastscratch.datasets import DATASETS, MNISTError, load_dataset, prepare
+from fastscratch.environment import load
 from fastscratch.kept_data import KeptData
 
 #: One ``KeptData`` per dtype, shared by every drop-in network the script builds.
@@ -51,9 +52,6 @@ def seconds_per_epoch(variant, data, dtype, epochs):
     net.train(X, Y, X_test, y_test, batch_size=30, num_epochs=epochs, learning_rate=1e-3, verbose=False)
     return (time.perf_counter() - start) / epochs
 
-
-def load():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv=None):
