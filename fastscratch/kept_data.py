@@ -30,8 +30,8 @@ SAMPLE_ROWS = 16
 
 
 class Indexed(NamedTuple):
-    """X's CSR structure, and the column structures of its batches for the last batch size trained, as
-    ``{(batch_size, offsets dtype): Columns}``."""
+    """X's CSR structure, and the structures of its batches for the last batch size trained, as
+    ``{(batch_size, offsets dtype): structure.BatchStructure}``."""
     indptr: np.ndarray
     indices: np.ndarray
     values: np.ndarray
@@ -64,7 +64,8 @@ class KeptData:
         """The bytes held."""
         with self._lock:
             entries = list(self._entries.values())
-        return sum(_nbytes((entry.indptr, entry.indices, entry.values, *entry.batches.values())) for entry in entries)
+        return sum(_nbytes((entry.indptr, entry.indices, entry.values, *entry.batches.values()))
+                   for entry in entries)
 
     def __len__(self):
         return len(self._entries)

@@ -35,7 +35,7 @@ from fastscratch.parameters import kernel_array, parameter, write_back
 #: KERNEL_SMALL_HIDDEN_WEIGHTS weights each) and the input sparse (at most KERNEL_SPARSE_INPUT of its
 #: entries nonzero): then the first layer's skipped zeros keep the kernels ahead at every batch size
 #: measured (up to 1024 rows). The kernels' time grows with the nonzeros, BLAS's does not (the figures
-#: are in the README).
+#: are in docs/performance.md).
 KERNEL_MAX_BATCH = 127
 KERNEL_SMALL_HIDDEN_WEIGHTS = 128 * 64
 KERNEL_SPARSE_INPUT = 0.4

@@ -6,7 +6,6 @@ that evaluating the same validation set every epoch indexes it once.
 import numpy as np
 
 from fastscratch import plan as plans
-
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
 from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Structure, full_structure, in_parts, index_dtype
 
