@@ -74,12 +74,19 @@ def cpu():
             "vector_extensions": [f for f in VECTOR_EXTENSIONS if f in flags]}
 
 
-def usable_cpu_count():
-    """The cores this process may run on (its affinity, what ``taskset`` or a container allows)."""
+def usable_cpus():
+    """The CPUs this process may run on, sorted (its affinity: what ``taskset`` or a container allows), or None
+    where the platform does not say."""
     try:
-        return len(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return None
+
+
+def usable_cpu_count():
+    """How many CPUs this process may run on (``usable_cpus``), or None."""
+    cpus = usable_cpus()
+    return None if cpus is None else len(cpus)
 
 
 def load():

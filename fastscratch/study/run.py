@@ -82,7 +82,7 @@ def run_cell(key, config, repeat, versions, data):
     start = time.perf_counter()
     record = {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
               "methodology": results.METHODOLOGY_VERSION, "machine": environment.machine(), "worker": _worker(),
-              "loadavg_1min": (environment.load() or [None])[0], "cpus": _cpus(),
+              "loadavg_1min": (environment.load() or [None])[0], "cpus": environment.usable_cpus(),
               "environ": {name: os.environ.get(name) for name in RECORDED_VARIABLES}}
     try:
         here = results.versions(config.implementation)
@@ -110,11 +110,6 @@ def failed(key, config, repeat, versions, data, error):
     return {"key": key, **config.asdict(), "repeat": repeat, "data": data.identity(), "versions": versions,
             "methodology": results.METHODOLOGY_VERSION, "machine": None, "worker": None, "status": "failed",
             "error": error}
-
-
-def _cpus():
-    """The CPUs this process may run on (None where the platform does not say)."""
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
 def _worker():
@@ -162,7 +157,10 @@ def client_for(study, scheduler=None, workers=None, cpus_per_worker=None):
 
 def pinned_sets(workers, cpus_per_worker, max_threads=1):
     """``workers`` disjoint lists of ``cpus_per_worker`` CPUs from those this process may use."""
-    available = sorted(os.sched_getaffinity(0))
+    available = environment.usable_cpus()
+    if available is None:
+        raise ClusterError("--cpus-per-worker binds workers to CPUs, which this platform does not let a process "
+                           "do (no sched_getaffinity)")
     if workers * cpus_per_worker > len(available):
         raise ClusterError(f"{workers} workers x {cpus_per_worker} CPUs need {workers * cpus_per_worker} CPUs; this "
                            f"process may use {len(available)} ({','.join(map(str, available))})")
