@@ -1,4 +1,5 @@
 """``fastscratch study run|report|compare``: the command line of comparison studies."""
+import os
 import shlex
 import signal
 import sys
@@ -77,6 +78,11 @@ def _run(args, parser):
         return EXIT_USAGE
     from rich.console import Console
     from fastscratch.study import results, run
+    if args.cpus_per_worker is not None:  # CPUs this machine lacks: refused before anything starts
+        try:
+            run.pinned_sets(args.workers or 1, args.cpus_per_worker, study.max_threads)
+        except run.ClusterError as err:
+            parser.error(f"argument --cpus-per-worker: {err}")
     console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected
     _say_missing(console, study, args.scheduler)
     _say_no_gpu(console, study, args.scheduler)
@@ -104,8 +110,11 @@ def _run(args, parser):
         display.stop()
         signum = stop.received or signal.SIGINT
         how = "interrupted" if signum == signal.SIGINT else f"terminated by {signum.name}"
-        _say(console, f"{how}: every finished cell is in {args.out}/results.jsonl; "
-                      "run the same command again to resume", style="yellow")
+        if os.path.exists(os.path.join(args.out, results.FILENAME)):
+            _say(console, f"{how}: every finished cell is in {args.out}/results.jsonl; "
+                          "run the same command again to resume", style="yellow")
+        else:  # the writer gave back what it had created
+            _say(console, f"{how} before any cell finished: nothing was written", style="yellow")
         return exit_code_of(signum)
     display.stop()
     _say_skipped(console, skipped)

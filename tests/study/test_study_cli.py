@@ -1,6 +1,7 @@
 """``fastscratch study`` as a user runs it: on a separately started `dask scheduler` / `dask worker`, Ctrl-C
 then the same command again, and report/compare from the results."""
 import json
+import logging
 import os
 import signal
 import socket
@@ -262,3 +263,46 @@ def test_cuda_cells_without_a_gpu_are_announced_and_fail_alone(write_spec, tmp_p
             "fail") in err
     assert "failed: torch on cuda mnist float64 6 batch 30 seed 42 repeat 0: RuntimeError: device 'cuda'" in err
     assert {(r["device"], r["status"]) for r in results.read(tmp_path)} == {("cpu", "ok"), ("cuda", "failed")}
+
+
+def test_pinned_workers_beyond_the_cpus_are_refused_and_create_nothing(write_spec, tmp_path):
+    """`--workers 3 --cpus-per-worker 1` on 2 CPUs: a usage error naming the option, before anything starts;
+    --out is not created."""
+    cpus = len(os.sched_getaffinity(0))
+    out = tmp_path / "new" / "out"
+    code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--workers", cpus + 1,
+                                      "--cpus-per-worker", 1))
+    assert code == 2 and "Traceback" not in err, err
+    assert f"argument --cpus-per-worker: {cpus + 1} workers x 1 CPUs need {cpus + 1} CPUs; this process may use {cpus}" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_refused_by_its_cluster_creates_nothing(write_spec, tmp_path):
+    """A cluster that cannot run the study (no worker declares the timing resource): exit 1, the reason, and --out
+    (here an existing empty folder) as it was."""
+    from distributed import LocalCluster
+
+    from fastscratch.study.run import NO_DASHBOARD
+    out = tmp_path / "out"
+    out.mkdir()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                      **NO_DASHBOARD) as plain:
+        code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--scheduler",
+                                          plain.scheduler_address))
+    assert code == 1 and "Traceback" not in err and f'--resources "{RESOURCE}=1"' in err, err
+    assert os.listdir(out) == []
+
+
+def test_ctrl_c_before_the_first_cell_leaves_nothing(write_spec, tmp_path):
+    """Stopped while its local cluster starts: exit 130, says nothing was written, and --out is gone again."""
+    out = tmp_path / "out"
+    proc = fastscratch("run", write_spec(GRID), "--out", out)
+    deadline = time.monotonic() + 60
+    while not (out / results.FILENAME).exists():  # the writer holds it: the cluster is starting
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130 and "Traceback" not in err, err
+    assert "interrupted before any cell finished: nothing was written" in err
+    assert not out.exists()
