@@ -17,8 +17,10 @@ an array:
    by averaging blocks of pixels.
 2. Background: the median of a border ring decides whether the digit is dark
    on light (inverted) or light on dark, unless ``background`` says which;
-   that level becomes 0, the strongest ink 1, and what stays under
-   ``NOISE_FLOOR`` of it (paper, JPEG ringing) 0, as MNIST's background is.
+   the background's level, a smooth surface fitted to that ring (paper lit
+   unevenly; on light paper the ink is taken relative to it), becomes 0, the
+   strongest ink 1, and what stays under
+   ``NOISE_FLOOR`` of it (paper grain, JPEG ringing) 0, as MNIST's background is.
 3. The bounding box of the remaining ink, scaled (Lanczos, anti-aliased)
    so that its longer side is 20 pixels, its ink stretched again to 1.
 4. Placed in 28x28 so that its centre of mass lands on pixel (14, 14) (row
@@ -237,13 +239,15 @@ def _reduced(grey, alpha):
 
 def _ink(grey, background, name):
     """``(ink, background)``: 0 for the background, 1 for the strongest ink, 0 below ``NOISE_FLOOR``."""
-    ring = max(1, round(BORDER * min(grey.shape)))
-    border = np.concatenate([grey[:ring].ravel(), grey[-ring:].ravel(), grey[ring:-ring, :ring].ravel(),
-                             grey[ring:-ring, -ring:].ravel()])
-    level = float(np.median(border))
+    ring = np.zeros(grey.shape, dtype=bool)
+    width = max(1, round(BORDER * min(grey.shape)))
+    ring[:width], ring[-width:], ring[:, :width], ring[:, -width:] = True, True, True, True
     if background == "auto":
-        background = "light" if level >= 0.5 else "dark"
-    ink = level - grey if background == "light" else grey - level
+        background = "light" if np.median(grey[ring]) >= 0.5 else "dark"
+    level = _background_level(grey, ring)
+    # Light paper: the ink's darkness relative to the light that falls on it there (a photo is light x paper);
+    # a dark background is near 0, where a ratio means nothing: the ink's excess over it.
+    ink = 1 - grey / np.maximum(level, 0.05) if background == "light" else grey - level
     contrast = float(ink.max())
     if contrast < MIN_CONTRAST:
         said = "" if background == "auto" else f" (background={background!r} was given)"
@@ -252,6 +256,25 @@ def _ink(grey, background, name):
     ink = ink / contrast
     ink[ink < NOISE_FLOOR] = 0
     return ink, background
+
+
+def _background_level(grey, ring):
+    """The background's grey level at every pixel: the surface ``a + b x + c y + d x y`` fitted to the ``ring``
+    of border pixels (least squares), then again without the pixels far from that fit (ink that crosses the
+    border), so that paper lit unevenly, as in a photo, is background everywhere."""
+    rows, cols = np.nonzero(ring)
+    height, width = grey.shape
+
+    def terms(y, x):
+        y, x = y / height - 0.5, x / width - 0.5
+        return np.stack([np.ones_like(x), x, y, x * y], axis=-1)
+
+    design, values = terms(rows, cols), grey[ring]
+    fit = np.linalg.lstsq(design, values, rcond=None)[0]
+    residual = np.abs(values - design @ fit)
+    keep = residual <= max(3 * 1.4826 * np.median(residual), 0.02)
+    fit = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+    return terms(*np.indices(grey.shape, dtype=np.float64)) @ fit
 
 
 def _scaled(crop):

@@ -266,3 +266,16 @@ def test_files_are_closed(tmp_path):
         mnist_row(tmp_path / "d.png")
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_paper_lit_unevenly_is_background_everywhere():
+    """A digit photographed on paper lit from one side (0.55 to 0.95 across the page, darker towards the bottom):
+    the shading is background, not ink, and the ink is as dark everywhere: the same row as on evenly lit paper.
+    A single background level (the border's median) made the dark side a mark of its own, which took the digit's
+    place in the box; the level subtracted instead of divided left the ink 0.1 fainter on the dark side."""
+    seven = _drawn((300, 400), [[(90, 100), (210, 95), (140, 300)], [(110, 200), (190, 200)]], width=14)
+    ink = 1 - np.asarray(seven, dtype=np.float64) / 255
+    light = np.linspace(0.55, 0.95, 300)[None, :] * np.linspace(1.0, 0.9, 400)[:, None]
+    photo = (light * (1 - 0.7 * ink) * 255).round().astype(np.uint8)
+    even = ((0.9 * (1 - 0.7 * ink)) * 255).round().astype(np.uint8)
+    assert np.abs(mnist_row(photo) - mnist_row(even)).max() < 0.01
