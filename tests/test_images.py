@@ -279,3 +279,13 @@ def test_paper_lit_unevenly_is_background_everywhere():
     photo = (light * (1 - 0.7 * ink) * 255).round().astype(np.uint8)
     even = ((0.9 * (1 - 0.7 * ink)) * 255).round().astype(np.uint8)
     assert np.abs(mnist_row(photo) - mnist_row(even)).max() < 0.01
+
+
+@pytest.mark.parametrize("name, digit", [("drawn-seven.png", 7), ("drawn-three.png", 3), ("pencil-four.jpg", 4),
+                                         ("small-nine.png", 9), ("transparent-six.png", 6), ("mnist-five.png", 5)])
+def test_the_readmes_sample_images_are_read_right(name, digit, mnist_classifier):
+    """docs/digits/, the README's figure: drawn, photographed, small, transparent and lost in a margin; each read
+    as the digit it shows by the trained network (the README's figure uses `make train`'s)."""
+    network, _ = mnist_classifier
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "digits", name)
+    assert network.predict(mnist_row(path)) == digit
