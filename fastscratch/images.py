@@ -114,8 +114,8 @@ def read_digit(image, *, background="auto", dtype=np.float64):
     top, left = rows[0], cols[0]
     box_height, box_width = rows[-1] - top + 1, cols[-1] - left + 1
     if max(box_height, box_width) < MIN_DIGIT:
-        raise ValueError(f"image {name}: the only mark is {box_width}x{box_height} pixels, too small for a digit "
-                         f"(a speck, or a digit drawn at {MIN_DIGIT} pixels or less)")
+        raise ValueError(f"image {name}: what stands out spans {box_width}x{box_height} pixels, too small for a "
+                         f"digit (a speck, or a digit drawn at less than {MIN_DIGIT} pixels)")
     scaled = _scaled(ink[top:top + box_height, left:left + box_width])
     canvas = np.zeros((SIDE, SIDE))
     row_at, col_at = _placement(scaled)
@@ -134,7 +134,7 @@ def _name(image):
 def _grey(image, name):
     """``(grey, reduced)``: the image as a float array in [0, 1] (transparency laid over a background), and the
     factor by which it was reduced."""
-    if isinstance(image, np.ndarray) or (isinstance(image, (list, tuple)) and not isinstance(image, str)):
+    if isinstance(image, (np.ndarray, list, tuple)):
         return _reduced(*_array_grey(np.asarray(image), name))
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
@@ -226,9 +226,12 @@ def _array_grey(array, name):
 def _reduced(grey, alpha):
     """Lay ``grey`` over a background where ``alpha`` says it is transparent; reduce it to ``MAX_SIDE``."""
     if alpha is not None and alpha.min() < 1:
+        ring = _ring(grey.shape)
         opaque = alpha >= 0.5
-        strokes = grey[opaque].mean() if opaque.any() else 0.0
-        under = 1.0 if strokes < 0.5 else 0.0  # dark strokes over white, light ones over black
+        if np.median(alpha[ring]) >= 0.5:  # an opaque background with holes: the holes are background
+            under = float(np.median(grey[ring & opaque]))
+        else:  # strokes on a transparent canvas: dark ones over white, light ones over black
+            under = 1.0 if opaque.any() and grey[opaque].mean() < 0.5 else 0.0
         grey = alpha * grey + (1 - alpha) * under
     factor = math.ceil(max(grey.shape) / MAX_SIDE)
     if factor > 1:  # the mean of each factor x factor block (the last partial ones dropped)
@@ -239,15 +242,14 @@ def _reduced(grey, alpha):
 
 def _ink(grey, background, name):
     """``(ink, background)``: 0 for the background, 1 for the strongest ink, 0 below ``NOISE_FLOOR``."""
-    ring = np.zeros(grey.shape, dtype=bool)
-    width = max(1, round(BORDER * min(grey.shape)))
-    ring[:width], ring[-width:], ring[:, :width], ring[:, -width:] = True, True, True, True
+    ring = _ring(grey.shape)
     if background == "auto":
         background = "light" if np.median(grey[ring]) >= 0.5 else "dark"
     level = _background_level(grey, ring)
-    # Light paper: the ink's darkness relative to the light that falls on it there (a photo is light x paper);
-    # a dark background is near 0, where a ratio means nothing: the ink's excess over it.
-    ink = 1 - grey / np.maximum(level, 0.05) if background == "light" else grey - level
+    # Light paper: the ink's darkness relative to the light that falls on it there (a photo is light x paper).
+    # A dark background is near 0, where a ratio means nothing: the ink's excess over it (and a dark image
+    # forced to be read as light paper is a difference, not a ratio by a level of 0).
+    ink = (level - grey) / np.maximum(level, 0.05) if background == "light" else grey - level
     contrast = float(ink.max())
     if contrast < MIN_CONTRAST:
         said = "" if background == "auto" else f" (background={background!r} was given)"
@@ -256,6 +258,14 @@ def _ink(grey, background, name):
     ink = ink / contrast
     ink[ink < NOISE_FLOOR] = 0
     return ink, background
+
+
+def _ring(shape):
+    """The border of an image of ``shape``, ``BORDER`` of its shorter side wide (at least a pixel), as a mask."""
+    ring = np.zeros(shape, dtype=bool)
+    width = max(1, round(BORDER * min(shape)))
+    ring[:width], ring[-width:], ring[:, :width], ring[:, -width:] = True, True, True, True
+    return ring
 
 
 def _background_level(grey, ring):

@@ -139,14 +139,16 @@ def test_dark_on_light_and_light_on_dark_make_the_same_row(rng):
     np.testing.assert_allclose(a.row, b.row, atol=1e-6)
     # forced: the background the caller says, even against the border
     assert read_digit(light_on_dark, background="dark").background == "dark"
-    with pytest.raises(ValueError, match=r"is blank: nothing stands out from its light background "
-                                         r"\(background='light' was given\)"):
-        read_digit(light_on_dark, background="light")
+    for paper in (25, 0):  # a black background read as light paper: nothing darker than it, not all ink
+        with pytest.raises(ValueError, match=r"is blank: nothing stands out from its light background "
+                                             r"\(background='light' was given\)"):
+            read_digit(_drawn((100, 130), seven, width=9, ink=245, paper=paper), background="light")
 
 
 def test_transparency_colour_palette_and_16_bit_files(tmp_path):
-    """The same digit as RGBA with dark or light strokes on a transparent background, RGB, a palette PNG, a
-    16-bit greyscale PNG and a greyscale JPEG: the same row (the JPEG close to it)."""
+    """The same digit as RGBA with dark or light strokes on a transparent background, on opaque paper with a
+    transparent hole, RGB, a palette PNG, a 16-bit greyscale PNG and a greyscale JPEG: the same row (the JPEG
+    close to it)."""
     seven = [[(20, 20), (80, 20), (45, 110)], [(35, 65), (70, 65)]]
     grey = _drawn((100, 130), seven, width=9)
     expected = mnist_row(grey)
@@ -156,6 +158,10 @@ def test_transparency_colour_palette_and_16_bit_files(tmp_path):
         rgba.paste(Image.new("RGBA", grey.size, (stroke,) * 3 + (255,)), mask=alpha)
         rgba.save(tmp_path / f"rgba-{stroke}.png")
         np.testing.assert_allclose(mnist_row(tmp_path / f"rgba-{stroke}.png"), expected, atol=1e-6)
+    holed = grey.convert("RGBA")  # white paper, opaque, with a transparent hole away from the digit: paper too
+    holed.paste((0, 0, 0, 0), (82, 100, 96, 124))
+    holed.save(tmp_path / "holed.png")
+    np.testing.assert_allclose(mnist_row(tmp_path / "holed.png"), expected, atol=1e-6)
     grey.convert("RGB").save(tmp_path / "rgb.png")
     grey.convert("P").save(tmp_path / "palette.png")
     Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257)).save(tmp_path / "16bit.png")
@@ -214,7 +220,7 @@ def test_inputs_of_every_kind_give_the_same_row(tmp_path):
     (lambda d: _save(d / "small.png", Image.new("L", (6, 40))), ValueError,
      "image {d}/small.png: 6x40 pixels is too small to hold a digit and its background (at least 8x8)"),
     (lambda d: _save(d / "speck.png", _drawn((60, 60), [[(30, 30), (31, 30)]], width=1)), ValueError,
-     "image {d}/speck.png: the only mark is 2x1 pixels, too small for a digit"),
+     "image {d}/speck.png: what stands out spans 2x1 pixels, too small for a digit"),
 ])
 def test_bad_files_are_errors_naming_the_file(tmp_path, make, error, message):
     with pytest.raises(error) as raised:
