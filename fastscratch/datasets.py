@@ -314,6 +314,13 @@ def prepare(X_train, y_train, X_test, y_test, dtype=np.float64):
     return X_train, Y_train, X_test, _labels("y_test", y_test, len(X_test))
 
 
+def missing_files(name, directory):
+    """The files of the dataset ``name`` that ``directory`` lacks, as ``NAME[.gz]`` (all four when it is no
+    directory): what ``load_dataset(name, directory)`` would refuse, found without reading anything."""
+    directory = Path(directory).expanduser()
+    return [f"{file.name}[.gz]" for file in DATASETS[name].files if _find(directory, file.name) is None]
+
+
 def _find(directory, name):
     """The file holding ``name`` in ``directory``, uncompressed preferred (faster to read), or None."""
     for candidate in (directory / name, directory / f"{name}.gz"):

@@ -32,6 +32,26 @@ def mnist_prepared(mnist_raw):
     return arrays
 
 
+@pytest.fixture(scope="session")
+def mnist_classifier(mnist_prepared, tmp_path_factory):
+    """``(network, path of its model.npz)``: the tutorial's network (784-64-32-10 sigmoid, L2 loss, batch 30,
+    ``np.random.seed(42)``) trained on all of MNIST for 5 epochs at learning rate 0.1 instead of 500 at 1e-3:
+    94.49% on the test set (the tutorial's full run: 94.83%) in a few seconds."""
+    from fastscratch import SimpleNetwork
+    X_train, Y_train, X_test, y_test = mnist_prepared
+    state = np.random.get_state()
+    np.random.seed(42)
+    try:
+        network = SimpleNetwork(784, 10, [64, 32])
+    finally:
+        np.random.set_state(state)
+    network.train(X_train, Y_train, X_test, y_test, batch_size=30, num_epochs=5, learning_rate=0.1, verbose=False)
+    assert network.evaluate_accuracy(X_test, y_test) > 0.94
+    path = tmp_path_factory.mktemp("classifier") / "model.npz"
+    network.save(path)
+    return network, path
+
+
 @pytest.fixture
 def rng(request):
     """A per-test generator, seeded from the test's name so failures reproduce."""

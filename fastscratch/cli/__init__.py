@@ -1,7 +1,7 @@
 """The ``fastscratch`` command: its top-level parser and ``main``; each subcommand is a module of this package.
 
-``train`` (``fastscratch.cli.train``) and ``study`` (``fastscratch.cli.study``)
-share the argument types, parsers and exit codes of ``options``. The study
+``train`` (``fastscratch.cli.train``), ``predict`` (``fastscratch.cli.predict``) and ``study``
+(``fastscratch.cli.study``) share the argument types, parsers and exit codes of ``options``. The study
 command's module imports Dask only when a study runs, so ``fastscratch train``
 never loads it.
 """
@@ -24,7 +24,7 @@ def main(argv=None):
 
 def build_parser():
     import fastscratch
-    from fastscratch.cli import study, train
+    from fastscratch.cli import predict, study, train
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="The 'neural network from scratch' tutorial, compiled with Numba.")
@@ -32,5 +32,6 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=SubcommandParser)
     train.add_parser(commands)
+    predict.add_parser(commands)
     study.add_study_parser(commands)
     return parser

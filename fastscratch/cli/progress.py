@@ -1,12 +1,17 @@
-"""The live progress line of a long command (rich): a label, a bar, the command's own fields, elapsed, ETA.
+"""The progress of a long command: a live line on a terminal (rich), plain lines now and then in a log.
 
 One display for every command: ``fastscratch train`` shows
 ``Epoch 12/500 ━━━━━ loss 0.31 acc 91.2% 0.29s/ep 0:00:05 ETA 0:02:21``;
 ``fastscratch study run`` can show ``seed ━━━━━ 12 done, 0 failed, 28 remaining
 0:01:10 ETA 0:03:00`` with the same class. Numbers are never cut: the bar
 shrinks instead. Nothing is drawn on a quiet console or one that is not a
-terminal (a log gets the command's own lines instead).
+terminal (a log gets the command's own lines instead). A command without
+lines of its own (``study run``, whose steps can take minutes) gives a log
+:class:`LogLines` instead.
 """
+import threading
+import time
+
 from fastscratch.cli.text import duration
 
 
@@ -54,6 +59,86 @@ class LiveLine:
 
     def stop(self):
         self.progress.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class LogLines:
+    """Progress as plain lines, for a console that is not a terminal (a log file, a pipe, a CI job).
+
+    Each line reads ``LABEL: DONE/TOTAL (PCT%), TEXT, elapsed H:MM:SS, ETA
+    ETA``, ``text`` and ``eta`` being callables read when the line is printed.
+    ``start`` prints the first line. After ``update``, a line is printed
+    when the count has reached a further tenth (``step``) of the total and at
+    least ``interval`` seconds have passed since the last line (a tenth reached
+    sooner is said by the first update after that); while no line is printed
+    for ``6 * interval`` seconds, one is printed anyway, cells finished or not,
+    so a log shows the command is alive (``interval=0``: every tenth at once,
+    and no such line). ``stop`` prints the last state unless it was just said.
+    A quiet console or a terminal (where the live line is) gets nothing.
+    """
+
+    def __init__(self, console, total, label, text, eta, *, interval=10.0, step=0.1, clock=time.monotonic):
+        self.console, self.total, self.label, self.text, self.eta = console, total, label, text, eta
+        self.interval, self.step, self.clock = interval, step, clock
+        self.enabled = not console.quiet and not console.is_terminal
+        self.done = self.said_done = 0
+        self.said_at = self.started = None
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = None
+
+    def start(self):
+        if self.enabled:
+            self.started = self.clock()
+            self._say()
+            if self.interval > 0:
+                self.thread = threading.Thread(target=self._keep_alive, name="fastscratch-progress", daemon=True)
+                self.thread.start()
+        return self
+
+    def update(self, done):
+        if not self.enabled:
+            return
+        with self.lock:
+            self.done = done
+            if self._tenth(done) > self._tenth(self.said_done) and self.clock() - self.said_at >= self.interval:
+                self._say()
+
+    def stop(self):
+        if not self.enabled or self.stopped.is_set():
+            return
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+        with self.lock:
+            if self.done != self.said_done:
+                self._say()
+
+    def _tenth(self, done):
+        return int(done / self.total / self.step + 1e-9) if self.total else 0
+
+    def _keep_alive(self):
+        quiet = 6 * self.interval
+        while not self.stopped.wait(max(0.0, self.said_at + quiet - self.clock())):
+            with self.lock:
+                if self.clock() - self.said_at >= quiet:
+                    self._say()
+
+    def _say(self):
+        """Print the line (the lock held, or before the thread starts)."""
+        now = self.clock()
+        percent = int(100 * self.done / self.total) if self.total else 100
+        eta = self.eta()
+        self.console.print(f"{self.label}: {self.done}/{self.total} ({percent}%), {self.text()}, elapsed "
+                           f"{duration(now - self.started)}, ETA {'?' if eta is None else duration(eta)}",
+                           markup=False, highlight=False)
+        self.said_done, self.said_at = self.done, now
 
     def __enter__(self):
         return self.start()

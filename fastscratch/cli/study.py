@@ -1,11 +1,12 @@
 """``fastscratch study run|report|compare``: the command line of comparison studies."""
+import os
 import shlex
 import signal
 import sys
 
 from fastscratch._interrupt import StopSignals
 from fastscratch.cli import text
-from fastscratch.cli.options import EXIT_FAILED, EXIT_USAGE, HelpFormatter, exit_code_of, size
+from fastscratch.cli.options import EXIT_FAILED, EXIT_USAGE, HelpFormatter, exit_code_of, seconds, size
 
 
 def add_study_parser(commands):
@@ -33,7 +34,11 @@ def add_study_parser(commands):
                           "run side by side; a calibration cell, timed alone and with every worker busy, measures "
                           "what the neighbours cost (in the report)")
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
-    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--progress-interval", type=seconds, default=10.0, metavar="SECONDS",
+                     help="where stderr is not a terminal (a log, a pipe, CI), progress is a plain line at each "
+                          "tenth of the cell-repeats, at most one per SECONDS, and one after 6 x SECONDS without "
+                          "any; on a terminal it is a live line")
+    run.add_argument("--quiet", action="store_true", help="no progress display (failures and the summary remain)")
     run.set_defaults(run=_run, parser=run)
 
     report = sub.add_parser("report", help="write DIR/report.md and its charts")
@@ -77,11 +82,16 @@ def _run(args, parser):
         return EXIT_USAGE
     from rich.console import Console
     from fastscratch.study import results, run
+    if args.cpus_per_worker is not None:  # CPUs this machine lacks: refused before anything starts
+        try:
+            run.pinned_sets(args.workers or 1, args.cpus_per_worker, study.max_threads)
+        except run.ClusterError as err:
+            parser.error(f"argument --cpus-per-worker: {err}")
     console = Console(stderr=True, soft_wrap=True)  # no wrapping at 80 columns when redirected
     _say_missing(console, study, args.scheduler)
     _say_no_gpu(console, study, args.scheduler)
     skipped = []
-    display = _Display(console, study, skipped, live=not args.quiet)
+    display = _Display(console, study, skipped, live=not args.quiet, interval=args.progress_interval)
     # SIGTERM (kill, timeout, a batch scheduler's end of the job) and SIGHUP stop the study as Ctrl-C does:
     # what is left is cancelled, the local cluster is shut down, and the same command resumes.
     stop = StopSignals()
@@ -104,8 +114,11 @@ def _run(args, parser):
         display.stop()
         signum = stop.received or signal.SIGINT
         how = "interrupted" if signum == signal.SIGINT else f"terminated by {signum.name}"
-        _say(console, f"{how}: every finished cell is in {args.out}/results.jsonl; "
-                      "run the same command again to resume", style="yellow")
+        if os.path.exists(os.path.join(args.out, results.FILENAME)):
+            _say(console, f"{how}: every finished cell is in {args.out}/results.jsonl; "
+                          "run the same command again to resume", style="yellow")
+        else:  # the writer gave back what it had created
+            _say(console, f"{how} before any cell finished: nothing was written", style="yellow")
         return exit_code_of(signum)
     display.stop()
     _say_skipped(console, skipped)
@@ -170,20 +183,29 @@ def _resume_command(args, retry_failed=None):
 
 
 class _Display:
-    """A live line: cells ok / failed / still to run and the ETA; failures and skipped lines printed as they
-    come (even with ``live=False``, which only drops the live line)."""
+    """What ``study run`` shows while it runs: on a terminal a live line (cells ok / failed / still to run and
+    the ETA), elsewhere plain progress lines now and then (``LogLines``, every ``interval`` seconds at most);
+    skipped lines as they come, the first failure of each reason as it comes, and when the run stops, its
+    failures grouped by reason as the report groups them. ``live=False`` (``--quiet``) drops only the progress.
+    """
 
-    def __init__(self, console, study, skipped, live=True):
-        self.console, self.study, self.skipped, self.show_live = console, study, skipped, live
-        self.live = None
+    def __init__(self, console, study, skipped, live=True, interval=10.0):
+        self.console, self.study, self.skipped, self.show_live, self.interval = console, study, skipped, live, interval
+        self.live = self.log = None
+        self.failures = []
+        self.reasons = set()  # of the failures already printed
 
     def start(self, progress):
         _say_skipped(self.console, self.skipped)
         if not self.show_live:
             return
-        from fastscratch.cli.progress import LiveLine
-        self.live = LiveLine(self.console, progress.total, self.study.name, ["{counts}"], count=False,
-                             label_style="bold", counts=self._counts(progress), eta="?").start()
+        from fastscratch.cli.progress import LiveLine, LogLines
+        if self.console.is_terminal:
+            self.live = LiveLine(self.console, progress.total, self.study.name, ["{counts}"], count=False,
+                                 label_style="bold", counts=self._counts(progress), eta="?").start()
+        else:
+            self.log = LogLines(self.console, progress.total, self.study.name, lambda: self._counts(progress),
+                                progress.eta, interval=self.interval).start()
 
     @staticmethod
     def _counts(progress):
@@ -192,10 +214,17 @@ class _Display:
 
     def update(self, record, progress):
         if record["status"] != "ok":
-            _say(self.console, f"failed: {record['implementation']} on {record.get('device', 'cpu')} "
-                               f"{record.get('dataset', 'mnist')} {record['dtype']} "
-                               f"{'-'.join(map(str, record['hidden']))} batch {record['batch_size']} "
-                               f"seed {record['seed']} repeat {record['repeat']}: {record['error']}", style="red")
+            from fastscratch.study.report import failure_reason
+            self.failures.append(record)
+            reason = failure_reason(record)
+            if reason not in self.reasons:
+                self.reasons.add(reason)
+                _say(self.console, f"failed: {record['implementation']} on {record.get('device', 'cpu')} "
+                                   f"{record.get('dataset', 'mnist')} {record['dtype']} "
+                                   f"{'-'.join(map(str, record['hidden']))} batch {record['batch_size']} "
+                                   f"seed {record['seed']} repeat {record['repeat']}: {record['error']}", style="red")
+        if self.log is not None:
+            self.log.update(progress.done)
         if self.live is None:
             return
         eta = progress.eta()
@@ -206,6 +235,22 @@ class _Display:
         if self.live is not None:
             self.live.stop()
             self.live = None
+        if self.log is not None:
+            self.log.stop()
+            self.log = None
+        if self.failures:
+            self._say_failures()
+
+    def _say_failures(self):
+        """This run's failures, grouped: reason, count, which cells (the report's grouping)."""
+        from fastscratch.study.report import failure_groups, some
+        groups = failure_groups(self.failures)
+        n = len(self.failures)
+        _say(self.console, f"{n} cell-repeat{'s' if n != 1 else ''} failed in this run, for {len(groups)} "
+                           f"reason{'s' if len(groups) != 1 else ''}:", style="red")
+        for reason, records, cells in groups:
+            _say(self.console, f"  {len(records)} x {reason}\n      {some(cells)}", style="red")
+        self.failures = []
 
 
 def _report(args, parser):

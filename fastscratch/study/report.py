@@ -178,20 +178,36 @@ def markdown(directory, records):
     if bad:
         lines += ["## Failed cells", "", "Identical errors are grouped; `fastscratch study run ... --retry-failed` "
                   "runs these cells again.", "", "| error | cell-repeats | cells |", "|---|---|---|"]
-        groups = collections.defaultdict(list)
-        for r in bad:
-            groups[r["error"].splitlines()[0][:300] if r["error"] else "(no message)"].append(r)
-        keys = varying(bad)
-        for error, rs in sorted(groups.items(), key=lambda item: -len(item[1])):
-            cells = sorted({describe(r, keys) for r in rs})
-            shown = "; ".join(cells[:6]) + (f"; and {len(cells) - 6} more" if len(cells) > 6 else "")
-            lines.append(f"| {error.replace('|', '/')} | {len(rs)} | {shown} |")
+        for error, rs, cells in failure_groups(bad):
+            lines.append(f"| {error.replace('|', '/')} | {len(rs)} | {some(cells)} |")
         lines.append("")
     if _has_speedups(table):
         lines += ["![speed-ups](speedups.png)", ""]
     if _has_curves(records):
         lines += ["![loss and accuracy](curves.png)", ""]
     return "\n".join(lines), table
+
+
+def failure_reason(record):
+    """What groups a failed record with others: the first line of its error, at most 300 characters."""
+    return record["error"].splitlines()[0][:300] if record.get("error") else "(no message)"
+
+
+def failure_groups(failed):
+    """The ``failed`` records grouped by ``failure_reason``, most frequent first, as ``[(reason, records,
+    cells)]``; ``cells`` are the distinct cells' labels (``describe`` with the settings that vary among the
+    failed records), sorted."""
+    groups = collections.defaultdict(list)
+    for r in failed:
+        groups[failure_reason(r)].append(r)
+    keys = varying(failed)
+    return [(reason, rs, sorted({describe(r, keys) for r in rs}))
+            for reason, rs in sorted(groups.items(), key=lambda item: -len(item[1]))]
+
+
+def some(labels, shown=6):
+    """The first ``shown`` labels, then how many more: ``a; b; c; and 4 more``."""
+    return "; ".join(labels[:shown]) + (f"; and {len(labels) - shown} more" if len(labels) > shown else "")
 
 
 def _isolation_note(records):

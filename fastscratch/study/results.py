@@ -141,20 +141,25 @@ class Writer:
     """The appending end of ``DIR/results.jsonl``; ``finished`` holds the keys already there.
 
     The file is locked while a writer holds it: two runs into one directory
-    would each run the cells the other is running and record them twice.
+    would each run the cells the other is running and record them twice. A
+    writer that wrote nothing gives the directory back as it found it when it
+    closes: the file and the directories it created are removed, so a study
+    refused (or stopped) before its first result leaves nothing behind.
     """
 
     def __init__(self, directory, skipped=None):
-        os.makedirs(directory, exist_ok=True)
+        self.created_dirs = _missing_dirs(directory)  # deepest first
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError:
+            _remove_dirs(self.created_dirs)
+            raise
         self.path = os.path.join(directory, FILENAME)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
-        if fcntl is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(self.fd)
-                raise BusyError(f"another `fastscratch study run` is writing {self.path}; wait for it to "
-                                f"finish (or stop it), or choose another --out") from None
+        try:
+            self.fd, self.created_file = _open_locked(self.path)
+        except OSError:
+            _remove_dirs(self.created_dirs)
+            raise
         try:
             self._drop_partial_line()
             self.records = read(directory, skipped)
@@ -187,10 +192,68 @@ class Writer:
         self.records.append(record)
 
     def close(self):
-        os.close(self.fd)
+        try:
+            # Unlinked while still locked: a run that opened the file meanwhile was refused (BusyError), or
+            # gets the lock after this close and finds the path no longer names its file (_open_locked).
+            if self.created_file and os.fstat(self.fd).st_size == 0:
+                os.unlink(self.path)
+                _remove_dirs(self.created_dirs)
+        except OSError:  # what cannot be removed stays, empty; the run's own outcome is what the caller reports
+            pass
+        finally:
+            os.close(self.fd)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _open_locked(path):
+    """``(fd, created)``: ``path`` opened for appending (created if absent) and locked, or BusyError."""
+    while True:
+        try:
+            fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666), True
+        except FileExistsError:
+            try:
+                fd, created = os.open(path, os.O_RDWR | os.O_APPEND), False
+            except FileNotFoundError:  # removed between the two opens
+                continue
+        if fcntl is None:
+            return fd, created
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BusyError(f"another `fastscratch study run` is writing {path}; wait for it to "
+                            f"finish (or stop it), or choose another --out") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd, created
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the run that held the lock removed the file it had created empty: open the path again
+
+
+def _missing_dirs(directory):
+    """The directories ``os.makedirs(directory)`` would create, deepest first."""
+    missing, path = [], os.path.abspath(directory)
+    while not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def _remove_dirs(paths):
+    """Remove the empty directories ``paths``, deepest first (skipping those never made), up to the first that
+    is not empty."""
+    for path in paths:
+        try:
+            os.rmdir(path)
+        except OSError:
+            if os.path.lexists(path):
+                return

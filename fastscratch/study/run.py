@@ -306,6 +306,8 @@ def _run_tasks(study, todo, writer, progress, scheduler, workers, cpus_per_worke
             raise ClusterError(f"no worker of {scheduler} declares the resource {RESOURCE}: start workers "
                                f"with `dask worker {scheduler} --nworkers 1 --nthreads 1 "
                                f"--resources \"{RESOURCE}=1\"`")
+        if scheduler is not None and study.data.dir is not None:
+            _check_data_on_workers(client, study.data.dir)
         if how.startswith("pinned"):
             calibrate(client, study, os.path.dirname(writer.path))
         by_key = {}
@@ -350,6 +352,17 @@ def _level_kept(logger):
         yield
     finally:
         logger.setLevel(level)
+
+
+def _check_data_on_workers(client, directory):
+    """The spec's check of ``[data] dir`` (``spec.load``), made again where the cells will read it: workers of
+    another host may lack a folder that the client has."""
+    from fastscratch.datasets import missing_files
+    lacking = {worker: missing for worker, missing in client.run(missing_files, "mnist", directory).items()
+               if missing}
+    if lacking:
+        said = "; ".join(f"{worker} has no {', '.join(missing)}" for worker, missing in sorted(lacking.items()))
+        raise ClusterError(f"[data] dir {directory} does not hold MNIST's four files on every worker: {said}")
 
 
 def _has_resource_workers(dask_scheduler=None):

@@ -87,9 +87,24 @@ def load(path):
         raise SpecError(f"{path}: not valid TOML: {err}") from err
     study = parse(raw, os.path.splitext(os.path.basename(path))[0], source=str(path))
     if study.data.dir is not None:  # a relative data.dir is relative to the spec, as the spec's reader sees it
-        directory = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(study.data.dir))
-        study = dataclasses.replace(study, data=dataclasses.replace(study.data, dir=os.path.normpath(directory)))
+        directory = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)),
+                                                  os.path.expanduser(study.data.dir)))
+        _check_data_dir(study.data.dir, directory, str(path))
+        study = dataclasses.replace(study, data=dataclasses.replace(study.data, dir=directory))
     return study
+
+
+def _check_data_dir(given, directory, source):
+    """Refuse a ``[data] dir`` that cannot hold MNIST, which would fail every MNIST cell of the study."""
+    from fastscratch.datasets import missing_files
+    where = directory if os.path.isabs(os.path.expanduser(given)) else f"{directory}, relative to the spec's folder"
+    if not os.path.isdir(directory):
+        problem = "not a directory" if os.path.exists(directory) else "no such directory"
+        raise SpecError(f"{source}: [data] dir = {given!r}: {problem} ({where})")
+    missing = missing_files("mnist", directory)
+    if missing:
+        raise SpecError(f"{source}: [data] dir = {given!r}: {directory} has no {', '.join(missing)}; it must hold "
+                        f"MNIST's four files (each may end in .gz)")
 
 
 def parse(raw, name, source="<spec>"):

@@ -1,6 +1,7 @@
 """results.jsonl: content-addressed keys, append + fsync, and a cut-off last line dropped on reopening."""
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -112,3 +113,51 @@ def test_older_methodologies_need_only_key_and_status(tmp_path):
     (tmp_path / results.FILENAME).write_text(json.dumps(old) + "\n")
     skipped = []
     assert results.read(tmp_path, skipped) == [old] and skipped == []
+
+
+def test_a_writer_that_wrote_nothing_gives_the_directory_back(tmp_path):
+    """A study refused or stopped before its first result leaves nothing: not the file, not the directories
+    the writer created; what was there before stays."""
+    with results.Writer(tmp_path / "new" / "deeper" / "out"):
+        assert (tmp_path / "new" / "deeper" / "out" / results.FILENAME).exists()
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "existing").mkdir()
+    with results.Writer(tmp_path / "existing"):
+        pass
+    assert os.listdir(tmp_path) == ["existing"] and os.listdir(tmp_path / "existing") == []
+    (tmp_path / "existing" / results.FILENAME).write_bytes(b"")  # the user's own empty file is not ours to remove
+    with results.Writer(tmp_path / "existing"):
+        pass
+    assert os.listdir(tmp_path / "existing") == [results.FILENAME]
+    with results.Writer(tmp_path / "kept" / "out") as writer:
+        writer.append({"key": "a", "status": "ok"})
+    assert [r["key"] for r in results.read(tmp_path / "kept" / "out")] == ["a"]
+
+
+def test_a_writer_whose_directory_cannot_be_made_leaves_no_parents(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(NotADirectoryError):
+        results.Writer(tmp_path / "a-file" / "out")
+    with pytest.raises(OSError, match="File name too long"):  # after making new/: a name no file system takes
+        results.Writer(tmp_path / "new" / ("x" * 300) / "out")
+    assert os.listdir(tmp_path) == ["a-file"]
+
+
+def test_a_writer_locking_a_file_given_back_meanwhile_opens_it_again(tmp_path, monkeypatch):
+    """Run B opens results.jsonl while run A (which created it) holds the lock; A writes nothing and gives the
+    file back: B must write into the file the path names, not into the removed one."""
+    first = results.Writer(tmp_path)
+    real_flock = results.fcntl.flock
+    calls = []
+
+    def flock(fd, operation):
+        if not calls:
+            first.close()  # A closes between B's open and B's lock
+        calls.append(operation)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(results.fcntl, "flock", flock)
+    with results.Writer(tmp_path) as second:
+        second.append({"key": "b", "status": "ok"})
+    assert len(calls) == 2  # the first lock was of the removed file: opened again
+    assert [r["key"] for r in results.read(tmp_path)] == ["b"]

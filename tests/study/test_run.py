@@ -135,8 +135,8 @@ def test_a_cluster_without_the_timing_resource_is_refused(write_spec, tmp_path):
     study = spec.load(write_spec(GRID))
     with LocalCluster(n_workers=1, processes=False, **run.NO_DASHBOARD) as plain:
         with pytest.raises(run.ClusterError, match=f'--resources "{run.RESOURCE}=1"'):
-            run.run(study, tmp_path, scheduler=plain.scheduler_address)
-    assert lines(tmp_path) == []
+            run.run(study, tmp_path / "out", scheduler=plain.scheduler_address)
+    assert not (tmp_path / "out").exists()  # a refused run creates nothing
 
 
 def test_an_unreachable_scheduler(write_spec, tmp_path, monkeypatch):
@@ -173,8 +173,27 @@ def test_a_cluster_without_workers(write_spec, tmp_path, monkeypatch):
     monkeypatch.setattr(run, "WAIT_FOR_WORKERS", 1)
     with LocalCluster(n_workers=0, processes=False, **run.NO_DASHBOARD) as empty:
         with pytest.raises(run.ClusterError, match=f"no worker joined {empty.scheduler_address} within 1 s"):
-            run.run(spec.load(write_spec(GRID)), tmp_path, scheduler=empty.scheduler_address)
-    assert lines(tmp_path) == []
+            run.run(spec.load(write_spec(GRID)), tmp_path / "new" / "out", scheduler=empty.scheduler_address)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_data_dir_that_workers_lack_is_refused_before_any_cell(cluster, write_spec, mnist_dir, tmp_path):
+    """The spec's folder checked where the cells read it: here it is gone after the spec was read, as it would be
+    missing on the workers of another host."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in os.listdir(mnist_dir):
+        (data / name).symlink_to(os.path.join(mnist_dir, name))
+    path = write_spec(GRID)
+    path.write_text(path.read_text().replace(repr(str(mnist_dir)), repr(str(data))))
+    study = spec.load(path)
+    (data / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(run.ClusterError) as raised:
+        run.run(study, tmp_path / "out", scheduler=cluster.scheduler_address)
+    message = str(raised.value)
+    assert message.startswith(f"[data] dir {data} does not hold MNIST's four files on every worker: tcp://")
+    assert message.count("has no t10k-images-idx3-ubyte[.gz]") == 2  # both workers named
+    assert not (tmp_path / "out").exists()
 
 
 def test_pinned_workers_side_by_side(write_spec, tmp_path):

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from fastscratch.datasets import DATASETS
 from fastscratch.implementations import Config
 from fastscratch.study import spec
 
@@ -87,13 +88,47 @@ def test_a_huge_grid_is_refused_quickly(tmp_path):
     assert time.perf_counter() - start < 1.0
 
 
+def mnist_names(directory, gz=("", ".gz", "", ".gz")):
+    """``directory`` holding empty files under MNIST's four names: the spec checks names, never contents."""
+    directory.mkdir(parents=True)
+    for file, suffix in zip(DATASETS["mnist"].files, gz):
+        (directory / f"{file.name}{suffix}").touch()
+    return directory
+
+
 def test_data_dir_is_relative_to_the_spec(tmp_path):
     (tmp_path / "studies").mkdir()
+    mnist_names(tmp_path / "mnist")
+    mnist_names(tmp_path / "abs", gz=("",) * 4)
     path = tmp_path / "studies" / "s.toml"
     path.write_text('[data]\ndir = "../mnist"\n[grid]\nimplementation = "jit"\n')
     assert spec.load(path).data.dir == str(tmp_path / "mnist")
     path.write_text(f'[data]\ndir = "{tmp_path}/abs"\n[grid]\nimplementation = "jit"\n')
     assert spec.load(path).data.dir == str(tmp_path / "abs")
+
+
+@pytest.mark.parametrize("given, problem", [
+    ("../nowhere", "[data] dir = '../nowhere': no such directory ({tmp}/nowhere, relative to the spec's folder)"),
+    ("{tmp}/nowhere", "[data] dir = '{tmp}/nowhere': no such directory ({tmp}/nowhere)"),
+    ("../a-file", "[data] dir = '../a-file': not a directory ({tmp}/a-file, relative to the spec's folder)"),
+    ("../empty", "[data] dir = '../empty': {tmp}/empty has no train-images-idx3-ubyte[.gz], "
+                 "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; it "
+                 "must hold MNIST's four files"),
+    ("../three", "[data] dir = '../three': {tmp}/three has no t10k-labels-idx1-ubyte[.gz];"),
+])
+def test_a_data_dir_that_cannot_hold_mnist_is_refused(tmp_path, given, problem):
+    """Every MNIST cell of such a study would fail with MNISTError: the spec is refused, naming the key and
+    the path as given and as resolved."""
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "empty").mkdir()
+    mnist_names(tmp_path / "three")
+    (tmp_path / "three" / "t10k-labels-idx1-ubyte.gz").unlink()
+    path = tmp_path / "studies" / "s.toml"
+    path.write_text(f'[data]\ndir = "{given.format(tmp=tmp_path)}"\n[grid]\nimplementation = "jit"\n')
+    with pytest.raises(spec.SpecError) as raised:
+        spec.load(path)
+    assert str(raised.value).startswith(f"{path}: ") and problem.format(tmp=tmp_path) in str(raised.value)
 
 
 def test_missing_file(tmp_path):
@@ -108,6 +143,16 @@ def test_cli_refuses_a_bad_spec_before_running(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "grid.threads must be an integer, got 'two'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_missing_data_dir_before_running(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[data]\ndir = "mnist"\n[grid]\nimplementation = "jit"\n')
+    proc = subprocess.run([sys.executable, "-m", "fastscratch", "study", "run", str(path), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"[data] dir = 'mnist': no such directory ({tmp_path}/mnist, relative to the spec's folder)" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 

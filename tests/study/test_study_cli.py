@@ -1,7 +1,9 @@
 """``fastscratch study`` as a user runs it: on a separately started `dask scheduler` / `dask worker`, Ctrl-C
 then the same command again, and report/compare from the results."""
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -262,3 +264,119 @@ def test_cuda_cells_without_a_gpu_are_announced_and_fail_alone(write_spec, tmp_p
             "fail") in err
     assert "failed: torch on cuda mnist float64 6 batch 30 seed 42 repeat 0: RuntimeError: device 'cuda'" in err
     assert {(r["device"], r["status"]) for r in results.read(tmp_path)} == {("cpu", "ok"), ("cuda", "failed")}
+
+
+def test_pinned_workers_beyond_the_cpus_are_refused_and_create_nothing(write_spec, tmp_path):
+    """`--workers 3 --cpus-per-worker 1` on 2 CPUs: a usage error naming the option, before anything starts;
+    --out is not created."""
+    cpus = len(os.sched_getaffinity(0))
+    out = tmp_path / "new" / "out"
+    code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--workers", cpus + 1,
+                                      "--cpus-per-worker", 1))
+    assert code == 2 and "Traceback" not in err, err
+    assert f"argument --cpus-per-worker: {cpus + 1} workers x 1 CPUs need {cpus + 1} CPUs; this process may use {cpus}" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_refused_by_its_cluster_creates_nothing(write_spec, tmp_path):
+    """A cluster that cannot run the study (no worker declares the timing resource): exit 1, the reason, and --out
+    (here an existing empty folder) as it was."""
+    from distributed import LocalCluster
+
+    from fastscratch.study.run import NO_DASHBOARD
+    out = tmp_path / "out"
+    out.mkdir()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                      **NO_DASHBOARD) as plain:
+        code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--scheduler",
+                                          plain.scheduler_address))
+    assert code == 1 and "Traceback" not in err and f'--resources "{RESOURCE}=1"' in err, err
+    assert os.listdir(out) == []
+
+
+def test_ctrl_c_before_the_first_cell_leaves_nothing(write_spec, tmp_path):
+    """Stopped while its local cluster starts: exit 130, says nothing was written, and --out is gone again."""
+    out = tmp_path / "out"
+    proc = fastscratch("run", write_spec(GRID), "--out", out)
+    deadline = time.monotonic() + 60
+    while not (out / results.FILENAME).exists():  # the writer holds it: the cluster is starting
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130 and "Traceback" not in err, err
+    assert "interrupted before any cell finished: nothing was written" in err
+    assert not out.exists()
+
+
+def progress_lines(err, name):
+    return [line for line in err.splitlines() if line.startswith(f"{name}: ")]
+
+
+def test_progress_without_a_terminal_is_plain_lines(cluster, write_spec, tmp_path):
+    """stderr a pipe (a log, CI): a line at the start, at each tenth of the cell-repeats (--progress-interval 0:
+    every tenth at once) and none of the live line's control codes."""
+    spec = write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2, 3, 4, 5]\n', repeats=2, name="piped")
+    code, out, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", cluster.scheduler_address,
+                                        "--progress-interval", 0))
+    assert code == 0 and "Traceback" not in err, err
+    lines = progress_lines(err, "piped")
+    assert [line.split(",")[0] for line in lines] == [f"piped: {n}/10 ({10 * n}%)" for n in range(11)]
+    assert lines[0] == "piped: 0/10 (0%), 0 ok, 0 failed, 10 to run, elapsed 0:00:00, ETA ?"
+    assert re.fullmatch(r"piped: 10/10 \(100%\), 10 ok, 0 failed, 0 to run, elapsed \d:\d\d:\d\d, ETA 0:00:00",
+                        lines[-1])
+    assert "\x1b" not in err and "\r" not in err and out == ""
+
+
+def test_progress_lines_are_at_most_one_per_interval(cluster, write_spec, tmp_path):
+    """The default interval (10 s) on a study of a few seconds: its first line and its last, nothing between."""
+    spec = write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2, 3, 4, 5]\n', repeats=2, name="few")
+    start = time.monotonic()
+    code, _, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", cluster.scheduler_address))
+    assert code == 0, err
+    if time.monotonic() - start > 9:
+        pytest.skip("the machine is too busy for a study of a few seconds")
+    assert [line.split(",")[0] for line in progress_lines(err, "few")] == ["few: 0/10 (0%)", "few: 10/10 (100%)"]
+
+
+def test_progress_on_a_terminal_is_the_live_line(cluster, write_spec, tmp_path):
+    """stderr a terminal (a pty): the live line, and no plain progress lines."""
+    import pty
+    spec = write_spec('implementation = "jit"\nhidden = [6]\nseed = [1, 2]\n', repeats=1, name="tty")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "fastscratch", "study", "run", str(spec), "--out", str(tmp_path),
+                             "--scheduler", cluster.scheduler_address, "--progress-interval", "0"],
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "120"})
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0, seen
+    text = seen.decode(errors="replace")
+    assert "tty" in text and "2 ok, 0 failed, 0 to run" in text and "ETA" in text and "\x1b[" in text
+    assert "tty: 0/2 (0%)" not in text and "elapsed" not in text
+
+
+def test_failures_are_grouped_by_reason(dask_cluster, no_torch, write_spec, tmp_path):
+    """Six torch cell-repeats fail for one reason: its first failure is printed as it comes, the others only
+    counted; at the end the run's failures grouped as the report groups them (reason, count, cells)."""
+    spec = write_spec('implementation = ["jit", "torch"]\nhidden = [6]\nseed = [1, 2, 3]\n', repeats=2)
+    code, _, err = finish(fastscratch("run", spec, "--out", tmp_path, "--scheduler", dask_cluster, "--quiet",
+                                      env=no_torch))
+    assert code == 1 and "Traceback" not in err, err
+    assert err.count("failed: torch on cpu mnist float64 6 batch 30 seed ") == 1
+    reason = ("ImportError: implementation 'torch' needs torch, which is not installed: "
+              f"`{sys.executable} -m pip install torch`")
+    assert (f"6 cell-repeats failed in this run, for 1 reason:\n  6 x {reason}") in err
+    assert "\n      torch float64, seed 1; torch float64, seed 2; torch float64, seed 3\n" in err
+    from fastscratch.study import report
+    report.write(tmp_path)
+    assert f"| {reason}" in (tmp_path / "report.md").read_text()  # the same reason in the report
