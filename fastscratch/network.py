@@ -117,8 +117,11 @@ class SimpleNetwork(reference.SimpleNetwork):
         if x.ndim == 2 and x.shape[0] > 1:
             network = plan.network_plan(self, numpy=not finite)
             if network.compiled_forward:
-                work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data)
-                return prediction.predict(network, work)
+                work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data, rows=len(x))
+                classes = prediction.predict(network, work)
+                for layer, y in zip(self.layers, work.ys):  # the batch's x and y, as the reference's forward leaves
+                    layer.x, layer.y, x = x, y, y
+                return classes
             return np.argmax(network.forward(x), axis=1)
         return np.argmax(self._call_plan(finite).forward(x))
 

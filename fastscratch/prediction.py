@@ -33,10 +33,10 @@ def outputs(sizes, rows, dtype):
     return tuple(np.empty((rows, size), dtype=dtype) for size in sizes[1:])
 
 
-def forward_work(X, sizes, dtype, kept, known=None):
-    """The ``ForwardWork`` of ``predict_classes`` for X, ``EVAL_CHUNK`` rows at a time, and X's ``Indexed``
-    (see ``structure``)."""
-    rows = min(EVAL_CHUNK, len(X))
+def forward_work(X, sizes, dtype, kept, known=None, rows=EVAL_CHUNK):
+    """The ``ForwardWork`` of ``predict_classes`` for X, ``rows`` rows at a time, and X's ``Indexed``
+    (see ``structure``). With ``rows=len(X)`` its buffers receive every row's outputs (``predict``)."""
+    rows = min(rows, len(X))
     rows_structure, entry = structure(X, sizes, rows, kept, known)
     return ForwardWork(outputs(sizes, rows, dtype), rows_structure), entry
 
@@ -46,16 +46,22 @@ def predict(plan, work):
     whose ``compiled_forward`` holds.
 
     Rows are independent, so large inputs are split over threads as the
-    indexing is (``structure.in_parts``); each part has its own buffers.
+    indexing is (``structure.in_parts``); each part has its own buffers, or
+    its own rows of buffers that hold every row (``forward_work(rows=len(X))``),
+    which then hold every layer's outputs.
     """
     rows_structure = work.structure
     classes = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
     arguments = plan.arguments()
+    every_row = len(work.ys[0]) == len(classes)
 
     def run(start, stop):
         part = Structure((rows_structure.indptrs[0][start:stop + 1], *rows_structure.indptrs[1:]),
                          rows_structure.indices, rows_structure.values)
-        ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
+        if every_row:
+            ys = tuple(y[start:stop] for y in work.ys)
+        else:
+            ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
         predict_classes(*arguments, ForwardWork(ys, part), classes[start:stop])
     in_parts(run, len(classes), MIN_ROWS_PER_THREAD)
     return classes

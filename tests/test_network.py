@@ -244,3 +244,31 @@ def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dt
     for r, j in zip(ref.layers, jit.layers):
         np.testing.assert_array_equal(j.W, r.W)
         np.testing.assert_array_equal(j.dL_dW, r.dL_dW)
+
+
+@pytest.mark.filterwarnings("ignore::fastscratch.FallbackWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("activation", ["sigmoid", "custom"])
+def test_predict_of_several_rows_leaves_them_on_the_layers_as_the_reference(activation, threads, dtype, rng,
+                                                                            monkeypatch):
+    """The reference's predict is a forward pass: the layers keep that batch's x and y, and a backward after
+    it back-propagates that batch (the drop-in's compiled predict used to leave the older x and y)."""
+    ref, jit = twins((7, 5), dtype=dtype)
+    if activation == "custom":
+        for net in (ref, jit):
+            net.layers[1].activation_function = lambda z: 1 / (1 + np.exp(-z))
+    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    X, Y = problem(rng, 700)
+    for net in (ref, jit):
+        net.forward(X[:3])  # an older batch
+    np.testing.assert_array_equal(jit.predict(X), ref.predict(X))
+    for r, j in zip(ref.layers, jit.layers):
+        assert j.x.shape == r.x.shape and j.y.shape == r.y.shape == (700, r.size)
+        close(j.x, r.x, dtype)
+        close(j.y, r.y, dtype)
+    dL_dy = functions.derivated_loss_L2(ref.layers[-1].y, Y)
+    close(jit.backward(dL_dy), ref.backward(dL_dy), dtype)
+    for r, j in zip(ref.layers, jit.layers):
+        close(j.dL_dW, r.dL_dW, dtype)
