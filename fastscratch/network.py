@@ -29,6 +29,7 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__(num_inputs, layer_size, activation_function, derivated_activation_function, dtype=dtype)
+        self._plans = plan.PlanCache()  # a re-run __init__ keeps no plan of the old weights
         plan.layer_plan(self, self.dtype, where="layer")  # warn now about callables that will run through NumPy
 
     @classmethod
@@ -138,11 +139,12 @@ class SimpleNetwork(reference.SimpleNetwork):
     evaluate_accuracy.__doc__ = reference.SimpleNetwork.evaluate_accuracy.__doc__
 
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
-              *, verbose=True, callback=None):
+              print_frequency=1, *, verbose=True, callback=None):
         X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
             X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
-        return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
-                             callback)
+        print_frequency = check.check_size("print_frequency", print_frequency)
+        return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                             print_frequency, verbose, callback)
 
     train.__doc__ = reference.SimpleNetwork.train.__doc__
 

@@ -185,7 +185,8 @@ class Session:
             x = layer.layer.y
 
 
-def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
+def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
+          callback):
     """The reference's ``train`` loop on checked arguments (X_train's and X_val's finiteness left to
     ``Session``), each epoch run as ``Session.epoch_plan`` decides."""
     session = Session(network, X_train, X_val, batch_size)
@@ -202,7 +203,7 @@ def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learn
                 accuracies.append(accuracy)
             else:
                 accuracy = np.nan
-            if verbose:
+            if verbose and (i % print_frequency == 0 or i == num_epochs - 1):
                 print(epoch_line(i, epoch_loss, accuracy))
             if callback is not None:
                 callback(i, epoch_loss, accuracy)
