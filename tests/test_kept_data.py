@@ -60,7 +60,8 @@ def test_networks_on_the_same_arrays_share_one_structure_of_the_documented_size(
     nonzeros = np.count_nonzero(X_train[:600])
     # about 10 bytes per nonzero entry (int16 index, float64 value) and a third more for the batches
     assert len(held) == 1 and 10 * nonzeros <= held.nbytes <= 16 * nonzeros
-    assert [net.kept_data.nbytes for net in nets] == [held.nbytes] * 3 and [len(net.kept_data) for net in nets] == [1] * 3
+    assert [net.kept_data.nbytes for net in nets] == [held.nbytes] * 3
+    assert [len(net.kept_data) for net in nets] == [1] * 3
     assert "MB" in repr(held) and "MB" in repr(nets[0].kept_data)
 
 
