@@ -4,6 +4,7 @@ Numba kernels do no bounds checking, so everything that reaches them is made
 right here: a known float dtype, C order, the expected widths, finite values.
 Every message names the argument, what was expected and what was given.
 """
+import linecache
 import math
 import numbers
 import sys
@@ -24,14 +25,33 @@ def user_frame():
     return frame
 
 
-def warn_as_the_tutorial_runs(text):
-    """Warn about an argument the tutorial's code accepts silently (the call then does what it does), pointing
-    at the user's line (``user_frame``), with that module's registry, as ``warnings.warn`` would."""
+def warn_at_user_line(text, category, registry=None):
+    """Issue a warning pointing at the user's line (``user_frame``), with that module's registry, as
+    ``warnings.warn`` would, or with ``registry``.
+
+    It must work wherever that line runs: a script, the interactive prompt, ``python -c``, ``exec``, a
+    Jupyter cell, a thread. ``warnings.warn_explicit`` given the module's globals asks the module's loader
+    for the source and raises what the loader raises (``__main__`` at the prompt, under ``-c`` or in
+    ``exec`` has the built-in importer, which refuses it); so the source line is left to ``linecache``,
+    primed here from those globals as the pure-Python ``warnings`` module primes it (a module whose
+    source only its loader knows, such as a zip import), where a loader that cannot give it is no error.
+    """
     frame = user_frame()
-    warnings.warn_explicit(text, UserWarning, frame.f_code.co_filename, frame.f_lineno,
-                           module=frame.f_globals.get("__name__"),
-                           registry=frame.f_globals.setdefault("__warningregistry__", {}),
-                           module_globals=frame.f_globals)
+    filename, lineno, module_globals = frame.f_code.co_filename, frame.f_lineno, frame.f_globals
+    try:
+        linecache.getlines(filename, module_globals)
+    except Exception:  # noqa: BLE001  (a loader's own failure: the warning shows without its source line)
+        pass
+    if registry is None:
+        registry = module_globals.setdefault("__warningregistry__", {})
+    warnings.warn_explicit(text, category, filename, lineno, module=module_globals.get("__name__"),
+                           registry=registry)
+
+
+def warn_as_the_tutorial_runs(text):
+    """Warn about an argument the tutorial's code accepts silently (the call then does what it does), at the
+    user's line (``warn_at_user_line``)."""
+    warn_at_user_line(text, UserWarning)
 
 
 def check_dtype(dtype):

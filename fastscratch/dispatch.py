@@ -4,10 +4,9 @@
 ``FallbackWarning`` per callable object, so two lambdas of the same name warn
 twice and a callable reused in every layer warns once.
 """
-import warnings
 import weakref
 
-from fastscratch._validation import user_frame
+from fastscratch._validation import warn_at_user_line
 from fastscratch.functions import builtin
 
 
@@ -52,9 +51,7 @@ def warn_once(function, role, where="network"):
         return  # not callable: calling it fails, as in the reference
     text = (f"{where} {role} {callable_name(function)!r} is not one of fastscratch's built-ins: it runs through "
             f"NumPy (slower)" + (", and train() runs batch by batch" if where == "network" else ""))
-    frame = user_frame()
-    warnings.warn_explicit(text, FallbackWarning, frame.f_code.co_filename, frame.f_lineno,
-                           module=frame.f_globals.get("__name__"), registry={}, module_globals=frame.f_globals)
+    warn_at_user_line(text, FallbackWarning, registry={})
 
 
 def activation_code(function, where="network"):

@@ -1,21 +1,35 @@
-"""What ``train`` keeps between calls, on the network: the CSR structure of the data sets it last read.
+"""What ``train``, ``evaluate_accuracy`` and ``predict`` keep between calls: the CSR structure of the data sets
+they read, kept with the data.
 
 Indexing MNIST's training set costs about half an epoch, which a loop of
-``train(num_epochs=1)`` calls would pay every epoch; so each drop-in network
-keeps, in ``network.kept_data``, the structures of the last ``capacity``
-data sets (by shape, dtype and index dtype) with the column structures of
-their batches for the last batch size. A kept structure is used only after a
-comparison with the array (``describes``: one read of it, which also proves
-it finite), so an array changed in place, or another array of the same
-shape, is indexed anew.
+``train(num_epochs=1)`` calls would pay every epoch, and so would every network
+of a sweep trained on the same arrays. So the structure built from an array is
+kept with that array: on its base array (``X_train[:1000]`` is a new object at
+each call, but the same view of the same base), one ``KeptData`` per base
+array (``kept_on``), found by the base's identity and dropped by a weak
+reference's callback when the base is freed. Every network that reads the same
+array (the same view of it, converted to the same dtype) uses one structure,
+which lives as long as the array does, not as long as a network. Each
+structure is kept with the column structures of its batches for the last batch
+size trained. A kept structure is used only after a comparison with the array
+(``describes``: one read of it, which also proves it finite), so an array
+changed in place, or another one that happens to reuse a freed base's
+address, is indexed anew.
 
-It holds about 10 bytes per nonzero entry: for MNIST's training set about
-90 MB, and 30 MB of batch structures (``KeptData.nbytes`` says what it
-holds). It goes with its network; ``network.kept_data.clear()`` drops it now,
-``capacity = 0`` keeps nothing (each call indexes its data). Copies and
-pickles of a network start with nothing kept.
+A structure holds about 10 bytes per nonzero entry: for MNIST's training set
+about 90 MB, and 30 MB of batch structures. A network's ``kept_data``
+(``KeptWithData``) is its view of what it uses: ``nbytes`` (structures shared
+with other networks are counted in each), ``clear()`` (drops them from their
+arrays now) and ``capacity`` (how many views or dtypes of one array are kept;
+0 keeps nothing for this network: each call indexes its data). A ``KeptData``
+assigned to ``kept_data`` (``net.kept_data = KeptData()``, shared by the
+networks it is given to) keeps the structures itself instead, by shape, for as
+long as it lives. Copies and pickles of a network start with a handle of their
+own, which finds what the arrays keep. Data given as lists has no array to keep
+anything with: it is indexed at each call.
 """
 import threading
+import weakref
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -43,29 +57,33 @@ def describes(entry, X, threads=None):
     return structure_matches(X, entry.indptr, entry.indices, entry.values, threads)
 
 
-def _key(X, indices_dtype):
-    return X.shape, X.dtype.str, np.dtype(indices_dtype).str
+def _key(X, indices_dtype, where):
+    return where, X.shape, X.dtype.str, np.dtype(indices_dtype).str
+
+
+def _entry_nbytes(entry):
+    return _nbytes((entry.indptr, entry.indices, entry.values, *entry.batches.values()))
 
 
 class KeptData:
-    """The structures one network keeps between ``train`` calls (see the module's docstring).
+    """A holder of structures (see the module's docstring): each base array's (``kept_on``), or one given to
+    networks as their ``kept_data``, which keeps what they index by shape, dtype and index dtype.
 
     Attributes:
-        capacity (int): how many data sets are kept (2: a training and a validation set).
+        capacity (int): how many structures are kept, the most recently used.
     """
 
     def __init__(self, capacity=2):
         self.capacity = capacity
         self._entries = OrderedDict()
-        self._lock = threading.Lock()  # two threads may train (or predict with) one network
+        self._lock = threading.Lock()  # two threads may train (or predict with) networks on the same data
 
     @property
     def nbytes(self):
         """The bytes held."""
         with self._lock:
             entries = list(self._entries.values())
-        return sum(_nbytes((entry.indptr, entry.indices, entry.values, *entry.batches.values()))
-                   for entry in entries)
+        return sum(_entry_nbytes(entry) for entry in entries)
 
     def __len__(self):
         return len(self._entries)
@@ -81,15 +99,21 @@ class KeptData:
     def __repr__(self):
         return f"KeptData({len(self)} data sets, {self.nbytes / 1e6:.1f} MB)"
 
-    def lookup(self, X, indices_dtype):
-        """The kept ``Indexed`` structure of an array of X's shape and dtype, not yet compared with X, or None."""
-        with self._lock:
-            return self._entries.get(_key(X, indices_dtype))
+    def for_data(self, source):
+        """Where the structure of ``source`` (an argument as the user gave it) is looked up and kept: here, by
+        shape."""
+        return Place(self, None)
 
-    def sampled_match(self, X, indices_dtype):
-        """The kept ``Indexed`` structure of an array of X's shape and dtype if X's sampled rows match it,
-        else None: a likely, not a proven, description of X."""
-        entry = self.lookup(X, indices_dtype)
+    def lookup(self, X, indices_dtype, where=None):
+        """The kept ``Indexed`` structure of X (at ``where`` of a base array, see ``Place``), not yet compared
+        with X, or None."""
+        with self._lock:
+            return self._entries.get(_key(X, indices_dtype, where))
+
+    def sampled_match(self, X, indices_dtype, where=None):
+        """The kept ``Indexed`` structure of X (``lookup``) if X's sampled rows match it, else None: a likely,
+        not a proven, description of X."""
+        entry = self.lookup(X, indices_dtype, where)
         if entry is None:
             return None
         n = len(X)
@@ -101,21 +125,152 @@ class KeptData:
                 return None
         return entry
 
-    def index(self, X, indices_dtype, known=None):
+    def index(self, X, indices_dtype, known=None, where=None):
         """The ``Indexed`` structure of the finite 2-D array X: ``known`` (a kept one already compared with X
         in this call), or a kept one that still describes X, or a new one, which is kept."""
         if known is None or known.indices.dtype != indices_dtype:
-            known = self.lookup(X, indices_dtype)
+            known = self.lookup(X, indices_dtype, where)
             if known is not None and not describes(known, X):
                 known = None
         entry = known or Indexed(*nonzero_structure(X, indices_dtype), {})
-        key = _key(X, indices_dtype)
+        key = _key(X, indices_dtype, where)
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > max(self.capacity, 0):
                 self._entries.popitem(last=False)
         return entry
+
+    def _drop(self, key):
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def _holds(self, key):
+        with self._lock:
+            return key in self._entries
+
+    def _nbytes_of(self, key):
+        with self._lock:
+            entry = self._entries.get(key)
+        return 0 if entry is None else _entry_nbytes(entry)
+
+
+class Place(NamedTuple):
+    """Where one array's structure is looked up and kept: a ``KeptData``, the array's place in its base
+    array (offset, shape, strides, dtype; None: by shape alone), and the network's ``KeptWithData`` that
+    records it (or None)."""
+    kept: KeptData
+    where: tuple = None
+    user: object = None
+
+    def sampled_match(self, X, indices_dtype):
+        return self.kept.sampled_match(X, indices_dtype, self.where)
+
+    def index(self, X, indices_dtype, known=None):
+        entry = self.kept.index(X, indices_dtype, known, self.where)
+        if self.user is not None:
+            self.user._record(self.kept, _key(X, indices_dtype, self.where))
+        return entry
+
+
+#: The ``KeptData`` of each base array that a network read: ``{id(base): (weak reference to it, its KeptData)}``.
+#: An entry goes when its array is freed (the weak reference's callback), so none outlives its data.
+_WITH_ARRAYS = {}
+_WITH_ARRAYS_LOCK = threading.Lock()
+
+
+def _base(X):
+    """The array that owns X's memory, or the outermost array over memory of another kind (a buffer)."""
+    while isinstance(X.base, np.ndarray):
+        X = X.base
+    return X
+
+
+def _forget(key, reference):
+    if _WITH_ARRAYS.get(key, (None,))[0] is reference:  # not a newer array's entry at a reused address
+        _WITH_ARRAYS.pop(key, None)
+
+
+def kept_on(X):
+    """The ``KeptData`` kept with X's base array, or None if nothing was ever kept with it."""
+    base = _base(np.asarray(X))
+    entry = _WITH_ARRAYS.get(id(base))
+    return entry[1] if entry is not None and entry[0]() is base else None
+
+
+def _with_array(source, capacity):
+    """The ``KeptData`` of ``source``'s base array (made if need be, keeping at least ``capacity`` structures),
+    and ``source``'s place in it."""
+    base = _base(source)
+    where = (source.__array_interface__["data"][0] - base.__array_interface__["data"][0], source.shape,
+             source.strides, source.dtype.str)
+    with _WITH_ARRAYS_LOCK:
+        entry = _WITH_ARRAYS.get(id(base))
+        if entry is None or entry[0]() is not base:
+            key = id(base)
+            entry = _WITH_ARRAYS[key] = (weakref.ref(base, lambda reference: _forget(key, reference)),
+                                         KeptData(capacity))
+    kept = entry[1]
+    kept.capacity = max(kept.capacity, capacity)
+    return kept, where
+
+
+class KeptWithData:
+    """A network's ``kept_data``: the structures its calls use, kept with their arrays (see the module's
+    docstring).
+
+    Attributes:
+        capacity (int): how many structures one array keeps (its views, or its conversions to another dtype),
+            the most recently used; 0: this network keeps nothing and finds nothing kept (each call indexes its
+            data).
+    """
+
+    def __init__(self, capacity=2):
+        self.capacity = capacity
+        self._used = OrderedDict()  # (id(KeptData), key) -> (weak reference to that KeptData, key)
+        self._lock = threading.Lock()
+
+    def for_data(self, source):
+        """Where the structure of ``source`` (an argument as the user gave it) is looked up and kept: with its
+        base array; for data that is not an array, or with ``capacity`` 0, for this call only."""
+        if self.capacity <= 0 or not isinstance(source, np.ndarray):
+            return Place(KeptData(0))
+        return Place(*_with_array(source, self.capacity), self)
+
+    def _record(self, kept, key):
+        with self._lock:
+            self._used[id(kept), key] = (weakref.ref(kept), key)
+            self._used.move_to_end((id(kept), key))
+            for name, (reference, _) in list(self._used.items()):
+                if reference() is None:
+                    del self._used[name]
+
+    def _live(self):
+        with self._lock:
+            used = list(self._used.values())
+        return [(kept, key) for kept, key in ((reference(), key) for reference, key in used)
+                if kept is not None and kept._holds(key)]
+
+    @property
+    def nbytes(self):
+        """The bytes of the structures this network's calls use (each counted in full, though others use it)."""
+        return sum(kept._nbytes_of(key) for kept, key in self._live())
+
+    def __len__(self):
+        return len(self._live())
+
+    def clear(self):
+        """Drop, from their arrays, the structures this network's calls used; the next call indexes its data."""
+        for kept, key in self._live():
+            kept._drop(key)
+        with self._lock:
+            self._used.clear()
+
+    def __reduce__(self):  # copies and pickles get a handle of their own, which finds what the arrays keep
+        return type(self), (self.capacity,)
+
+    def __repr__(self):
+        return f"KeptWithData({len(self)} data sets, {self.nbytes / 1e6:.1f} MB)"
 
 
 def batches_of(entry, n_in, batch_size, offsets_dtype):

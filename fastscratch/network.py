@@ -6,8 +6,8 @@ the arithmetic is the drop-in's, and so is ``train``'s loop (``session``).
 Each call validates its arguments and runs the plan decided from the network
 as it is: the per-call plan is kept (``plan.call_plan``) only while the
 objects it was decided from are the same ones, and ``train`` decides again
-every epoch. What a network keeps between ``train`` calls is its
-``kept_data`` (``kept_data.KeptData``).
+every epoch. What its calls keep of their data is kept with the data
+(``kept_data``); ``kept_data`` is the network's view of it.
 """
 import numpy as np
 
@@ -15,7 +15,7 @@ from fastscratch import _validation as check
 from fastscratch import plan, prediction, reference, session
 from fastscratch.dispatch import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 from fastscratch.functions import derivated_loss_L2, derivated_sigmoid, loss_L2, sigmoid
-from fastscratch.kept_data import KeptData
+from fastscratch.kept_data import KeptWithData
 
 
 class Neuron(reference.Neuron):
@@ -29,6 +29,7 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__(num_inputs, layer_size, activation_function, derivated_activation_function, dtype=dtype)
+        self._plans = plan.PlanCache()  # a re-run __init__ keeps no plan of the old weights
         plan.layer_plan(self, self.dtype, where="layer")  # warn now about callables that will run through NumPy
 
     @classmethod
@@ -69,8 +70,9 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
 class SimpleNetwork(reference.SimpleNetwork):
     __doc__ = reference.SimpleNetwork.__doc__ + """
     The drop-in adds:
-        kept_data (KeptData): what ``train`` keeps between calls (the indexed data sets); see
-            ``fastscratch.kept_data``.
+        kept_data (KeptWithData): the structures its calls keep of their data sets, kept with the arrays
+            and shared by every network that reads them (``nbytes``, ``clear()``, ``capacity``); a
+            ``KeptData`` assigned here keeps them itself instead. See ``fastscratch.kept_data``.
     """
 
     def __init__(self, num_inputs, num_outputs, hidden_layers_sizes=(64, 32),
@@ -79,7 +81,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         super().__init__(num_inputs, num_outputs, hidden_layers_sizes, activation_function,
                          derivated_activation_function, loss_function, derivated_loss_function, dtype=dtype)
         self.layers = [FullyConnectedLayer.from_reference(layer) for layer in self.layers]
-        self.kept_data = KeptData()
+        self.kept_data = KeptWithData()
         self._plans = plan.PlanCache()
         plan.network_plan(self)  # warn now about callables that will run through NumPy
 
@@ -113,12 +115,17 @@ class SimpleNetwork(reference.SimpleNetwork):
 
     def predict(self, x):
         self.check_layers()
+        source = x
         x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
             network = plan.network_plan(self, numpy=not finite)
             if network.compiled_forward:
-                work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data)
-                return prediction.predict(network, work)
+                work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data.for_data(source),
+                                                  rows=len(x))
+                classes = prediction.predict(network, work)
+                for layer, y in zip(self.layers, work.ys):  # the batch's x and y, as the reference's forward leaves
+                    layer.x, layer.y, x = x, y, y
+                return classes
             return np.argmax(network.forward(x), axis=1)
         return np.argmax(self._call_plan(finite).forward(x))
 
@@ -126,20 +133,27 @@ class SimpleNetwork(reference.SimpleNetwork):
 
     def evaluate_accuracy(self, X_val, y_val):
         self.check_layers()
+        source = X_val
         X_val, finite = check.read_input("X_val", X_val, self.num_inputs, self.dtype)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
-        return prediction.accuracy(self, X_val, y_val, numpy=not finite, call_plan=self._call_plan())
+
+        def val_work():
+            return prediction.forward_work(X_val, plan.sizes_of(self), self.dtype, self.kept_data.for_data(source))[0]
+        return prediction.accuracy(self, X_val, y_val, val_work, numpy=not finite, call_plan=self._call_plan())
 
     evaluate_accuracy.__doc__ = reference.SimpleNetwork.evaluate_accuracy.__doc__
 
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
-              *, verbose=True, callback=None):
+              print_frequency=1, *, verbose=True, callback=None):
+        sources = X_train, X_val  # as given: their structures are kept with them
         X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
             X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
-        return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose,
-                             callback)
+        print_frequency = check.check_size("print_frequency", print_frequency)
+        places = self.kept_data.for_data(sources[0]), None if X_val is None else self.kept_data.for_data(sources[1])
+        return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                             print_frequency, verbose, callback, places)
 
     train.__doc__ = reference.SimpleNetwork.train.__doc__
 

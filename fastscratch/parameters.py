@@ -1,48 +1,34 @@
-"""The arrays kernels read and update for a layer's W and b, and the write-back into the user's objects.
+"""Which of a layer's ``W`` and ``b`` the kernels read and update in place, and the arrays they read.
 
-The kernels update a layer's own ``W`` and ``b`` in place when they are
-C-contiguous, writable arrays of the network's dtype; any other form (a
-strided view, float32 weights on a float64 network, a list, another byte
-order) runs on a converted copy whose updates are written back after each
-step, as the reference's ``W -= ...`` would store them.
+The kernels update a layer's own ``W`` and ``b`` in place when each is a
+writable, aligned, C-contiguous ``np.ndarray`` of the network's dtype. Any
+other form (a transposed or strided view, a Fortran-ordered array, float32
+weights on a float64 network, another byte order, a list, a read-only array)
+is never copied for the kernels to step: a copy made when the plan is decided
+goes stale as soon as another layer steps the memory it shares (tied weights,
+``l2.W = l1.W.T``), and writing it back would erase that layer's update. Such
+a layer runs the reference's own expressions on the user's object instead
+(``plan``), so every update lands where, and in the order, the reference's
+``W -= epsilon * dL_dW`` puts it, or fails where that fails.
 """
 import numpy as np
 
 from fastscratch import _validation as check
 
 
+def in_place(value, dtype):
+    """``value`` itself if the kernels can read and update it in place, else None."""
+    if (type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous and value.flags.writeable
+            and value.flags.aligned):
+        return value
+    return None
+
+
 def kernel_array(name, value, dtype):
-    """A public array attribute as the kernels need it: C-contiguous, ``dtype`` (shapes checked by the caller)."""
+    """A public array attribute the kernels only read (``x``, ``y``, ``dL_dW``): itself if C-contiguous and of
+    ``dtype``, else a converted copy (shapes checked by the caller)."""
     if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
         return value  # the common case, without the conversion's machinery
     arr = check.as_real_array(name, value)
     with np.errstate(over="ignore"):
         return np.ascontiguousarray(arr, dtype=dtype)
-
-
-def parameter(owner, name, dtype, copies):
-    """``owner.W`` or ``owner.b`` itself if the kernels can update it in place, else one converted copy.
-
-    ``copies`` maps the id of a source object to its copy, so that parameters
-    tied by assignment (``l1.W = l2.W``) share one copy within a plan.
-    """
-    value = getattr(owner, name)
-    if id(value) in copies:
-        return copies[id(value)]
-    arr = kernel_array(name, value, dtype)
-    if arr is value and not arr.flags.writeable:  # the update fails, as in the reference, at write-back
-        arr = arr.copy()
-    copies[id(value)] = arr
-    return arr
-
-
-def write_back(layer, name, arr):
-    """After a step on a converted copy, put it into the user's object, as the reference's ``-=`` would."""
-    value = getattr(layer, name)
-    if value is arr:
-        return
-    if isinstance(value, np.ndarray):
-        value[...] = arr
-        arr[...] = value  # what the user's dtype kept is what the next step starts from
-    else:  # a list: the reference's ``W -= ...`` makes it an array too
-        setattr(layer, name, arr)

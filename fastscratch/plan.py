@@ -4,8 +4,9 @@ A plan is decided from the objects as the user left them (every epoch of
 ``train``, so after the callback; and for the per-call API, again whenever
 one of the objects it read is replaced: ``call_plan``). It says
 
-- which functions run as kernels (``dispatch``) and which arrays the kernels
-  read and update (``parameters``);
+- which functions run as kernels (``dispatch``) and which of W and b the
+  kernels read and update in place (``parameters``); a layer whose W or b
+  they cannot runs the reference's expressions on the user's objects;
 - whether a layer's products run as kernels or as the reference's NumPy
   expressions: by size (``KERNEL_MAX_ENTRIES``; in ``train``, past the
   measured crossover, ``past_crossover``), and for non-finite parameters or
@@ -26,7 +27,7 @@ from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.sgd import sgd_step
 from fastscratch.kernels.structure import full_structure, index_dtype
-from fastscratch.parameters import kernel_array, parameter, write_back
+from fastscratch.parameters import in_place, kernel_array
 
 #: Where the compiled epoch stops paying off (measured: benchmarks/crossover.py), so that ``train``
 #: runs the reference's NumPy products instead, with identical results: a hidden layer of more than
@@ -53,8 +54,8 @@ KERNEL_MAX_ENTRIES = 1024
 class LayerPlan(NamedTuple):
     """How one layer runs in this call."""
     layer: object
-    W: np.ndarray  # the arrays kernels read and update (see ``parameters.parameter``)
-    b: np.ndarray
+    W: np.ndarray  # the user's W and b, which kernels read and update in place (``parameters.in_place``), or
+    b: np.ndarray  # None: then the layer runs the reference's expressions on the user's objects (``numpy``)
     activation: object  # kernel code, or None: ``layer.activation_function`` through NumPy
     derivative: object  # likewise for ``layer.derivated_activation_function``
     numpy: bool  # products as the reference's NumPy expressions instead of kernels
@@ -64,16 +65,15 @@ class LayerPlan(NamedTuple):
         return self.activation is not None and self.activation == self.derivative
 
 
-def layer_plan(layer, dtype, copies=None, numpy=False, where="network", scan=True):
+def layer_plan(layer, dtype, numpy=False, where="network", scan=True):
     """The ``LayerPlan`` of ``layer`` as it is now (shapes already checked by the layer). ``scan`` looks at W
     and b: non-finite ones run the reference's expressions, as the compiled passes that skip zero inputs
     (``compiled_forward``, ``compiled_epoch``) would hide 0 * NaN; without it (``call_plan``), the caller
     runs nothing that skips zeros."""
-    copies = {} if copies is None else copies
-    W, b = parameter(layer, "W", dtype, copies), parameter(layer, "b", dtype, copies)
-    finite = not scan or check.all_finite(W) and check.all_finite(b)
+    W, b = in_place(layer.W, dtype), in_place(layer.b, dtype)
+    numpy = numpy or W is None or b is None or scan and not (check.all_finite(W) and check.all_finite(b))
     return LayerPlan(layer, W, b, activation_code(layer.activation_function, where),
-                     derivative_code(layer.derivated_activation_function, where), numpy or not finite)
+                     derivative_code(layer.derivated_activation_function, where), numpy)
 
 
 def _dense(rows, full):
@@ -93,7 +93,7 @@ def forward(plan, x, dtype, full=None):
     kept between calls (see ``_dense``)."""
     layer = plan.layer
     if plan.numpy or x.size > KERNEL_MAX_ENTRIES:
-        y = layer.activation_function(np.dot(x, plan.W) + plan.b)
+        y = layer.activation_function(np.dot(x, layer.W) + layer.b)
         if plan.activation is None:
             y = checked_result(layer.activation_function, "activation_function", y, x.shape[:-1] + (layer.size,),
                                dtype)
@@ -129,26 +129,37 @@ def backward(plan, dL_dy, dtype, input_gradient_needed=True):
         dL_dz = np.empty(y.shape, dtype=dtype)
         times_derivative(dL_dy, y, plan.derivative, dL_dz)
     parameter_gradients(layer, x, dL_dz)
-    return np.dot(dL_dz, plan.W.T) if input_gradient_needed else None
+    return np.dot(dL_dz, np.asarray(layer.W).T) if input_gradient_needed else None
 
 
 def optimize(plan, epsilon, dtype, owner="layer"):
-    """One SGD step with the layer's stored gradients: the reference's ``W -= epsilon * dL_dW`` in one pass.
+    """One SGD step with the layer's stored gradients: the reference's ``W -= epsilon * dL_dW``, then ``b``'s.
 
-    An int or bool ``W`` (``b``) cannot store the update: the error comes where the reference's ``-=`` raises
-    (``W`` before any update, ``b`` after ``W``'s), and nothing is truncated into it.
+    Where W and b can be stepped in place now (``parameters.in_place``: a kept plan's arrays may have been
+    made read-only since), one kernel pass gives NumPy's bits. Otherwise the reference's own expressions
+    step the user's objects, in its order: a view steps the memory it shares with another layer's
+    parameters after that layer's step, and a ``W`` (``b``) that cannot store the update fails where the
+    reference's ``-=`` fails (``W`` before any update of this layer, ``b`` after ``W``'s), with a message
+    naming it; nothing is truncated into an int or bool array.
     """
     layer = plan.layer
-    check.check_update_fits(owner, "W", layer.W, dtype)
-    for name, arr in (("W", plan.W), ("b", plan.b)):
-        if not arr.flags.writeable:  # made read-only after a kept plan took it: the reference's ``-=`` fails
-            raise ValueError(f"{owner}.{name} is read-only: the update {name} -= epsilon * dL_d{name} cannot be "
-                             f"stored (output array is read-only)")
-    sgd_step(plan.W, plan.b, kernel_array("dL_dW", layer.dL_dW, dtype), kernel_array("dL_db", layer.dL_db, dtype),
-             dtype.type(epsilon))
-    write_back(layer, "W", plan.W)
-    check.check_update_fits(owner, "b", layer.b, dtype)
-    write_back(layer, "b", plan.b)
+    W, b = in_place(layer.W, dtype), in_place(layer.b, dtype)
+    if W is not None and b is not None:
+        sgd_step(W, b, kernel_array("dL_dW", layer.dL_dW, dtype), kernel_array("dL_db", layer.dL_db, dtype),
+                 dtype.type(epsilon))
+        return
+    _check_update(owner, "W", layer.W, dtype)
+    layer.W -= epsilon * layer.dL_dW
+    _check_update(owner, "b", layer.b, dtype)
+    layer.b -= epsilon * layer.dL_db
+
+
+def _check_update(owner, name, value, dtype):
+    """Raise where the reference's ``name -= ...`` would, with a message naming ``owner.name``."""
+    check.check_update_fits(owner, name, value, dtype)
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        raise ValueError(f"{owner}.{name} is read-only: the update {name} -= epsilon * dL_d{name} cannot be "
+                         f"stored (output array is read-only)")
 
 
 def parameter_gradients(layer, x, dL_dz):
@@ -197,8 +208,7 @@ class NetworkPlan(NamedTuple):
 
 def network_plan(network, numpy=False, scan=True):
     """The ``NetworkPlan`` of ``network`` as it is now (its layers already checked by ``check_layers``)."""
-    copies = {}
-    return NetworkPlan(tuple(layer_plan(layer, network.dtype, copies, numpy, scan=scan) for layer in network.layers),
+    return NetworkPlan(tuple(layer_plan(layer, network.dtype, numpy, scan=scan) for layer in network.layers),
                        loss_code(network), network.dtype)
 
 
@@ -233,15 +243,15 @@ def call_plan(network, cache):
     """The ``NetworkPlan`` of ``network`` (or of a lone layer) for ``forward``, ``backward``, ``optimize`` and
     ``predict`` of one row: decided once and reused while the objects it read are the same ones (the layers,
     their own W and b, their functions, the loss pair). W's finiteness is not part of it: nothing it runs
-    skips zero inputs; whether W is still writable is ``optimize``'s to see."""
+    skips zero inputs; whether W is still writable is ``optimize``'s to see. It holds no copy of any array,
+    so it is kept whatever forms W and b have."""
     objects = _decided_from(network)
     entry = cache.entry  # one read: another thread may store a new entry meanwhile
     if entry is not None and len(entry[0]) == len(objects) and all(map(operator.is_, entry[0], objects)):
         return entry[1]
     plan = _lone_layer_plan(network) if getattr(network, "layers", None) is None else network_plan(network, scan=False)
     plan = plan._replace(full=cache.full)
-    if all(layer.W is layer.layer.W and layer.b is layer.layer.b for layer in plan.layers):
-        cache.entry = objects, plan  # converted copies are made at each call instead
+    cache.entry = objects, plan
     return plan
 
 
@@ -273,9 +283,7 @@ def _tied(plan):
 
 
 def compiled_epoch(plan, network, batch_size, nonzero_fraction=1.0):
-    """Whether an epoch can run as one compiled call: built-in functions, the layers' own finite arrays,
-    independent parameters, and sizes below the crossover (``past_crossover``)."""
+    """Whether an epoch can run as one compiled call: built-in functions, finite parameters the kernels
+    update in place, independent of each other, and sizes below the crossover (``past_crossover``)."""
     return (plan.fused and not past_crossover(network, batch_size, nonzero_fraction)
-            and all(not layer.numpy and layer.W is layer.layer.W and layer.b is layer.layer.b
-                    for layer in plan.layers)
-            and not _tied(plan))
+            and all(not layer.numpy for layer in plan.layers) and not _tied(plan))

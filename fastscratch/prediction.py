@@ -1,6 +1,6 @@
 """Compiled forward passes over many rows: the classes of ``predict`` and ``evaluate_accuracy``.
 
-The rows' structure comes from the network's kept data (``kept_data``), so
+The rows' structure comes from what is kept with them (``kept_data``), so
 that evaluating the same validation set every epoch indexes it once.
 """
 import numpy as np
@@ -20,7 +20,7 @@ def indices_dtype(sizes):
 
 def structure(X, sizes, rows, kept, known=None):
     """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``, and X's
-    ``Indexed`` from ``kept`` (a ``KeptData``; ``known``: see ``KeptData.index``)."""
+    ``Indexed`` from ``kept`` (a ``kept_data.Place``; ``known``: see ``KeptData.index``)."""
     index = indices_dtype(sizes)
     hidden = [full_structure(rows, width, index) for width in sizes[1:-1]]
     entry = kept.index(X, index, known)
@@ -33,10 +33,10 @@ def outputs(sizes, rows, dtype):
     return tuple(np.empty((rows, size), dtype=dtype) for size in sizes[1:])
 
 
-def forward_work(X, sizes, dtype, kept, known=None):
-    """The ``ForwardWork`` of ``predict_classes`` for X, ``EVAL_CHUNK`` rows at a time, and X's ``Indexed``
-    (see ``structure``)."""
-    rows = min(EVAL_CHUNK, len(X))
+def forward_work(X, sizes, dtype, kept, known=None, rows=EVAL_CHUNK):
+    """The ``ForwardWork`` of ``predict_classes`` for X, ``rows`` rows at a time, and X's ``Indexed``
+    (see ``structure``). With ``rows=len(X)`` its buffers receive every row's outputs (``predict``)."""
+    rows = min(rows, len(X))
     rows_structure, entry = structure(X, sizes, rows, kept, known)
     return ForwardWork(outputs(sizes, rows, dtype), rows_structure), entry
 
@@ -46,16 +46,22 @@ def predict(plan, work):
     whose ``compiled_forward`` holds.
 
     Rows are independent, so large inputs are split over threads as the
-    indexing is (``structure.in_parts``); each part has its own buffers.
+    indexing is (``structure.in_parts``); each part has its own buffers, or
+    its own rows of buffers that hold every row (``forward_work(rows=len(X))``),
+    which then hold every layer's outputs.
     """
     rows_structure = work.structure
     classes = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
     arguments = plan.arguments()
+    every_row = len(work.ys[0]) == len(classes)
 
     def run(start, stop):
         part = Structure((rows_structure.indptrs[0][start:stop + 1], *rows_structure.indptrs[1:]),
                          rows_structure.indices, rows_structure.values)
-        ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
+        if every_row:
+            ys = tuple(y[start:stop] for y in work.ys)
+        else:
+            ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
         predict_classes(*arguments, ForwardWork(ys, part), classes[start:stop])
     in_parts(run, len(classes), MIN_ROWS_PER_THREAD)
     return classes
@@ -66,20 +72,17 @@ def predict(plan, work):
 COMPILED_MIN_ROWS = 8
 
 
-def accuracy(network, X_val, y_val, val_work=None, numpy=False, call_plan=None):
+def accuracy(network, X_val, y_val, val_work, numpy=False, call_plan=None):
     """``evaluate_accuracy`` on checked arguments: compiled when the network's functions allow, else the
     reference's per-sample loop, planned once (``numpy``: with the reference's expressions, for a non-finite
-    X_val). ``val_work`` returns X_val's ``ForwardWork`` (a training session's, kept across epochs); without
-    it, X_val is indexed through the network's kept data. ``call_plan``: the network's per-call plan, for
-    sets of fewer than ``COMPILED_MIN_ROWS`` rows."""
+    X_val). ``val_work`` returns X_val's ``ForwardWork`` (``forward_work``; a training session's is kept across
+    epochs). ``call_plan``: the network's per-call plan, for sets of fewer than ``COMPILED_MIN_ROWS`` rows."""
     if call_plan is not None and len(X_val) < COMPILED_MIN_ROWS and not numpy:
         plan = call_plan
     else:
         plan = plans.network_plan(network, numpy=numpy)
     if plan.compiled_forward and plan is not call_plan:
-        work = (forward_work(X_val, plans.sizes_of(network), network.dtype, network.kept_data)[0]
-                if val_work is None else val_work())
-        correct = np.count_nonzero(predict(plan, work) == y_val)
+        correct = np.count_nonzero(predict(plan, val_work()) == y_val)
         plan.forward(X_val[-1])  # the reference's per-sample loop leaves the last sample's x and y
     else:
         correct = sum(int(np.argmax(plan.forward(x)) == label) for x, label in zip(X_val, y_val))

@@ -46,6 +46,14 @@ class FixedDtype:
                                  f"build a new network with dtype={value!r} and copy the weights over")
         setattr(obj, self.name, check.check_dtype(value))
 
+    @staticmethod
+    def construct(obj, value):
+        """Set ``obj.dtype`` in ``__init__``: a re-run ``__init__`` (a notebook cell run again on an old object, as
+        the tutorial's classes allow) is a fresh construction, free to choose another dtype."""
+        value = check.check_dtype(value)
+        obj.__dict__.pop("_dtype", None)
+        obj.dtype = value
+
 
 class Neuron:
     """A single artificial neuron: ``activation_function(x . W + b)``.
@@ -63,7 +71,7 @@ class Neuron:
     def __init__(self, num_inputs, activation_function, *, dtype=np.float64):
         super().__init__()
         self.num_inputs = check.check_size("num_inputs", num_inputs)
-        self.dtype = dtype
+        FixedDtype.construct(self, dtype)
         self.W = np.random.uniform(size=num_inputs, low=-1., high=1.).astype(self.dtype, copy=False)
         self.b = np.random.uniform(size=1, low=-1., high=1.).astype(self.dtype, copy=False)
         self.activation_function = activation_function
@@ -111,7 +119,7 @@ class FullyConnectedLayer:
         super().__init__()
         self.num_inputs = check.check_size("num_inputs", num_inputs)
         check.check_size("layer_size", layer_size)
-        self.dtype = dtype
+        FixedDtype.construct(self, dtype)
         self.W = np.random.standard_normal((num_inputs, layer_size)).astype(self.dtype, copy=False)
         self.b = np.random.standard_normal(layer_size).astype(self.dtype, copy=False)
         self.size = int(layer_size)
@@ -230,7 +238,7 @@ class SimpleNetwork:
                        *(check.check_size("hidden_layers_sizes[%d]" % i, s)
                          for i, s in enumerate(hidden_layers_sizes)),
                        check.check_size("num_outputs", num_outputs)]
-        self.dtype = dtype
+        FixedDtype.construct(self, dtype)
         self.layers = [
             FullyConnectedLayer(layer_sizes[i], layer_sizes[i + 1], activation_function,
                              derivated_activation_function, dtype=self.dtype)
@@ -336,21 +344,24 @@ class SimpleNetwork:
         return num_corrects / len(X_val)
 
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
-              *, verbose=True, callback=None):
+              print_frequency=1, *, verbose=True, callback=None):
         """Train with mini-batch SGD; return ``(losses, accuracies)``, one value per epoch.
 
         Batches are taken in order, without shuffling, and a last incomplete
         batch is dropped. ``y_train`` is one-hot (or integer labels, one-hot
         encoded here); ``y_val`` holds class ids. ``verbose`` prints the
-        tutorial's log line each epoch; ``callback(epoch, loss, accuracy)``
-        is called after each epoch. Ctrl-C stops at the next batch boundary
-        and raises ``TrainingInterrupted``; a non-finite loss raises
-        ``NonFiniteLossError`` before that batch's update.
+        tutorial's log line every ``print_frequency`` epochs and after the
+        last (the book's notebook passes 20; 1, the default, prints every
+        epoch, as the tutorial's text does); ``callback(epoch, loss,
+        accuracy)`` is called after each epoch. Ctrl-C stops at the next
+        batch boundary and raises ``TrainingInterrupted``; a non-finite loss
+        raises ``NonFiniteLossError`` before that batch's update.
         """
         X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
             X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
+        print_frequency = check.check_size("print_frequency", print_frequency)
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
-                           verbose, callback)
+                           print_frequency, verbose, callback)
 
     def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
         """``train``'s arguments, checked (``_validation.train_arguments``)."""
@@ -358,7 +369,8 @@ class SimpleNetwork:
         return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
                                      batch_size, num_epochs, learning_rate)
 
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
+    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
+               callback):
         num_batches_per_epoch = len(X_train) // batch_size
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []
@@ -386,7 +398,7 @@ class SimpleNetwork:
                     accuracies.append(accuracy)
                 else:
                     accuracy = np.nan
-                if verbose:
+                if verbose and (i % print_frequency == 0 or i == num_epochs - 1):
                     print(epoch_line(i, epoch_loss, accuracy))
                 if callback is not None:
                     callback(i, epoch_loss, accuracy)

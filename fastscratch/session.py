@@ -8,7 +8,7 @@ is kept across epochs:
 - an epoch runs as one compiled call (``kernels.training.train_epoch``) when
   ``plan.compiled_epoch`` allows, else batch by batch, each piece as
   ``plan`` decides;
-- X_train's and X_val's structures come from the network's kept data
+- X_train's and X_val's structures come from what is kept with them
   (``kept_data``). A structure kept from an earlier call is trusted only
   after a comparison with the array: during the first epoch, on the other
   core, with the weights put back and the epoch run again if it differed;
@@ -37,11 +37,12 @@ class Session:
     """What one ``train`` call keeps across epochs, built when first needed and rebuilt if the layer
     sizes change: X's structures and the epoch's buffers, and the validation set's structure."""
 
-    def __init__(self, network, X_train, X_val, batch_size):
+    def __init__(self, network, X_train, X_val, batch_size, places):
         """X_train's and X_val's finiteness is this object's to prove: by the comparison with a kept structure
-        during the first epoch (``epoch``, ``verify``), or, where no kept structure may match, here."""
+        during the first epoch (``epoch``, ``verify``), or, where no kept structure may match, here. ``places``:
+        where X_train's and X_val's structures are looked up and kept (``kept_data.Place``)."""
         self.network, self.X_train, self.X_val, self.batch_size = network, X_train, X_val, batch_size
-        self.kept = network.kept_data
+        self.kept, self.val_kept = places
         self._work = self._val_work = self._known = self._val_known = None
         # After a callback, data found non-finite is trained on and evaluated as the reference does (a
         # NonFiniteLossError at its batch, NaN rows counted as NumPy's argmax counts them), not refused.
@@ -49,7 +50,7 @@ class Session:
         self.nonzero_fraction = plans.nonzero_fraction(X_train)
         indices_dtype = prediction.indices_dtype(plans.sizes_of(network))
         self._assumed = self.kept.sampled_match(X_train, indices_dtype)
-        self._val_assumed = None if X_val is None else self.kept.sampled_match(X_val, indices_dtype)
+        self._val_assumed = None if X_val is None else self.val_kept.sampled_match(X_val, indices_dtype)
         if self._assumed is None:
             check.check_finite("X_train", X_train)
         if X_val is not None and self._val_assumed is None and not check.all_finite(X_val):
@@ -129,7 +130,7 @@ class Session:
             self.verify()
         sizes = plans.sizes_of(self.network)
         if self._val_work is None or self._val_work[0] != sizes:
-            work, self._val_known = prediction.forward_work(self.X_val, sizes, self.network.dtype, self.kept,
+            work, self._val_known = prediction.forward_work(self.X_val, sizes, self.network.dtype, self.val_kept,
                                                             self._val_known)
             self._val_work = sizes, work
         return self._val_work[1]
@@ -185,10 +186,11 @@ class Session:
             x = layer.layer.y
 
 
-def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, verbose, callback):
+def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
+          callback, places):
     """The reference's ``train`` loop on checked arguments (X_train's and X_val's finiteness left to
-    ``Session``), each epoch run as ``Session.epoch_plan`` decides."""
-    session = Session(network, X_train, X_val, batch_size)
+    ``Session``), each epoch run as ``Session.epoch_plan`` decides; ``places``: see ``Session``."""
+    session = Session(network, X_train, X_val, batch_size, places)
     if num_epochs == 0:
         session.verify()
     do_validation = X_val is not None and y_val is not None
@@ -202,7 +204,7 @@ def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learn
                 accuracies.append(accuracy)
             else:
                 accuracy = np.nan
-            if verbose:
+            if verbose and (i % print_frequency == 0 or i == num_epochs - 1):
                 print(epoch_line(i, epoch_loss, accuracy))
             if callback is not None:
                 callback(i, epoch_loss, accuracy)

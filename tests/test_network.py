@@ -244,3 +244,163 @@ def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dt
     for r, j in zip(ref.layers, jit.layers):
         np.testing.assert_array_equal(j.W, r.W)
         np.testing.assert_array_equal(j.dL_dW, r.dL_dW)
+
+
+@pytest.mark.filterwarnings("ignore::fastscratch.FallbackWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("activation", ["sigmoid", "custom"])
+def test_predict_of_several_rows_leaves_them_on_the_layers_as_the_reference(activation, threads, dtype, rng,
+                                                                            monkeypatch):
+    """The reference's predict is a forward pass: the layers keep that batch's x and y, and a backward after
+    it back-propagates that batch (the drop-in's compiled predict used to leave the older x and y)."""
+    ref, jit = twins((7, 5), dtype=dtype)
+    if activation == "custom":
+        for net in (ref, jit):
+            net.layers[1].activation_function = lambda z: 1 / (1 + np.exp(-z))
+    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    X, Y = problem(rng, 700)
+    for net in (ref, jit):
+        net.forward(X[:3])  # an older batch
+    np.testing.assert_array_equal(jit.predict(X), ref.predict(X))
+    for r, j in zip(ref.layers, jit.layers):
+        assert j.x.shape == r.x.shape and j.y.shape == r.y.shape == (700, r.size)
+        close(j.x, r.x, dtype)
+        close(j.y, r.y, dtype)
+    dL_dy = functions.derivated_loss_L2(ref.layers[-1].y, Y)
+    close(jit.backward(dL_dy), ref.backward(dL_dy), dtype)
+    for r, j in zip(ref.layers, jit.layers):
+        close(j.dL_dW, r.dL_dW, dtype)
+
+
+CONSTRUCTIONS = {
+    "Neuron": (lambda module, dtype: module.Neuron(5, functions.sigmoid, dtype=dtype),
+               lambda obj, dtype: obj.__init__(7, functions.sigmoid, dtype=dtype)),
+    "FullyConnectedLayer": (
+        lambda module, dtype: module.FullyConnectedLayer(5, 3, functions.sigmoid, functions.derivated_sigmoid,
+                                                         dtype=dtype),
+        lambda obj, dtype: obj.__init__(7, 4, functions.tanh, functions.derivated_tanh, dtype=dtype)),
+    "SimpleNetwork": (lambda module, dtype: module.SimpleNetwork(5, 3, [4], dtype=dtype),
+                      lambda obj, dtype: obj.__init__(7, 4, [6, 5], dtype=dtype)),
+}
+
+
+def _used(obj, rng):
+    """Run what an object of this class runs, so that it holds state from its first construction."""
+    if isinstance(obj, reference.SimpleNetwork):
+        X, Y = problem(rng, 40, 5, 3)
+        obj.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=1, verbose=False)
+        obj.predict(X)
+    elif isinstance(obj, reference.FullyConnectedLayer):
+        obj.backward(np.ones((2, 3)) - obj.forward(rng.random((2, 5))))
+        obj.optimize(0.1)
+    else:
+        obj.forward(rng.random(5))
+
+
+@pytest.mark.parametrize("old, new", [(np.float64, np.float64), (np.float32, np.float32), (np.float64, np.float32),
+                                      (np.float32, np.float64)])
+@pytest.mark.parametrize("flavour", ["reference", "jit"])
+@pytest.mark.parametrize("kind", CONSTRUCTIONS)
+def test_init_run_again_builds_anew(kind, flavour, old, new, rng):
+    """A notebook cell run again on an old object (``net.__init__(...)``, which the tutorial's classes allow)
+    is a fresh construction, another dtype included: the same object as a new one built after the same
+    draws, and nothing of the old one's state left (it used to raise ``dtype is fixed at construction``)."""
+    module = {"reference": reference, "jit": fastscratch}[flavour]
+    build, rebuild = CONSTRUCTIONS[kind]
+    obj = build(module, old)
+    _used(obj, rng)
+    np.random.seed(11)
+    rebuild(obj, new)
+    fresh = build(module, new)
+    np.random.seed(11)
+    rebuild(fresh, new)
+    assert obj.dtype == fresh.dtype == new and repr(obj) == repr(fresh)
+    layers = [(obj, fresh)] if kind == "Neuron" else list(zip(*(getattr(o, "layers", [o]) for o in (obj, fresh))))
+    for a, b in layers:
+        np.testing.assert_array_equal(a.W, b.W)
+        np.testing.assert_array_equal(a.b, b.b)
+        assert a.W.dtype == b.W.dtype == new
+        if kind != "Neuron":
+            assert a.x is a.y is a.dL_dW is a.dL_db is None
+    x = rng.random((3, 7))
+    np.testing.assert_array_equal(obj.forward(x), fresh.forward(x))
+    with pytest.raises(AttributeError, match="fixed at construction"):
+        obj.dtype = np.float32 if new == np.float64 else np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_init_run_again_keeps_nothing_stale_in_the_drop_in(dtype, rng):
+    """Kept data and plans belong to the old construction: the rebuilt network trains, predicts and steps
+    call by call as a new one does, and as the reference does."""
+    X, Y = problem(rng, 60)
+    X_val, y_val = X[:20], Y[:20].argmax(1)
+    net = fastscratch.SimpleNetwork(12, 4, [6], dtype=np.float64 if dtype == np.float32 else np.float32)
+    net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=1, verbose=False)
+    net.predict(X)
+    old_kept, old_plans = net.kept_data, net._plans
+    nets = []
+    for module in (reference, None):
+        np.random.seed(4)
+        if module is None:
+            net.__init__(12, 4, [7, 5], dtype=dtype)
+            nets.append(net)
+        else:
+            nets.append(module.SimpleNetwork(12, 4, [7, 5], dtype=dtype))
+    assert net.kept_data is not old_kept and net._plans is not old_plans and len(net.kept_data) == 0
+    results = [n.train(X, Y, X_val, y_val, batch_size=10, num_epochs=2, learning_rate=0.1, verbose=False)
+               for n in nets]
+    close(results[1][0], results[0][0], dtype, TRAIN_RTOL)
+    np.testing.assert_array_equal(nets[1].predict(X), nets[0].predict(X))
+    for n in nets:
+        n.backward(functions.derivated_loss_L2(n.forward(X[:10]), Y[:10]))
+        n.optimize(0.1)
+    for r, j in zip(*(n.layers for n in nets)):
+        close(j.W, r.W, dtype, TRAIN_RTOL)
+
+
+@pytest.mark.parametrize("flavour", ["reference", "jit"])
+@pytest.mark.parametrize("num_epochs, print_frequency, printed", [
+    (5, 1, [0, 1, 2, 3, 4]), (5, 2, [0, 2, 4]), (6, 4, [0, 4, 5]), (3, 20, [0, 2]), (1, 20, [0]), (0, 20, [])])
+def test_print_frequency_prints_every_nth_epoch_and_the_last(flavour, num_epochs, print_frequency, printed, rng,
+                                                             capsys):
+    """The book's notebook gives ``train`` a ``print_frequency`` (it passes 20): the log line of every
+    ``print_frequency``-th epoch and of the last; 1, the default, prints every epoch (the translated text)."""
+    X, Y = problem(rng, 40)
+    lines = []
+    for module in (reference, {"reference": reference, "jit": fastscratch}[flavour]):
+        np.random.seed(2)
+        net = module.SimpleNetwork(12, 4, [6])
+        losses, accuracies = net.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=num_epochs,
+                                       print_frequency=print_frequency)
+        lines.append(capsys.readouterr().out.splitlines())
+        assert len(losses) == num_epochs
+    assert lines[1] == [reference.epoch_line(i, losses[i], accuracies[i]) for i in printed]
+    assert lines[1] == lines[0]
+
+
+@pytest.mark.parametrize("flavour", ["reference", "jit"])
+def test_print_frequency_as_the_book_passes_it(flavour, rng, capsys):
+    """Positionally, after the learning rate, as the book's signature has it; silent with ``verbose=False``."""
+    module = {"reference": reference, "jit": fastscratch}[flavour]
+    X, Y = problem(rng, 40)
+    net = module.SimpleNetwork(12, 4, [6])
+    net.train(X, Y, None, None, 10, 45, 1e-3, 20)
+    assert [line[:10] for line in capsys.readouterr().out.splitlines()] == ["Epoch    0", "Epoch   20", "Epoch   40",
+                                                                           "Epoch   44"]
+    net.train(X, Y, batch_size=10, num_epochs=3, print_frequency=2, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("flavour", ["reference", "jit"])
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-20, ValueError), (2.0, TypeError), (True, TypeError),
+                                          ("20", TypeError), (None, TypeError)])
+def test_print_frequency_is_checked_like_other_arguments(flavour, value, error, rng):
+    module = {"reference": reference, "jit": fastscratch}[flavour]
+    X, Y = problem(rng, 40)
+    net = module.SimpleNetwork(12, 4, [6])
+    W = net.layers[0].W.copy()
+    with pytest.raises(error, match="print_frequency"):
+        net.train(X, Y, batch_size=10, num_epochs=2, print_frequency=value, verbose=False)
+    np.testing.assert_array_equal(net.layers[0].W, W)  # refused before any step
