@@ -30,7 +30,7 @@ import numpy as np
 import fastscratch
 from fastscratch.datasets import load_mnist, prepare
 from fastscratch.environment import load
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels import activations, losses
 from fastscratch.kernels.dense_forward import chunked_forward, dense_forward
 from fastscratch.kernels.structure import (BatchStructure, Structure, batch_chunks, batch_columns, full_columns,

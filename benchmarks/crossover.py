@@ -34,7 +34,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fastscratch
-from fastscratch import plan, reference
+from fastscratch import config, plan, reference
 from fastscratch.datasets import load_dataset, prepare
 from fastscratch.environment import load
 from fastscratch.kept_data import KeptData
@@ -48,7 +48,7 @@ VARIANTS = ("reference", "blas", "kernels")
 
 
 def forced(path):
-    """The crossover constants that make every call take ``path`` ("blas" or "kernels"), or the plan's own."""
+    """The crossover settings that make every call take ``path`` ("blas" or "kernels"), or the defaults."""
     if path == "blas":
         return {"KERNEL_MAX_HIDDEN_WEIGHTS": -1}
     if path == "kernels":
@@ -57,9 +57,9 @@ def forced(path):
 
 
 def seconds(variant, hidden, X, Y, batch, dtype):
-    defaults = {name: getattr(plan, name) for name in LIMITS}
+    defaults = {name: getattr(config, name) for name in LIMITS}
     for name, value in forced(variant).items():
-        setattr(plan, name, value)
+        setattr(config, name, value)
     try:
         np.random.seed(42)
         module = reference if variant == "reference" else fastscratch
@@ -71,7 +71,7 @@ def seconds(variant, hidden, X, Y, batch, dtype):
         return time.perf_counter() - start
     finally:
         for name, value in defaults.items():
-            setattr(plan, name, value)
+            setattr(config, name, value)
 
 
 def inputs(name, dtype):

@@ -35,12 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastscratch import config
 from fastscratch.kernels.structure import batch_structure, nonzero_structure, structure_matches
-
-#: Rows of X compared with a kept structure at once, at the start, the middle and the end, before the
-#: structure is trusted to run ahead (``session.Session``): a data set of the same shape with other contents
-#: (shuffled, or new) is then indexed at once rather than found out after an epoch run in vain.
-SAMPLE_ROWS = 16
 
 
 class Indexed(NamedTuple):
@@ -73,8 +69,8 @@ class KeptData:
         capacity (int): how many structures are kept, the most recently used.
     """
 
-    def __init__(self, capacity=2):
-        self.capacity = capacity
+    def __init__(self, capacity=None):
+        self.capacity = config.KEPT_DATA_SETS if capacity is None else capacity
         self._entries = OrderedDict()
         self._lock = threading.Lock()  # two threads may train (or predict with) networks on the same data
 
@@ -117,8 +113,8 @@ class KeptData:
         if entry is None:
             return None
         n = len(X)
-        for start in sorted({0, max(0, n // 2 - SAMPLE_ROWS // 2), max(0, n - SAMPLE_ROWS)}):
-            stop = min(n, start + SAMPLE_ROWS)
+        for start in sorted({0, max(0, n // 2 - config.SAMPLE_ROWS // 2), max(0, n - config.SAMPLE_ROWS)}):
+            stop = min(n, start + config.SAMPLE_ROWS)
             if not structure_matches(X[start:stop], entry.indptr[start:stop + 1] - entry.indptr[start],
                                      entry.indices[entry.indptr[start]:entry.indptr[stop]],
                                      entry.values[entry.indptr[start]:entry.indptr[stop]], threads=1):
@@ -225,8 +221,8 @@ class KeptWithData:
             data).
     """
 
-    def __init__(self, capacity=2):
-        self.capacity = capacity
+    def __init__(self, capacity=None):
+        self.capacity = config.KEPT_DATA_SETS if capacity is None else capacity
         self._used = OrderedDict()  # (id(KeptData), key) -> (weak reference to that KeptData, key)
         self._lock = threading.Lock()
 

@@ -8,7 +8,7 @@ one of the objects it read is replaced: ``call_plan``). It says
   kernels read and update in place (``parameters``); a layer whose W or b
   they cannot runs the reference's expressions on the user's objects;
 - whether a layer's products run as kernels or as the reference's NumPy
-  expressions: by size (``KERNEL_MAX_ENTRIES``; in ``train``, past the
+  expressions: by size (``config.KERNEL_MAX_ENTRIES``; in ``train``, past the
   measured crossover, ``past_crossover``), and for non-finite parameters or
   inputs, whose NaN the compiled passes' skipping of zero inputs would hide;
 - whether an epoch of ``train`` can run as one compiled call
@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastscratch import _validation as check
+from fastscratch import config
 from fastscratch.callables import checked_result
 from fastscratch.dispatch import activation_code, derivative_code, loss_code
 from fastscratch.kernels import activations
@@ -28,28 +29,6 @@ from fastscratch.kernels.dense_forward import dense_forward
 from fastscratch.kernels.sgd import sgd_step
 from fastscratch.kernels.structure import full_structure, index_dtype
 from fastscratch.parameters import in_place, kernel_array
-
-#: Where the compiled epoch stops paying off (measured: benchmarks/crossover.py), so that ``train``
-#: runs the reference's NumPy products instead, with identical results: a hidden layer of more than
-#: KERNEL_MAX_HIDDEN_WEIGHTS weights, whose dense products BLAS's blocked GEMM does faster at any batch
-#: size; or batches of more than KERNEL_MAX_BATCH rows, unless the hidden layers are small (at most
-#: KERNEL_SMALL_HIDDEN_WEIGHTS weights each) and the input sparse (at most KERNEL_SPARSE_INPUT of its
-#: entries nonzero): then the first layer's skipped zeros keep the kernels ahead at every batch size
-#: measured (up to 1024 rows). The kernels' time grows with the nonzeros, BLAS's does not (the figures
-#: are in docs/performance.md).
-KERNEL_MAX_BATCH = 127
-KERNEL_SMALL_HIDDEN_WEIGHTS = 128 * 64
-KERNEL_SPARSE_INPUT = 0.4
-KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
-
-
-#: Outside the compiled epoch, a layer's product runs as a kernel when its input has at most this many
-#: entries (rows x inputs: one MNIST image through the first layer, up to 16 rows through a 64-wide hidden
-#: layer), else as the reference's BLAS expression. The kernel visits every entry, as BLAS does, so NaN
-#: weights show whatever the input; past this size BLAS's blocked product is faster (figures in
-#: docs/performance-calls.md).
-KERNEL_MAX_ENTRIES = 1024
-
 
 class LayerPlan(NamedTuple):
     """How one layer runs in this call."""
@@ -81,7 +60,7 @@ def _dense(rows, full):
     the caller)."""
     structure = full.get(rows.shape)
     if structure is None:
-        if len(full) >= 16:  # calls of ever new sizes: keep the recent ones only
+        if len(full) >= config.DENSE_STRUCTURES_KEPT:  # calls of ever new sizes: keep the recent ones only
             full.clear()
         structure = full[rows.shape] = full_structure(rows.shape[0], rows.shape[1], index_dtype(rows.shape[1]))
     return (*structure, rows.reshape(-1))
@@ -89,10 +68,10 @@ def _dense(rows, full):
 
 def forward(plan, x, dtype, full=None):
     """``y = f(x @ W + b)`` for x (n, n_in) or (n_in,), kept on the layer with x as the reference keeps them:
-    a kernel up to ``KERNEL_MAX_ENTRIES`` input entries, else the reference's expression. ``full``: structures
+    a kernel up to ``config.KERNEL_MAX_ENTRIES`` input entries, else the reference's expression. ``full``: structures
     kept between calls (see ``_dense``)."""
     layer = plan.layer
-    if plan.numpy or x.size > KERNEL_MAX_ENTRIES:
+    if plan.numpy or x.size > config.KERNEL_MAX_ENTRIES:
         y = layer.activation_function(np.dot(x, layer.W) + layer.b)
         if plan.activation is None:
             y = checked_result(layer.activation_function, "activation_function", y, x.shape[:-1] + (layer.size,),
@@ -264,14 +243,14 @@ def past_crossover(network, batch_size, nonzero_fraction=1.0):
     """Whether training with this batch size runs NumPy's products rather than kernels, for an input with
     this fraction of nonzero entries (``nonzero_fraction``; unknown, it counts as dense)."""
     hidden = max((layer.num_inputs * layer.size for layer in network.layers[1:]), default=0)
-    return hidden > KERNEL_MAX_HIDDEN_WEIGHTS or batch_size > KERNEL_MAX_BATCH and (
-        hidden > KERNEL_SMALL_HIDDEN_WEIGHTS or nonzero_fraction > KERNEL_SPARSE_INPUT)
+    return hidden > config.KERNEL_MAX_HIDDEN_WEIGHTS or batch_size > config.KERNEL_MAX_BATCH and (
+        hidden > config.KERNEL_SMALL_HIDDEN_WEIGHTS or nonzero_fraction > config.KERNEL_SPARSE_INPUT)
 
 
-def nonzero_fraction(X, rows=1024):
-    """The fraction of X's entries that are nonzero, in about ``rows`` of its rows taken evenly, for
-    ``past_crossover``."""
-    sample = X[::max(1, len(X) // rows)]
+def nonzero_fraction(X):
+    """The fraction of X's entries that are nonzero, in about ``config.DENSITY_SAMPLE_ROWS`` of its rows taken
+    evenly, for ``past_crossover``."""
+    sample = X[::max(1, len(X) // config.DENSITY_SAMPLE_ROWS)]
     return np.count_nonzero(sample) / max(sample.size, 1)
 
 

@@ -5,12 +5,10 @@ that evaluating the same validation set every epoch indexes it once.
 """
 import numpy as np
 
+from fastscratch import config
 from fastscratch import plan as plans
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
-from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Structure, full_structure, in_parts, index_dtype
-
-#: Rows per compiled forward pass in ``evaluate_accuracy`` and batched ``predict``.
-EVAL_CHUNK = 256
+from fastscratch.kernels.structure import Structure, full_structure, in_parts, index_dtype
 
 
 def indices_dtype(sizes):
@@ -33,10 +31,10 @@ def outputs(sizes, rows, dtype):
     return tuple(np.empty((rows, size), dtype=dtype) for size in sizes[1:])
 
 
-def forward_work(X, sizes, dtype, kept, known=None, rows=EVAL_CHUNK):
-    """The ``ForwardWork`` of ``predict_classes`` for X, ``rows`` rows at a time, and X's ``Indexed``
-    (see ``structure``). With ``rows=len(X)`` its buffers receive every row's outputs (``predict``)."""
-    rows = min(rows, len(X))
+def forward_work(X, sizes, dtype, kept, known=None, rows=None):
+    """The ``ForwardWork`` of ``predict_classes`` for X, ``rows`` rows at a time (``config.EVAL_CHUNK``), and X's
+    ``Indexed`` (see ``structure``). With ``rows=len(X)`` its buffers receive every row's outputs (``predict``)."""
+    rows = min(config.EVAL_CHUNK if rows is None else rows, len(X))
     rows_structure, entry = structure(X, sizes, rows, kept, known)
     return ForwardWork(outputs(sizes, rows, dtype), rows_structure), entry
 
@@ -63,21 +61,16 @@ def predict(plan, work):
         else:
             ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
         predict_classes(*arguments, ForwardWork(ys, part), classes[start:stop])
-    in_parts(run, len(classes), MIN_ROWS_PER_THREAD)
+    in_parts(run, len(classes), config.MIN_ROWS_PER_THREAD)
     return classes
-
-
-#: Fewer rows than this are evaluated one by one (``accuracy``): indexing them for the compiled pass costs
-#: more than it saves.
-COMPILED_MIN_ROWS = 8
 
 
 def accuracy(network, X_val, y_val, val_work, numpy=False, call_plan=None):
     """``evaluate_accuracy`` on checked arguments: compiled when the network's functions allow, else the
     reference's per-sample loop, planned once (``numpy``: with the reference's expressions, for a non-finite
     X_val). ``val_work`` returns X_val's ``ForwardWork`` (``forward_work``; a training session's is kept across
-    epochs). ``call_plan``: the network's per-call plan, for sets of fewer than ``COMPILED_MIN_ROWS`` rows."""
-    if call_plan is not None and len(X_val) < COMPILED_MIN_ROWS and not numpy:
+    epochs). ``call_plan``: the network's per-call plan, for sets of fewer than ``config.COMPILED_MIN_ROWS`` rows."""
+    if call_plan is not None and len(X_val) < config.COMPILED_MIN_ROWS and not numpy:
         plan = call_plan
     else:
         plan = plans.network_plan(network, numpy=numpy)

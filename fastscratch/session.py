@@ -18,8 +18,8 @@ is kept across epochs:
 """
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import config
 
 from fastscratch import _validation as check
 from fastscratch import plan as plans
@@ -145,7 +145,7 @@ class Session:
         X_train has changed, or X_val has and is not finite, the weights are put back, as if the epoch had
         not run, and the reference's checks follow: an error, or X indexed anew and the epoch run again.
         """
-        if (self._assumed is not None or self._val_assumed is not None) and config.NUMBA_NUM_THREADS < 2:
+        if (self._assumed is not None or self._val_assumed is not None) and numba.config.NUMBA_NUM_THREADS < 2:
             self.verify()  # one thread allowed: compare first
         if self._assumed is None and self._val_assumed is None:
             return self._run(plan, y_train, learning_rate)

@@ -1,11 +1,12 @@
 """The JIT drop-in against the reference, method by method and on real MNIST."""
 import warnings
 
+import numba
 import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import functions, reference
+from fastscratch import config, functions, reference
 
 ACTIVATIONS = list(functions.ACTIVATIONS)
 LOSSES = list(functions.LOSSES)
@@ -106,8 +107,8 @@ def test_predictions_split_over_threads_equal_one_part(threads, rng, monkeypatch
     labels = rng.integers(0, 4, 700)
     whole = jit.predict(X)
     assert np.bincount(whole).max() < 0.9 * len(whole)
-    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
-    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    monkeypatch.setattr(config, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
     np.testing.assert_array_equal(jit.predict(X), whole)
     np.testing.assert_array_equal(whole, [jit.predict(x) for x in X])
     assert jit.evaluate_accuracy(X, labels) == np.mean(whole == labels)
@@ -258,8 +259,8 @@ def test_predict_of_several_rows_leaves_them_on_the_layers_as_the_reference(acti
     if activation == "custom":
         for net in (ref, jit):
             net.layers[1].activation_function = lambda z: 1 / (1 + np.exp(-z))
-    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
-    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    monkeypatch.setattr(config, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
     X, Y = problem(rng, 700)
     for net in (ref, jit):
         net.forward(X[:3])  # an older batch

@@ -1,5 +1,5 @@
 """Forward pass of a dense layer: ``y = f(x @ W + b)``."""
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.activations import bias_activate_row
 from fastscratch.kernels.simd import accumulate_rows, combine_rows
 

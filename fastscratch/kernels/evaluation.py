@@ -3,7 +3,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.dense_forward import dense_forward
 
 #: What ``predict_classes`` walks: per-layer output buffers ``ys`` (chunk, n_out) and the layers'

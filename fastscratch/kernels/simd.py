@@ -19,7 +19,7 @@ SGD step of a row of W.
 Why an intrinsic: written as Numba loops (``plain_combine_rows``), a row of
 ``out`` goes through memory on every term (loads and stores bound the loop),
 and LLVM does not turn scalar accumulators into vectors. Here the columns are
-cut into tiles of up to ``TILE_VECTORS`` vectors of ``VECTOR_BITS``, each
+cut into tiles of up to ``config.TILE_VECTORS`` vectors of ``VECTOR_BITS``, each
 tile's sums stay in registers for the whole walk over the terms, and each
 row of M is read as vectors once per tile; the leftover columns go as smaller
 tiles, then as one vector whose unused lanes are masked off (never read or
@@ -30,7 +30,7 @@ do the plain twins.
 The width follows Numba's CPU target, which ``NUMBA_CPU_NAME`` and
 ``NUMBA_CPU_FEATURES`` set (``generic`` for a portable cache): 512 bits with
 AVX-512F, 256 with AVX, 128 otherwise (SSE2, NEON; LLVM lowers 128-bit
-vectors on any target). ``FASTSCRATCH_SIMD`` (``_config.SIMD``) can ask for a
+vectors on any target). ``FASTSCRATCH_SIMD`` (``config.SIMD``) can ask for a
 narrower width, or ``plain`` for the twins; under ``NUMBA_DISABLE_JIT`` the
 twins are the only choice, since an intrinsic cannot run as Python.
 """
@@ -39,30 +39,15 @@ import warnings
 from typing import NamedTuple
 
 from llvmlite import binding, ir
-from numba import config, types
+import numba
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from fastscratch import _config
-from fastscratch._config import jit
+from fastscratch import config
+from fastscratch.kernel_cache import jit
 
 WIDTHS = (128, 256, 512)
-#: Vector accumulators per tile, by width. AVX2 and SSE have 16 vector
-#: registers: 8 sums, the broadcast term and the products fit without
-#: spilling. AVX-512 has 32, but 8, 12 and 16 sums were within noise of each
-#: other here on layers 128 to 1024 wide, and larger tiles are larger copies
-#: of the loop to compile.
-TILE_VECTORS = {128: 8, 256: 8, 512: 8}
-#: Rows of M are requested this many terms ahead when M outgrows the L1 cache
-#: (the first layer's W): the loop is otherwise bound by the latency of
-#: fetching rows from L2, which the hardware cannot predict. Only whole tiles
-#: and tiles of at least PREFETCH_TILE_BYTES do it (the first layer's rows:
-#: 64 float32 are 4 AVX-512 vectors): every copy of the loop is optimised
-#: again in each kernel that calls this one, which made a cold start seconds
-#: longer.
-PREFETCH_DISTANCE = 16
-PREFETCH_ABOVE_BYTES = 32 * 1024
-PREFETCH_TILE_BYTES = 256
 
 
 def cpu_target():
@@ -77,8 +62,8 @@ def cpu_target():
     except ImportError:  # a Numba that moved it: the same question, asked of LLVM
         def get_host_cpu_features():
             return binding.get_host_cpu_features().flatten()
-    name = config.CPU_NAME or binding.get_host_cpu_name()
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    name = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    features = numba.config.CPU_FEATURES if numba.config.CPU_FEATURES is not None else get_host_cpu_features()
     return name, {feature[1:] for feature in features.split(",") if feature.startswith("+")}
 
 
@@ -310,7 +295,7 @@ def _vector_functions(walk):
     masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
         ir.VoidType(), [vector, vector.as_pointer(), _I32, mask_type]), "llvm.masked.store." + suffix)
     M_bytes = builder.mul(builder.mul(walk.M_rows, walk.M_width), ir.Constant(cgutils.intp_t, walk.align))
-    large = builder.icmp_signed(">", M_bytes, ir.Constant(cgutils.intp_t, PREFETCH_ABOVE_BYTES))
+    large = builder.icmp_signed(">", M_bytes, ir.Constant(cgutils.intp_t, config.PREFETCH_ABOVE_BYTES))
     return dict(prefetch=prefetch, masked_load=masked_load, masked_store=masked_store, large=large)
 
 
@@ -351,7 +336,7 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
         sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
     tile_bytes = num_vectors * walk.bits // 8
     if (walk.rows is None or mask is not None or flags.mode == "accumulate"
-            or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES)):
+            or (num_vectors < tile_vectors and tile_bytes < config.PREFETCH_TILE_BYTES)):
         _terms(walk, column, sums, mask, False)
     else:
         with builder.if_else(walk.large) as (then, otherwise):
@@ -376,7 +361,7 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
 
 def _terms(walk, column, sums, mask, prefetching):
     """The loop over the terms: add each term times its row of M (the tile's columns) to the sums, requesting
-    the row PREFETCH_DISTANCE terms ahead when prefetching."""
+    the row config.PREFETCH_DISTANCE terms ahead when prefetching."""
     builder, intp = walk.builder, cgutils.intp_t
     with cgutils.for_range(builder, walk.count) as loop:
         c = builder.add(walk.start, loop.index)
@@ -385,7 +370,7 @@ def _terms(walk, column, sums, mask, prefetching):
         m = loop.index if walk.rows is None else _index(walk, walk.rows, walk.rows_type, c)
         row = builder.add(builder.mul(m, walk.M_width), column)
         if prefetching:
-            ahead = builder.add(c, ir.Constant(intp, PREFETCH_DISTANCE))
+            ahead = builder.add(c, ir.Constant(intp, config.PREFETCH_DISTANCE))
             last = builder.sub(walk.stop, ir.Constant(intp, 1))
             ahead = builder.select(builder.icmp_signed("<", ahead, last), ahead, last)
             future = builder.add(builder.mul(_index(walk, walk.rows, walk.rows_type, ahead), walk.M_width), column)
@@ -432,7 +417,7 @@ def _store(walk, value, pointer, mask):
 
 CPU_NAME, CPU_FEATURES = cpu_target()
 #: The width every kernel uses (0: the plain twins), chosen once at import.
-VECTOR_BITS = choose_vector_bits(_config.SIMD, CPU_FEATURES, config.DISABLE_JIT)
-KERNELS = (vector_kernels(VECTOR_BITS, TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
+VECTOR_BITS = choose_vector_bits(config.SIMD, CPU_FEATURES, numba.config.DISABLE_JIT)
+KERNELS = (vector_kernels(VECTOR_BITS, config.TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
            else RowKernels(plain_combine_rows, plain_update_rows, plain_accumulate_rows))
 combine_rows, update_rows, accumulate_rows = KERNELS

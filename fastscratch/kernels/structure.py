@@ -20,12 +20,10 @@ from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import config
+import numba
 
-from fastscratch._config import jit
-
-#: Rows (or batches' rows) per thread below which a thread costs more than it saves.
-MIN_ROWS_PER_THREAD = 4096
+from fastscratch import config
+from fastscratch.kernel_cache import jit
 
 #: Each layer's input by rows, as the forward kernels walk it: per-layer tuples of CSR ``indptrs`` and
 #: ``indices`` (the first layer's from ``nonzero_structure``, the others' from ``full_structure``) and
@@ -50,7 +48,7 @@ def in_parts(run, n, min_size, threads=None):
     ``nogil``) for the parts to overlap. The first part runs in the calling
     thread; an exception in any part is raised here once all are done.
     """
-    parts = max(1, min(threads or config.NUMBA_NUM_THREADS, n // max(min_size, 1)))
+    parts = max(1, min(threads or numba.config.NUMBA_NUM_THREADS, n // max(min_size, 1)))
     bounds = [n * p // parts for p in range(parts + 1)]
     if parts == 1:
         run(0, n)
@@ -125,7 +123,7 @@ def structure_matches(X, indptr, indices, values, threads=None):
 
     def run(start, stop):
         parts[start] = lists_exactly(X[start:stop], indptr[start:stop + 1], indices, values)
-    in_parts(run, X.shape[0], MIN_ROWS_PER_THREAD, threads)
+    in_parts(run, X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return all(parts.values())
 
 
@@ -140,12 +138,12 @@ def nonzero_structure(X, indices_dtype=None, threads=None):
     indptr[0] = 0
     counts = indptr[1:]
     in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop]), X.shape[0],
-             MIN_ROWS_PER_THREAD, threads)
+             config.MIN_ROWS_PER_THREAD, threads)
     np.cumsum(counts, out=counts)
     indices = np.empty(indptr[-1], dtype=indices_dtype or index_dtype(X.shape[1]))
     values = np.empty(indptr[-1], dtype=X.dtype)
     in_parts(lambda start, stop: fill_structure(X[start:stop], indptr[start:stop + 1], indices, values),
-             X.shape[0], MIN_ROWS_PER_THREAD, threads)
+             X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return indptr, indices, values
 
 
@@ -215,7 +213,7 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
     positions = np.empty(nnz, dtype=offsets_dtype)
     in_parts(lambda start, stop: fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], indices,
                                                     batch_size, starts[start:stop], rows, positions),
-             num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
+             num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
     return Columns(starts, rows, positions)
 
 
@@ -311,7 +309,7 @@ def batch_chunks(indptr, indices, columns, batch_size, chunk=FIRST_LAYER_CHUNK, 
                                                    columns.starts[start:stop], batch_size, chunk,
                                                    starts[start:stop + 1], np.empty(n_in + 1, np.int64),
                                                    ends[starts[start]:starts[stop]]),
-             num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
+             num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
     return Chunks(starts, ends)
 
 

@@ -1,33 +1,24 @@
-"""Numba settings and the compilation cache, in one place for every kernel.
+"""``jit``: ``numba.njit`` with ``config.JIT_OPTIONS`` and a checked on-disk cache, for every kernel.
 
-- ``fastmath`` stays off: it would reorder sums and fold ``inf - inf``, and the
-  JIT network must track the reference to ~1e-12. The kernels are written so
-  that the vector dimension is never a reduction, which LLVM vectorises
-  without it.
-- ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of
-  raising inside a kernel.
-- ``FASTSCRATCH_SIMD`` (``plain``, ``128``, ``256``, ``512``, default ``auto``),
-  read once here: the vector width of the kernels' inner loop
-  (``kernels.simd``). Under ``NUMBA_DISABLE_JIT=1`` kernels are plain Python.
-- Kernels are cached on disk (next to the package, or under
-  ``NUMBA_CACHE_DIR``), with these changes to Numba's own cache. Entries are
-  stamped with a digest of all kernel sources: Numba stamps only the file of
-  the function itself, so editing a kernel would leave its callers in other
-  modules stale; the SIMD setting is part of each entry's key. Every file
-  carries a SHA-256 of its content and names the kernel it belongs to (and
-  a data file its key: signature, CPU, setting): a truncated, corrupt or
-  misplaced file is a miss that is recompiled and rewritten, where Numba would
-  raise, load garbage or run another kernel's code. An index starts with its
-  version, stamp and kernel as text, so the index of other sources (after an
-  upgrade, a pickle that may name classes that are gone) is a miss before
-  anything in it is unpickled. The cache is pickle, so
-  whoever can write its directory can run code as the user: a directory that
-  other users can write (or an ancestor of it, unless sticky like /tmp), or
-  that another user owns, is refused with a ``CacheWarning``, and kernels
-  compile in memory, as they do where no cache location is writable (a
-  read-only install). This cache subclasses Numba internals; if they are not
-  what it expects (at import or at run time), Numba's own cache is used, with
-  one ``CacheWarning``.
+Under ``NUMBA_DISABLE_JIT=1`` kernels are plain Python. Kernels are cached on
+disk (next to the package, or under ``NUMBA_CACHE_DIR``), with these changes
+to Numba's own cache. Entries are stamped with a digest of all kernel sources
+and of ``config``, whose compiled-in settings they embed: Numba stamps only
+the file of the function itself, so editing a kernel would leave its callers
+in other modules stale; the ``FASTSCRATCH_SIMD`` setting is part of each
+entry's key. Every file carries a SHA-256 of its content and names the kernel
+it belongs to (and a data file its key: signature, CPU, setting): a
+truncated, corrupt or misplaced file is a miss that is recompiled and
+rewritten, where Numba would raise, load garbage or run another kernel's
+code. An index starts with its version, stamp and kernel as text, so the
+index of other sources (after an upgrade, a pickle that may name classes that
+are gone) is a miss before anything in it is unpickled. The cache is pickle,
+so whoever can write its directory can run code as the user: a directory that
+other users can write (or an ancestor of it, unless sticky like /tmp), or that
+another user owns, is refused with a ``CacheWarning``, and kernels compile in
+memory, as they do where no cache location is writable (a read-only install).
+This cache subclasses Numba internals; if they are not what it expects (at
+import or at run time), Numba's own cache is used, with one ``CacheWarning``.
 """
 import functools
 import hashlib
@@ -37,32 +28,20 @@ import pickle
 import stat
 import warnings
 
-from numba import config, njit
+import numba
+from numba import njit
 
-JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False, "fastmath": False}
-
-SIMD_CHOICES = ("auto", "plain", "128", "256", "512")
-
+from fastscratch import config
 
 class CacheWarning(RuntimeWarning):
     """The compiled kernels are not cached as intended; they still compile and give the same results."""
 
 
-def _simd_setting():
-    setting = os.environ.get("FASTSCRATCH_SIMD", "").strip().lower() or "auto"
-    if setting not in SIMD_CHOICES:
-        warnings.warn(f"FASTSCRATCH_SIMD={setting!r} is not one of {', '.join(SIMD_CHOICES)}: using auto",
-                      RuntimeWarning, stacklevel=3)
-        return "auto"
-    return setting
-
-
-#: ``FASTSCRATCH_SIMD``, as read at import.
-SIMD = _simd_setting()
-
 _PACKAGE = pathlib.Path(__file__).parent
+#: A digest of the sources compiled into the kernels: theirs, this module's and ``config``'s.
 SOURCE_STAMP = hashlib.sha256(b"".join(
-    path.read_bytes() for path in [pathlib.Path(__file__), *sorted((_PACKAGE / "kernels").glob("*.py"))]
+    path.read_bytes() for path in [pathlib.Path(__file__), _PACKAGE / "config.py",
+                                   *sorted((_PACKAGE / "kernels").glob("*.py"))]
 )).hexdigest()
 
 
@@ -148,7 +127,7 @@ def _numba_cache(py_func):
 
     Numba's keys do not include the SIMD setting, so only the default setting uses it.
     """
-    if SIMD != "auto":
+    if config.SIMD != "auto":
         return None
     try:
         from numba.core.caching import FunctionCache
@@ -229,7 +208,7 @@ def _checked_cache_class():
             self._fallback = None
 
         def _index_key(self, sig, codegen):
-            return (*super()._index_key(sig, codegen), SIMD)
+            return (*super()._index_key(sig, codegen), config.SIMD)
 
         def _numba(self, error):
             if self._fallback is None:
@@ -290,10 +269,10 @@ def _cache(py_func):
 
 
 def jit(function):
-    """``numba.njit`` with the project's options and its cache; the function itself under NUMBA_DISABLE_JIT."""
-    if config.DISABLE_JIT:
+    """``numba.njit`` with ``config.JIT_OPTIONS`` and the checked cache; the function itself under NUMBA_DISABLE_JIT."""
+    if numba.config.DISABLE_JIT:
         return function
-    dispatcher = njit(**JIT_OPTIONS)(function)
+    dispatcher = njit(**config.JIT_OPTIONS)(function)
     cache = _cache(dispatcher.py_func)
     if cache is not None:
         dispatcher._cache = cache

@@ -286,7 +286,7 @@ def test_an_ancestor_others_can_write_is_refused_unless_sticky(tmp_path, mode, r
 
 
 def test_untrusted_names_the_reason(tmp_path):
-    from fastscratch._config import untrusted
+    from fastscratch.kernel_cache import untrusted
     mine = tmp_path / "mine"
     mine.mkdir(mode=0o700)
     assert untrusted(str(mine / "not" / "yet")) is None
