@@ -18,7 +18,9 @@ other users can write (or an ancestor of it, unless sticky like /tmp), or that
 another user owns, is refused with a ``CacheWarning``, and kernels compile in
 memory, as they do where no cache location is writable (a read-only install).
 This cache subclasses Numba internals; if they are not what it expects (at
-import or at run time), Numba's own cache is used, with one ``CacheWarning``.
+import or at run time), kernels compile in memory, with one ``CacheWarning``:
+Numba's own cache would lack every check above, and could load a caller
+compiled against an older callee from another module.
 """
 import functools
 import hashlib
@@ -70,7 +72,7 @@ def _internals_failed(error):
     if not _internals_warned:
         _internals_warned = True
         warnings.warn(f"fastscratch: Numba's caching internals are not what fastscratch expects "
-                      f"({type(error).__name__}: {error}); using Numba's own cache", CacheWarning, stacklevel=4)
+                      f"({type(error).__name__}: {error}); kernels compile in memory", CacheWarning, stacklevel=4)
 
 
 @functools.cache
@@ -120,20 +122,6 @@ def _refuse_untrusted(cache):
                       f"are pickles that run code when loaded; kernels compile in memory. Point NUMBA_CACHE_DIR "
                       f"at a directory only you can write.", CacheWarning, stacklevel=4)
     return None
-
-
-def _numba_cache(py_func):
-    """Numba's own cache for py_func, or None where it cannot be used (no locator, other internals, a SIMD setting).
-
-    Numba's keys do not include the SIMD setting, so only the default setting uses it.
-    """
-    if config.SIMD != "auto":
-        return None
-    try:
-        from numba.core.caching import FunctionCache
-        return _refuse_untrusted(FunctionCache(py_func))
-    except Exception:  # noqa: BLE001  (no locator, or Numba's own cache is broken too: compile in memory)
-        return None
 
 
 def _checked_cache_class():
@@ -197,52 +185,39 @@ def _checked_cache_class():
                 f.write(_checked(self._dump(data)))
 
     class KernelCache(FunctionCache):
-        """Numba's FunctionCache over CheckedCacheFile; Numba's own cache if its internals fail at run time."""
+        """Numba's FunctionCache over CheckedCacheFile; nothing cached once its internals fail at run time."""
 
         def __init__(self, py_func):
             super().__init__(py_func)
             kernel = f"{py_func.__module__}.{py_func.__qualname__}"
-            # Its own file names: Numba's cache, if ever used instead, must not read these files.
+            # Files of their own: Numba's cache, used by other programs in the same place, reads none of them.
             self._cache_file = CheckedCacheFile(self._cache_path, self._impl.filename_base + "-checked",
                                                 SOURCE_STAMP, kernel)
-            self._fallback = None
+            self._failed = False
 
         def _index_key(self, sig, codegen):
             return (*super()._index_key(sig, codegen), config.SIMD)
 
-        def _numba(self, error):
-            if self._fallback is None:
-                _internals_failed(error)
-                self._fallback = _numba_cache(self._py_func) or False
-            return self._fallback
-
         def load_overload(self, sig, target_context):
-            if self._fallback is None:
-                try:
-                    return super().load_overload(sig, target_context)
-                except Exception as error:  # noqa: BLE001  (bad files are misses inside; this is Numba itself)
-                    self._numba(error)
-            if not self._fallback:
+            if self._failed:
                 return None
             try:
-                return self._fallback.load_overload(sig, target_context)
-            except Exception:  # noqa: BLE001  (Numba's own cache fails too: compile)
+                return super().load_overload(sig, target_context)
+            except Exception as error:  # noqa: BLE001  (bad files are misses inside; this is Numba itself)
+                self._failed = True
+                _internals_failed(error)
                 return None
 
         def save_overload(self, sig, data):
-            if self._fallback is None:
-                try:
-                    return super().save_overload(sig, data)
-                except OSError:  # an unsaved kernel only costs a compile in the next process
-                    return None
-                except Exception as error:  # noqa: BLE001
-                    self._numba(error)
-            if not self._fallback:
-                return None
+            if self._failed:
+                return
             try:
-                return self._fallback.save_overload(sig, data)
-            except Exception:  # noqa: BLE001
-                return None
+                super().save_overload(sig, data)
+            except OSError:  # an unsaved kernel only costs a compile in the next process
+                pass
+            except Exception as error:  # noqa: BLE001
+                self._failed = True
+                _internals_failed(error)
 
     return KernelCache
 
@@ -265,7 +240,7 @@ def _cache(py_func):
         except Exception as error:  # noqa: BLE001  (internals)
             _KernelCache = None
             _internals_failed(error)
-    return _numba_cache(py_func)
+    return None
 
 
 def jit(function):
