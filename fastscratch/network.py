@@ -45,9 +45,9 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return plan.layer_plan(self, self.dtype).fused
 
     def forward(self, x):
-        self._check_parameters()
-        x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
-        if not finite:  # the reference's expressions
+        check.check_layer_parameters(self)
+        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        if not check.warn_unless_finite("x", x):  # the reference's expressions
             return plan.forward(plan.layer_plan(self, self.dtype, numpy=True, where="layer", scan=False), x,
                                 self.dtype)
         return self._call_plan().forward(x)
@@ -98,8 +98,8 @@ class SimpleNetwork(reference.SimpleNetwork):
 
     def forward(self, x):
         self.check_layers()
-        x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
-        return self._call_plan(finite).forward(x)
+        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        return self._call_plan(check.warn_unless_finite("x", x)).forward(x)
 
     forward.__doc__ = reference.SimpleNetwork.forward.__doc__
 
@@ -116,7 +116,8 @@ class SimpleNetwork(reference.SimpleNetwork):
     def predict(self, x):
         self.check_layers()
         source = x
-        x, finite = check.read_input("x", x, self.num_inputs, self.dtype)
+        x = check.as_input("x", x, self.num_inputs, self.dtype)
+        finite = check.warn_unless_finite("x", x)
         if x.ndim == 2 and x.shape[0] > 1:
             network = plan.network_plan(self, numpy=not finite)
             if network.compiled_forward:
@@ -134,7 +135,8 @@ class SimpleNetwork(reference.SimpleNetwork):
     def evaluate_accuracy(self, X_val, y_val):
         self.check_layers()
         source = X_val
-        X_val, finite = check.read_input("X_val", X_val, self.num_inputs, self.dtype)
+        X_val = check.as_input("X_val", X_val, self.num_inputs, self.dtype)
+        finite = check.warn_unless_finite("X_val", X_val)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
@@ -148,22 +150,36 @@ class SimpleNetwork(reference.SimpleNetwork):
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
               print_frequency=1, *, verbose=True, callback=None):
         sources = X_train, X_val  # as given: their structures are kept with them
-        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
-            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
-        print_frequency = check.check_size("print_frequency", print_frequency)
+        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = _train_arguments(
+            self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency)
         places = self.kept_data.for_data(sources[0]), None if X_val is None else self.kept_data.for_data(sources[1])
         return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                              print_frequency, verbose, callback, places)
 
     train.__doc__ = reference.SimpleNetwork.train.__doc__
 
-    def _check_train(self, *arguments):
-        """The reference's checks, but X_train's and X_val's finiteness, which the training session proves by
-        comparison with the kept structures where one matches (a narrowing conversion is checked at once)."""
-        self.check_layers()
-        try:
-            return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, *arguments, finite_X=False,
-                                         finite_X_val=False)
-        except (TypeError, ValueError):
-            super()._check_train(*arguments)  # the reference's checks in its order: its first error is raised
-            raise
+
+def _train_arguments(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                     print_frequency):
+    """The reference's checks of ``train``'s arguments (``_validation.train_arguments``) but X_train's and X_val's
+    finiteness, which the training session proves by comparison with the kept structures where one matches (a
+    narrowing conversion is checked at once)."""
+    network.check_layers()
+    try:
+        X_train = check.as_input("X_train", X_train, network.num_inputs, network.dtype)
+        check.check_rows("X_train", X_train, network.num_inputs)
+        y_train = check.as_targets("y_train", y_train, network.num_outputs, len(X_train), network.dtype)
+        batch_size, num_epochs, learning_rate = check.check_train_args(len(X_train), batch_size, num_epochs,
+                                                                       learning_rate)
+        X_val, y_val = check.validation_pair(X_val, y_val)
+        if X_val is not None:
+            X_val = check.as_input("X_val", X_val, network.num_inputs, network.dtype)
+            check.check_rows("X_val", X_val, network.num_inputs)
+            y_val = check.as_labels("y_val", y_val, network.num_outputs, len(X_val))
+        return check.TrainArguments(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                                    check.check_size("print_frequency", print_frequency))
+    except (TypeError, ValueError):
+        # The reference's checks in its order, X's values included: its first error is the one raised.
+        check.train_arguments(network.num_inputs, network.num_outputs, network.dtype, X_train, y_train, X_val,
+                              y_val, batch_size, num_epochs, learning_rate, print_frequency)
+        raise

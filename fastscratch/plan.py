@@ -134,8 +134,13 @@ def optimize(plan, epsilon, dtype, owner="layer"):
 
 
 def _check_update(owner, name, value, dtype):
-    """Raise where the reference's ``name -= ...`` would, with a message naming ``owner.name``."""
-    check.check_update_fits(owner, name, value, dtype)
+    """Raise where the reference's ``name -= ...`` would, with a message naming ``owner.name``: an array that
+    cannot store a ``dtype`` update (int, bool), where NumPy refuses the cast, or a read-only one. The reference
+    raises NumPy's own errors; the drop-in, whose kernels would write anyway, must check first."""
+    if isinstance(value, np.ndarray) and not np.can_cast(dtype, value.dtype, "same_kind"):
+        raise TypeError(f"{owner}.{name} has dtype {value.dtype}, which cannot hold the {np.dtype(dtype)} update "
+                        f"{name} -= epsilon * dL_d{name} (NumPy refuses the cast, as in the tutorial): give the "
+                        f"layer float weights, e.g. {name}.astype(np.float64)")
     if isinstance(value, np.ndarray) and not value.flags.writeable:
         raise ValueError(f"{owner}.{name} is read-only: the update {name} -= epsilon * dL_d{name} cannot be "
                          f"stored (output array is read-only)")

@@ -78,18 +78,10 @@ class Neuron:
 
     def forward(self, x):
         """Return the activation for ``x`` of shape ``(1, num_inputs)`` (or ``(num_inputs,)``)."""
-        self._check_parameters()
-        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
+        check.check_neuron_parameters(self)
+        x = check.read_input("x", x, self.num_inputs, self.dtype)
         z = np.dot(x, self.W) + self.b
         return self.activation_function(z)
-
-    def _check_parameters(self):
-        # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
-        if np.shape(self.W) != (self.num_inputs,) or np.shape(self.b) != (1,):
-            raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this neuron's shapes "
-                             f"({self.num_inputs},) and (1,)")
-        check.check_parameter_dtype("neuron", "W", self.W, self.dtype)
-        check.check_parameter_dtype("neuron", "b", self.b, self.dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}(num_inputs={self.num_inputs})"
@@ -131,16 +123,8 @@ class FullyConnectedLayer:
 
     def forward(self, x):
         """Return the activations for ``x`` of shape ``(batch_size, num_inputs)``, keeping x and y."""
-        self._check_parameters()
-        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
-
-    def _check_parameters(self, owner="layer"):
-        # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
-        if np.shape(self.W) != (self.num_inputs, self.size) or np.shape(self.b) != (self.size,):
-            raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this layer's shapes "
-                             f"({self.num_inputs}, {self.size}) and ({self.size},)")
-        check.check_parameter_dtype(owner, "W", self.W, self.dtype)
-        check.check_parameter_dtype(owner, "b", self.b, self.dtype)
+        check.check_layer_parameters(self)
+        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype))
 
     def _forward(self, x):
         z = np.dot(x, self.W) + self.b
@@ -150,32 +134,8 @@ class FullyConnectedLayer:
 
     def backward(self, dL_dy):
         """Store ``dL_dW``, ``dL_db`` and return ``dL_dx`` given ``dL_dy`` (shaped like ``y``)."""
-        return self._backward(self._check_backward(dL_dy))
-
-    def _check_backward(self, dL_dy):
-        self._require_forward()
-        dL_dy = check.read_input("dL_dy", dL_dy, self.size, self.dtype)[0]
-        if dL_dy.shape != np.shape(self.y):
-            raise ValueError(f"dL_dy must have the shape of the last output {np.shape(self.y)}, "
-                             f"got {dL_dy.shape}")
-        return dL_dy
-
-    def _require_forward(self, rows=None):
-        if self.y is None:
-            raise RuntimeError("backward() needs a forward() call first")
-        self._check_parameters()
-        if np.ndim(self.x) == 1:
-            raise ValueError("backward() needs the last forward() input as a 2-D batch; "
-                             "pass a single sample as x.reshape(1, -1)")
-        # x and y are public: make sure they still fit this layer (and, in a network, each other).
-        if rows is None:
-            rows = np.shape(self.x)[0] if np.ndim(self.x) else None  # x = None or a scalar fits no batch
-        if np.shape(self.x) != (rows, self.num_inputs) or np.shape(self.y) != (rows, self.size):
-            raise ValueError(f"the stored x {np.shape(self.x)} and y {np.shape(self.y)} do not fit a batch of "
-                             f"{rows} through this {self.num_inputs}->{self.size} layer; call forward() again")
-        if self.derivated_activation_function is None:
-            raise RuntimeError("backward() needs derivated_activation_function, which this layer was "
-                               "built without")
+        check.check_stored_batch(self)
+        return self._backward(check.check_output_gradient(self, dL_dy))
 
     def _backward(self, dL_dy):
         dy_dz = self.derivated_activation_function(self.y)  # = f'
@@ -192,16 +152,8 @@ class FullyConnectedLayer:
 
     def optimize(self, epsilon):
         """Take one gradient step of size ``epsilon`` with the stored gradients."""
-        self._require_gradients()
+        check.check_stored_gradients(self)
         self._optimize(check.check_learning_rate(epsilon, "epsilon"))
-
-    def _require_gradients(self):
-        if self.dL_dW is None:
-            raise RuntimeError("optimize() needs a backward() call first")
-        self._check_parameters()
-        if np.shape(self.dL_dW) != np.shape(self.W) or np.shape(self.dL_db) != np.shape(self.b):
-            raise ValueError(f"the stored dL_dW {np.shape(self.dL_dW)} and dL_db {np.shape(self.dL_db)} must have "
-                             f"the shapes of W {np.shape(self.W)} and b {np.shape(self.b)}; call backward() again")
 
     def _optimize(self, epsilon):
         self.W -= epsilon * self.dL_dW
@@ -258,21 +210,12 @@ class SimpleNetwork:
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
         self.check_layers()
-        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
+        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype))
 
     def check_layers(self):
         """Raise unless ``layers`` (a public list) still chains, each layer in the network's dtype with
-        parameters of its shapes: before compiled code walks it."""
-        if not self.layers:
-            raise ValueError("the network has no layers")
-        for i, layer in enumerate(self.layers):
-            if i and layer.num_inputs != self.layers[i - 1].size:
-                raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
-                                 f"gives {self.layers[i - 1].size} outputs")
-            if layer.dtype != self.dtype:
-                raise TypeError(f"layers[{i}] computes in {layer.dtype}, the network in {self.dtype}: build the "
-                                f"layer with dtype=np.{self.dtype}")
-            layer._check_parameters(f"layers[{i}]")
+        parameters of its shapes (``_validation.check_network``)."""
+        check.check_network(self)
 
     def _forward(self, x):
         for layer in self.layers:  # from the input layer to the output one
@@ -286,7 +229,7 @@ class SimpleNetwork:
         tutorial; given several rows, an array with one class id per row.
         """
         self.check_layers()
-        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
+        x = check.read_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
         return self._predict(x)
@@ -301,10 +244,9 @@ class SimpleNetwork:
         self.check_layers()
         rows = None
         for layer in self.layers:
-            layer._require_forward(rows)  # every layer holds the same batch
+            check.check_stored_batch(layer, rows)  # every layer holds the same batch
             rows = np.shape(layer.x)[0]
-        dL_dy = self.layers[-1]._check_backward(dL_dy)
-        return self._backward(dL_dy)
+        return self._backward(check.check_output_gradient(self.layers[-1], dL_dy))
 
     def _backward(self, dL_dy):
         for layer in reversed(self.layers):  # from the output layer to the input one
@@ -316,7 +258,7 @@ class SimpleNetwork:
         epsilon = check.check_learning_rate(epsilon, "epsilon")
         self.check_layers()
         for layer in self.layers:
-            layer._require_gradients()
+            check.check_stored_gradients(layer)
         self._optimize(epsilon)
 
     def _optimize(self, epsilon):
@@ -329,7 +271,7 @@ class SimpleNetwork:
         ``y_val`` holds integer class ids (or one-hot rows).
         """
         self.check_layers()
-        X_val = check.read_input("X_val", X_val, self.num_inputs, self.dtype)[0]
+        X_val = check.read_input("X_val", X_val, self.num_inputs, self.dtype)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
@@ -357,17 +299,15 @@ class SimpleNetwork:
         batch boundary and raises ``TrainingInterrupted``; a non-finite loss
         raises ``NonFiniteLossError`` before that batch's update.
         """
-        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
-            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
-        print_frequency = check.check_size("print_frequency", print_frequency)
+        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = self._check_train(
+            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency)
         return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
                            print_frequency, verbose, callback)
 
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
+    def _check_train(self, *arguments):
         """``train``'s arguments, checked (``_validation.train_arguments``)."""
         self.check_layers()
-        return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
-                                     batch_size, num_epochs, learning_rate)
+        return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, *arguments)
 
     def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
                callback):
