@@ -1,8 +1,10 @@
 """The drop-in: the reference's classes, with Numba kernels doing the work.
 
-Each class subclasses its reference twin, so construction (the same random
-draws, in the same order), argument checks and save/load are the reference's;
-the arithmetic is the drop-in's, and so is ``train``'s loop (``session``).
+Each class subclasses its reference twin for construction (the same random
+draws, in the same order), attributes, the checks of its layers and
+save/load; every compute method is its own (the oracle's loops may look
+alike: that is the price of an oracle that knows nothing of this one), and
+so is ``train``'s loop (``session``).
 Each call validates its arguments and runs the plan decided from the network
 as it is: the per-call plan is kept (``plan.call_plan``) only while the
 objects it was decided from are the same ones, and ``train`` decides again
@@ -20,7 +22,14 @@ from fastscratch.kept_data import KeptWithData
 
 class Neuron(reference.Neuron):
     __doc__ = reference.Neuron.__doc__
-    # One row through one neuron is too small for a kernel to pay: forward is the reference's expression.
+
+    def forward(self, x):
+        # One row through one neuron is too small for a kernel to pay: the reference's expression.
+        check.check_neuron_parameters(self)
+        x = check.read_input("x", x, self.num_inputs, self.dtype)
+        return self.activation_function(np.dot(x, self.W) + self.b)
+
+    forward.__doc__ = reference.Neuron.forward.__doc__
 
 
 class FullyConnectedLayer(reference.FullyConnectedLayer):
@@ -52,6 +61,21 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
                                 self.dtype)
         return self._call_plan().forward(x)
 
+    forward.__doc__ = reference.FullyConnectedLayer.forward.__doc__
+
+    def backward(self, dL_dy):
+        check.check_stored_batch(self)
+        dL_dy = check.check_output_gradient(self, dL_dy)
+        return plan.backward(self._call_plan().layers[0], dL_dy, self.dtype)
+
+    backward.__doc__ = reference.FullyConnectedLayer.backward.__doc__
+
+    def optimize(self, epsilon):
+        check.check_stored_gradients(self)
+        plan.optimize(self._call_plan().layers[0], check.check_learning_rate(epsilon, "epsilon"), self.dtype)
+
+    optimize.__doc__ = reference.FullyConnectedLayer.optimize.__doc__
+
     def _call_plan(self):
         """The layer's per-call plan, as a one-layer ``NetworkPlan``: kept while its W, b and functions are the
         same objects (``plan.call_plan``)."""
@@ -59,12 +83,6 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         if cache is None:
             cache = self._plans = plan.PlanCache()
         return plan.call_plan(self, cache)
-
-    def _backward(self, dL_dy):
-        return plan.backward(self._call_plan().layers[0], dL_dy, self.dtype)
-
-    def _optimize(self, epsilon):
-        plan.optimize(self._call_plan().layers[0], epsilon, self.dtype)
 
 
 class SimpleNetwork(reference.SimpleNetwork):
@@ -107,11 +125,24 @@ class SimpleNetwork(reference.SimpleNetwork):
         """The kept per-call plan (``plan.call_plan``); for non-finite inputs, the reference's expressions."""
         return plan.call_plan(self, self._plans) if finite else plan.network_plan(self, numpy=True, scan=False)
 
-    def _backward(self, dL_dy):
-        return self._call_plan().backward(dL_dy)
+    def backward(self, dL_dy):
+        self.check_layers()
+        rows = None
+        for layer in self.layers:
+            check.check_stored_batch(layer, rows)  # every layer holds the same batch
+            rows = np.shape(layer.x)[0]
+        return self._call_plan().backward(check.check_output_gradient(self.layers[-1], dL_dy))
 
-    def _optimize(self, epsilon):
+    backward.__doc__ = reference.SimpleNetwork.backward.__doc__
+
+    def optimize(self, epsilon):
+        epsilon = check.check_learning_rate(epsilon, "epsilon")
+        self.check_layers()
+        for layer in self.layers:
+            check.check_stored_gradients(layer)
         self._call_plan().optimize(epsilon)
+
+    optimize.__doc__ = reference.SimpleNetwork.optimize.__doc__
 
     def predict(self, x):
         self.check_layers()

@@ -8,7 +8,10 @@ at the public methods (``fastscratch._validation``; what the tutorial accepts
 silently is warned about and run as it runs), ``dtype=`` (fixed at
 construction), ``np.nan`` for the removed ``np.NaN``, Ctrl-C deferred to a
 batch boundary, a stop on a non-finite loss, and save/load. Nothing in it
-serves the drop-in, which subclasses it for construction and checks only.
+serves the drop-in, which subclasses it for construction, attributes, the
+checks of its layers and save/load: every compute method of the drop-in is
+its own, so no method here exists to be overridden (the underscore ones are
+this loop's).
 """
 import numpy as np
 
@@ -299,18 +302,10 @@ class SimpleNetwork:
         batch boundary and raises ``TrainingInterrupted``; a non-finite loss
         raises ``NonFiniteLossError`` before that batch's update.
         """
-        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = self._check_train(
-            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency)
-        return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
-                           print_frequency, verbose, callback)
-
-    def _check_train(self, *arguments):
-        """``train``'s arguments, checked (``_validation.train_arguments``)."""
         self.check_layers()
-        return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, *arguments)
-
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
-               callback):
+        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = (
+            check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
+                                  batch_size, num_epochs, learning_rate, print_frequency))
         num_batches_per_epoch = len(X_train) // batch_size
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []

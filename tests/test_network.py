@@ -405,3 +405,25 @@ def test_print_frequency_is_checked_like_other_arguments(flavour, value, error, 
     with pytest.raises(error, match="print_frequency"):
         net.train(X, Y, batch_size=10, num_epochs=2, print_frequency=value, verbose=False)
     np.testing.assert_array_equal(net.layers[0].W, W)  # refused before any step
+
+
+DROP_IN = {fastscratch.Neuron: ["forward"],
+           fastscratch.FullyConnectedLayer: ["forward", "backward", "optimize"],
+           fastscratch.SimpleNetwork: ["forward", "predict", "backward", "optimize", "evaluate_accuracy", "train"]}
+
+
+@pytest.mark.parametrize("cls", DROP_IN, ids=lambda cls: cls.__name__)
+def test_the_drop_in_overrides_none_of_the_references_underscore_methods(cls):
+    """The oracle stands alone: a drop-in class overriding one of its underscore methods would make the
+    reference's own control flow run the drop-in's code, so an edit of the oracle would change the drop-in."""
+    base = cls.__mro__[1]
+    assert base.__module__ == "fastscratch.reference"
+    overridden = [name for name in vars(cls) if name.startswith("_") and not name.endswith("__")
+                  and hasattr(base, name)]
+    assert overridden == []
+
+
+@pytest.mark.parametrize("cls", DROP_IN, ids=lambda cls: cls.__name__)
+def test_every_compute_method_is_the_drop_ins_own(cls):
+    assert [name for name in DROP_IN[cls] if name not in vars(cls)] == []
+    assert all(vars(cls)[name].__doc__ == getattr(cls.__mro__[1], name).__doc__ for name in DROP_IN[cls])
