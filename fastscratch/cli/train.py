@@ -28,11 +28,12 @@ import time
 from fastscratch import environment
 from fastscratch._interrupt import StopSignals
 from fastscratch.cli import options
+from fastscratch.cli.memory import memory_problem, parameter_bytes
 from fastscratch.cli.options import EXIT_FAILED, EXIT_OK, PROG, exit_code_of
 from fastscratch.cli.output import stderr, stdout
 from fastscratch.cli.progress import LiveLine, eta
 from fastscratch.cli.record import RUN_FILES, Run
-from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory, memory_problem, parameter_bytes
+from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory
 from fastscratch.cli.text import byte_count, layer_sizes
 from fastscratch.cli.weights import LastFiniteWeights
 from fastscratch.datasets import DATASETS, NUM_CLASSES
