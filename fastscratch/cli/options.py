@@ -51,6 +51,14 @@ class SubcommandParser(argparse.ArgumentParser):
         return namespace, extras
 
 
+def given(parser, argv):
+    """The destinations of the options that ``argv`` (already parsed by ``parser``) sets, defaults left out."""
+    unset = object()
+    namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
+    parser.parse_args(argv, namespace)  # argparse gives defaults only to the attributes a namespace lacks
+    return {dest for dest, value in vars(namespace).items() if value is not unset}
+
+
 # -- argument types
 
 def integer(text):

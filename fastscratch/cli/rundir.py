@@ -101,6 +101,19 @@ def claim_run_directory(out, now=None):
     return _lock(out, created)
 
 
+def claim_run_to_resume(path):
+    """Claim the existing run directory ``path`` for this process, to continue its run.
+
+    The same marker and lock as a new run's: of two processes resuming (or a
+    run still going and a resume) exactly one holds the directory. Raises
+    ``RunDirectoryError`` naming the process that holds it.
+    """
+    if not os.path.isdir(path):
+        raise RunDirectoryError(f"{path} is not a directory" if os.path.exists(path) else f"no such directory: {path}")
+    return _lock(path, created=False, empty=False,
+                 remedy="resume it once that run has stopped (Ctrl-C or kill stops it and keeps it)")
+
+
 def _make_parents(parent, out):
     try:
         os.makedirs(parent, exist_ok=True)
@@ -117,7 +130,7 @@ class _InUse(RunDirectoryError):
     """Another process holds the directory's marker, or has filled the directory."""
 
 
-def _lock(path, created):
+def _lock(path, created, empty=True, remedy="choose another directory"):
     """Create and lock ``path``'s marker, write this process's id into it; a failure leaves nothing behind.
 
     The marker is locked (``flock``) for as long as this process holds the
@@ -125,10 +138,11 @@ def _lock(path, created):
     existing marker that no process holds is one that a killed run left
     behind: it is taken over (``took_over``). Where locks are not available
     (no ``fcntl``, a file system without them) an existing marker counts as
-    held, so the user removes it.
+    held, so the user removes it. ``empty``: the directory must hold nothing
+    else (a new run's); ``remedy`` ends the message of a directory in use.
     """
     marker = os.path.join(path, CLAIM)
-    if not created:
+    if empty and not created:
         _check_empty(path)
     while True:
         try:
@@ -151,12 +165,13 @@ def _lock(path, created):
             pid = f" (process {left_behind.strip()})" if left_behind and left_behind.strip().isdigit() else ""
             raise _InUse(f"{path} is in use by another fastscratch run{pid}" + (
                 "" if locked is False else
-                f", or holds the {CLAIM} marker of a killed one, which you may remove") + "; choose another directory")
+                f", or holds the {CLAIM} marker of a killed one, which you may remove") + f"; {remedy}")
         if _same_file(fd, marker):
             break
         os.close(fd)  # locked a marker that its run removed as it ended: claim again
     try:
-        _check_empty(path)  # another run may have filled it between the first look and the lock
+        if empty:
+            _check_empty(path)  # another run may have filled it between the first look and the lock
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)  # past what was read of a marker taken over
         data = f"{os.getpid()}\n".encode()

@@ -8,6 +8,7 @@ and accuracy (test set), train 500 epochs with batch 30 and lr 1e-3, and
 predict the drawn test image. That job is ``fastscratch.tutorial.run``; around
 it the command adds a live progress display, a run directory holding the
 history, the weights and the two plots, and its error messages and exit codes.
+``--resume DIR`` continues a run where it stopped (``cli/resume.py``).
 
 Epochs are numbered from 1 in the log lines, the progress bar and
 ``history.csv``, whose epoch 0 is the untrained network.
@@ -25,16 +26,17 @@ import os
 import shlex
 import signal
 import time
+from typing import NamedTuple
 
 from fastscratch import environment
 from fastscratch._interrupt import StopSignals
-from fastscratch.cli import options
+from fastscratch.cli import options, resume
 from fastscratch.cli.memory import memory_problem, parameter_bytes
 from fastscratch.cli.options import EXIT_FAILED, EXIT_OK, PROG, exit_code_of
 from fastscratch.cli.output import stderr, stdout
 from fastscratch.cli.progress import LiveLine, eta
-from fastscratch.cli.record import RUN_FILES, Run
-from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory
+from fastscratch.cli.record import RUN_FILES, Run, remove_temporaries
+from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory, claim_run_to_resume
 from fastscratch.cli.text import byte_count, layer_sizes
 from fastscratch.datasets import DATASETS, NUM_CLASSES
 from fastscratch.functions import ACTIVATIONS, LOSSES
@@ -50,8 +52,10 @@ EPILOG = (
     "builds a network at once draws other weights (with seed 42: untrained loss 3.6095, not the command's 4.4367); "
     "draw that index first to get the command's. Epochs count from 1 here (the log, the progress line, "
     "history.csv, whose row 0 is the untrained network); the library's train(verbose=True) logs the first epoch "
-    "as 'Epoch 0'. Exit codes: 0 done; 1 failed (the data, an overflow, a file not saved); 2 a bad option or "
-    "--out; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after saving the last whole epoch.")
+    "as 'Epoch 0'. --resume DIR continues a stopped run (or a finished one, to a larger --epochs) and ends with "
+    "the files an uninterrupted run writes. Exit codes: 0 done; 1 failed (the data, an overflow, a file not "
+    "saved); 2 a bad option, --out or --resume; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after saving the last "
+    "whole epoch.")
 
 
 def add_parser(commands):
@@ -90,9 +94,14 @@ def add_parser(commands):
     train.add_argument("--no-verify", action="store_true",
                        help="skip the check of the files' SHA-256 digests, to read any data in MNIST's format "
                             "and file names (the run's history records it)")
-    train.add_argument("--out", metavar="DIR",
+    where = train.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR",
                        help="run directory: created, or an existing empty one; "
                             "default: a new runs/<timestamp>")
+    where.add_argument("--resume", metavar="DIR",
+                       help="continue the run in DIR where it stopped (Ctrl-C, SIGTERM, SIGHUP), or a finished "
+                            "one to a larger --epochs; options left out are the run's, options given must match "
+                            "them")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.set_defaults(run=run, parser=train)
     return train
@@ -104,6 +113,15 @@ def run(args, parser):
 
     # Every check that needs no data comes first, then the run directory is claimed: a bad option or a
     # directory in use fails at once, not after loading the data.
+    if args.resume is not None:  # the run's own options; those given must be the same
+        given = options.given(parser, args.argv[1:])
+        try:
+            resume.take_options(resume.read_history(args.resume), args, given)
+        except resume.ResumeError as err:
+            parser.error(f"argument --resume: {err}")
+        if "data_dir" not in given and args.data_dir is not None and not os.path.isdir(args.data_dir):
+            parser.error(f"argument --resume: the run's data directory {args.data_dir} is gone; "
+                         f"pass --data-dir with its files")
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         parser.error(f"argument --data-dir: no such directory: {args.data_dir}")
     sizes = [NUM_INPUTS, *args.hidden, NUM_CLASSES]
@@ -117,19 +135,21 @@ def run(args, parser):
     # SIGTERM (kill, timeout, schedulers) and SIGHUP (a closed terminal) stop the run as Ctrl-C does.
     with StopSignals() as stop, blas_limit:
         try:
-            claim = claim_run_directory(args.out)
+            claim = claim_run_directory(args.out) if args.resume is None else claim_run_to_resume(args.resume)
         except RunDirectoryError as err:
-            parser.error(f"argument --out: {err}")
+            parser.error(f"argument {'--out' if args.resume is None else '--resume'}: {err}")
         except KeyboardInterrupt:  # the claim leaves nothing behind when it does not complete
-            return _stopped_before_training(stop, None)
+            return _stopped_before_training(stop, None, args.resume)
         if claim.took_over is not None:
             pid = claim.took_over.strip()
             print(f"{SAY} note: {claim.path} held the {CLAIM} marker of a run that is gone"
                   + (f" (process {pid})" if pid.isdigit() else "") + "; this run takes it over", file=stderr())
         try:
-            return _train(args, parser, claim, console, stop)
+            if args.resume is None:
+                return _train(args, parser, claim, console, stop)
+            return _resume(args, parser, claim, console, stop)
         except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
-            return _stopped_before_training(stop, claim)
+            return _stopped_before_training(stop, claim, args.resume)
         except MemoryError:
             weights = byte_count(parameter_bytes(sizes, args.dtype))
             print(f"{SAY} error: out of memory for a {layer_sizes(sizes)} {args.dtype} network "
@@ -153,11 +173,12 @@ def _blas_limit(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def _stopped_before_training(stop, claim):
+def _stopped_before_training(stop, claim, resumed):
     """Say that a signal stopped the command before ``_train`` could keep the run; return the exit code."""
     signum = stop.received or signal.SIGINT
     print(f"{SAY} {_stopped_by(signum)}" + (
         f"; {claim.path} holds the run as last checkpointed" if claim is not None and claim.kept else
+        f" before training resumed; {resumed} is as it was" if resumed is not None else
         " before training started; nothing saved"), file=stderr())
     return exit_code_of(signum)
 
@@ -220,7 +241,36 @@ def _dataset_in(directory, exclude):
     return None
 
 
-def _train(args, parser, claim, console, stop):
+def _resume(args, parser, claim, console, stop):
+    """Continue the run in the claimed directory from where it stopped; return the exit code."""
+    from fastscratch import tutorial
+
+    try:
+        history = resume.read_history(claim.path)  # again, now that no other run can change it
+        epoch = resume.start_epoch(claim.path, history)
+        done = history["completed_epochs"]
+        if history["status"] == "completed" and args.epochs <= done or args.epochs < epoch:
+            console.print(f"Nothing to do: {claim.path} holds " + (
+                f"a completed run of {done} epochs; pass a larger --epochs to train it on"
+                if history["status"] == "completed" else
+                f"the weights after epoch {epoch}, more than the {args.epochs} asked"), soft_wrap=True)
+            return EXIT_OK
+        network = resume.read_model(claim.path, history, tutorial.network_class(args.backend))
+    except resume.ResumeError as err:
+        parser.error(f"argument --resume: {err}")
+    # Nothing is drawn again: the shown image and the weights are the run's.
+    point = tutorial.Resume(network, history["config"]["test_image_index"], history["untrained_loss"],
+                            history["untrained_accuracy"], history["losses"][:epoch], history["accuracies"][:epoch])
+    return _train(args, parser, claim, console, stop, Continued(history, point))
+
+
+class Continued(NamedTuple):
+    """A run being resumed: its record as it was, and where ``tutorial.run`` continues it from."""
+    history: dict
+    point: object  # tutorial.Resume
+
+
+def _train(args, parser, claim, console, stop, continued=None):
     """The tutorial's job (``fastscratch.tutorial.run``) in the claimed directory; return the exit code."""
     from fastscratch import tutorial
     from fastscratch._interrupt import deferred_sigint
@@ -233,21 +283,27 @@ def _train(args, parser, claim, console, stop):
     if args.batch_size > len(loaded[0]):
         parser.error(f"argument --batch-size: {args.batch_size} is larger than the "
                      f"{len(loaded[0])} training samples")
+    if continued is not None:
+        try:
+            resume.check_data(claim.path, continued.history, loaded)
+        except resume.ResumeError as err:
+            parser.error(f"argument --resume: {err}")
 
-    recorder = Recorder(args, claim, console, loaded, started_at)
+    recorder = Recorder(args, claim, console, loaded, started_at, continued)
     result, stopped_after_run = None, False
     try:
         with recorder.live:
             result = tutorial.run(
                 load=lambda: loaded, seed=args.seed, dtype=args.dtype, hidden_layers_sizes=args.hidden,
                 activation=args.activation, loss=args.loss, backend=args.backend, num_epochs=args.epochs,
-                batch_size=args.batch_size, learning_rate=args.lr, on_start=recorder.start, callback=recorder)
+                batch_size=args.batch_size, learning_rate=args.lr, on_start=recorder.start, callback=recorder,
+                resume=None if continued is None else continued.point)
     except KeyboardInterrupt:  # as the live line ended, after run returned: before the files are shielded
         if result is None:
             raise
         stopped_after_run = True
     if not claim.kept:  # stopped while the record was being made: nothing of this run is in the directory
-        return _stopped_before_training(stop, claim)
+        return _stopped_before_training(stop, claim, args.resume)
 
     run = recorder.run
     if isinstance(result.stopped, NonFiniteLossError):
@@ -335,21 +391,34 @@ class Recorder:
     input of ``probe``) is said once; training goes on, as the tutorial's would.
     """
 
-    def __init__(self, args, claim, console, loaded, started_at):
+    def __init__(self, args, claim, console, loaded, started_at, continued):
         self.args, self.claim, self.console, self.loaded = args, claim, console, loaded
-        self.started_at = started_at
+        self.started_at, self.continued = started_at, continued
         self.live = contextlib.ExitStack()
         self.run = self.line = self.network = self.probe = self.image = None
         self.dead_said = False
 
     def start(self, setup):
         args, loaded, out = self.args, self.loaded, self.claim.path
-        self.console.print("Untrained : training loss = {:.6f} | val accuracy = {:.2f}%".format(
-            setup.untrained_loss, setup.untrained_accuracy * 100))
-        self.run = Run(out, _config(args, loaded, setup, out, self.started_at), setup.untrained_loss,
-                       setup.untrained_accuracy, loaded.dataset.classes)
+        if self.continued is None:
+            self.console.print("Untrained : training loss = {:.6f} | val accuracy = {:.2f}%".format(
+                setup.untrained_loss, setup.untrained_accuracy * 100))
+            self.run = Run(out, _config(args, loaded, setup, out, self.started_at), setup.untrained_loss,
+                           setup.untrained_accuracy, loaded.dataset.classes)
+        else:
+            self.console.print(f"Resuming the run in {out} after epoch {setup.epochs_done}, to epoch {args.epochs}",
+                               soft_wrap=True)
+            resumed = {"command": shlex.join([PROG, *args.argv]), "from_epoch": setup.epochs_done,
+                       "epochs": args.epochs, "blas_threads": args.blas_threads_applied,
+                       "data_directory": os.path.abspath(loaded.directory), "verified": bool(loaded.verified),
+                       "started_at": self.started_at.isoformat(timespec="seconds"),
+                       "environment": environment.record()}
+            self.run = Run.resumed(out, self.continued.history, setup.network, setup.epochs_done, args.epochs,
+                                   resumed, loaded.dataset.classes)
+            remove_temporaries(out)  # half-written files of a process killed while saving
         self.network, self.probe, self.image = setup.network, setup.X_test[:PROBE_ROWS], setup.image
         self.line = self.live.enter_context(epoch_line(self.console, args.epochs))
+        self.line.update(setup.epochs_done)
         self.mark = time.perf_counter()
         self.claim.kept = True  # from here on the directory holds this run, whatever happens
         self.run.checkpoint()
@@ -394,6 +463,7 @@ def _config(args, loaded, setup, out, started_at):
         "dataset": args.dataset, "dataset_title": loaded.dataset.title,
         # Whether the four files have the dataset's canonical digests (checked even with --no-verify).
         "verified": bool(loaded.verified), "verify": not args.no_verify,
+        "data_sha256": {file.name: digest for file, digest in zip(loaded.dataset.files, loaded.sha256)},
         "data_dir": args.data_dir, "data_directory": os.path.abspath(loaded.directory),
         loaded.dataset.env_var: os.environ.get(loaded.dataset.env_var),
         "train_samples": len(setup.X_train), "test_samples": len(setup.X_test),
