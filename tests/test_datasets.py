@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import io
 import os
+import pickle
 import socket
 import struct
 import subprocess
@@ -96,6 +97,18 @@ def test_real_label_counts(mnist_raw):
 def test_real_arrays_are_exactly_the_canonical_files(mnist_raw):
     for array, name in zip(mnist_raw, NAMES):
         assert hashlib.sha256(idx(array)).hexdigest() == MNIST.files[NAMES.index(name)].sha256
+
+
+def test_loaded_data_says_each_files_sha256(mnist_raw, synthetic, tmp_path, rng):
+    """The digests of the content read, decompressed: the published ones for the real files, and the content's
+    own for other data in MNIST's format (what a run records to know its data again)."""
+    assert mnist_raw.sha256 == tuple(file.sha256 for file in MNIST.files)
+    arrays, contents = fashion_like(rng)
+    write(tmp_path, contents)
+    loaded = datasets.load_dataset("mnist", tmp_path, verify=False)
+    assert loaded.sha256 == tuple(hashlib.sha256(contents[name]).hexdigest() for name in NAMES)
+    again = pickle.loads(pickle.dumps(loaded))  # Dask ships datasets to workers
+    assert (again.sha256, again.verified, again.directory) == (loaded.sha256, False, tmp_path)
 
 
 def test_real_arrays_equal_the_mnist_package(mnist_dir, mnist_raw):
