@@ -92,7 +92,9 @@ def add_parser(commands):
     train.add_argument("--out", metavar="DIR",
                        help="run directory: created, or an existing empty one; "
                             "default: a new runs/<timestamp>")
-    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    train.add_argument("--quiet", action="store_true",
+                       help="print nothing but errors, warnings and notes (on stderr, as how a stopped run was kept): "
+                            "no progress, epoch lines or prediction")
     train.set_defaults(run=run, parser=train)
     return train
 

@@ -477,3 +477,35 @@ def test_paths_with_brackets_are_printed_whole(mnist_dir, tmp_path):
     code, _, stdout, stderr = run_in_process(mnist_dir, out, "--epochs", "0", "--hidden", "8")
     assert code == 0, stderr
     assert f"Run saved in {out} (" in stdout
+
+
+# -- --quiet does what its help and docs/command.md say
+
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "command.md")
+
+
+def test_quiet_is_described_alike_in_the_help_and_the_docs(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    with open(DOCS, encoding="utf-8") as f:
+        (row,) = [line for line in f if line.startswith("| `--quiet` |")]
+    meaning = row.strip().strip("|").split(" | ")[-1].strip()
+    assert f"--quiet {meaning}" in help_text
+
+
+def test_quiet_prints_nothing_on_stdout_and_still_says_how_a_stopped_run_was_kept(mnist_dir, tmp_path, monkeypatch):
+    from fastscratch import _interrupt
+
+    real_check = _interrupt._Flag.check
+
+    def ctrl_c_after_epoch_1(self, losses, accuracies, epoch, batch=0):
+        self.requested = self.requested or len(losses) >= 1
+        return real_check(self, losses, accuracies, epoch, batch)
+
+    monkeypatch.setattr(_interrupt._Flag, "check", ctrl_c_after_epoch_1)
+    code, history, stdout, stderr = run_in_process(mnist_dir, tmp_path / "run", "--quiet", "--hidden", "8")
+    assert code == 130 and history["completed_epochs"] == 1
+    assert stdout == ""
+    assert stderr.splitlines() == [f"fastscratch train: interrupted at epoch 2; kept 1 completed epochs of {EPOCHS}: "
+                                   f"history and the weights after epoch 1 saved in {tmp_path / 'run'}"]
