@@ -9,7 +9,6 @@ import io
 import json
 import math
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from threadpoolctl import threadpool_limits
 import fastscratch
 from fastscratch import cli, reference
 from fastscratch.cli import record
+from children import signalled
 
 EPOCHS = 2
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -352,17 +352,32 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
 
 
 def ctrl_c_when(process, ready, signum=signal.SIGINT):
-    """Send SIGINT (or ``signum``) to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
+    """Send SIGINT (or ``signum``) to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr).
+
+    ``process`` is started with ``signalled()``. A watchdog kills it if it is not ready in time (which
+    also ends a read in ``ready`` that would block), and after the signal its output is read to the end: a child
+    blocked writing to a full pipe would never exit.
+    """
+    watchdog = threading.Timer(SUBPROCESS_TIMEOUT, process.kill)
+    watchdog.start()
     try:
         ready(time.monotonic() + SUBPROCESS_TIMEOUT)
         process.send_signal(signum)
-        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
-        return code, process.stderr.read()
+        _, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+        return process.returncode, stderr
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
-            process.wait()
-        process.stderr.close()
+            process.communicate()
+
+
+def first_epoch_logged(process):
+    """``ready`` for ``ctrl_c_when``: the line of epoch 1 has been read from ``process``'s stdout."""
+    def ready(deadline):
+        while not process.stdout.readline().startswith("Epoch    1:"):
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before epoch 1"
+    return ready
 
 
 def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
@@ -370,15 +385,8 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
     process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "1000",
                                 "--data-dir", mnist_dir, "--out", str(out)],
                                cwd=tmp_path, env=subprocess_env(mnist_dir), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-
-    def first_epoch_logged(deadline):
-        while not lines.get(timeout=max(deadline - time.monotonic(), 0)).startswith("Epoch    1:"):
-            pass
-
-    code, stderr = ctrl_c_when(process, first_epoch_logged)
+                               stderr=subprocess.PIPE, text=True, **signalled())
+    code, stderr = ctrl_c_when(process, first_epoch_logged(process))
     assert code == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted at epoch" in stderr and len(stderr.strip().splitlines()) == 1
