@@ -18,12 +18,10 @@ def signalled(*ignoring):
 
     SIGHUP, SIGINT and SIGTERM start at their defaults, as from a terminal,
     except those in ``ignoring``, which start ignored (as ``nohup`` or a
-    shell's background job leaves them). The child gets a session of its own,
-    so that only the test signals it (a closed terminal's SIGHUP, a Ctrl-C at
-    the keyboard reach the suite, which then ends its children), and stdin
-    from /dev/null, whatever the suite's is (closed, a terminal).
+    shell's background job leaves them); stdin is /dev/null, whatever the
+    suite's is (closed, a terminal).
     """
     def dispositions():
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN if signum in ignoring else signal.SIG_DFL)
-    return {"preexec_fn": dispositions, "start_new_session": True, "stdin": subprocess.DEVNULL}
+    return {"preexec_fn": dispositions, "stdin": subprocess.DEVNULL}

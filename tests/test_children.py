@@ -35,14 +35,14 @@ def as_under_nohup_in_the_background():
 def test_the_signal_tests_pass_with_sighup_and_sigint_ignored_and_stdin_closed(mnist_dir, tmp_path):
     with open(tmp_path / "output", "w") as output:
         child = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SIGNAL_TESTS],
-                                 cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                 cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
                                  preexec_fn=as_under_nohup_in_the_background)
         try:
             code = child.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            if child.poll() is None:  # its training children too, which run in sessions of their own
+            if child.poll() is None:  # and the training processes it started
                 for process in psutil.Process(child.pid).children(recursive=True):
                     with contextlib.suppress(psutil.NoSuchProcess):
                         process.kill()
