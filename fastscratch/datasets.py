@@ -248,7 +248,8 @@ def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirro
     directory holding the four verified ``.gz`` files: the copy's own
     directory when it is gzipped, else ``default_cache_dir()``, where gzipped
     copies of the verified data are written once. The package then never goes
-    online. Returns that directory.
+    online, whatever the working directory later becomes: the directory is
+    stored absolute, with its symbolic links resolved. Returns that directory.
 
     Raises what ``load_mnist`` raises (and leaves the package as it was).
     """
@@ -258,6 +259,7 @@ def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirro
     # The files load_mnist read are the ones _find picks; the package reads the .gz ones.
     if not all(_find(directory, file.name) == directory / f"{file.name}.gz" for file in dataset.files):
         directory = _gzipped_copy(dataset, loaded)
+    directory = Path(directory).resolve()  # a relative path would be read from whatever directory is current then
     mnist.temporary_dir = lambda: str(directory)
     return directory
 

@@ -707,6 +707,22 @@ def test_a_gzipped_copy_is_used_where_it_is(synthetic, tmp_path, mnist_package):
     assert_arrays(package_arrays(mnist_package), arrays)
 
 
+@pytest.mark.parametrize("given_as", ["argument", "env var"])
+def test_a_relative_directory_still_holds_after_a_chdir(given_as, synthetic, tmp_path, mnist_package, monkeypatch):
+    """The package reads ``temporary_dir()`` at every call: a relative path would be read from whatever directory
+    is current then, find nothing, and go online (here: fail the test)."""
+    arrays, contents = synthetic
+    write(tmp_path / "work" / "copy", contents)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    if given_as == "env var":
+        monkeypatch.setenv(ENV_VAR, "copy")
+    assert datasets.use_with_mnist_package("copy" if given_as == "argument" else None) == tmp_path / "work" / "copy"
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert mnist_package.temporary_dir() == str(tmp_path / "work" / "copy")
+    assert_arrays(package_arrays(mnist_package), arrays)
+
+
 def test_an_uncompressed_copy_is_gzipped_into_the_cache_once(synthetic, tmp_path, mnist_package):
     arrays, contents = synthetic
     write(tmp_path / "copy", contents, compress=False)

@@ -193,9 +193,11 @@ class Run:
         loss = {"l2": "L2"}.get(c["loss"], c["loss"])
         title = (f"{c['dataset_title']}: {layer_sizes(c['layer_sizes'])} {c['activation']}, {loss} loss, "
                  f"batch {c['batch_size']}, "
-                 f"lr {c['learning_rate']:g}" + ("" if self.status == "completed" else f" ({self.status})"))
+                 f"lr {c['learning_rate']:g}" + ("" if self.status == "completed" else
+                                                 f"\n{self.status} after {len(self.losses)} of {c['epochs']} epochs"))
+        # The x-axis spans the epochs run, not those planned: 3 epochs of 500 would be squashed against its left edge.
         plotting.plot_training([self.untrained_loss, *self.losses], [self.untrained_accuracy, *self.accuracies],
-                               path, num_epochs=c["epochs"], title=title)
+                               path, title=title)
 
     def _plot_prediction(self, image, path):
         from fastscratch import plotting

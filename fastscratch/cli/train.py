@@ -102,7 +102,9 @@ def add_parser(commands):
                        help="continue the run in DIR where it stopped (Ctrl-C, SIGTERM, SIGHUP), or a finished "
                             "one to a larger --epochs; options left out are the run's, options given must match "
                             "them")
-    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    train.add_argument("--quiet", action="store_true",
+                       help="print nothing but errors, warnings and notes (on stderr, as how a stopped run was kept): "
+                            "no progress, epoch lines or prediction")
     train.set_defaults(run=run, parser=train)
     return train
 

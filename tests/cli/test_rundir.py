@@ -109,10 +109,10 @@ def test_two_real_runs_on_the_same_out_exactly_one_wins(mnist_dir, tmp_path):
             "--data-dir", mnist_dir, "--out", str(out)]
     processes = [subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(2)]
-    results = [(p.wait(timeout=SUBPROCESS_TIMEOUT), p.stderr.read()) for p in processes]
-    for p in processes:
-        p.stdout.close()
-        p.stderr.close()
+    results = []
+    for p in processes:  # read to the end: a child never waits on a pipe nobody reads
+        _, err = p.communicate(timeout=SUBPROCESS_TIMEOUT)
+        results.append((p.returncode, err))
     assert sorted(code for code, _ in results) == [0, 2], results
     (loser_err,) = [err for code, err in results if code == 2]
     assert "argument --out" in loser_err and "Traceback" not in loser_err
