@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from children import signalled
 
 from fastscratch import _files, cli, datasets, environment, serialization
 from fastscratch.cli import progress, rundir
@@ -131,7 +132,7 @@ def wait_for_line(process, prefix, deadline):
 def train_process(mnist_dir, *argv):
     return subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--data-dir", mnist_dir, *argv],
                             env=dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1"),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **signalled())
 
 
 def stop_after(process, prefix, signum):
