@@ -175,15 +175,17 @@ class LoadedDataset(tuple):
             (always true with ``verify=True``; with ``verify=False`` it says
             whether the data happens to be the dataset's).
         directory: the directory the files were read from.
+        sha256: the SHA-256 of each file's content (decompressed), in the
+            order of ``dataset.files``: what identifies the data a run saw.
     """
 
-    def __new__(cls, arrays, dataset, verified, directory):
+    def __new__(cls, arrays, dataset, verified, directory, sha256):
         self = super().__new__(cls, arrays)
-        self.dataset, self.verified, self.directory = dataset, verified, directory
+        self.dataset, self.verified, self.directory, self.sha256 = dataset, verified, directory, tuple(sha256)
         return self
 
     def __reduce__(self):
-        return type(self), (tuple(self), self.dataset, self.verified, self.directory)
+        return type(self), (tuple(self), self.dataset, self.verified, self.directory, self.sha256)
 
 
 def load_dataset(name="mnist", data_dir=None, *, download=True, progress=True, verify=True, mirrors=None,
@@ -245,7 +247,8 @@ def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirro
     directory holding the four verified ``.gz`` files: the copy's own
     directory when it is gzipped, else ``default_cache_dir()``, where gzipped
     copies of the verified data are written once. The package then never goes
-    online. Returns that directory.
+    online, whatever the working directory later becomes: the directory is
+    stored absolute, with its symbolic links resolved. Returns that directory.
 
     Raises what ``load_mnist`` raises (and leaves the package as it was).
     """
@@ -255,6 +258,7 @@ def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirro
     # The files load_mnist read are the ones _find picks; the package reads the .gz ones.
     if not all(_find(directory, file.name) == directory / f"{file.name}.gz" for file in dataset.files):
         directory = _gzipped_copy(dataset, loaded)
+    directory = Path(directory).resolve()  # a relative path would be read from whatever directory is current then
     mnist.temporary_dir = lambda: str(directory)
     return directory
 
@@ -355,7 +359,7 @@ def _load_cache(dataset, download, progress, verify, mirrors, timeout):
                                            f"delete the file and it will be downloaded again)") from err
         elif download:
             path, array = _download(dataset, file, cache, mirrors, timeout, progress)
-            read.append((array, True))
+            read.append((array, file.sha256))  # only the dataset's own content is kept
         else:
             raise MNISTError(f"{dataset.title} file {file.name} is not in the cache {cache} and download=False. "
                              f"{dataset.local_copy_hint()}")
@@ -364,7 +368,7 @@ def _load_cache(dataset, download, progress, verify, mirrors, timeout):
 
 
 def _read_idx(path, file, dataset, verify):
-    """Read the IDX file ``path`` as the dataset's ``file``: return ``(array, whether its digest is canonical)``.
+    """Read the IDX file ``path`` as the dataset's ``file``: return ``(array, its content's SHA-256)``.
 
     The content is streamed through SHA-256 and never read past what the
     header declares; a header that disagrees with ``file`` (with ``verify``)
@@ -387,11 +391,10 @@ def _read_idx(path, file, dataset, verify):
             if not compressed:
                 raise MNISTFileError(path, f"cannot be read: {err}") from err
             raise MNISTFileError(path, f"is not a valid gzip file (corrupt or truncated): {err}") from err
-    canonical = digest.hexdigest() == file.sha256
-    if verify and not canonical:
+    if verify and digest.hexdigest() != file.sha256:
         raise MNISTFileError(path, f"content has SHA-256 {digest.hexdigest()}, not {dataset.title}'s "
                                    f"{file.sha256}; pass verify=False to read other data in this format")
-    return array, canonical
+    return array, digest.hexdigest()
 
 
 def _parse(stream, digest, path, file, dataset, verify):
@@ -440,12 +443,13 @@ def _parse(stream, digest, path, file, dataset, verify):
 
 def _loaded(dataset, read, paths, directory):
     """The four arrays as a ``LoadedDataset`` once each image file matches its label file."""
-    arrays = [array for array, _ in read]
+    arrays, digests = [array for array, _ in read], [digest for _, digest in read]
     for images, labels in ((0, 1), (2, 3)):
         if len(arrays[images]) != len(arrays[labels]):
             raise MNISTFileError(paths[labels], f"holds {len(arrays[labels])} labels but {paths[images]} "
                                                 f"holds {len(arrays[images])} images")
-    return LoadedDataset(arrays, dataset, all(canonical for _, canonical in read), directory)
+    verified = all(digest == file.sha256 for file, digest in zip(dataset.files, digests))
+    return LoadedDataset(arrays, dataset, verified, directory, digests)
 
 
 def _download(dataset, file, cache, mirrors, timeout, progress):

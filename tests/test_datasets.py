@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import io
 import os
+import pickle
 import socket
 import struct
 import subprocess
@@ -96,6 +97,18 @@ def test_real_label_counts(mnist_raw):
 def test_real_arrays_are_exactly_the_canonical_files(mnist_raw):
     for array, name in zip(mnist_raw, NAMES):
         assert hashlib.sha256(idx(array)).hexdigest() == MNIST.files[NAMES.index(name)].sha256
+
+
+def test_loaded_data_says_each_files_sha256(mnist_raw, synthetic, tmp_path, rng):
+    """The digests of the content read, decompressed: the published ones for the real files, and the content's
+    own for other data in MNIST's format (what a run records to know its data again)."""
+    assert mnist_raw.sha256 == tuple(file.sha256 for file in MNIST.files)
+    arrays, contents = fashion_like(rng)
+    write(tmp_path, contents)
+    loaded = datasets.load_dataset("mnist", tmp_path, verify=False)
+    assert loaded.sha256 == tuple(hashlib.sha256(contents[name]).hexdigest() for name in NAMES)
+    again = pickle.loads(pickle.dumps(loaded))  # Dask ships datasets to workers
+    assert (again.sha256, again.verified, again.directory) == (loaded.sha256, False, tmp_path)
 
 
 def test_real_arrays_equal_the_mnist_package(mnist_dir, mnist_raw):
@@ -690,6 +703,22 @@ def test_a_gzipped_copy_is_used_where_it_is(synthetic, tmp_path, mnist_package):
     arrays, contents = synthetic
     write(tmp_path / "copy", contents)
     assert datasets.use_with_mnist_package(tmp_path / "copy") == tmp_path / "copy"
+    assert_arrays(package_arrays(mnist_package), arrays)
+
+
+@pytest.mark.parametrize("given_as", ["argument", "env var"])
+def test_a_relative_directory_still_holds_after_a_chdir(given_as, synthetic, tmp_path, mnist_package, monkeypatch):
+    """The package reads ``temporary_dir()`` at every call: a relative path would be read from whatever directory
+    is current then, find nothing, and go online (here: fail the test)."""
+    arrays, contents = synthetic
+    write(tmp_path / "work" / "copy", contents)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    if given_as == "env var":
+        monkeypatch.setenv(ENV_VAR, "copy")
+    assert datasets.use_with_mnist_package("copy" if given_as == "argument" else None) == tmp_path / "work" / "copy"
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert mnist_package.temporary_dir() == str(tmp_path / "work" / "copy")
     assert_arrays(package_arrays(mnist_package), arrays)
 
 

@@ -19,8 +19,9 @@ import pytest
 
 import fastscratch
 import fastscratch.reference as ref
-from fastscratch._interrupt import StopSignals, deferred_sigint
+from fastscratch._interrupt import STOP_SIGNALS, StopSignals, deferred_sigint
 from fastscratch.exceptions import TrainingInterrupted
+from children import signalled
 
 NETWORKS = [pytest.param(ref.SimpleNetwork, id="reference"), pytest.param(fastscratch.SimpleNetwork, id="jit")]
 CLASS_PATHS = {ref.SimpleNetwork: "fastscratch.reference.SimpleNetwork",
@@ -195,6 +196,21 @@ def deliver(signum):
         pass
 
 
+@pytest.fixture
+def stop_signals_not_ignored():
+    """SIGTERM and SIGHUP not ignored in this process while the test delivers them, as in a terminal, even under
+    nohup (which ignores SIGHUP, and StopSignals rightly leaves an ignored signal ignored). The handler does
+    nothing, so that a terminal closing meanwhile still does not end the suite."""
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum, handler in previous.items():
+        if handler is signal.SIG_IGN:
+            signal.signal(signum, lambda *_: None)
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@pytest.mark.usefixtures("stop_signals_not_ignored")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_stop_signals_act_as_ctrl_c_and_say_which_came(signum):
     before = signal.getsignal(signum)
@@ -296,7 +312,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("network_class", NETWORKS)
 def test_real_sigint_to_a_training_process(network_class, tmp_path):
     child = subprocess.Popen([sys.executable, "-c", CHILD, CLASS_PATHS[network_class]], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path, **signalled())
     watchdog = threading.Timer(180, child.kill)  # readline() has no timeout of its own
     watchdog.start()
     try:

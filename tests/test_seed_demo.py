@@ -12,6 +12,7 @@ import pytest
 
 import fastscratch
 import fastscratch.reference
+from fastscratch import tutorial
 
 MODULES = [pytest.param(fastscratch.reference, id="reference"), pytest.param(fastscratch, id="jit")]
 
@@ -40,13 +41,25 @@ def layer_demo(m):
     return {"W": layer.W.copy(), "b": layer.b.copy(), "x1": x1, "x2": x2, "y1": y1, "y2": y2, "y12": y12}
 
 
+def mnist_like():
+    """60 training and 20 test images in MNIST's format (28x28 uint8, about a fifth of the pixels lit, labels
+    0..9), from a generator of their own: the script's loading, which draws nothing from np.random."""
+    rng = np.random.default_rng(2024)
+
+    def images(n):
+        return (rng.integers(1, 256, (n, 28, 28)) * (rng.random((n, 28, 28)) < 0.2)).astype(np.uint8)
+
+    return images(60), rng.integers(0, 10, 60).astype(np.uint8), images(20), rng.integers(0, 10, 20).astype(np.uint8)
+
+
 def network_demo(m):
-    num_classes = 4
-    img_idx = np.random.randint(0, 50)  # drawn before the network, as the seed's script does
-    X_train = np.random.randint(0, 256, (60, 12)).astype(np.uint8) / 255.
-    labels = np.random.randint(0, num_classes, 60)
-    X_test, y_test = X_train[:20], labels[:20]
-    y_train = np.eye(num_classes)[labels]
+    """Section 4 of the seed, with a smaller network and run, on ``mnist_like`` in place of ``mnist``'s arrays."""
+    X_train, y_train, X_test, y_test = mnist_like()
+    num_classes = 10
+    img_idx = np.random.randint(0, X_test.shape[0])  # drawn before the network, as the seed's script does
+    X_train, X_test = X_train.reshape(-1, 28 * 28), X_test.reshape(-1, 28 * 28)
+    X_train, X_test = X_train / 255., X_test / 255.
+    y_train = np.eye(num_classes)[y_train]
     classifier = m.SimpleNetwork(num_inputs=X_train.shape[1], num_outputs=num_classes,
                                  hidden_layers_sizes=[8, 5])
     predictions = classifier.forward(X_train)
@@ -55,12 +68,33 @@ def network_demo(m):
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         losses, accuracies = classifier.train(X_train, y_train, X_test, y_test, batch_size=7, num_epochs=4)
-    predicted_class = classifier.predict(np.expand_dims(X_test[img_idx % 20], 0))
+    predicted_class = classifier.predict(np.expand_dims(X_test[img_idx], 0))
     return {"img_idx": img_idx, "predictions": predictions, "loss_untrained": loss_untrained,
             "accuracy_untrained": accuracy_untrained, "losses": np.array(losses),
             "accuracies": np.array(accuracies), "predicted_class": predicted_class, "log": log.getvalue(),
             **{f"W{i}": layer.W.copy() for i, layer in enumerate(classifier.layers)},
             **{f"b{i}": layer.b.copy() for i, layer in enumerate(classifier.layers)}}
+
+
+def tutorial_function_demo(m, seed):
+    """``network_demo`` by ``fastscratch.tutorial.run`` (which seeds np.random itself), its prints caught."""
+    untrained = {}
+
+    def on_start(setup):  # the untrained network's outputs, which the script keeps as `predictions`
+        untrained["predictions"] = setup.network.forward(setup.X_train)
+
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        result = tutorial.run(load=mnist_like, seed=seed,
+                              backend="reference" if m is fastscratch.reference else "jit",
+                              hidden_layers_sizes=[8, 5], batch_size=7, num_epochs=4, verbose=True,
+                              on_start=on_start)
+    return {"img_idx": result.image_index, "predictions": untrained["predictions"],
+            "loss_untrained": result.untrained_loss, "accuracy_untrained": result.untrained_accuracy,
+            "losses": np.array(result.losses), "accuracies": np.array(result.accuracies),
+            "predicted_class": result.predicted_class, "log": log.getvalue(),
+            **{f"W{i}": layer.W.copy() for i, layer in enumerate(result.network.layers)},
+            **{f"b{i}": layer.b.copy() for i, layer in enumerate(result.network.layers)}}
 
 
 def run(demo, module, seed):
@@ -84,6 +118,22 @@ def assert_same(got, expected):
 @pytest.mark.parametrize("demo", [perceptron_demo, layer_demo, network_demo])
 def test_drop_in_gives_the_reference_numbers(demo, seed):
     assert_same(run(demo, fastscratch, seed), run(demo, fastscratch.reference, seed))
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+@pytest.mark.parametrize("module", MODULES)
+def test_the_tutorial_function_is_the_seeds_script(module, seed):
+    """Same draws, same numbers, bit for bit, and the script's lines around the tutorial's log."""
+    expected = run(network_demo, module, seed)
+    np.random.seed(seed + 1)  # a state the function must replace by seeding, as the script does
+    got = tutorial_function_demo(module, seed)
+    assert got["log"] == "Untrained : training loss = {:.6f} | val accuracy = {:.2f}%\n".format(
+        expected["loss_untrained"], expected["accuracy_untrained"] * 100) + expected["log"] + \
+        "Predicted class: {}; Correct class: {}\n".format(expected["predicted_class"], mnist_like()[3][got["img_idx"]])
+    del got["log"], expected["log"]
+    assert got.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -3,6 +3,7 @@ import errno
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import fastscratch
 from fastscratch import reference, serialization
 
 
@@ -90,6 +92,27 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypa
         good_network(seed=1).save(path)
     assert os.listdir(tmp_path) == ["model.npz"]
     assert_weights(path, old)
+
+
+@pytest.mark.parametrize("network_class", [reference.SimpleNetwork, fastscratch.SimpleNetwork],
+                         ids=["reference", "fastscratch"])
+def test_save_over_a_private_model_keeps_it_private_as_np_savez_does(network_class, tmp_path):
+    np.random.seed(0)
+    network = network_class(6, 3, [5])
+    old_umask = os.umask(0o022)
+    try:
+        for name in ("model.npz", "by_numpy.npz"):
+            network.save(tmp_path / name)
+            os.chmod(tmp_path / name, 0o600)
+        network.save(tmp_path / "model.npz")
+        np.savez(tmp_path / "by_numpy.npz", W=network.layers[0].W)  # NumPy's own overwrite, in place
+        network.save(tmp_path / "new.npz")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "by_numpy.npz").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "model.npz").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "new.npz").st_mode) == 0o644  # a new file: 0666 less the umask
+    assert_weights(tmp_path / "model.npz", network)
 
 
 @pytest.mark.parametrize("name, written", [("model", "model.npz"), ("model.npz", "model.npz"),

@@ -9,17 +9,22 @@ import argparse
 import sys
 
 from fastscratch.cli.options import PROG, SubcommandParser
+from fastscratch.cli.output import command_streams
 
 
 def main(argv=None):
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
     Bad options end in ``SystemExit(2)`` with an argparse message, as usual.
+    Output whose reader is gone or was never there (a closed stdout or
+    stderr, a pipe whose reader left) goes to ``os.devnull``; it never fails
+    the command (``output.command_streams``).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args.run(args, args.parser)
+    with command_streams():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        return args.run(args, args.parser)
 
 
 def build_parser():

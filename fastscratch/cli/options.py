@@ -51,6 +51,15 @@ class SubcommandParser(argparse.ArgumentParser):
         return namespace, extras
 
 
+def given(parser, argv):
+    """The destinations of the options that ``argv`` (already parsed by ``parser``) sets, defaults left out."""
+    unset = object()
+    dests = {action.dest for action in parser._actions}
+    namespace = argparse.Namespace(**dict.fromkeys(dests, unset))
+    parser.parse_args(argv, namespace)  # argparse gives defaults only to the attributes a namespace lacks
+    return {dest for dest in dests if getattr(namespace, dest) is not unset}
+
+
 # -- argument types
 
 def integer(text):

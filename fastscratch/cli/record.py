@@ -7,12 +7,16 @@ other file is in place. Every file is written atomically.
 """
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
+import re
 import signal
 import tempfile
 import time
+
+import numpy as np
 
 from fastscratch import _files, environment
 from fastscratch.cli.options import PROG
@@ -20,29 +24,62 @@ from fastscratch.cli.output import stderr
 from fastscratch.cli.text import finite_or_none, layer_sizes, reason
 
 RUN_FILES = ("history.json", "history.csv", "model.npz", "training.png", "prediction.png")
+#: The temporary files ``_files.atomic_write`` writes a run's files through: ``.history.json.<12 hex>.tmp``.
+TEMPORARY = re.compile(r"\.(?:" + "|".join(map(re.escape, RUN_FILES)) + r")\.[0-9a-f]{12}\.tmp")
 
 
 class Run:
-    """One run's record: :meth:`checkpoint` after each epoch, :meth:`save` at the end (``history.json`` last)."""
+    """One run's record: :meth:`checkpoint` after each epoch, :meth:`save` at the end (``history.json`` last).
+
+    ``model_epoch`` and ``model_sha256`` say which weights ``model.npz`` holds
+    (None while a new run trains: it has none yet). ``resumes`` records each
+    later process that continued the run (:meth:`resumed`).
+    """
 
     def __init__(self, out, config, untrained_loss, untrained_accuracy, class_names):
         self.out, self.config, self.class_names = out, config, class_names
         self.untrained_loss, self.untrained_accuracy = untrained_loss, untrained_accuracy
         self.losses, self.accuracies, self.seconds_per_epoch = [], [], []
-        self.status, self.stopped_at, self.model_epoch, self.prediction = "running", None, None, None
+        self.status, self.stopped_at, self.prediction = "running", None, None
+        self.model_epoch = self.model_sha256 = None
         self.signal = None  # the name of the signal that stopped training: SIGINT, SIGTERM, SIGHUP
         self.files, self.unsaved, self.model_saved_to = ["history.json"], {}, None
+        self.resumes, self.earlier_seconds = [], 0.0
+        self.first_epoch, self.resumed_from = 0, None  # a resumed run's first epoch, and its status before
         self.checkpoint_failed = False
         self.checkpointed = None  # the completed epochs that the history.json on disk holds (None: none written)
         self.started = time.perf_counter()
+
+    @classmethod
+    def resumed(cls, out, history, network, epoch, epochs, resume, class_names):
+        """The record of the run of ``history`` continued from the end of ``epoch`` to ``epochs``.
+
+        Its epochs after ``epoch`` (done by a process killed before it could
+        save them) are dropped; the configuration stays the run's but for the
+        planned ``epochs``; ``resume`` (this process's command, time,
+        environment) is added to ``resumes``. Until the end is saved, the
+        model is the one in the directory, ``network``'s as it was read: that
+        of ``epoch``.
+        """
+        untrained_loss = history["untrained_loss"]  # null in JSON for a non-finite one
+        run = cls(out, {**history["config"], "epochs": epochs}, float("nan") if untrained_loss is None
+                  else untrained_loss, history["untrained_accuracy"], class_names)
+        run.losses, run.accuracies = history["losses"][:epoch], history["accuracies"][:epoch]
+        run.seconds_per_epoch = history["seconds_per_epoch"][:epoch]
+        run.model_epoch, run.model_sha256 = epoch, weights_sha256(network)
+        run.resumes = [*history.get("resumes", []), resume]
+        run.earlier_seconds = history["config"].get("total_seconds") or 0.0
+        run.first_epoch, run.resumed_from = epoch, history["status"]
+        return run
 
     def history_on_disk(self):
         """What the run directory's history.json holds after a failed save: the final record, or an old checkpoint."""
         if "history.json" not in self.unsaved:
             return "history.json says which files are missing"
         if self.checkpointed is None:
-            return "no history.json could be written there"
-        when = ("as training started" if self.checkpointed == 0 else
+            return ("no history.json could be written there" if self.resumed_from is None else
+                    f"history.json there is the run's record before this resume (status \"{self.resumed_from}\")")
+        when = ("as training started" if self.checkpointed == self.first_epoch else
                 f"after epoch {self.checkpointed} of the {len(self.losses)} completed")
         return f"history.json there is the checkpoint written {when} (status \"running\"), not the end of the run"
 
@@ -89,10 +126,12 @@ class Run:
             "stopped_at": self.stopped_at,
             "signal": self.signal,
             "model_epoch": self.model_epoch,
+            "model_sha256": self.model_sha256,
             "files": self.files,
             "unsaved": self.unsaved,
             "model_saved_to": self.model_saved_to,
             "prediction": self.prediction,
+            "resumes": self.resumes,
             "config": self.config,
         }
 
@@ -113,7 +152,8 @@ class Run:
 
     def save(self, network, image):
         """Write every file of the run, ``history.json`` last; record what could not be written."""
-        self.config["total_seconds"] = round(self.total_seconds(), 3)
+        self.config["total_seconds"] = round(self.earlier_seconds + self.total_seconds(), 3)
+        self.model_sha256 = weights_sha256(network)
         self.config["numba"] = environment.numba_threads()  # the threading layer is known once kernels ran
         writers = {"model.npz": lambda path: save_model(network, path),
                    "training.png": self._plot_training,
@@ -153,9 +193,11 @@ class Run:
         loss = {"l2": "L2"}.get(c["loss"], c["loss"])
         title = (f"{c['dataset_title']}: {layer_sizes(c['layer_sizes'])} {c['activation']}, {loss} loss, "
                  f"batch {c['batch_size']}, "
-                 f"lr {c['learning_rate']:g}" + ("" if self.status == "completed" else f" ({self.status})"))
+                 f"lr {c['learning_rate']:g}" + ("" if self.status == "completed" else
+                                                 f"\n{self.status} after {len(self.losses)} of {c['epochs']} epochs"))
+        # The x-axis spans the epochs run, not those planned: 3 epochs of 500 would be squashed against its left edge.
         plotting.plot_training([self.untrained_loss, *self.losses], [self.untrained_accuracy, *self.accuracies],
-                               path, num_epochs=c["epochs"], title=title)
+                               path, title=title)
 
     def _plot_prediction(self, image, path):
         from fastscratch import plotting
@@ -163,6 +205,27 @@ class Run:
         plotting.plot_prediction(image, self.class_label(self.prediction["predicted_class"]),
                                  self.class_label(self.prediction["correct_class"]), path,
                                  title=self.config["dataset_title"])
+
+
+def remove_temporaries(out):
+    """Remove the temporary files that a process killed while writing left in the run directory ``out``.
+
+    Only for a directory this process has claimed: no other process writes
+    there, so such a file is no one's.
+    """
+    for name in os.listdir(out):
+        if TEMPORARY.fullmatch(name):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(out, name))
+
+
+def weights_sha256(network):
+    """The SHA-256 of a network's weights and biases, layer by layer: what history.json says model.npz holds."""
+    digest = hashlib.sha256()
+    for layer in network.layers:
+        for array in (layer.W, layer.b):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def save_model(network, path):

@@ -1,7 +1,6 @@
-"""The run directory of ``fastscratch train``: claimed for one process by a locked marker; the memory probe.
+"""The run directory of ``fastscratch train``: claimed for one process by a locked marker.
 
-Both checks run before any data is loaded, so a directory in use or a network
-that cannot fit fails at once.
+The claim comes before any data is loaded, so a directory in use fails at once.
 """
 import contextlib
 import datetime
@@ -13,7 +12,7 @@ try:
 except ImportError:  # not POSIX: a run directory's marker cannot be locked
     fcntl = None
 
-from fastscratch.cli.text import byte_count, layer_sizes, reason
+from fastscratch.cli.text import reason
 
 CLAIM = ".fastscratch-run"  # exclusive marker of a run directory in use; removed when the run ends
 RUNS = "runs"  # parent of the default run directories
@@ -102,6 +101,19 @@ def claim_run_directory(out, now=None):
     return _lock(out, created)
 
 
+def claim_run_to_resume(path):
+    """Claim the existing run directory ``path`` for this process, to continue its run.
+
+    The same marker and lock as a new run's: of two processes resuming (or a
+    run still going and a resume) exactly one holds the directory. Raises
+    ``RunDirectoryError`` naming the process that holds it.
+    """
+    if not os.path.isdir(path):
+        raise RunDirectoryError(f"{path} is not a directory" if os.path.exists(path) else f"no such directory: {path}")
+    return _lock(path, created=False, empty=False,
+                 remedy="resume it once that run has stopped (Ctrl-C or kill stops it and keeps it)")
+
+
 def _make_parents(parent, out):
     try:
         os.makedirs(parent, exist_ok=True)
@@ -118,7 +130,7 @@ class _InUse(RunDirectoryError):
     """Another process holds the directory's marker, or has filled the directory."""
 
 
-def _lock(path, created):
+def _lock(path, created, empty=True, remedy="choose another directory"):
     """Create and lock ``path``'s marker, write this process's id into it; a failure leaves nothing behind.
 
     The marker is locked (``flock``) for as long as this process holds the
@@ -126,10 +138,11 @@ def _lock(path, created):
     existing marker that no process holds is one that a killed run left
     behind: it is taken over (``took_over``). Where locks are not available
     (no ``fcntl``, a file system without them) an existing marker counts as
-    held, so the user removes it.
+    held, so the user removes it. ``empty``: the directory must hold nothing
+    else (a new run's); ``remedy`` ends the message of a directory in use.
     """
     marker = os.path.join(path, CLAIM)
-    if not created:
+    if empty and not created:
         _check_empty(path)
     while True:
         try:
@@ -152,12 +165,13 @@ def _lock(path, created):
             pid = f" (process {left_behind.strip()})" if left_behind and left_behind.strip().isdigit() else ""
             raise _InUse(f"{path} is in use by another fastscratch run{pid}" + (
                 "" if locked is False else
-                f", or holds the {CLAIM} marker of a killed one, which you may remove") + "; choose another directory")
+                f", or holds the {CLAIM} marker of a killed one, which you may remove") + f"; {remedy}")
         if _same_file(fd, marker):
             break
         os.close(fd)  # locked a marker that its run removed as it ended: claim again
     try:
-        _check_empty(path)  # another run may have filled it between the first look and the lock
+        if empty:
+            _check_empty(path)  # another run may have filled it between the first look and the lock
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)  # past what was read of a marker taken over
         data = f"{os.getpid()}\n".encode()
@@ -218,52 +232,3 @@ def _same_file(fd, path):
         return False
     held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
-
-
-# -- memory: checked before the data is loaded
-
-PARAMETER_COPIES = 4  # weights, their gradients, the kernels' transposed copy, the last finite copy kept
-
-
-def memory_problem(sizes, dtype):
-    """A sentence when the network's parameters alone cannot fit in the available memory, else None."""
-    need = PARAMETER_COPIES * parameter_bytes(sizes, dtype)
-    available = available_memory()
-    if available is None or need <= available:
-        return None
-    return (f"a {layer_sizes(sizes)} {dtype} network needs at least {byte_count(need)} ({PARAMETER_COPIES} "
-            f"copies of its {parameter_count(sizes):,} parameters), but only {byte_count(available)} "
-            f"of memory is available")
-
-
-def parameter_count(sizes):
-    """Weights and biases of a network whose layer sizes, input first, are ``sizes``."""
-    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
-
-
-def parameter_bytes(sizes, dtype):
-    """The bytes of one copy of the parameters; ``dtype`` is "float64" or "float32"."""
-    return parameter_count(sizes) * {"float64": 8, "float32": 4}[dtype]
-
-
-def available_memory():
-    """Bytes this process may still allocate: MemAvailable, capped by RLIMIT_AS; None if unknown."""
-    available = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:
-        import resource
-        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if limit != resource.RLIM_INFINITY:
-            with open("/proc/self/statm", encoding="ascii") as f:
-                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            available = max(limit - used, 0) if available is None else min(available, max(limit - used, 0))
-    except (ImportError, OSError, ValueError):
-        pass
-    return available

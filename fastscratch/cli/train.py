@@ -5,8 +5,10 @@ order (so with the same random draws): seed NumPy with 42, load MNIST, draw
 the index of the test image to show, prepare the data, build a 784-64-32-10
 sigmoid network with the L2 loss, report its untrained loss (training set)
 and accuracy (test set), train 500 epochs with batch 30 and lr 1e-3, and
-predict the drawn test image. Around that it adds a live progress display and
-a run directory holding the history, the weights and the two plots.
+predict the drawn test image. That job is ``fastscratch.tutorial.run``; around
+it the command adds a live progress display, a run directory holding the
+history, the weights and the two plots, and its error messages and exit codes.
+``--resume DIR`` continues a run where it stopped (``cli/resume.py``).
 
 Epochs are numbered from 1 in the log lines, the progress bar and
 ``history.csv``, whose epoch 0 is the untrained network.
@@ -24,17 +26,18 @@ import os
 import shlex
 import signal
 import time
+from typing import NamedTuple
 
 from fastscratch import environment
 from fastscratch._interrupt import StopSignals
-from fastscratch.cli import options
+from fastscratch.cli import options, resume
+from fastscratch.cli.memory import memory_problem, parameter_bytes
 from fastscratch.cli.options import EXIT_FAILED, EXIT_OK, PROG, exit_code_of
 from fastscratch.cli.output import stderr, stdout
 from fastscratch.cli.progress import LiveLine, eta
-from fastscratch.cli.record import RUN_FILES, Run
-from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory, memory_problem, parameter_bytes
+from fastscratch.cli.record import RUN_FILES, Run, remove_temporaries
+from fastscratch.cli.rundir import CLAIM, RunDirectoryError, claim_run_directory, claim_run_to_resume
 from fastscratch.cli.text import byte_count, layer_sizes
-from fastscratch.cli.weights import LastFiniteWeights
 from fastscratch.datasets import DATASETS, NUM_CLASSES
 from fastscratch.functions import ACTIVATIONS, LOSSES
 
@@ -49,8 +52,10 @@ EPILOG = (
     "builds a network at once draws other weights (with seed 42: untrained loss 3.6095, not the command's 4.4367); "
     "draw that index first to get the command's. Epochs count from 1 here (the log, the progress line, "
     "history.csv, whose row 0 is the untrained network); the library's train(verbose=True) logs the first epoch "
-    "as 'Epoch 0'. Exit codes: 0 done; 1 failed (the data, an overflow, a file not saved); 2 a bad option or "
-    "--out; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after saving the last whole epoch.")
+    "as 'Epoch 0'. --resume DIR continues a stopped run (or a finished one, to a larger --epochs) and ends with "
+    "the files an uninterrupted run writes. Exit codes: 0 done; 1 failed (the data, an overflow, a file not "
+    "saved); 2 a bad option, --out or --resume; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after saving the last "
+    "whole epoch.")
 
 
 def add_parser(commands):
@@ -89,10 +94,17 @@ def add_parser(commands):
     train.add_argument("--no-verify", action="store_true",
                        help="skip the check of the files' SHA-256 digests, to read any data in MNIST's format "
                             "and file names (the run's history records it)")
-    train.add_argument("--out", metavar="DIR",
+    where = train.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR",
                        help="run directory: created, or an existing empty one; "
                             "default: a new runs/<timestamp>")
-    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    where.add_argument("--resume", metavar="DIR",
+                       help="continue the run in DIR where it stopped (Ctrl-C, SIGTERM, SIGHUP), or a finished "
+                            "one to a larger --epochs; options left out are the run's, options given must match "
+                            "them")
+    train.add_argument("--quiet", action="store_true",
+                       help="print nothing but errors, warnings and notes (on stderr, as how a stopped run was kept): "
+                            "no progress, epoch lines or prediction")
     train.set_defaults(run=run, parser=train)
     return train
 
@@ -103,6 +115,15 @@ def run(args, parser):
 
     # Every check that needs no data comes first, then the run directory is claimed: a bad option or a
     # directory in use fails at once, not after loading the data.
+    if args.resume is not None:  # the run's own options; those given must be the same
+        given = options.given(parser, args.argv[1:])
+        try:
+            resume.take_options(resume.read_history(args.resume), args, given)
+        except resume.ResumeError as err:
+            parser.error(f"argument --resume: {err}")
+        if "data_dir" not in given and args.data_dir is not None and not os.path.isdir(args.data_dir):
+            parser.error(f"argument --resume: the run's data directory {args.data_dir} is gone; "
+                         f"pass --data-dir with its files")
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         parser.error(f"argument --data-dir: no such directory: {args.data_dir}")
     sizes = [NUM_INPUTS, *args.hidden, NUM_CLASSES]
@@ -116,19 +137,21 @@ def run(args, parser):
     # SIGTERM (kill, timeout, schedulers) and SIGHUP (a closed terminal) stop the run as Ctrl-C does.
     with StopSignals() as stop, blas_limit:
         try:
-            claim = claim_run_directory(args.out)
+            claim = claim_run_directory(args.out) if args.resume is None else claim_run_to_resume(args.resume)
         except RunDirectoryError as err:
-            parser.error(f"argument --out: {err}")
+            parser.error(f"argument {'--out' if args.resume is None else '--resume'}: {err}")
         except KeyboardInterrupt:  # the claim leaves nothing behind when it does not complete
-            return _stopped_before_training(stop, None)
+            return _stopped_before_training(stop, None, args.resume)
         if claim.took_over is not None:
             pid = claim.took_over.strip()
             print(f"{SAY} note: {claim.path} held the {CLAIM} marker of a run that is gone"
                   + (f" (process {pid})" if pid.isdigit() else "") + "; this run takes it over", file=stderr())
         try:
-            return _train(args, parser, claim, console, stop)
+            if args.resume is None:
+                return _train(args, parser, claim, console, stop)
+            return _resume(args, parser, claim, console, stop)
         except KeyboardInterrupt:  # before training started: from then on _train keeps what was done
-            return _stopped_before_training(stop, claim)
+            return _stopped_before_training(stop, claim, args.resume)
         except MemoryError:
             weights = byte_count(parameter_bytes(sizes, args.dtype))
             print(f"{SAY} error: out of memory for a {layer_sizes(sizes)} {args.dtype} network "
@@ -152,11 +175,12 @@ def _blas_limit(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def _stopped_before_training(stop, claim):
+def _stopped_before_training(stop, claim, resumed):
     """Say that a signal stopped the command before ``_train`` could keep the run; return the exit code."""
     signum = stop.received or signal.SIGINT
     print(f"{SAY} {_stopped_by(signum)}" + (
         f"; {claim.path} holds the run as last checkpointed" if claim is not None and claim.kept else
+        f" before training resumed; {resumed} is as it was" if resumed is not None else
         " before training started; nothing saved"), file=stderr())
     return exit_code_of(signum)
 
@@ -219,103 +243,95 @@ def _dataset_in(directory, exclude):
     return None
 
 
-def _train(args, parser, claim, console, stop):
-    import numpy as np
-
-    import fastscratch
-    from fastscratch import datasets, reference
-    from fastscratch._interrupt import deferred_sigint
-    from fastscratch.exceptions import NonFiniteLossError, TrainingInterrupted
-
-    network_class = fastscratch.SimpleNetwork if args.backend == "jit" else reference.SimpleNetwork
-    dtype = np.dtype(args.dtype)
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-
-    # The tutorial's order: seed, load, draw the test image's index, prepare, build (weights drawn last).
-    np.random.seed(args.seed)
-    loaded = _load(args)
-    if loaded is None:
-        return EXIT_FAILED
-    X_train, y_train, X_test, y_test = loaded
-    img_idx = int(np.random.randint(0, X_test.shape[0]))
-    image, true_class = X_test[img_idx].copy(), int(y_test[img_idx])
-    X_train, Y_train, X_test, y_test = datasets.prepare(X_train, y_train, X_test, y_test, dtype=dtype)
-    if args.batch_size > len(X_train):
-        parser.error(f"argument --batch-size: {args.batch_size} is larger than the "
-                     f"{len(X_train)} training samples")
-
-    activation, derivated_activation = ACTIVATIONS[args.activation]
-    loss, derivated_loss = LOSSES[args.loss]
-    network = network_class(num_inputs=X_train.shape[1], num_outputs=NUM_CLASSES,
-                            hidden_layers_sizes=args.hidden,
-                            activation_function=activation, derivated_activation_function=derivated_activation,
-                            loss_function=loss, derivated_loss_function=derivated_loss, dtype=dtype)
-
-    predictions = network.forward(X_train)  # forward pass
-    untrained_loss = float(network.loss_function(predictions, Y_train))  # loss computation
-    untrained_accuracy = float(network.evaluate_accuracy(X_test, y_test))
-    del predictions
-    console.print("Untrained : training loss = {:.6f} | val accuracy = {:.2f}%".format(
-        untrained_loss, untrained_accuracy * 100))
-
-    out = claim.path
-    config = {
-        "command": shlex.join([PROG, *args.argv]),
-        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
-        "hidden": list(args.hidden),
-        "layer_sizes": [int(X_train.shape[1]), *args.hidden, NUM_CLASSES],
-        "activation": args.activation, "loss": args.loss, "seed": args.seed, "dtype": args.dtype,
-        "backend": args.backend, "blas_threads": args.blas_threads_applied,
-        "network_class": f"{network_class.__module__}.{network_class.__qualname__}",
-        "dataset": args.dataset, "dataset_title": loaded.dataset.title,
-        # Whether the four files have the dataset's canonical digests (checked even with --no-verify).
-        "verified": bool(loaded.verified), "verify": not args.no_verify,
-        "data_dir": args.data_dir, "data_directory": os.path.abspath(loaded.directory),
-        loaded.dataset.env_var: os.environ.get(loaded.dataset.env_var),
-        "train_samples": len(X_train), "test_samples": len(X_test), "test_image_index": img_idx,
-        "out": os.path.abspath(out), "started_at": started_at.isoformat(timespec="seconds"),
-        **environment.record(),
-    }
-    run = Run(out, config, untrained_loss, untrained_accuracy, loaded.dataset.classes)
-    kept = LastFiniteWeights(network)
+def _resume(args, parser, claim, console, stop):
+    """Continue the run in the claimed directory from where it stopped; return the exit code."""
+    from fastscratch import tutorial
 
     try:
-        with epoch_line(console, args.epochs) as line:
-            recorder = Recorder(run, kept, line, args.epochs, probe=X_test[:PROBE_ROWS])
-            try:
-                claim.kept = True  # from here on the directory holds this run, whatever happens
-                run.checkpoint()
-                network.train(X_train, Y_train, X_test, y_test, batch_size=args.batch_size,
-                              num_epochs=args.epochs, learning_rate=args.lr, verbose=False, callback=recorder)
-            except TrainingInterrupted as err:
-                run.stop("interrupted", err.epoch, err.batch, stop.received)
-            except NonFiniteLossError as err:
-                run.stop("non-finite loss", err.epoch, err.batch)
-                print(f"{SAY} error: {err}", file=stderr())
-            else:
-                if kept.epoch == len(run.losses):
-                    run.status = "completed"
-                else:  # train raises for a last update that overflows; should that ever change, the run
-                    # still says so and keeps the last finite weights rather than claiming "completed"
-                    run.stop("non-finite loss", kept.epoch, None)
-                    print(f"{SAY} error: an update of epoch {kept.epoch + 1} made some weights "
-                          f"non-finite; try a smaller --lr", file=stderr())
-    except KeyboardInterrupt:  # while train prepared its data, or after it returned and before the files are shielded
+        history = resume.read_history(claim.path)  # again, now that no other run can change it
+        epoch = resume.start_epoch(claim.path, history)
+        done = history["completed_epochs"]
+        if history["status"] == "completed" and args.epochs <= done or args.epochs < epoch:
+            console.print(f"Nothing to do: {claim.path} holds " + (
+                f"a completed run of {done} epochs; pass a larger --epochs to train it on"
+                if history["status"] == "completed" else
+                f"the weights after epoch {epoch}, more than the {args.epochs} asked"), soft_wrap=True)
+            return EXIT_OK
+        network = resume.read_model(claim.path, history, tutorial.network_class(args.backend))
+    except resume.ResumeError as err:
+        parser.error(f"argument --resume: {err}")
+    # Nothing is drawn again: the shown image and the weights are the run's.
+    point = tutorial.Resume(network, history["config"]["test_image_index"], history["untrained_loss"],
+                            history["untrained_accuracy"], history["losses"][:epoch], history["accuracies"][:epoch])
+    return _train(args, parser, claim, console, stop, Continued(history, point))
+
+
+class Continued(NamedTuple):
+    """A run being resumed: its record as it was, and where ``tutorial.run`` continues it from."""
+    history: dict
+    point: object  # tutorial.Resume
+
+
+def _train(args, parser, claim, console, stop, continued=None):
+    """The tutorial's job (``fastscratch.tutorial.run``) in the claimed directory; return the exit code."""
+    from fastscratch import tutorial
+    from fastscratch._interrupt import deferred_sigint
+    from fastscratch.exceptions import NonFiniteLossError
+
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    loaded = _load(args)  # before tutorial.run seeds np.random: loading draws nothing from it
+    if loaded is None:
+        return EXIT_FAILED
+    if args.batch_size > len(loaded[0]):
+        parser.error(f"argument --batch-size: {args.batch_size} is larger than the "
+                     f"{len(loaded[0])} training samples")
+    if continued is not None:
+        try:
+            resume.check_data(claim.path, continued.history, loaded)
+        except resume.ResumeError as err:
+            parser.error(f"argument --resume: {err}")
+
+    recorder = Recorder(args, claim, console, loaded, started_at, continued)
+    result, stopped_after_run = None, False
+    try:
+        with recorder.live:
+            result = tutorial.run(
+                load=lambda: loaded, seed=args.seed, dtype=args.dtype, hidden_layers_sizes=args.hidden,
+                activation=args.activation, loss=args.loss, backend=args.backend, num_epochs=args.epochs,
+                batch_size=args.batch_size, learning_rate=args.lr, on_start=recorder.start, callback=recorder,
+                resume=None if continued is None else continued.point)
+    except KeyboardInterrupt:  # as the live line ended, after run returned: before the files are shielded
+        if result is None:
+            raise
+        stopped_after_run = True
+    if not claim.kept:  # stopped while the record was being made: nothing of this run is in the directory
+        return _stopped_before_training(stop, claim, args.resume)
+
+    run = recorder.run
+    if isinstance(result.stopped, NonFiniteLossError):
+        run.stop("non-finite loss", *result.stopped_at)
+        print(f"{SAY} error: {result.stopped}", file=stderr())
+    elif result.stopped is not None:
+        run.stop("interrupted", *result.stopped_at, stop.received)
+    elif result.model_epoch == len(run.losses):
+        run.status = "completed"
+    else:  # train raises for a last update that overflows; should that ever change, the run still says
+        # so and keeps the last finite weights rather than claiming "completed"
+        run.stop("non-finite loss", result.model_epoch, None)
+        print(f"{SAY} error: an update of epoch {result.model_epoch + 1} made some weights "
+              f"non-finite; try a smaller --lr", file=stderr())
+    if stopped_after_run:
         run.stop("interrupted", len(run.losses), 0, stop.received)
 
     with deferred_sigint() as interrupt:  # a Ctrl-C now would leave half a run: finish the files first
-        if run.status != "completed":
-            kept.restore()  # the weights the history describes: the end of epoch kept.epoch
-        run.model_epoch = kept.epoch
-        # Predict the test image drawn at the start, as the tutorial does (with the weights as they are).
-        # We use `np.expand_dims(x, 0)` to simulate a batch (transforming the image shape from (784,) to (1, 784)):
-        predicted_class = int(network.predict(np.expand_dims(X_test[img_idx], 0)))
+        run.model_epoch = result.model_epoch
         console.print("Predicted class: {}; Correct class: {}".format(
-            run.class_label(predicted_class), run.class_label(true_class)))
-        run.prediction = {"test_image_index": img_idx, "predicted_class": predicted_class,
-                          "correct_class": true_class, "predicted_name": loaded.dataset.classes[predicted_class],
-                          "correct_name": loaded.dataset.classes[true_class]}
-        run.save(network, image)
+            run.class_label(result.predicted_class), run.class_label(result.true_class)))
+        classes = loaded.dataset.classes
+        run.prediction = {"test_image_index": result.image_index, "predicted_class": result.predicted_class,
+                          "correct_class": result.true_class, "predicted_name": classes[result.predicted_class],
+                          "correct_name": classes[result.true_class]}
+        run.save(result.network, recorder.image)
     return _report(args, run, (stop.received or signal.SIGINT) if interrupt.requested else None, console)
 
 
@@ -363,32 +379,60 @@ def epoch_line(console, num_epochs):
 
 
 class Recorder:
-    """The ``callback`` given to ``train``: records each epoch, keeps its weights, shows it, checkpoints.
+    """The hooks given to ``tutorial.run``: ``start`` makes the run's record as training starts; then, as
+    ``callback``, it records each epoch, shows it and checkpoints.
 
     ``seconds_per_epoch`` counts the training and the validation of the epoch,
     not this callback's own output. The first epoch also holds ``train``'s
     setup (indexing the data, compiling on a first run), so the ETA is
-    estimated from the epochs after it.
+    estimated from the epochs after it. The live line is entered into
+    ``live``, which the caller ends once ``tutorial.run`` returns.
 
     A network that died (ReLU units that never fire again after a too large
     step: the loss exactly what it was and every output the same for every
     input of ``probe``) is said once; training goes on, as the tutorial's would.
     """
 
-    def __init__(self, run, kept, line, num_epochs, probe):
-        self.run, self.kept, self.line, self.num_epochs, self.probe = run, kept, line, num_epochs, probe
+    def __init__(self, args, claim, console, loaded, started_at, continued):
+        self.args, self.claim, self.console, self.loaded = args, claim, console, loaded
+        self.started_at, self.continued = started_at, continued
+        self.live = contextlib.ExitStack()
+        self.run = self.line = self.network = self.probe = self.image = None
         self.dead_said = False
+
+    def start(self, setup):
+        args, loaded, out = self.args, self.loaded, self.claim.path
+        if self.continued is None:
+            self.console.print("Untrained : training loss = {:.6f} | val accuracy = {:.2f}%".format(
+                setup.untrained_loss, setup.untrained_accuracy * 100))
+            self.run = Run(out, _config(args, loaded, setup, out, self.started_at), setup.untrained_loss,
+                           setup.untrained_accuracy, loaded.dataset.classes)
+        else:
+            self.console.print(f"Resuming the run in {out} after epoch {setup.epochs_done}, to epoch {args.epochs}",
+                               soft_wrap=True)
+            resumed = {"command": shlex.join([PROG, *args.argv]), "from_epoch": setup.epochs_done,
+                       "epochs": args.epochs, "blas_threads": args.blas_threads_applied,
+                       "data_directory": os.path.abspath(loaded.directory), "verified": bool(loaded.verified),
+                       "started_at": self.started_at.isoformat(timespec="seconds"),
+                       "environment": environment.record()}
+            self.run = Run.resumed(out, self.continued.history, setup.network, setup.epochs_done, args.epochs,
+                                   resumed, loaded.dataset.classes)
+            remove_temporaries(out)  # half-written files of a process killed while saving
+        self.network, self.probe, self.image = setup.network, setup.X_test[:PROBE_ROWS], setup.image
+        self.line = self.live.enter_context(epoch_line(self.console, args.epochs))
+        self.line.update(setup.epochs_done)
         self.mark = time.perf_counter()
+        self.claim.kept = True  # from here on the directory holds this run, whatever happens
+        self.run.checkpoint()
 
     def __call__(self, epoch, loss, accuracy):
         seconds = time.perf_counter() - self.mark
         done = epoch + 1  # train counts from 0; the command, like history.csv, from 1
         self.run.add_epoch(loss, accuracy, seconds)
-        self.kept.take(done)
         self.line.print("Epoch {:4d}: training loss = {:.6f} | val accuracy = {:.2f}% ({:.2f} s)".format(
             done, loss, accuracy * 100, seconds))
         self.line.update(done, loss=f"{loss:.6g}", accuracy=f"{accuracy:.2%}", seconds=f"{seconds:.2f}",
-                         eta=eta(self.run.seconds_per_epoch, self.num_epochs))
+                         eta=eta(self.run.seconds_per_epoch, self.args.epochs))
         self._say_if_dead(done, loss)
         self.run.checkpoint()
         self.mark = time.perf_counter()
@@ -397,9 +441,35 @@ class Recorder:
         losses = self.run.losses
         if self.dead_said or len(losses) < 2 or losses[-2] != loss:
             return
-        outputs = self.kept.network.forward(self.probe)
+        outputs = self.network.forward(self.probe)
         if (outputs == outputs[:1]).all():
             self.dead_said = True
             print(f"{SAY} warning: the network stopped learning in epoch {done}: its loss is exactly that of "
                   f"epoch {done - 1} and it gives every input the same outputs (its units are dead, as ReLU's are "
                   f"after too large a step); try a smaller --lr or another --activation", file=stderr())
+
+
+def _config(args, loaded, setup, out, started_at):
+    """The ``config`` of a new run's history: every option, the data and where it came from, the environment."""
+    from fastscratch import tutorial
+
+    network_class = tutorial.network_class(args.backend)
+    return {
+        "command": shlex.join([PROG, *args.argv]),
+        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+        "hidden": list(args.hidden),
+        "layer_sizes": [int(setup.X_train.shape[1]), *args.hidden, NUM_CLASSES],
+        "activation": args.activation, "loss": args.loss, "seed": args.seed, "dtype": args.dtype,
+        "backend": args.backend, "blas_threads": args.blas_threads_applied,
+        "network_class": f"{network_class.__module__}.{network_class.__qualname__}",
+        "dataset": args.dataset, "dataset_title": loaded.dataset.title,
+        # Whether the four files have the dataset's canonical digests (checked even with --no-verify).
+        "verified": bool(loaded.verified), "verify": not args.no_verify,
+        "data_sha256": {file.name: digest for file, digest in zip(loaded.dataset.files, loaded.sha256)},
+        "data_dir": args.data_dir, "data_directory": os.path.abspath(loaded.directory),
+        loaded.dataset.env_var: os.environ.get(loaded.dataset.env_var),
+        "train_samples": len(setup.X_train), "test_samples": len(setup.X_test),
+        "test_image_index": setup.image_index,
+        "out": os.path.abspath(out), "started_at": started_at.isoformat(timespec="seconds"),
+        **environment.record(),
+    }

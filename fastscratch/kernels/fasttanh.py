@@ -15,7 +15,9 @@ found from the exponent and the leading mantissa bits; with that interval's
 centre ``b`` and coefficients, ``tanh(|x|)`` is a polynomial in ``y = |x| - b``
 (degree 16 or 6) evaluated by Horner's rule with fused multiply-adds, and the
 sign of x is copied onto it. The last interval's polynomial is exactly 1 (so
-is NumPy's result for larger, huge and infinite |x|); NaN stays NaN. The
+is NumPy's result for larger, huge and infinite |x|). Every NaN, whatever its
+sign and payload, quiet or signalling, gives the default quiet NaN (positive,
+no payload): NumPy's loop selects that constant for NaN lanes. The
 tables are NumPy's (``numpy/_core/src/umath/loops_hyperbolic.dispatch.cpp.src``),
 as bit patterns.
 
@@ -174,6 +176,9 @@ _TABLE32 = (
 
 _COEFFICIENTS64 = np.array(_TABLE64, dtype=np.uint64).view(np.float64).reshape(18, 16)
 _COEFFICIENTS32 = np.array(_TABLE32, dtype=np.uint32).view(np.float32).reshape(8, 32)
+# What np.tanh's SIMD loop gives for any NaN lane: the default quiet NaN, not the input.
+_NAN64 = np.float64(np.nan)
+_NAN32 = np.float32(np.nan)
 
 
 @jit
@@ -212,7 +217,7 @@ def tanh64(x, intrinsics):
     for k in range(16, 0, -1):
         c = _COEFFICIENTS64[k, i]
         r = fma_intrinsic(r, y, c) if intrinsics else exact_fma64(r, y, c)
-    return x if x != x else math.copysign(r, x)
+    return _NAN64 if x != x else math.copysign(r, x)
 
 
 @jit
@@ -227,7 +232,7 @@ def tanh32(x, intrinsics):
     for k in range(6, 0, -1):
         c = _COEFFICIENTS32[k, i]
         r = fma_intrinsic(r, y, c) if intrinsics else exact_fma32(r, y, c)
-    return x if x != x else np.float32(math.copysign(r, x))
+    return _NAN32 if x != x else np.float32(math.copysign(r, x))
 
 
 def _numpy_tanh_is_simd():

@@ -56,3 +56,10 @@ def test_exit_codes_of_signals_are_a_shells():
     import signal
     assert options.EXIT_INTERRUPTED == options.exit_code_of(signal.SIGINT) == 130
     assert (options.exit_code_of(signal.SIGTERM), options.exit_code_of(signal.SIGHUP)) == (143, 129)
+
+
+def test_given_names_the_options_on_the_command_line_even_at_their_default_value():
+    parser = cli.build_parser().parse_args(["train"]).parser
+    assert options.given(parser, []) == set()
+    assert options.given(parser, ["--seed", "42", "--hidden", "--no-verify", "--lr=0.5"]) == {
+        "seed", "hidden", "no_verify", "lr"}

@@ -9,7 +9,6 @@ import io
 import json
 import math
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from threadpoolctl import threadpool_limits
 import fastscratch
 from fastscratch import cli, reference
 from fastscratch.cli import record
+from children import signalled
 
 EPOCHS = 2
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -352,17 +352,32 @@ def test_real_process_writes_a_default_run_directory(mnist_dir, tmp_path, jit_ru
 
 
 def ctrl_c_when(process, ready, signum=signal.SIGINT):
-    """Send SIGINT (or ``signum``) to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr)."""
+    """Send SIGINT (or ``signum``) to ``process`` once ``ready(deadline)`` returns; return (exit code, stderr).
+
+    ``process`` is started with ``signalled()``. A watchdog kills it if it is not ready in time (which
+    also ends a read in ``ready`` that would block), and after the signal its output is read to the end: a child
+    blocked writing to a full pipe would never exit.
+    """
+    watchdog = threading.Timer(SUBPROCESS_TIMEOUT, process.kill)
+    watchdog.start()
     try:
         ready(time.monotonic() + SUBPROCESS_TIMEOUT)
         process.send_signal(signum)
-        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
-        return code, process.stderr.read()
+        _, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+        return process.returncode, stderr
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
-            process.wait()
-        process.stderr.close()
+            process.communicate()
+
+
+def first_epoch_logged(process):
+    """``ready`` for ``ctrl_c_when``: the line of epoch 1 has been read from ``process``'s stdout."""
+    def ready(deadline):
+        while not process.stdout.readline().startswith("Epoch    1:"):
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before epoch 1"
+    return ready
 
 
 def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
@@ -370,15 +385,8 @@ def test_ctrl_c_keeps_the_run_and_exits_130(mnist_dir, tmp_path, seed_script):
     process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "1000",
                                 "--data-dir", mnist_dir, "--out", str(out)],
                                cwd=tmp_path, env=subprocess_env(mnist_dir), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-
-    def first_epoch_logged(deadline):
-        while not lines.get(timeout=max(deadline - time.monotonic(), 0)).startswith("Epoch    1:"):
-            pass
-
-    code, stderr = ctrl_c_when(process, first_epoch_logged)
+                               stderr=subprocess.PIPE, text=True, **signalled())
+    code, stderr = ctrl_c_when(process, first_epoch_logged(process))
     assert code == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted at epoch" in stderr and len(stderr.strip().splitlines()) == 1
@@ -477,3 +485,35 @@ def test_paths_with_brackets_are_printed_whole(mnist_dir, tmp_path):
     code, _, stdout, stderr = run_in_process(mnist_dir, out, "--epochs", "0", "--hidden", "8")
     assert code == 0, stderr
     assert f"Run saved in {out} (" in stdout
+
+
+# -- --quiet does what its help and docs/command.md say
+
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "command.md")
+
+
+def test_quiet_is_described_alike_in_the_help_and_the_docs(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    with open(DOCS, encoding="utf-8") as f:
+        (row,) = [line for line in f if line.startswith("| `--quiet` |")]
+    meaning = row.strip().strip("|").split(" | ")[-1].strip()
+    assert f"--quiet {meaning}" in help_text
+
+
+def test_quiet_prints_nothing_on_stdout_and_still_says_how_a_stopped_run_was_kept(mnist_dir, tmp_path, monkeypatch):
+    from fastscratch import _interrupt
+
+    real_check = _interrupt._Flag.check
+
+    def ctrl_c_after_epoch_1(self, losses, accuracies, epoch, batch=0):
+        self.requested = self.requested or len(losses) >= 1
+        return real_check(self, losses, accuracies, epoch, batch)
+
+    monkeypatch.setattr(_interrupt._Flag, "check", ctrl_c_after_epoch_1)
+    code, history, stdout, stderr = run_in_process(mnist_dir, tmp_path / "run", "--quiet", "--hidden", "8")
+    assert code == 130 and history["completed_epochs"] == 1
+    assert stdout == ""
+    assert stderr.splitlines() == [f"fastscratch train: interrupted at epoch 2; kept 1 completed epochs of {EPOCHS}: "
+                                   f"history and the weights after epoch 1 saved in {tmp_path / 'run'}"]

@@ -22,7 +22,8 @@ import fastscratch
 from fastscratch import _files, _interrupt, cli, network, reference, serialization
 from fastscratch.cli import progress, record, rundir
 from fastscratch.datasets import prepare
-from test_train import ctrl_c_when
+from children import signalled
+from test_train import ctrl_c_when, first_epoch_logged
 
 SUBPROCESS_TIMEOUT = 600
 
@@ -348,7 +349,8 @@ def test_a_real_ctrl_c_as_training_starts(mnist_dir, tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "fastscratch", "train", "--epochs", "50", "--quiet",
                                 "--data-dir", mnist_dir, "--out", str(out)],
-                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
+                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True,
+                               **signalled())
 
     def history_written(deadline):
         while not (out / "history.json").exists():
@@ -459,22 +461,14 @@ sys.exit(cli.main(sys.argv[4:]))
 """
 
 
-def train_process(mnist_dir, out, *prefix, epochs=1000, ignoring=None):
+def train_process(mnist_dir, out, *prefix, epochs=1000, ignoring=()):
     """A real ``fastscratch train`` (or the ``SIGNAL_AT`` wrapper around it, with ``prefix``) on a small network,
-    started with the signal ``ignoring`` ignored (as a shell starts background jobs, or nohup)."""
+    started with the stop signals at their defaults, whatever the suite's are, except ``ignoring`` (as a shell
+    starts background jobs, or nohup)."""
     argv = ["train", "--epochs", str(epochs), "--hidden", "16", "--data-dir", mnist_dir, "--out", str(out)]
     start = [sys.executable, "-c", SIGNAL_AT, *prefix] if prefix else [sys.executable, "-m", "fastscratch"]
     return subprocess.Popen([*start, *argv], env=dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=None if ignoring is None else lambda: signal.signal(ignoring, signal.SIG_IGN))
-
-
-def first_epoch_logged(process):
-    def ready(deadline):
-        import time
-        while not process.stdout.readline().startswith("Epoch    1:"):
-            assert process.poll() is None and time.monotonic() < deadline, "the run ended before epoch 1"
-    return ready
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **signalled(*ignoring))
 
 
 def assert_terminated(out, history, signum, stderr):
@@ -504,7 +498,6 @@ def test_a_stop_signal_during_training_keeps_the_run(signum, moment, mnist_dir, 
             first_epoch_logged(process)(deadline)
 
     code, stderr = ctrl_c_when(process, ready, signum)
-    process.stdout.close()
     assert code == 128 + signum, stderr
     history = read_history(out)
     assert_terminated(out, history, signum, stderr)
@@ -537,9 +530,8 @@ def test_a_stop_signal_while_saving_finishes_the_files(signum, mnist_dir, tmp_pa
 def test_sigterm_stops_a_background_job_whose_ctrl_c_is_ignored(mnist_dir, tmp_path):
     """A script's `fastscratch train ... &` ignores SIGINT, and `kill %1` sends SIGTERM: the run is still kept."""
     out = tmp_path / "run"
-    process = train_process(mnist_dir, out, ignoring=signal.SIGINT)
+    process = train_process(mnist_dir, out, ignoring=[signal.SIGINT])
     code, stderr = ctrl_c_when(process, first_epoch_logged(process), signal.SIGTERM)
-    process.stdout.close()
     assert code == 143, stderr
     history = read_history(out)
     assert_terminated(out, history, signal.SIGTERM, stderr)
@@ -549,9 +541,8 @@ def test_sigterm_stops_a_background_job_whose_ctrl_c_is_ignored(mnist_dir, tmp_p
 def test_an_ignored_sighup_stays_ignored(mnist_dir, tmp_path):
     """Under nohup a closed terminal must not stop the run."""
     out = tmp_path / "run"
-    process = train_process(mnist_dir, out, epochs=3, ignoring=signal.SIGHUP)
+    process = train_process(mnist_dir, out, epochs=3, ignoring=[signal.SIGHUP])
     code, stderr = ctrl_c_when(process, first_epoch_logged(process), signal.SIGHUP)
-    process.stdout.close()
     assert code == 0, stderr
     assert read_history(out)["status"] == "completed"
 

@@ -54,10 +54,25 @@ def inputs(dtype, rng, size):
 
 
 def assert_same_bits(got, expected):
+    """Every bit, NaNs' sign and payload included (and -0.0 is not 0.0)."""
     assert got.dtype == expected.dtype
-    nan = np.isnan(expected)
-    np.testing.assert_array_equal(np.isnan(got), nan)
-    np.testing.assert_array_equal(got[~nan].view(np.uint8), expected[~nan].view(np.uint8))  # -0.0 is not 0.0
+    unsigned = np.uint64 if got.dtype == np.float64 else np.uint32
+    np.testing.assert_array_equal(got.view(unsigned), expected.view(unsigned))
+
+
+#: NaNs of both signs, quiet and signalling, with and without a payload, as bit patterns.
+NAN_BITS = {np.float64: [0x7ff8000000000000, 0xfff8000000000000, 0x7ff8000000000123, 0xfff80000deadbeef,
+                         0x7ff0000000000001, 0xfff0000000000456, 0x7ff4000000000000, 0xfff7ffffffffffff],
+            np.float32: [0x7fc00000, 0xffc00000, 0x7fc00123, 0xffc0beef, 0x7f800001, 0xff800456, 0x7fa00000,
+                         0xffbfffff]}
+
+
+def nans(dtype):
+    """``NAN_BITS`` as floats, among finite values so that vector lanes mix both, at a length that leaves a
+    tail at every vector width."""
+    unsigned = np.uint64 if dtype == np.float64 else np.uint32
+    values = np.array(NAN_BITS[dtype], dtype=unsigned).view(dtype)
+    return np.insert(np.linspace(-3, 3, 59).astype(dtype), np.arange(0, 59, 7)[:values.size], values)
 
 
 @numpy_simd
@@ -67,6 +82,60 @@ def test_equals_numpy_bit_for_bit(dtype, rng):
     got = np.empty_like(x)
     tanh_all(x, got)
     assert_same_bits(got, np.tanh(x))
+
+
+@numpy_simd
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_nan_gives_numpys_nan(dtype):
+    """np.tanh gives the default quiet NaN for every NaN, whatever its sign and payload, quiet or signalling:
+    so do the compiled kernel (this process's vector width; every width in test_every_width_gives_numpys_nan),
+    its plain twin compiled, and the plain twin as Python."""
+    x = nans(dtype)
+    expected = np.tanh(x)
+    got = np.empty_like(x)
+    tanh_all(x, got)
+    assert_same_bits(got, expected)
+    plain = np.empty_like(x)
+    PLAIN[dtype](x, plain)
+    assert_same_bits(plain, expected)
+    python = np.array([getattr(TANH[dtype], "py_func", TANH[dtype])(v, False) for v in x], dtype=dtype)
+    assert_same_bits(python, expected)
+
+
+WIDTH_CHILD = """
+import json
+import numpy as np
+from fastscratch.kernels import activations, simd
+from test_fasttanh import nans
+same = {}
+for dtype in (np.float64, np.float32):
+    z = np.stack([nans(dtype), nans(dtype)[::-1]])
+    y = z.copy()
+    for i in range(len(y)):
+        activations.bias_activate_row(y, i, np.zeros(z.shape[1], dtype), activations.TANH)
+    same[np.dtype(dtype).name] = y.tobytes() == np.tanh(z).tobytes()
+print(json.dumps({"bits": simd.VECTOR_BITS, "same": same}))
+"""
+
+
+@numpy_simd
+@pytest.mark.skipif(not JIT, reason="runs its own variants, NUMBA_DISABLE_JIT among them")
+def test_every_width_gives_numpys_nan():
+    """The activation kernel, in a fresh process per vector width (``FASTSCRATCH_SIMD`` is read at import),
+    plain and as Python: np.tanh's bits for every kind of NaN."""
+    from fastscratch.kernels import simd
+
+    widest = simd.widest_vector_bits(simd.cpu_target()[1])
+    variants = {"plain": {"FASTSCRATCH_SIMD": "plain"}, "python": {"NUMBA_DISABLE_JIT": "1"},
+                **{str(bits): {"FASTSCRATCH_SIMD": str(bits)} for bits in simd.WIDTHS if bits <= widest}}
+    base = {key: value for key, value in os.environ.items() if key not in ("FASTSCRATCH_SIMD", "NUMBA_DISABLE_JIT")}
+    for name, environment in variants.items():
+        run = subprocess.run([sys.executable, "-c", WIDTH_CHILD], capture_output=True, text=True, timeout=300,
+                             env={**base, **environment}, cwd=os.path.dirname(__file__), stdin=subprocess.DEVNULL)
+        assert run.returncode == 0, run.stderr[-3000:]
+        report = json.loads(run.stdout.splitlines()[-1])
+        assert report["bits"] == (0 if name in ("plain", "python") else int(name)), name
+        assert report["same"] == {"float64": True, "float32": True}, name
 
 
 @numpy_simd
@@ -118,10 +187,11 @@ LIBM_CHILD = """
 import json
 import numpy as np
 from fastscratch.kernels import activations, fasttanh
+from test_fasttanh import nans
 rng = np.random.default_rng(0)
 same = {}
 for dtype in (np.float64, np.float32):
-    z = (rng.standard_normal((4, 5000)) * 3).astype(dtype)
+    z = np.concatenate([(rng.standard_normal((4, 5000)) * 3).astype(dtype), np.resize(nans(dtype), (1, 5000))])
     b = np.zeros(5000, dtype)
     y = z.copy()
     for i in range(len(y)):
@@ -135,10 +205,12 @@ print(json.dumps({"simd": fasttanh.NUMPY_TANH_IS_SIMD, "libm_code": activations.
 @pytest.mark.skipif(not JIT, reason="the choice is between compiled kernels")
 def test_where_numpy_calls_libm_so_do_the_kernels():
     """NumPy with its dispatched SIMD loops switched off (``NPY_DISABLE_CPU_FEATURES``) calls libm's tanh: the
-    built-in tanh's code is then libm's, and the kernel gives np.tanh's bits there too."""
+    built-in tanh's code is then libm's, and the kernel gives np.tanh's bits there too, NaNs' included (libm
+    keeps their sign and payload, quietened)."""
     from numpy._core._multiarray_umath import __cpu_dispatch__
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
-    run = subprocess.run([sys.executable, "-c", LIBM_CHILD], capture_output=True, text=True, env=env, timeout=300)
+    run = subprocess.run([sys.executable, "-c", LIBM_CHILD], capture_output=True,
+                         text=True, env=env, timeout=300, cwd=os.path.dirname(__file__), stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads(run.stdout.splitlines()[-1]) == {"simd": False, "libm_code": True,
                                                         "same": {"float64": True, "float32": True}}

@@ -14,6 +14,7 @@ import pytest
 
 from fastscratch.study import results
 from fastscratch.study.run import RESOURCE
+from children import signalled
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 GRID = '''implementation = ["reference", "jit"]
@@ -26,7 +27,7 @@ seed = [1, 2, 3]
 
 def fastscratch(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "fastscratch", "study", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **signalled(), **kwargs)
 
 
 def finish(proc, timeout=240):
