@@ -46,6 +46,10 @@ DENSITY_SAMPLE_ROWS = 1024
 #: Rows per compiled forward pass of ``evaluate_accuracy`` and of ``train``'s evaluation.
 EVAL_CHUNK = 256
 
+#: Routes of the per-call API kept on a network (``routing.RouteCache``): one per call, finiteness of the
+#: input and outcome of the size test; calls of ever new kinds keep the recent ones only.
+ROUTES_KEPT = 16
+
 #: Dense input structures of per-call products kept on a network, one per input shape (calls of ever new
 #: sizes keep the recent ones only).
 DENSE_STRUCTURES_KEPT = 16

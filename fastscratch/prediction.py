@@ -1,14 +1,20 @@
-"""Compiled forward passes over many rows: the classes of ``predict`` and ``evaluate_accuracy``.
+"""``predict`` and ``evaluate_accuracy`` as a ``routing.Route`` says: layer after layer, row by row, or compiled
+forward passes over many rows (``classes``).
 
 The rows' structure comes from what is kept with them (``kept_data``), so
 that evaluating the same validation set every epoch indexes it once.
 """
 import numpy as np
 
-from fastscratch import config
-from fastscratch import plan as plans
+from fastscratch import config, steps
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
 from fastscratch.kernels.structure import Structure, full_structure, in_parts, index_dtype
+from fastscratch.routing import Way
+
+
+def sizes_of(network):
+    """The layer widths, input first."""
+    return (network.num_inputs, *(layer.size for layer in network.layers))
 
 
 def indices_dtype(sizes):
@@ -39,9 +45,23 @@ def forward_work(X, sizes, dtype, kept, known=None, rows=None):
     return ForwardWork(outputs(sizes, rows, dtype), rows_structure), entry
 
 
-def predict(plan, work):
-    """The classes of the rows whose structure is in ``work`` (``forward_work``), for a ``NetworkPlan``
-    whose ``compiled_forward`` holds.
+def predict(route, x, every_row):
+    """``predict``'s classes of x as ``route`` says; ``every_row()`` gives the ``ForwardWork`` of x whose buffers
+    hold every row (``forward_work(rows=len(x))``), for ``Way.COMPILED_ROWS``. Either way the layers are left
+    with x and its outputs, as the reference's forward pass leaves them."""
+    if route.way is Way.COMPILED_ROWS:
+        work = every_row()
+        found = classes(route, work)
+        for layer, y in zip(route.layers, work.ys):
+            layer.layer.x, layer.layer.y, x = x, y, y
+        return found
+    outputs = steps.forward(route, x)
+    return np.argmax(outputs, axis=1) if x.ndim == 2 and len(x) > 1 else np.argmax(outputs)
+
+
+def classes(route, work):
+    """The classes of the rows whose structure is in ``work`` (``forward_work``), for a route of
+    ``Way.COMPILED_ROWS``.
 
     Rows are independent, so large inputs are split over threads as the
     indexing is (``structure.in_parts``); each part has its own buffers, or
@@ -49,9 +69,9 @@ def predict(plan, work):
     which then hold every layer's outputs.
     """
     rows_structure = work.structure
-    classes = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
-    arguments = plan.arguments()
-    every_row = len(work.ys[0]) == len(classes)
+    found = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
+    weights, biases, codes = route.weights, route.biases, route.activation_codes
+    every_row = len(work.ys[0]) == len(found)
 
     def run(start, stop):
         part = Structure((rows_structure.indptrs[0][start:stop + 1], *rows_structure.indptrs[1:]),
@@ -60,23 +80,18 @@ def predict(plan, work):
             ys = tuple(y[start:stop] for y in work.ys)
         else:
             ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
-        predict_classes(*arguments, ForwardWork(ys, part), classes[start:stop])
-    in_parts(run, len(classes), config.MIN_ROWS_PER_THREAD)
-    return classes
+        predict_classes(weights, biases, codes, ForwardWork(ys, part), found[start:stop])
+    in_parts(run, len(found), config.MIN_ROWS_PER_THREAD)
+    return found
 
 
-def accuracy(network, X_val, y_val, val_work, numpy=False, call_plan=None):
-    """``evaluate_accuracy`` on checked arguments: compiled when the network's functions allow, else the
-    reference's per-sample loop, planned once (``numpy``: with the reference's expressions, for a non-finite
-    X_val). ``val_work`` returns X_val's ``ForwardWork`` (``forward_work``; a training session's is kept across
-    epochs). ``call_plan``: the network's per-call plan, for sets of fewer than ``config.COMPILED_MIN_ROWS`` rows."""
-    if call_plan is not None and len(X_val) < config.COMPILED_MIN_ROWS and not numpy:
-        plan = call_plan
+def accuracy(route, X, y, rows_work):
+    """``evaluate_accuracy`` of X (2-D) and its labels y as ``route`` says (``Way.COMPILED_ROWS`` or
+    ``Way.ROW_BY_ROW``); ``rows_work()`` gives X's ``ForwardWork`` (``forward_work``; a ``train`` call keeps
+    its own across epochs) for the compiled rows."""
+    if route.way is Way.COMPILED_ROWS:
+        correct = np.count_nonzero(classes(route, rows_work()) == y)
+        steps.forward(route, X[-1])  # the reference's per-sample loop leaves the last sample's x and y
     else:
-        plan = plans.network_plan(network, numpy=numpy)
-    if plan.compiled_forward and plan is not call_plan:
-        correct = np.count_nonzero(predict(plan, val_work()) == y_val)
-        plan.forward(X_val[-1])  # the reference's per-sample loop leaves the last sample's x and y
-    else:
-        correct = sum(int(np.argmax(plan.forward(x)) == label) for x, label in zip(X_val, y_val))
-    return float(correct / len(X_val))
+        correct = sum(int(np.argmax(steps.forward(route, x)) == label) for x, label in zip(X, y))
+    return float(correct / len(X))

@@ -5,9 +5,9 @@ The loop is the reference's (same order of batches, log line, callback,
 Ctrl-C and non-finite handling); what differs is how an epoch runs and what
 is kept across epochs:
 
-- an epoch runs as one compiled call (``kernels.training.train_epoch``) when
-  ``plan.compiled_epoch`` allows, else batch by batch, each piece as
-  ``plan`` decides;
+- an epoch runs as ``routing.route`` decides, after the callback: as one
+  compiled call (``kernels.training.train_epoch``), or batch by batch, each
+  layer as its ``LayerRoute`` says (``steps``);
 - X_train's and X_val's structures come from what is kept with them
   (``kept_data``). A structure kept from an earlier call is trusted only
   after a comparison with the array: during the first epoch, on the other
@@ -22,12 +22,11 @@ import numba
 import numpy as np
 
 from fastscratch import _validation as check
-from fastscratch import plan as plans
-from fastscratch import prediction
+from fastscratch import prediction, routing, steps
 from fastscratch._interrupt import deferred_sigint
 from fastscratch.callables import checked_loss, checked_loss_derivative
 from fastscratch.exceptions import NonFiniteLossError
-from fastscratch.kernels.structure import full_columns, index_dtype
+from fastscratch.kernels.structure import full_columns, index_dtype, nonzero_fraction
 from fastscratch.kernels.training import EpochWork, train_epoch
 from fastscratch.kept_data import batches_of, describes
 from fastscratch.reference import epoch_line
@@ -47,8 +46,8 @@ class Session:
         # After a callback, data found non-finite is trained on and evaluated as the reference does (a
         # NonFiniteLossError at its batch, NaN rows counted as NumPy's argmax counts them), not refused.
         self.edited = self.batch_by_batch = self.val_numpy = False
-        self.nonzero_fraction = plans.nonzero_fraction(X_train)
-        indices_dtype = prediction.indices_dtype(plans.sizes_of(network))
+        self.nonzero_fraction = nonzero_fraction(X_train)
+        indices_dtype = prediction.indices_dtype(prediction.sizes_of(network))
         self._assumed = self.kept.sampled_match(X_train, indices_dtype)
         self._val_assumed = None if X_val is None else self.val_kept.sampled_match(X_val, indices_dtype)
         if self._assumed is None:
@@ -100,16 +99,15 @@ class Session:
         if self._val_known is not None:
             self._val_assumed, self._val_known = self._val_known, None
 
-    def epoch_plan(self):
-        """The network's plan for the next epoch, and whether that epoch runs compiled."""
+    def epoch_route(self):
+        """The route of the next epoch (``Way.COMPILED_EPOCH`` or ``Way.BATCH_LOOP``)."""
         self.network.check_layers()  # a callback may have replaced layers
-        plan = plans.network_plan(self.network)
-        return plan, not self.batch_by_batch and plans.compiled_epoch(plan, self.network, self.batch_size,
-                                                                      self.nonzero_fraction)
+        return routing.route(self.network, routing.Call.EPOCH, self.batch_size, input_finite=not self.batch_by_batch,
+                             nonzero_fraction=self.nonzero_fraction)
 
     def work(self):
         """The compiled epoch's structures and buffers (``EpochWork``) for the network's sizes now."""
-        sizes, dtype, batch_size = plans.sizes_of(self.network), self.network.dtype, self.batch_size
+        sizes, dtype, batch_size = prediction.sizes_of(self.network), self.network.dtype, self.batch_size
         if self._work is None or self._work[0] != sizes:
             structure, entry = prediction.structure(self.X_train, sizes, batch_size, self.kept, self._known)
             self._known = entry  # compared with X_train or built from it just now
@@ -128,14 +126,14 @@ class Session:
         """The compiled evaluation's structure and buffers for X_val (verified first if it is only assumed)."""
         if self._val_assumed is not None:
             self.verify()
-        sizes = plans.sizes_of(self.network)
+        sizes = prediction.sizes_of(self.network)
         if self._val_work is None or self._val_work[0] != sizes:
             work, self._val_known = prediction.forward_work(self.X_val, sizes, self.network.dtype, self.val_kept,
                                                             self._val_known)
             self._val_work = sizes, work
         return self._val_work[1]
 
-    def epoch(self, plan, y_train, learning_rate):
+    def epoch(self, route, y_train, learning_rate):
         """Run one compiled epoch; ``train_epoch``'s result, or None when the epoch must run batch by batch
         (X_train made non-finite by the callback).
 
@@ -148,14 +146,14 @@ class Session:
         if (self._assumed is not None or self._val_assumed is not None) and numba.config.NUMBA_NUM_THREADS < 2:
             self.verify()  # one thread allowed: compare first
         if self._assumed is None and self._val_assumed is None:
-            return self._run(plan, y_train, learning_rate)
-        saved = [(layer.W.copy(), layer.b.copy()) for layer in plan.layers]
+            return self._run(route, y_train, learning_rate)
+        saved = [(layer.W.copy(), layer.b.copy()) for layer in route.layers]
         if self._assumed is not None:
             self._known = self._assumed
         with ThreadPoolExecutor(1) as pool:
             comparison = pool.submit(self._compare, self._assumed, self._val_assumed, 1)
             try:
-                result = self._run(plan, y_train, learning_rate)
+                result = self._run(route, y_train, learning_rate)
             finally:
                 same, val_same = comparison.result()
         if not same:
@@ -166,30 +164,30 @@ class Session:
         if same and (val_finite or self.edited):
             self._accept(same, val_same)
             return result
-        for layer, (W, b) in zip(plan.layers, saved):
+        for layer, (W, b) in zip(route.layers, saved):
             layer.W[...], layer.b[...] = W, b
         self._accept(same, val_same)
-        return None if self.batch_by_batch else self._run(plan, y_train, learning_rate)
+        return None if self.batch_by_batch else self._run(route, y_train, learning_rate)
 
-    def _run(self, plan, y_train, learning_rate):
-        return train_epoch(y_train, self.batch_size, plan.dtype.type(learning_rate), *plan.arguments(), plan.loss,
-                           self.work())
+    def _run(self, route, y_train, learning_rate):
+        return train_epoch(y_train, self.batch_size, route.dtype.type(learning_rate), route.weights, route.biases,
+                           route.activation_codes, route.loss_code, self.work())
 
-    def keep_last_batch(self, plan):
+    def keep_last_batch(self, route):
         """Leave the epoch's last step's x, y, dL_dW and dL_db on the layers, as the reference leaves them."""
         work = self.work()
         last = len(self.X_train) // self.batch_size - 1
         x = self.X_train[last * self.batch_size:(last + 1) * self.batch_size]
-        for layer, y, dz in zip(plan.layers, work.ys, work.dzs):
+        for layer, y, dz in zip(route.layers, work.ys, work.dzs):
             layer.layer.x, layer.layer.y = x, y.copy()
-            plans.parameter_gradients(layer.layer, x, dz)  # no kernel to compile for a once-per-epoch product
+            steps.parameter_gradients(layer.layer, x, dz)  # no kernel to compile for a once-per-epoch product
             x = layer.layer.y
 
 
 def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
           callback, places):
     """The reference's ``train`` loop on checked arguments (X_train's and X_val's finiteness left to
-    ``Session``), each epoch run as ``Session.epoch_plan`` decides; ``places``: see ``Session``."""
+    ``Session``), each epoch run as ``Session.epoch_route`` decides; ``places``: see ``Session``."""
     session = Session(network, X_train, X_val, batch_size, places)
     if num_epochs == 0:
         session.verify()
@@ -200,7 +198,9 @@ def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learn
             epoch_loss = _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accuracies)
             losses.append(epoch_loss)
             if do_validation:
-                accuracy = prediction.accuracy(network, X_val, y_val, session.val_work, numpy=session.val_numpy)
+                route = routing.route(network, routing.Call.EPOCH_ACCURACY, len(X_val),
+                                      input_finite=not session.val_numpy)
+                accuracy = prediction.accuracy(route, X_val, y_val, session.val_work)
                 accuracies.append(accuracy)
             else:
                 accuracy = np.nan
@@ -218,22 +218,20 @@ def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learn
 
 def _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accuracies):
     """One epoch; its mean loss."""
-    plan, compiled = session.epoch_plan()
+    route = session.epoch_route()
     num_batches = len(session.X_train) // session.batch_size
-    if compiled:
+    if route.way is routing.Way.COMPILED_EPOCH:
         interrupt.check(losses, accuracies, i)
-        result = session.epoch(plan, y_train, learning_rate)
+        result = session.epoch(route, y_train, learning_rate)
         if result is not None:
             loss_sum, bad_batch, bad_loss, _ = result
             if bad_batch >= 0:
                 raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
                                          weights_finite=network.weights_finite())
-            session.keep_last_batch(plan)
+            session.keep_last_batch(route)
             return network.dtype.type(loss_sum / num_batches)
+        route = session.epoch_route()  # X_train was made non-finite: the batch loop
     session.verify()
-    if plans.past_crossover(network, session.batch_size):  # dense or not: the batch loop's products are BLAS's
-        plan = plans.network_plan(network, numpy=True)
-    plan = plan._replace(full={})  # the batches' dense structures, built once this epoch
     loss_function = checked_loss(network.loss_function)
     derivative = checked_loss_derivative(network.derivated_loss_function, network.dtype)
     X_train, batch_size = session.X_train, session.batch_size
@@ -242,11 +240,11 @@ def _epoch(network, session, i, y_train, learning_rate, interrupt, losses, accur
         interrupt.check(losses, accuracies, i, b)
         x = X_train[b * batch_size:(b + 1) * batch_size]
         targets = y_train[b * batch_size:(b + 1) * batch_size]
-        predictions = plan.forward(x)
+        predictions = steps.forward(route, x)
         L = loss_function(predictions, targets)
         if not np.isfinite(L):
             raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=network.weights_finite())
-        plan.backward(derivative(predictions, targets), input_gradient_needed=False)
-        plan.optimize(learning_rate)
+        steps.backward(route, derivative(predictions, targets), input_gradient_needed=False)
+        steps.optimize(route, learning_rate)
         epoch_loss += L
     return epoch_loss / num_batches

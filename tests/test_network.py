@@ -121,7 +121,7 @@ def test_predictions_split_over_threads_equal_one_part(threads, rng, monkeypatch
 @pytest.mark.parametrize("batch", BATCHES)
 def test_train_matches_reference(batch, hidden, activation, loss, dtype, rng):
     ref, jit = twins(hidden, activation, loss, dtype=dtype)
-    assert jit.fused
+    assert jit.builtin_functions
     X, Y = problem(rng, 95)
     if loss == "cross_entropy":  # keep log() finite: sigmoid outputs in (0, 1)
         ref, jit = twins(hidden, "sigmoid", loss, dtype=dtype)
@@ -158,7 +158,7 @@ def test_custom_callables_fall_back_with_one_warning(rng):
         warnings.simplefilter("error")  # once per callable, not per layer or network
         np.random.seed(0)
         fastscratch.SimpleNetwork(12, 4, [5], softplus, derivated_softplus)
-    assert not jit.fused
+    assert not jit.builtin_functions
     X, Y = problem(rng, 60)
     expected = ref.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, verbose=False)
@@ -218,7 +218,7 @@ def test_large_batches_through_small_hidden_layers_train_compiled_as_the_referen
     jit = fastscratch.SimpleNetwork(30, 4, (20, 10), dtype=dtype)
     X, Y = problem(rng, 3 * batch + 7, num_inputs=30)
     X *= rng.random(X.shape) < 0.4  # 80% zeros: sparse enough for the kernels past 127 rows
-    assert jit.kernels_pay_off(batch, X) and not jit.kernels_pay_off(batch, np.ones_like(X))
+    assert jit.compiles_epochs(batch, X) and not jit.compiles_epochs(batch, np.ones_like(X))
     expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
@@ -236,7 +236,7 @@ def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dt
     ref = reference.SimpleNetwork(30, 4, hidden, dtype=dtype)
     np.random.seed(5)
     jit = fastscratch.SimpleNetwork(30, 4, hidden, dtype=dtype)
-    assert jit.fused and not jit.kernels_pay_off(batch)
+    assert jit.builtin_functions and not jit.compiles_epochs(batch)
     X, Y = problem(rng, 300, num_inputs=30)
     expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
@@ -333,14 +333,14 @@ def test_init_run_again_builds_anew(kind, flavour, old, new, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_init_run_again_keeps_nothing_stale_in_the_drop_in(dtype, rng):
-    """Kept data and plans belong to the old construction: the rebuilt network trains, predicts and steps
+    """Kept data and routes belong to the old construction: the rebuilt network trains, predicts and steps
     call by call as a new one does, and as the reference does."""
     X, Y = problem(rng, 60)
     X_val, y_val = X[:20], Y[:20].argmax(1)
     net = fastscratch.SimpleNetwork(12, 4, [6], dtype=np.float64 if dtype == np.float32 else np.float32)
     net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=1, verbose=False)
     net.predict(X)
-    old_kept, old_plans = net.kept_data, net._plans
+    old_kept, old_routes = net.kept_data, net._routes
     nets = []
     for module in (reference, None):
         np.random.seed(4)
@@ -349,7 +349,7 @@ def test_init_run_again_keeps_nothing_stale_in_the_drop_in(dtype, rng):
             nets.append(net)
         else:
             nets.append(module.SimpleNetwork(12, 4, [7, 5], dtype=dtype))
-    assert net.kept_data is not old_kept and net._plans is not old_plans and len(net.kept_data) == 0
+    assert net.kept_data is not old_kept and net._routes is not old_routes and len(net.kept_data) == 0
     results = [n.train(X, Y, X_val, y_val, batch_size=10, num_epochs=2, learning_rate=0.1, verbose=False)
                for n in nets]
     close(results[1][0], results[0][0], dtype, TRAIN_RTOL)

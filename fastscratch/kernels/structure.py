@@ -5,7 +5,7 @@ nothing to a sum when w is finite), so the kernels visit only the listed
 entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
 and kept across ``train`` calls while X still equals them
-(``structure_matches``, see ``fastscratch.plan``); hidden layers, whose
+(``structure_matches``, see ``fastscratch.session``); hidden layers, whose
 inputs are almost never 0, list every entry (``full_structure``,
 ``full_columns``).
 
@@ -125,6 +125,13 @@ def structure_matches(X, indptr, indices, values, threads=None):
         parts[start] = lists_exactly(X[start:stop], indptr[start:stop + 1], indices, values)
     in_parts(run, X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return all(parts.values())
+
+
+def nonzero_fraction(X):
+    """The fraction of X's entries that are nonzero, in about ``config.DENSITY_SAMPLE_ROWS`` of its rows taken
+    evenly (``routing.past_crossover``)."""
+    sample = X[::max(1, len(X) // config.DENSITY_SAMPLE_ROWS)]
+    return np.count_nonzero(sample) / max(sample.size, 1)
 
 
 def index_dtype(width):
