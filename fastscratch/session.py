@@ -27,7 +27,7 @@ from fastscratch import prediction
 from fastscratch._interrupt import deferred_sigint
 from fastscratch.callables import checked_loss, checked_loss_derivative
 from fastscratch.exceptions import NonFiniteLossError
-from fastscratch.kernels.structure import full_columns, index_dtype
+from fastscratch.kernels.structure import index_dtype
 from fastscratch.kernels.training import EpochWork, train_epoch
 from fastscratch.kept_data import batches_of, describes
 from fastscratch.reference import epoch_line
@@ -118,7 +118,7 @@ class Session:
                 outputs(sizes, batch_size, dtype), outputs(sizes, batch_size, dtype),
                 tuple(np.empty((b, a), dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])), structure,
                 batches_of(entry, sizes[0], batch_size, offsets_dtype),
-                tuple(full_columns(batch_size, width, offsets_dtype) for width in sizes[:-1]),
+                tuple(np.empty((width, batch_size), dtype=dtype) for width in sizes[:-1]),
                 tuple(np.empty(size, dtype=dtype) for size in sizes[1:]))
             self._work = sizes, work
         return self._work[1]

@@ -2,19 +2,26 @@
 
 ``combine_rows(out, o, M, rows, values, positions, start, stop)`` overwrites
 row o of out with ``sum_c v_c * M[rows[c]]`` over ``c = start .. stop - 1``,
-in ascending order, where ``v_c = values.flat[c]``, or
-``values.flat[positions[c]]`` when positions is an index array, not None;
-rows None means ``rows[c] = c - start``. That one operation is the forward
-pass of a row (M = W, rows = the input's nonzero columns), the weight
-gradient of an input column (M = dL/dz, rows = the batch rows where that
-input is nonzero) and the input gradient of a row (M = W.T).
-``accumulate_rows`` (same arguments) continues the sums already in row o
-instead of starting them at 0: the first layer's forward pass walks a batch's
-inputs in chunks (``dense_forward.chunked_forward``) and gives the bits of one
-walk. Its rows of M are in the L1 cache by design, so it never prefetches.
-``update_rows(..., scale)`` adds ``scale * sum`` to the row instead,
-straight from the registers, and returns whether the row stayed finite: the
-SGD step of a row of W.
+where ``v_c = values.flat[c]``, or ``values.flat[positions[c]]`` when
+positions is an index array, not None; rows None means ``rows[c] = c -
+start``. That one operation is the forward pass of a row (M = W, rows = the
+input's nonzero columns), the weight gradient of an input column (M = dL/dz,
+rows = the batch rows where that input is nonzero) and the input gradient of
+a row (M = W.T). ``add_rows`` (same arguments) adds that sum to the row
+instead: the forward pass sums each block of ``BLOCK`` inputs on its own and
+adds it to the row (``dense_forward``). ``update_rows(..., scale)`` adds
+``scale * sum`` to the row, straight from the registers, and returns whether
+the row stayed finite: the SGD step of a row of W.
+
+The order of each sum, the same at every width and in the plain twins: the
+terms in ascending c, each added with one fused multiply-add
+(``s = fma(v_c, M[rows[c], j], s)``, rounded once) to a sum that starts at
++0. ``add_rows`` then rounds ``out[o, j] + s`` once more; ``update_rows``
+rounds ``scale * s`` and then ``out[o, j] + scale * s``, as the reference's
+``W -= lr * dW`` does. A sum that starts at +0 is never -0, so adding a zero
+term (``fma(0, w, s)`` with w finite) leaves it as it is: a walk that skips
+zero inputs gives the bits of one that visits them. docs/numerics.md has the
+whole contract.
 
 Why an intrinsic: written as Numba loops (``plain_combine_rows``), a row of
 ``out`` goes through memory on every term (loads and stores bound the loop),
@@ -23,16 +30,19 @@ cut into tiles of up to ``TILE_VECTORS`` vectors of ``VECTOR_BITS``, each
 tile's sums stay in registers for the whole walk over the terms, and each
 row of M is read as vectors once per tile; the leftover columns go as smaller
 tiles, then as one vector whose unused lanes are masked off (never read or
-written). Each column is still summed term by term in order with a separate
-multiply and add (no FMA), so every width gives the naive loop's bits, and so
-do the plain twins.
+written). Each lane is its own chain of fused multiply-adds (``llvm.fma``:
+the instruction on CPUs with FMA3, libm's correctly rounded ``fma`` on the
+``generic`` target), so every width gives the bits of the plain twins, which
+call the same ``llvm.fma`` one element at a time (``fma.multiply_add``).
 
 The width follows Numba's CPU target, which ``NUMBA_CPU_NAME`` and
 ``NUMBA_CPU_FEATURES`` set (``generic`` for a portable cache): 512 bits with
 AVX-512F, 256 with AVX, 128 otherwise (SSE2, NEON; LLVM lowers 128-bit
 vectors on any target). ``FASTSCRATCH_SIMD`` (``_config.SIMD``) can ask for a
 narrower width, or ``plain`` for the twins; under ``NUMBA_DISABLE_JIT`` the
-twins are the only choice, since an intrinsic cannot run as Python.
+twins are the only choice, since an intrinsic cannot run as Python, and they
+round ``v * m + s`` twice there (``fma.multiply_add``): the same sums within
+a tolerance, not to the bit.
 """
 import functools
 import warnings
@@ -45,8 +55,16 @@ from numba.extending import intrinsic
 
 from fastscratch import _config
 from fastscratch._config import jit
+from fastscratch.kernels.fma import multiply_add
 
 WIDTHS = (128, 256, 512)
+#: The forward pass sums a row's inputs in blocks of this many consecutive inputs (0 .. BLOCK - 1, BLOCK ..
+#: 2 * BLOCK - 1, ...), each block's sum started at +0 in registers, then added to the row's (``add_rows``).
+#: The first layer walks a batch a block at a time, so that a block's rows of W are read from L2 once per
+#: batch (``dense_forward.chunked_forward``); every other forward pass (evaluation, ``predict``, per-call
+#: ``forward``) sums in the same blocks, so an image's outputs never depend on the rows it came with. Part
+#: of the bits: one value for every CPU.
+BLOCK = 64
 #: Vector accumulators per tile, by width. AVX2 and SSE have 16 vector
 #: registers: 8 sums, the broadcast term and the products fit without
 #: spilling. AVX-512 has 32, but 8, 12 and 16 sums were within noise of each
@@ -126,7 +144,7 @@ class RowKernels(NamedTuple):
     """The three kernels at one width (or the plain twins)."""
     combine_rows: object
     update_rows: object
-    accumulate_rows: object
+    add_rows: object
 
 
 @functools.cache
@@ -164,40 +182,46 @@ def vector_kernels(bits, tile_vectors):
                 _codegen(bits, tile_vectors, "update"))
 
     @intrinsic
-    def accumulate_rows(typingctx, out, o, M, rows, values, positions, start, stop):
-        """``combine_rows`` continuing the sums already in ``out[o]``: ``out[o] + v_start * M[...] + ...``.
+    def add_rows(typingctx, out, o, M, rows, values, positions, start, stop):
+        """``out[o, :] += sum(...)`` with the sum of ``combine_rows``: ``out[o] + s``, s summed from +0 in registers.
 
-        Term by term in order, so that combining a range in consecutive
-        pieces, the first by ``combine_rows``, the others by this, gives the
-        bits of one ``combine_rows`` over the whole range.
+        Summing a range in consecutive pieces, the first by ``combine_rows``,
+        the others by this, gives each piece's sum added to the row in turn.
         """
         if not _typed(out, o, M, rows, values, positions, start, stop):
             return None
         return (types.void(out, o, M, rows, values, positions, start, stop),
-                _codegen(bits, tile_vectors, "accumulate"))
+                _codegen(bits, tile_vectors, "add"))
 
-    return RowKernels(combine_rows, update_rows, accumulate_rows)
-
-
-@jit
-def plain_accumulate_rows(out, o, M, rows, values, positions, start, stop):
-    """``accumulate_rows`` as a plain loop, the sums kept in ``out[o]``: the same bits."""
-    flat = values.reshape(values.size)
-    width = out.shape[1]
-    for c in range(start, stop):
-        v = flat[c] if positions is None else flat[positions[c]]
-        m = c - start if rows is None else rows[c]
-        for j in range(width):
-            out[o, j] += v * M[m, j]
+    return RowKernels(combine_rows, update_rows, add_rows)
 
 
 @jit
 def plain_combine_rows(out, o, M, rows, values, positions, start, stop):
-    """``combine_rows`` as a plain loop: ``out[o]`` set to 0, then ``plain_accumulate_rows``; the same bits."""
+    """``combine_rows`` as a plain loop, the sums kept in ``out[o]``: the same bits."""
+    flat = values.reshape(values.size)
+    width = out.shape[1]
+    zero = out.dtype.type(0)
+    for j in range(width):
+        out[o, j] = zero
+    for c in range(start, stop):
+        v = flat[c] if positions is None else flat[positions[c]]
+        m = c - start if rows is None else rows[c]
+        for j in range(width):
+            out[o, j] = multiply_add(v, M[m, j], out[o, j])
+
+
+@jit
+def plain_add_rows(out, o, M, rows, values, positions, start, stop):
+    """``add_rows`` as a plain loop, one column at a time: the same bits."""
+    flat = values.reshape(values.size)
     zero = out.dtype.type(0)
     for j in range(out.shape[1]):
-        out[o, j] = zero
-    plain_accumulate_rows(out, o, M, rows, values, positions, start, stop)
+        total = zero
+        for c in range(start, stop):
+            v = flat[c] if positions is None else flat[positions[c]]
+            total = multiply_add(v, M[c - start if rows is None else rows[c], j], total)
+        out[o, j] += total
 
 
 @jit
@@ -210,7 +234,7 @@ def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale):
         total = zero
         for c in range(start, stop):
             v = flat[c] if positions is None else flat[positions[c]]
-            total += v * M[c - start if rows is None else rows[c], j]
+            total = multiply_add(v, M[c - start if rows is None else rows[c], j], total)
         result = out[o, j] + scale * total
         if result * zero != zero:  # an if, not ``finite and ...``: a Python bool also when run as Python
             finite = False
@@ -219,7 +243,7 @@ def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale):
 
 
 def _codegen(bits, tile_vectors, mode):
-    """The code of ``combine_rows`` (mode "combine"), ``accumulate_rows`` ("accumulate") or ``update_rows``
+    """The code of ``combine_rows`` (mode "combine"), ``add_rows`` ("add") or ``update_rows``
     ("update") with vectors of ``bits``, tiles of up to ``tile_vectors``."""
     def codegen(context, builder, sig, args):
         walk = _walk(context, builder, sig, args, bits)
@@ -262,6 +286,7 @@ class _Walk(NamedTuple):
     prefetch: object = None
     masked_load: object = None
     masked_store: object = None
+    fma: object = None
     large: object = None
 
 
@@ -309,9 +334,11 @@ def _vector_functions(walk):
         vector, [vector.as_pointer(), _I32, mask_type, vector]), "llvm.masked.load." + suffix)
     masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
         ir.VoidType(), [vector, vector.as_pointer(), _I32, mask_type]), "llvm.masked.store." + suffix)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
+                                         f"llvm.fma.v{walk.lanes}f{walk.align * 8}")
     M_bytes = builder.mul(builder.mul(walk.M_rows, walk.M_width), ir.Constant(cgutils.intp_t, walk.align))
     large = builder.icmp_signed(">", M_bytes, ir.Constant(cgutils.intp_t, PREFETCH_ABOVE_BYTES))
-    return dict(prefetch=prefetch, masked_load=masked_load, masked_store=masked_store, large=large)
+    return dict(prefetch=prefetch, masked_load=masked_load, masked_store=masked_store, fma=fma, large=large)
 
 
 def _all_columns(walk, flags, tile_vectors):
@@ -340,17 +367,12 @@ def _all_columns(walk, flags, tile_vectors):
 
 
 def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
-    """Columns column .. column + num_vectors * lanes (the lanes of mask, if given): sum in registers, then
-    store. The sums start at 0, or, to accumulate, at the row's values."""
+    """Columns column .. column + num_vectors * lanes (the lanes of mask, if given): sum in registers from +0,
+    then store (or add to the row, or update it)."""
     builder, vector, intp = walk.builder, walk.vector, cgutils.intp_t
-    if flags.mode == "accumulate":
-        sums = [cgutils.alloca_once_value(builder, _load(walk, builder.gep(
-            walk.out_row, [builder.add(column, ir.Constant(intp, v * walk.lanes))]), mask))
-            for v in range(num_vectors)]
-    else:
-        sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
+    sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
     tile_bytes = num_vectors * walk.bits // 8
-    if (walk.rows is None or mask is not None or flags.mode == "accumulate"
+    if (walk.rows is None or mask is not None or flags.mode == "add"
             or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES)):
         _terms(walk, column, sums, mask, False)
     else:
@@ -362,7 +384,9 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
     for v, total in enumerate(sums):
         at = builder.add(column, ir.Constant(intp, v * walk.lanes))
         result = builder.load(total)
-        if flags.mode == "update":
+        if flags.mode == "add":
+            result = builder.fadd(_load(walk, builder.gep(walk.out_row, [at]), mask), result)
+        elif flags.mode == "update":
             result = builder.fadd(_load(walk, builder.gep(walk.out_row, [at]), mask),
                                   builder.fmul(_broadcast(builder, flags.scale, vector), result))
             # result * 0 is NaN exactly where result is inf or NaN ("uno": unordered with itself).
@@ -375,8 +399,8 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
 
 
 def _terms(walk, column, sums, mask, prefetching):
-    """The loop over the terms: add each term times its row of M (the tile's columns) to the sums, requesting
-    the row PREFETCH_DISTANCE terms ahead when prefetching."""
+    """The loop over the terms: add each term times its row of M (the tile's columns) to the sums, one fused
+    multiply-add each, requesting the row PREFETCH_DISTANCE terms ahead when prefetching."""
     builder, intp = walk.builder, cgutils.intp_t
     with cgutils.for_range(builder, walk.count) as loop:
         c = builder.add(walk.start, loop.index)
@@ -396,7 +420,7 @@ def _terms(walk, column, sums, mask, prefetching):
                                              *(ir.Constant(_I32, flag) for flag in flags)])
         for v, total in enumerate(sums):
             entry = _load(walk, builder.gep(walk.M_data, [builder.add(row, ir.Constant(intp, v * walk.lanes))]), mask)
-            builder.store(builder.fadd(builder.load(total), builder.fmul(term, entry)), total)
+            builder.store(builder.call(walk.fma, [term, entry, builder.load(total)]), total)
 
 
 def _index(walk, data, ty, c):
@@ -434,5 +458,5 @@ CPU_NAME, CPU_FEATURES = cpu_target()
 #: The width every kernel uses (0: the plain twins), chosen once at import.
 VECTOR_BITS = choose_vector_bits(_config.SIMD, CPU_FEATURES, config.DISABLE_JIT)
 KERNELS = (vector_kernels(VECTOR_BITS, TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
-           else RowKernels(plain_combine_rows, plain_update_rows, plain_accumulate_rows))
-combine_rows, update_rows, accumulate_rows = KERNELS
+           else RowKernels(plain_combine_rows, plain_update_rows, plain_add_rows))
+combine_rows, update_rows, add_rows = KERNELS

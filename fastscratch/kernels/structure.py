@@ -6,8 +6,9 @@ entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
 and kept across ``train`` calls while X still equals them
 (``structure_matches``, see ``fastscratch.plan``); hidden layers, whose
-inputs are almost never 0, list every entry (``full_structure``,
-``full_columns``).
+inputs are almost never 0, list every entry (``full_structure``), or are
+walked as the dense arrays they are (``dense_forward.full_forward``,
+``sgd.full_gradient_step``).
 
 Computing them is split by rows (or batches) over up to
 ``NUMBA_NUM_THREADS`` threads: each part writes its own entries, so the
@@ -23,6 +24,7 @@ import numpy as np
 from numba import config
 
 from fastscratch._config import jit
+from fastscratch.kernels.simd import BLOCK
 
 #: Rows (or batches' rows) per thread below which a thread costs more than it saves.
 MIN_ROWS_PER_THREAD = 4096
@@ -34,8 +36,8 @@ Structure = namedtuple("Structure", ["indptrs", "indices", "values"])
 #: A column (CSC) structure for the SGD step (``sgd.gradient_step``): where each column starts, each
 #: entry's row and where its value is.
 Columns = namedtuple("Columns", ["starts", "rows", "positions"])
-#: Every batch's first-layer input cut into chunks of its union of nonzero columns, for the forward pass
-#: (``batch_chunks``): batch b's chunks are rows ``starts[b] .. starts[b + 1] - 1`` of ``ends``.
+#: Every batch's first-layer input cut at the blocks of ``simd.BLOCK`` inputs that hold its nonzero columns, for
+#: the forward pass (``batch_chunks``): batch b's blocks are rows ``starts[b] .. starts[b + 1] - 1`` of ``ends``.
 Chunks = namedtuple("Chunks", ["starts", "ends"])
 #: What the compiled epoch keeps of each batch's first-layer input: ``Columns`` for the SGD step and
 #: ``Chunks`` for the forward pass (``batch_structure``).
@@ -202,10 +204,9 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
 
     Every offset is relative to its batch, so the narrowest dtypes do: for
     MNIST in batches of 30, 16-bit starts and positions and 8-bit rows, 30 MB
-    instead of 49 MB with 64-bit starts and 16-bit rows. ``offsets_dtype``
-    (starts and positions; default ``index_dtype(batch_size * n_in + 1)``)
-    lets the hidden layers' ``full_columns`` share it, so that the SGD step
-    compiles once for all layers. ``threads``: see ``in_parts``.
+    instead of 49 MB with 64-bit starts and 16-bit rows. ``offsets_dtype``:
+    starts and positions (default ``index_dtype(batch_size * n_in + 1)``).
+    ``threads``: see ``in_parts``.
     """
     num_batches = (indptr.shape[0] - 1) // batch_size
     nnz = indptr[num_batches * batch_size]
@@ -219,25 +220,20 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
     return Columns(starts, rows, positions)
 
 
-#: Union inputs per chunk of the first layer's forward pass (``batch_chunks``): a chunk's rows of W are
-#: read from L2 once per batch, then from L1 while the batch's other images walk them. The chunk never
-#: changes the bits, only the speed; at least the input's width (784 for MNIST) is the walk without
-#: chunks, each image's row at once with rows of W prefetched. That walk measured as fast as any chunk
-#: size on an AVX-512 Sapphire Rapids core, where the arithmetic, not L2, bounds it; a prototype found
-#: chunks of 64 faster on AMD Zen 4. Measure with benchmarks/chunks.py (docs/performance.md) to change it.
-FIRST_LAYER_CHUNK = 784
-
-
 @jit
-def count_batch_chunks(col_starts, chunk, counts):
-    """Overwrite counts (num_batches,) with the number of chunks of ``chunk`` inputs that each batch's union of
-    nonzero inputs makes: the inputs whose columns in its ``batch_columns`` (col_starts) are not empty."""
+def count_batch_chunks(col_starts, block, counts):
+    """Overwrite counts (num_batches,) with the number of blocks of ``block`` consecutive inputs that hold an input
+    of each batch's union of nonzero inputs: the inputs whose columns in its ``batch_columns`` (col_starts) are not
+    empty."""
     for batch in range(counts.shape[0]):
         start = col_starts[batch]
-        union = 0
+        blocks = 0
+        last = -1
         for k in range(start.shape[0] - 1):
-            union += start[k + 1] > start[k]
-        counts[batch] = (union + chunk - 1) // chunk
+            if start[k + 1] > start[k] and k // block != last:
+                last = k // block
+                blocks += 1
+        counts[batch] = blocks
 
 
 @jit
@@ -253,39 +249,32 @@ def first_at_least(indices, lo, hi, value):
 
 
 @jit
-def fill_batch_chunks(indptr, indices, col_starts, batch_size, chunk, starts, bounds, ends):
-    """Cut each whole batch's union of nonzero inputs into chunks of ``chunk`` inputs, and say where each
-    row's entries of each chunk end.
+def fill_batch_chunks(indptr, indices, col_starts, batch_size, block, starts, bounds, ends):
+    """Cut each whole batch's union of nonzero inputs at the blocks of ``block`` consecutive inputs, and say where
+    each row's entries of each block that holds an input of the union end.
 
     indptr, indices: a CSR structure (of a block of whole batches: its
     entries stay where the whole structure has them); col_starts: its
     ``batch_columns`` starts, which say which inputs a batch has. Batch b,
     rows ``begin = b * batch_size`` on, owns rows ``starts[b] - starts[0] ..
     starts[b + 1] - starts[0] - 1`` of ends (``count_batch_chunks``' running
-    sum; ends is this block's part). The union's inputs, ascending, go
-    ``chunk`` at a time; ends[q, r] is where row begin + r's entries of
-    chunk q end, counted from ``first = indptr[begin]``, so its entries of
-    chunk q are ``first + ends[q - 1, r] .. first + ends[q, r] - 1`` (from
-    ``indptr[begin + r]`` for the batch's first chunk): a binary search of
-    each row's indices per chunk. bounds (n_in + 1,) is scratch; ends
-    (chunks, batch_size) is overwritten.
+    sum; ends is this block's part). ends[q, r] is where row begin + r's
+    entries of the batch's q-th such block end, counted from ``first =
+    indptr[begin]``, so its entries of that block are ``first + ends[q - 1, r]
+    .. first + ends[q, r] - 1`` (from ``indptr[begin + r]`` for the batch's
+    first block): a binary search of each row's indices per block. bounds
+    (n_in + 1,) is scratch; ends (blocks, batch_size) is overwritten.
     """
     for batch in range(starts.shape[0] - 1):
         begin = batch * batch_size
         start = col_starts[batch]
         n_in = start.shape[0] - 1
-        # bounds[q]: the first input past chunk q.
+        # bounds[q]: the first input past the q-th block that holds an input of the union.
         num_chunks = 0
-        union = 0
         for k in range(n_in):
-            if start[k + 1] > start[k]:
-                union += 1
-                if union % chunk == 0:
-                    bounds[num_chunks] = k + 1
-                    num_chunks += 1
-        if union % chunk:
-            bounds[num_chunks] = n_in
-            num_chunks += 1
+            if start[k + 1] > start[k] and (num_chunks == 0 or k >= bounds[num_chunks - 1]):
+                bounds[num_chunks] = min((k // block + 1) * block, n_in)
+                num_chunks += 1
         first = indptr[begin]
         base = starts[batch] - starts[0]
         for r in range(batch_size):
@@ -295,20 +284,21 @@ def fill_batch_chunks(indptr, indices, col_starts, batch_size, chunk, starts, bo
                 ends[base + q, r] = c - first
 
 
-def batch_chunks(indptr, indices, columns, batch_size, chunk=FIRST_LAYER_CHUNK, offsets_dtype=None, threads=None):
-    """Return ``Chunks(starts, ends)`` of ``fill_batch_chunks`` for every whole batch of a CSR structure, given
-    its ``batch_columns``: batch b's chunks are rows ``starts[b] .. starts[b + 1] - 1`` of ends.
+def batch_chunks(indptr, indices, columns, batch_size, offsets_dtype=None, threads=None):
+    """Return ``Chunks(starts, ends)`` of ``fill_batch_chunks`` (blocks of ``simd.BLOCK`` inputs) for every whole
+    batch of a CSR structure, given its ``batch_columns``: batch b's blocks are rows ``starts[b] .. starts[b + 1] - 1``
+    of ends.
 
     ends has ``offsets_dtype`` (default ``index_dtype(batch_size * n_in + 1)``, as ``batch_columns``);
-    for MNIST in batches of 30, about 0.5 MB. ``threads``: see ``in_parts``.
+    for MNIST in batches of 30, about 0.7 MB. ``threads``: see ``in_parts``.
     """
     num_batches, n_in = columns.starts.shape[0], columns.starts.shape[1] - 1
     starts = np.zeros(num_batches + 1, dtype=np.int64)
-    count_batch_chunks(columns.starts, chunk, starts[1:])
+    count_batch_chunks(columns.starts, BLOCK, starts[1:])
     np.cumsum(starts, out=starts)
     ends = np.empty((starts[-1], batch_size), dtype=offsets_dtype or index_dtype(batch_size * n_in + 1))
     in_parts(lambda start, stop: fill_batch_chunks(indptr[start * batch_size:stop * batch_size + 1], indices,
-                                                   columns.starts[start:stop], batch_size, chunk,
+                                                   columns.starts[start:stop], batch_size, BLOCK,
                                                    starts[start:stop + 1], np.empty(n_in + 1, np.int64),
                                                    ends[starts[start]:starts[stop]]),
              num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
@@ -319,8 +309,7 @@ def batch_structure(indptr, indices, n_in, batch_size, offsets_dtype=None, threa
     """The first layer's ``BatchStructure`` of every whole batch of a CSR structure of width n_in: its
     ``batch_columns`` and ``batch_chunks`` (``offsets_dtype``, ``threads``: see ``batch_columns``)."""
     columns = batch_columns(indptr, indices, n_in, batch_size, offsets_dtype, threads)
-    return BatchStructure(columns, batch_chunks(indptr, indices, columns, batch_size, offsets_dtype=offsets_dtype,
-                                                threads=threads))
+    return BatchStructure(columns, batch_chunks(indptr, indices, columns, batch_size, offsets_dtype, threads))
 
 
 def full_structure(rows, width, indices_dtype):
@@ -332,15 +321,3 @@ def full_structure(rows, width, indices_dtype):
     """
     indptr = np.arange(0, (rows + 1) * width, width, dtype=np.int64)
     return indptr, np.tile(np.arange(width, dtype=indices_dtype), rows)
-
-
-def full_columns(rows, width, offsets_dtype):
-    """The column structure of a dense (rows, width) array, every entry listed; positions index it flat.
-
-    Starts and positions have ``offsets_dtype``, which must hold ``rows * width``.
-    """
-    col_start = np.arange(0, (width + 1) * rows, rows, dtype=offsets_dtype)
-    col_rows = np.tile(np.arange(rows, dtype=row_dtype(rows)), width)
-    positions = (np.arange(rows, dtype=offsets_dtype)[np.newaxis, :] * width
-                 + np.arange(width, dtype=offsets_dtype)[:, np.newaxis]).reshape(-1)
-    return Columns(col_start, col_rows, positions)

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from fastscratch.kernels import structure
-from fastscratch.kernels.structure import (batch_chunks, batch_columns, batch_structure, full_columns, in_parts,
-                                          nonzero_structure)
+from fastscratch.kernels.structure import batch_chunks, batch_columns, batch_structure, in_parts, nonzero_structure
 from oracle import sparse_like
 
 THREADS = [1, 2, 3, 7]
@@ -50,14 +49,6 @@ def test_negative_zero_is_a_zero():
     np.testing.assert_array_equal(indices, [1])
 
 
-def test_full_columns_list_every_entry_column_by_column():
-    x = np.arange(12.0).reshape(3, 4)
-    col_start, col_rows, positions = full_columns(3, 4, np.int16)
-    for k in range(4):
-        np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], [0, 1, 2])
-        np.testing.assert_array_equal(x.flat[positions[col_start[k]:col_start[k + 1]]], x[:, k])
-
-
 @pytest.mark.parametrize("threads", THREADS)
 def test_batch_columns_are_each_batchs_transposed_structure(threads, rng, split_small):
     X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.6)
@@ -75,33 +66,35 @@ def test_batch_columns_are_each_batchs_transposed_structure(threads, rng, split_
             np.testing.assert_array_equal(values[first + positions[entries]], block[:, k][block[:, k] != 0])
 
 
-def chunks_oracle(X, batch_size, chunk):
-    """Per whole batch, (ends of each row's entries per chunk, counted from the batch's first entry)."""
+def chunks_oracle(X, batch_size, block):
+    """Per whole batch, per block of ``block`` inputs holding an input of its union, the ends of each row's entries
+    in it, counted from the batch's first entry."""
     indptr = np.concatenate([[0], np.cumsum(np.count_nonzero(X, axis=1))])
     batches = []
     for batch in range(len(X) // batch_size):
-        block = X[batch * batch_size:(batch + 1) * batch_size]
-        union = np.flatnonzero(block.any(axis=0))
-        bounds = [union[q + chunk - 1] + 1 if q + chunk <= len(union) else X.shape[1]
-                  for q in range(0, len(union), chunk)]
+        rows = X[batch * batch_size:(batch + 1) * batch_size]
+        union = np.flatnonzero(rows.any(axis=0))
+        bounds = [min((q + 1) * block, X.shape[1]) for q in np.unique(union // block)]
         first = indptr[batch * batch_size]
-        batches.append([[indptr[batch * batch_size + r] - first + np.count_nonzero(block[r, :bound])
+        batches.append([[indptr[batch * batch_size + r] - first + np.count_nonzero(rows[r, :bound])
                          for r in range(batch_size)] for bound in bounds])
     return batches
 
 
 @pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 100])
-def test_batch_chunks_cut_each_batchs_union_of_inputs(chunk, threads, rng, split_small):
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 100])
+def test_batch_chunks_cut_each_batchs_union_of_inputs_at_the_blocks(block, threads, rng, split_small, monkeypatch):
+    monkeypatch.setattr(structure, "BLOCK", block)
     X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.7)
-    X[5:10] = 0  # a batch without a nonzero input: no chunks
+    X[5:10] = 0  # a batch without a nonzero input: no blocks
     X[10:15] = 0
     X[11, 3] = X[13, 6] = 1.0  # a union of two inputs
+    X[15:20, 2:5] = 0  # a union with a gap
     indptr, indices, _ = nonzero_structure(X)
-    starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, 7, 5), 5, chunk, threads=threads)
+    starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, 7, 5), 5, threads=threads)
     assert ends.dtype == np.int16 and starts.shape == (5,)  # the last 3 rows make no whole batch
-    expected = chunks_oracle(X, 5, chunk)
-    assert [len(e) for e in expected][1:3] == [0, 1 if chunk > 1 else 2]
+    expected = chunks_oracle(X, 5, block)
+    assert [len(e) for e in expected][1:3] == [0, 1 if block > 3 else 2]
     for batch in range(4):
         np.testing.assert_array_equal(ends[starts[batch]:starts[batch + 1]].reshape(-1, 5),
                                       np.reshape(expected[batch], (-1, 5)))
@@ -122,15 +115,15 @@ def test_structures_of_mnist_do_not_depend_on_the_split(mnist_prepared):
     X = mnist_prepared[0][:12000]
     one = nonzero_structure(X, threads=1)
     columns = batch_columns(one[0], one[1], 784, 30, threads=1)
-    chunks = batch_chunks(one[0], one[1], columns, 30, 64, threads=1)
-    for batch, expected in enumerate(chunks_oracle(X[:600], 30, 64)):
+    chunks = batch_chunks(one[0], one[1], columns, 30, threads=1)
+    for batch, expected in enumerate(chunks_oracle(X[:600], 30, structure.BLOCK)):
         np.testing.assert_array_equal(chunks.ends[chunks.starts[batch]:chunks.starts[batch + 1]], expected)
     for threads in (2, 3):
         for got, want in zip(nonzero_structure(X, threads=threads), one):
             np.testing.assert_array_equal(got, want)
         for got, want in zip(batch_columns(one[0], one[1], 784, 30, threads=threads), columns):
             np.testing.assert_array_equal(got, want)
-        for got, want in zip(batch_chunks(one[0], one[1], columns, 30, 64, threads=threads), chunks):
+        for got, want in zip(batch_chunks(one[0], one[1], columns, 30, threads=threads), chunks):
             np.testing.assert_array_equal(got, want)
 
 
