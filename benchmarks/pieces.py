@@ -24,7 +24,7 @@ the predicted classes of the 10,000 test images (``predict_classes``). All
 from the seeded weights, alternating, ``--rounds`` times, in one process
 pinned to one CPU. Usage::
 
-    python benchmarks/pieces.py [--rounds 7] [--cpu 1] [--dtypes float64,float32]
+    python benchmarks/pieces.py [--rounds 7] [--cpu 1] [--dtypes float64,float32] [--clock wall|cpu]
 
 Prints the load average before and after and a Markdown table, milliseconds
 per epoch (medians; min-max for the whole loops).
@@ -63,7 +63,7 @@ PIECES = ("first layer forward", "hidden layers forward + loss", "hidden layers 
 def epoch_work(X, dtype):
     """The ``EpochWork`` of the seed's network on X, as a ``train`` call builds it (``session.Session.work``)."""
     kept = KeptData()
-    rows_structure, entry = structure(X, SIZES, BATCH, kept)
+    rows_structure, entry = structure(X, SIZES, kept)
     offsets_dtype = index_dtype(BATCH * max(SIZES[:-1]) + 1)
     return EpochWork(outputs(SIZES, BATCH, dtype), outputs(SIZES, BATCH, dtype),
                      tuple(np.empty((b, a), dtype=dtype) for a, b in zip(SIZES[:-1], SIZES[1:])), rows_structure,
@@ -121,10 +121,15 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cpu", type=int, default=1, help="the CPU to pin to (-1: none)")
     parser.add_argument("--dtypes", default="float64,float32")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall-clock time, or this thread's CPU time (leaves out the time other processes took "
+                             "the CPU: steadier on a loaded machine, though they still share its caches)")
     args = parser.parse_args(argv)
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
-    print(f"load average before: {load()}; pinned to {sorted(os.sched_getaffinity(0))}", file=sys.stderr, flush=True)
+    print(f"load average before: {load()}; pinned to {sorted(os.sched_getaffinity(0))}; {args.clock} clock",
+          file=sys.stderr, flush=True)
     raw = load_mnist(os.environ.get("FASTSCRATCH_MNIST_DIR"), download=False, progress=False)
     began = time.perf_counter()
     rows = []
@@ -151,9 +156,9 @@ def main(argv=None):
             for name, call in calls.items():
                 for (W, b), (W0, b0) in zip(zip(weights, biases), seeded):  # each loop from the seeded weights
                     W[...], b[...] = W0, b0
-                start = time.perf_counter()
+                start = clock()
                 result = call()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
                 if name == "pieces 1-4" and result != sums["whole epoch (train_epoch)"]:
                     raise AssertionError("epoch_upto is no longer train_epoch's sequence: other losses")
                 sums[name] = result

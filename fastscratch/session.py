@@ -110,7 +110,7 @@ class Session:
         """The compiled epoch's structures and buffers (``EpochWork``) for the network's sizes now."""
         sizes, dtype, batch_size = plans.sizes_of(self.network), self.network.dtype, self.batch_size
         if self._work is None or self._work[0] != sizes:
-            structure, entry = prediction.structure(self.X_train, sizes, batch_size, self.kept, self._known)
+            structure, entry = prediction.structure(self.X_train, sizes, self.kept, self._known)
             self._known = entry  # compared with X_train or built from it just now
             offsets_dtype = index_dtype(batch_size * max(sizes[:-1]) + 1)
             outputs = prediction.outputs

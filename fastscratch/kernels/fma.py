@@ -50,7 +50,7 @@ def multiply_add(a, b, c):
     return a * b + c
 
 
-@overload(multiply_add)
+@overload(multiply_add, inline="always")
 def _multiply_add(a, b, c):
     if isinstance(a, types.Float) and a == b == c:
         return lambda a, b, c: fma_intrinsic(a, b, c)

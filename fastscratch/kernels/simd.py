@@ -248,12 +248,12 @@ def _codegen(bits, tile_vectors, mode):
     def codegen(context, builder, sig, args):
         walk = _walk(context, builder, sig, args, bits)
         flags = _Flags(mode, args[8] if mode == "update" else None,
-                       cgutils.alloca_once_value(builder, ir.Constant(walk.mask_type, [0] * walk.lanes))
-                       if mode == "update" else None)
+                       cgutils.alloca_once_value(builder, ir.Constant(walk.vector, None)) if mode == "update" else None)
         walk = walk._replace(**_vector_functions(walk))
         _all_columns(walk, flags, tile_vectors)
-        if mode == "update":  # all lanes clear: the lanes as the bits of one integer
-            lanes_bits = builder.bitcast(builder.load(flags.non_finite), ir.IntType(walk.lanes))
+        if mode == "update":  # no lane NaN ("uno": unordered with itself): the lanes as the bits of one integer
+            check = builder.load(flags.non_finite)
+            lanes_bits = builder.bitcast(builder.fcmp_unordered("uno", check, check), ir.IntType(walk.lanes))
             return builder.icmp_unsigned("==", lanes_bits, ir.Constant(ir.IntType(walk.lanes), 0))
         return context.get_dummy_value()
     return codegen
@@ -291,8 +291,8 @@ class _Walk(NamedTuple):
 
 
 class _Flags(NamedTuple):
-    """What a mode adds to the stores: mode, the update's scale (an LLVM value) and the alloca of its
-    lanes' non-finite flags."""
+    """What a mode adds to the stores: mode, the update's scale (an LLVM value) and the alloca of its check: a
+    vector that turns NaN in the lanes where a stored value was inf or NaN."""
     mode: str
     scale: object
     non_finite: object
@@ -389,12 +389,10 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
         elif flags.mode == "update":
             result = builder.fadd(_load(walk, builder.gep(walk.out_row, [at]), mask),
                                   builder.fmul(_broadcast(builder, flags.scale, vector), result))
-            # result * 0 is NaN exactly where result is inf or NaN ("uno": unordered with itself).
-            times_zero = builder.fmul(result, ir.Constant(vector, None))
-            bad = builder.fcmp_unordered("uno", times_zero, times_zero)
-            if mask is not None:
-                bad = builder.and_(bad, mask)
-            builder.store(builder.or_(builder.load(flags.non_finite), bad), flags.non_finite)
+            # result * 0 + check: NaN from where result is inf or NaN on, 0 while it is finite (one instruction).
+            stored = result if mask is None else builder.select(mask, result, ir.Constant(vector, None))
+            builder.store(builder.call(walk.fma, [stored, ir.Constant(vector, None), builder.load(flags.non_finite)]),
+                          flags.non_finite)
         _store(walk, result, builder.gep(walk.out_row, [at]), mask)
 
 

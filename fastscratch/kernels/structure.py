@@ -36,8 +36,9 @@ Structure = namedtuple("Structure", ["indptrs", "indices", "values"])
 #: A column (CSC) structure for the SGD step (``sgd.gradient_step``): where each column starts, each
 #: entry's row and where its value is.
 Columns = namedtuple("Columns", ["starts", "rows", "positions"])
-#: Every batch's first-layer input cut at the blocks of ``simd.BLOCK`` inputs that hold its nonzero columns, for
-#: the forward pass (``batch_chunks``): batch b's blocks are rows ``starts[b] .. starts[b + 1] - 1`` of ``ends``.
+#: Every batch's first-layer input cut at the blocks of ``simd.BLOCK`` inputs that hold its entries, for the
+#: forward pass a batch at a time (``batch_chunks``): batch b's blocks are rows ``starts[b] .. starts[b + 1] - 1`` of
+#: ``ends``.
 Chunks = namedtuple("Chunks", ["starts", "ends"])
 #: What the compiled epoch keeps of each batch's first-layer input: ``Columns`` for the SGD step and
 #: ``Chunks`` for the forward pass (``batch_structure``).
@@ -221,19 +222,25 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
 
 
 @jit
-def count_batch_chunks(col_starts, block, counts):
-    """Overwrite counts (num_batches,) with the number of blocks of ``block`` consecutive inputs that hold an input
-    of each batch's union of nonzero inputs: the inputs whose columns in its ``batch_columns`` (col_starts) are not
-    empty."""
+def mark_blocks(indptr, indices, begin, stop, block, held):
+    """Set held[q] (blocks,) to whether rows begin .. stop - 1 of a CSR structure have an entry in block q (inputs
+    ``q * block .. (q + 1) * block - 1``); return how many blocks do."""
+    for q in range(held.shape[0]):
+        held[q] = False
+    for c in range(indptr[begin], indptr[stop]):
+        held[indices[c] // block] = True
+    count = 0
+    for q in range(held.shape[0]):
+        count += held[q]
+    return count
+
+
+@jit
+def count_batch_chunks(indptr, indices, batch_size, block, held, counts):
+    """Overwrite counts (num_batches,) with the number of blocks of ``block`` consecutive inputs that hold an entry
+    of each whole batch of a CSR structure; held (blocks,) is scratch."""
     for batch in range(counts.shape[0]):
-        start = col_starts[batch]
-        blocks = 0
-        last = -1
-        for k in range(start.shape[0] - 1):
-            if start[k + 1] > start[k] and k // block != last:
-                last = k // block
-                blocks += 1
-        counts[batch] = blocks
+        counts[batch] = mark_blocks(indptr, indices, batch * batch_size, (batch + 1) * batch_size, block, held)
 
 
 @jit
@@ -249,58 +256,53 @@ def first_at_least(indices, lo, hi, value):
 
 
 @jit
-def fill_batch_chunks(indptr, indices, col_starts, batch_size, block, starts, bounds, ends):
-    """Cut each whole batch's union of nonzero inputs at the blocks of ``block`` consecutive inputs, and say where
-    each row's entries of each block that holds an input of the union end.
+def fill_batch_chunks(indptr, indices, n_in, batch_size, block, starts, held, ends):
+    """Cut each whole batch's rows at the blocks of ``block`` consecutive inputs, and say where each row's entries
+    of each block that holds an entry of the batch end.
 
-    indptr, indices: a CSR structure (of a block of whole batches: its
-    entries stay where the whole structure has them); col_starts: its
-    ``batch_columns`` starts, which say which inputs a batch has. Batch b,
+    indptr, indices: a CSR structure of width n_in (of a block of whole
+    batches: its entries stay where the whole structure has them). Batch b,
     rows ``begin = b * batch_size`` on, owns rows ``starts[b] - starts[0] ..
     starts[b + 1] - starts[0] - 1`` of ends (``count_batch_chunks``' running
     sum; ends is this block's part). ends[q, r] is where row begin + r's
     entries of the batch's q-th such block end, counted from ``first =
     indptr[begin]``, so its entries of that block are ``first + ends[q - 1, r]
     .. first + ends[q, r] - 1`` (from ``indptr[begin + r]`` for the batch's
-    first block): a binary search of each row's indices per block. bounds
-    (n_in + 1,) is scratch; ends (blocks, batch_size) is overwritten.
+    first block): a binary search of each row's indices per block. held
+    (blocks,) is scratch; ends (blocks, batch_size) is overwritten.
     """
     for batch in range(starts.shape[0] - 1):
         begin = batch * batch_size
-        start = col_starts[batch]
-        n_in = start.shape[0] - 1
-        # bounds[q]: the first input past the q-th block that holds an input of the union.
-        num_chunks = 0
-        for k in range(n_in):
-            if start[k + 1] > start[k] and (num_chunks == 0 or k >= bounds[num_chunks - 1]):
-                bounds[num_chunks] = min((k // block + 1) * block, n_in)
-                num_chunks += 1
+        mark_blocks(indptr, indices, begin, begin + batch_size, block, held)
         first = indptr[begin]
-        base = starts[batch] - starts[0]
-        for r in range(batch_size):
-            c, stop = indptr[begin + r], indptr[begin + r + 1]
-            for q in range(num_chunks):
-                c = first_at_least(indices, c, stop, bounds[q])
-                ends[base + q, r] = c - first
+        q = starts[batch] - starts[0]
+        for blk in range(held.shape[0]):
+            if not held[blk]:
+                continue
+            bound = min((blk + 1) * block, n_in)
+            for r in range(batch_size):
+                start = indptr[begin + r] if q == starts[batch] - starts[0] else first + ends[q - 1, r]
+                ends[q, r] = first_at_least(indices, start, indptr[begin + r + 1], bound) - first
+            q += 1
 
 
-def batch_chunks(indptr, indices, columns, batch_size, offsets_dtype=None, threads=None):
+def batch_chunks(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
     """Return ``Chunks(starts, ends)`` of ``fill_batch_chunks`` (blocks of ``simd.BLOCK`` inputs) for every whole
-    batch of a CSR structure, given its ``batch_columns``: batch b's blocks are rows ``starts[b] .. starts[b + 1] - 1``
-    of ends.
+    batch of ``batch_size`` rows of a CSR structure of width n_in: batch b's blocks are rows ``starts[b] ..
+    starts[b + 1] - 1`` of ends.
 
     ends has ``offsets_dtype`` (default ``index_dtype(batch_size * n_in + 1)``, as ``batch_columns``);
     for MNIST in batches of 30, about 0.7 MB. ``threads``: see ``in_parts``.
     """
-    num_batches, n_in = columns.starts.shape[0], columns.starts.shape[1] - 1
+    num_batches = (indptr.shape[0] - 1) // batch_size
+    blocks = -(-n_in // BLOCK)
     starts = np.zeros(num_batches + 1, dtype=np.int64)
-    count_batch_chunks(columns.starts, BLOCK, starts[1:])
+    count_batch_chunks(indptr, indices, batch_size, BLOCK, np.empty(blocks, np.bool_), starts[1:])
     np.cumsum(starts, out=starts)
     ends = np.empty((starts[-1], batch_size), dtype=offsets_dtype or index_dtype(batch_size * n_in + 1))
-    in_parts(lambda start, stop: fill_batch_chunks(indptr[start * batch_size:stop * batch_size + 1], indices,
-                                                   columns.starts[start:stop], batch_size, BLOCK,
-                                                   starts[start:stop + 1], np.empty(n_in + 1, np.int64),
-                                                   ends[starts[start]:starts[stop]]),
+    in_parts(lambda start, stop: fill_batch_chunks(indptr[start * batch_size:stop * batch_size + 1], indices, n_in,
+                                                   batch_size, BLOCK, starts[start:stop + 1],
+                                                   np.empty(blocks, np.bool_), ends[starts[start]:starts[stop]]),
              num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
     return Chunks(starts, ends)
 
@@ -309,7 +311,7 @@ def batch_structure(indptr, indices, n_in, batch_size, offsets_dtype=None, threa
     """The first layer's ``BatchStructure`` of every whole batch of a CSR structure of width n_in: its
     ``batch_columns`` and ``batch_chunks`` (``offsets_dtype``, ``threads``: see ``batch_columns``)."""
     columns = batch_columns(indptr, indices, n_in, batch_size, offsets_dtype, threads)
-    return BatchStructure(columns, batch_chunks(indptr, indices, columns, batch_size, offsets_dtype, threads))
+    return BatchStructure(columns, batch_chunks(indptr, indices, n_in, batch_size, offsets_dtype, threads))
 
 
 def full_structure(rows, width, indices_dtype):

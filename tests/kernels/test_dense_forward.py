@@ -66,7 +66,7 @@ def test_chunked_forward_gives_the_bits_of_the_walk_row_by_row(n, n_in, n_out, c
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     b = rng.standard_normal(n_out).astype(dtype)
     indptr, indices, values = nonzero_structure(x)
-    starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, n_in, n), n)
+    starts, ends = batch_chunks(indptr, indices, n_in, n)
     for batch in range(5):
         expected = np.full((n, n_out), np.nan, dtype=dtype)
         dense_forward(indptr, indices, values, batch * n, W, b, code, expected)

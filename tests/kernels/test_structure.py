@@ -91,7 +91,7 @@ def test_batch_chunks_cut_each_batchs_union_of_inputs_at_the_blocks(block, threa
     X[11, 3] = X[13, 6] = 1.0  # a union of two inputs
     X[15:20, 2:5] = 0  # a union with a gap
     indptr, indices, _ = nonzero_structure(X)
-    starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, 7, 5), 5, threads=threads)
+    starts, ends = batch_chunks(indptr, indices, 7, 5, threads=threads)
     assert ends.dtype == np.int16 and starts.shape == (5,)  # the last 3 rows make no whole batch
     expected = chunks_oracle(X, 5, block)
     assert [len(e) for e in expected][1:3] == [0, 1 if block > 3 else 2]
@@ -106,7 +106,7 @@ def test_batch_structure_holds_both_structures(rng):
     both = batch_structure(indptr, indices, 9, 10, np.int64)
     for got, want in zip(both.columns, batch_columns(indptr, indices, 9, 10, np.int64)):
         np.testing.assert_array_equal(got, want)
-    for got, want in zip(both.chunks, batch_chunks(indptr, indices, both.columns, 10, offsets_dtype=np.int64)):
+    for got, want in zip(both.chunks, batch_chunks(indptr, indices, 9, 10, offsets_dtype=np.int64)):
         np.testing.assert_array_equal(got, want)
     assert both.chunks.ends.dtype == np.int64
 
@@ -115,7 +115,7 @@ def test_structures_of_mnist_do_not_depend_on_the_split(mnist_prepared):
     X = mnist_prepared[0][:12000]
     one = nonzero_structure(X, threads=1)
     columns = batch_columns(one[0], one[1], 784, 30, threads=1)
-    chunks = batch_chunks(one[0], one[1], columns, 30, threads=1)
+    chunks = batch_chunks(one[0], one[1], 784, 30, threads=1)
     for batch, expected in enumerate(chunks_oracle(X[:600], 30, structure.BLOCK)):
         np.testing.assert_array_equal(chunks.ends[chunks.starts[batch]:chunks.starts[batch + 1]], expected)
     for threads in (2, 3):
@@ -123,7 +123,7 @@ def test_structures_of_mnist_do_not_depend_on_the_split(mnist_prepared):
             np.testing.assert_array_equal(got, want)
         for got, want in zip(batch_columns(one[0], one[1], 784, 30, threads=threads), columns):
             np.testing.assert_array_equal(got, want)
-        for got, want in zip(batch_chunks(one[0], one[1], columns, 30, threads=threads), chunks):
+        for got, want in zip(batch_chunks(one[0], one[1], 784, 30, threads=threads), chunks):
             np.testing.assert_array_equal(got, want)
 
 
