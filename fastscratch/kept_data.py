@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastscratch.kernels.structure import batch_structure, nonzero_structure, structure_matches
+from fastscratch.kernels.structure import batch_chunks, batch_structure, nonzero_structure, structure_matches
 
 #: Rows of X compared with a kept structure at once, at the start, the middle and the end, before the
 #: structure is trusted to run ahead (``session.Session``): a data set of the same shape with other contents
@@ -31,7 +31,8 @@ SAMPLE_ROWS = 16
 
 class Indexed(NamedTuple):
     """X's CSR structure, and the structures of its batches for the last batch size trained, as
-    ``{(batch_size, offsets dtype): structure.BatchStructure}``."""
+    ``{(batch_size, offsets dtype): structure.BatchStructure}``, and of its groups of rows for evaluation, as
+    ``{("chunks", rows): structure.Chunks}``."""
     indptr: np.ndarray
     indices: np.ndarray
     values: np.ndarray
@@ -127,6 +128,15 @@ def batches_of(entry, n_in, batch_size, offsets_dtype):
         entry.batches.clear()  # one batch size kept: each costs about a third of the structure
         entry.batches[key] = columns
     return columns
+
+
+def chunks_of(entry, n_in, rows):
+    """The ``batch_chunks`` of an ``Indexed`` structure in groups of ``rows`` rows (the evaluation's), kept with it."""
+    key = ("chunks", rows)
+    chunks = entry.batches.get(key)
+    if chunks is None:
+        chunks = entry.batches[key] = batch_chunks(entry.indptr, entry.indices, n_in, rows)
+    return chunks
 
 
 def _nbytes(arrays):

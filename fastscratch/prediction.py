@@ -7,7 +7,8 @@ import numpy as np
 
 from fastscratch import plan as plans
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
-from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Chunks, Structure, batch_chunks, in_parts, index_dtype
+from fastscratch.kept_data import chunks_of
+from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Chunks, Structure, in_parts, index_dtype
 
 #: Rows per group of the compiled forward passes in ``evaluate_accuracy`` and batched ``predict``: the first
 #: layer takes a group a block of inputs at a time, its outputs in L1 (a speed setting: the bits do not depend on it).
@@ -37,7 +38,7 @@ def forward_work(X, sizes, dtype, kept, known=None):
     (see ``structure``)."""
     rows = min(EVAL_GROUP, len(X))
     rows_structure, entry = structure(X, sizes, kept, known)
-    chunks = batch_chunks(entry.indptr, entry.indices, sizes[0], max(rows, 1))
+    chunks = chunks_of(entry, sizes[0], max(rows, 1))
     return ForwardWork(outputs(sizes, rows, dtype), rows_structure, chunks), entry
 
 
