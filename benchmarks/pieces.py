@@ -85,15 +85,16 @@ def epoch_upto(pieces, Y, work, weights, biases, codes, learning_rate):
     """The compiled epoch's batch loop (``train_epoch``'s kernel calls, in its order) running only the first
     ``pieces`` of the four training pieces of each batch; return the sum of the losses (0 before the loss)."""
     ys, dzs, WTs, inputsT, scratch = work.ys, work.dzs, work.WTs, work.inputsT, work.scratch
-    indptrs, indices, values = work.structure.indptrs, work.structure.indices, work.structure.values
-    first_columns, chunks = work.batches.columns, work.batches.chunks
+    indptr = work.structure.indptrs[0]
+    first_columns, entries = work.batches.columns, work.batches.entries
     last = len(weights) - 1
     loss_sum = 0.0
     for batch in range(Y.shape[0] // BATCH):
         begin = batch * BATCH
-        chunked_forward(indptrs[0], indices[0], values, begin,
-                        chunks.ends[chunks.starts[batch]:chunks.starts[batch + 1]], weights[0], biases[0], codes[0],
-                        ys[0])
+        first, end = indptr[begin], indptr[begin + BATCH]
+        segments, next_segments = entries.starts[batch], entries.starts[batch + 1]
+        chunked_forward(first, entries.rows[segments:next_segments], entries.ends[segments:next_segments],
+                        entries.indices, entries.values, weights[0], biases[0], codes[0], ys[0])
         if pieces < 2:
             continue
         for layer in range(1, last + 1):
@@ -109,10 +110,9 @@ def epoch_upto(pieces, Y, work, weights, biases, codes, learning_rate):
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
         if pieces < 4:
             continue
-        first, end = indptrs[0][begin], indptrs[0][begin + BATCH]
         gradient_step(Columns(first_columns.starts[batch], first_columns.rows[first:end],
                               first_columns.positions[first:end]),
-                      values[first:end], dzs[0], weights[0], biases[0], learning_rate, scratch[0])
+                      entries.values[first:end], dzs[0], weights[0], biases[0], learning_rate, scratch[0])
     return loss_sum
 
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from fastscratch import plan as plans
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
-from fastscratch.kept_data import chunks_of
-from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Chunks, Structure, in_parts, index_dtype
+from fastscratch.kept_data import entries_of
+from fastscratch.kernels.structure import MIN_ROWS_PER_THREAD, Structure, in_parts, index_dtype
 
 #: Rows per group of the compiled forward passes in ``evaluate_accuracy`` and batched ``predict``: the first
 #: layer takes a group a block of inputs at a time, its outputs in L1 (a speed setting: the bits do not depend on it).
@@ -38,8 +38,8 @@ def forward_work(X, sizes, dtype, kept, known=None):
     (see ``structure``)."""
     rows = min(EVAL_GROUP, len(X))
     rows_structure, entry = structure(X, sizes, kept, known)
-    chunks = chunks_of(entry, sizes[0], max(rows, 1))
-    return ForwardWork(outputs(sizes, rows, dtype), rows_structure, chunks), entry
+    entries = entries_of(entry, sizes[0], max(rows, 1))
+    return ForwardWork(outputs(sizes, rows, dtype), rows_structure, entries), entry
 
 
 def predict(plan, work):
@@ -50,18 +50,18 @@ def predict(plan, work):
     indexing is (``structure.in_parts``), in whole groups; each part has its
     own buffers.
     """
-    rows_structure, chunks = work.structure, work.chunks
+    rows_structure, entries = work.structure, work.entries
     classes = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
     arguments = plan.arguments()
     group = max(work.ys[0].shape[0], 1)
-    whole = len(chunks.starts) - 1
+    whole = len(entries.starts) - 1
 
     def run(first, last):  # groups first .. last - 1
         start, stop = first * group, min(last * group, len(classes))
         part = Structure((rows_structure.indptrs[0][start:stop + 1],), rows_structure.indices, rows_structure.values)
-        part_chunks = Chunks(chunks.starts[min(first, whole):min(last, whole) + 1], chunks.ends)
+        part_entries = entries._replace(starts=entries.starts[min(first, whole):min(last, whole) + 1])
         ys = work.ys if first == 0 else tuple(np.empty_like(y) for y in work.ys)
-        predict_classes(*arguments, ForwardWork(ys, part, part_chunks), classes[start:stop])
+        predict_classes(*arguments, ForwardWork(ys, part, part_entries), classes[start:stop])
     in_parts(run, -(-len(classes) // group), -(-MIN_ROWS_PER_THREAD // group))
     return classes
 

@@ -7,7 +7,7 @@ import weakref
 import numpy as np
 
 import fastscratch
-from fastscratch.kernels.structure import batch_chunks
+from fastscratch.kernels.structure import batch_entries
 from fastscratch.prediction import indices_dtype
 from twins import assert_same, pair
 
@@ -24,29 +24,32 @@ def test_the_kept_structure_is_on_the_network_with_its_documented_size(mnist_pre
     net.train(X, Y, batch_size=30, num_epochs=1, verbose=False)
     nonzeros = np.count_nonzero(X)
     assert len(net.kept_data) == 1
-    # about 10 bytes per nonzero entry (int16 index, float64 value) and a third more for the batches
-    assert 10 * nonzeros <= net.kept_data.nbytes <= 16 * nonzeros
+    # about 10 bytes per nonzero entry (int16 index, float64 value), as much again for the batches' entries in
+    # block order and 3 more for their columns
+    assert 20 * nonzeros <= net.kept_data.nbytes <= 26 * nonzeros
     assert "MB" in repr(net.kept_data)
     other, _, _ = mnist_net(mnist_prepared)
     assert len(other.kept_data) == 0  # nothing shared between networks
 
 
 def test_the_evaluations_groups_are_kept_with_the_validation_sets_structure(mnist_prepared, monkeypatch):
-    """Each epoch's accuracy, and the next call's, walk X_val in groups whose blocks are found once per data set."""
+    """Each epoch's accuracy, and the next call's, walk X_val in groups whose block order is built once per data
+    set."""
     net, X, Y = mnist_net(mnist_prepared)
     X_val, y_val = mnist_prepared[2][:300], mnist_prepared[3][:300]
     built = []
-    monkeypatch.setattr(fastscratch.kept_data, "batch_chunks", lambda *args: built.append(args) or batch_chunks(*args))
+    monkeypatch.setattr(fastscratch.kept_data, "batch_entries", lambda *args: built.append(args) or batch_entries(*args))
     for _ in range(2):
         net.train(X, Y, X_val, y_val, batch_size=30, num_epochs=2, verbose=False)
     assert len(built) == 1
     entry = net.kept_data.lookup(X_val, indices_dtype((784, 64, 32, 10)))
-    chunks = entry.batches[("chunks", fastscratch.prediction.EVAL_GROUP)]
-    for got, expected in zip(chunks, batch_chunks(entry.indptr, entry.indices, 784, fastscratch.prediction.EVAL_GROUP)):
+    group = fastscratch.prediction.EVAL_GROUP
+    entries = entry.batches[("entries", group)]
+    for got, expected in zip(entries, batch_entries(entry.indptr, entry.indices, entry.values, 784, group)):
         np.testing.assert_array_equal(got, expected)
     with_groups = net.kept_data.nbytes
     entry.batches.clear()
-    assert net.kept_data.nbytes == with_groups - chunks.starts.nbytes - chunks.ends.nbytes
+    assert net.kept_data.nbytes == with_groups - sum(a.nbytes for a in entries)
 
 
 def test_kept_data_is_freed_with_its_network(mnist_prepared):

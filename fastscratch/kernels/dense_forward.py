@@ -53,27 +53,26 @@ def full_forward(x, W, b, code, y):
 
 
 @jit
-def chunked_forward(indptr, indices, values, begin, ends, W, b, code, y):
-    """``dense_forward`` of a batch of a sparse input, walked a block at a time for the whole batch: the same bits.
+def chunked_forward(first, rows, ends, indices, values, W, b, code, y):
+    """``dense_forward`` of a batch of a sparse input walked a block of inputs at a time for all its rows: the same bits.
 
-    ends (blocks, n) says where each row's entries of each block (of
-    ``simd.BLOCK`` inputs) that holds an input of the batch's end, counted
-    from ``indptr[begin]`` (``structure.batch_chunks``; none: the batch is
-    all zeros). Per block, every row adds its entries' rows of W, summed in
-    registers, to its sums in y (``simd.add_rows``), so a block's rows of W
-    are read from memory once per batch and then from the L1 cache, where the
-    batch's rows of y stay too. Overwrites y (n, n_out).
+    The batch's entries come in the order of ``structure.BlockEntries``:
+    rows and ends (segments,) are the batch's segments, indices and values
+    the reordered entries, the batch's from ``first`` on. Each segment is
+    one row's entries in one block of ``simd.BLOCK`` inputs, summed in
+    registers and added to the row's sums in y (``simd.add_rows``): a
+    block's rows of W are read from memory once per batch and then from the
+    L1 cache, where the batch's rows of y stay too, and the entries stream
+    in the order they are used. Overwrites y (n, n_out).
     """
-    n = y.shape[0]
-    first = indptr[begin]
-    num_chunks = ends.shape[0]
-    for r in range(n):  # the first block sets the sums (to 0 when there is none)
-        start = indptr[begin + r]
-        combine_rows(y, r, W, indices, values, None, start, first + ends[0, r] if num_chunks else start)
-    for q in range(1, num_chunks):
-        for r in range(n):
-            start, stop = first + ends[q - 1, r], first + ends[q, r]
-            if stop > start:
-                add_rows(y, r, W, indices, values, None, start, stop)
-    for r in range(n):
+    zero = y.dtype.type(0)
+    for r in range(y.shape[0]):  # a sum from +0 plus a block's sum is that sum: the first block's bits
+        for j in range(y.shape[1]):
+            y[r, j] = zero
+    start = first
+    for segment in range(rows.shape[0]):
+        stop = first + ends[segment]
+        add_rows(y, rows[segment], W, indices, values, None, start, stop)
+        start = stop
+    for r in range(y.shape[0]):
         bias_activate_row(y, r, b, code)

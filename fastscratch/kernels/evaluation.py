@@ -5,9 +5,9 @@ from fastscratch._config import jit
 from fastscratch.kernels.dense_forward import chunked_forward, dense_forward, full_forward
 
 #: What ``predict_classes`` walks: per-layer output buffers ``ys`` (group, n_out); X's ``structure.Structure``
-#: (the first layer's CSR structure; the hidden layers' are not used) and its ``structure.Chunks`` in whole
-#: groups of ``group`` rows (``structure.batch_chunks``).
-ForwardWork = namedtuple("ForwardWork", ["ys", "structure", "chunks"])
+#: (the first layer's CSR structure; the hidden layers' are not used) and its ``structure.BlockEntries`` in whole
+#: groups of ``group`` rows (``structure.batch_entries``).
+ForwardWork = namedtuple("ForwardWork", ["ys", "structure", "entries"])
 
 
 @jit
@@ -32,23 +32,23 @@ def predict_classes(weights, biases, codes, work, classes):
 
     work is a ``ForwardWork``. Rows go a group (the buffers' rows) at a
     time: a whole group's first layer a block of inputs at a time for all
-    its rows (``chunked_forward``, its blocks from ``work.chunks``), the
-    last rows one by one (``dense_forward``), the hidden layers over the
-    dense outputs (``full_forward``). Every row is computed as a one-row
-    forward pass would be (the same bits), so predictions do not depend on
-    the group.
+    its rows (``chunked_forward`` over ``work.entries``), the last rows one
+    by one (``dense_forward``), the hidden layers over the dense outputs
+    (``full_forward``). Every row is computed as a one-row forward pass
+    would be (the same bits), so predictions do not depend on the group.
     """
     ys = work.ys
     indptr, indices, values = work.structure.indptrs[0], work.structure.indices[0], work.structure.values
-    starts, ends = work.chunks.starts, work.chunks.ends
+    entries = work.entries
+    starts = entries.starts
     group = ys[0].shape[0]
     last = len(weights) - 1
     for g in range((classes.shape[0] + group - 1) // group):
         begin = g * group
         rows = min(group, classes.shape[0] - begin)
         if g < starts.shape[0] - 1:
-            chunked_forward(indptr, indices, values, begin, ends[starts[g]:starts[g + 1]], weights[0], biases[0],
-                            codes[0], ys[0])
+            chunked_forward(indptr[begin], entries.rows[starts[g]:starts[g + 1]], entries.ends[starts[g]:starts[g + 1]],
+                            entries.indices, entries.values, weights[0], biases[0], codes[0], ys[0])
         else:
             dense_forward(indptr, indices, values, begin, weights[0], biases[0], codes[0], ys[0][:rows])
         for layer in range(1, last + 1):

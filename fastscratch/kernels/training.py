@@ -14,9 +14,9 @@ from fastscratch.kernels.structure import Columns
 
 #: The buffers of ``train_epoch``; every field but ``structure`` and ``batches`` is a per-layer tuple.
 #: ys, dzs: (batch_size, n_out) outputs and dL/dz; WTs: scratch shaped like W.T; structure: X's
-#: ``structure.Structure`` (the first layer's entries; the hidden layers' are not used); batches: X's
+#: ``structure.Structure`` (the first layer's CSR structure; the hidden layers' are not used); batches: X's
 #: ``structure.BatchStructure`` of every batch (``structure.batch_structure``: columns for the step,
-#: chunks for the forward pass); inputsT: (n_in, batch_size) scratch for each layer's input transposed
+#: entries in block order for the forward pass); inputsT: (n_in, batch_size) scratch for each layer's input transposed
 #: (``sgd.full_gradient_step``; the first layer's is not used); scratch: (n_out,) arrays,
 #: ``sgd.gradient_step``'s g.
 EpochWork = namedtuple("EpochWork", ["ys", "dzs", "WTs", "structure", "batches", "inputsT", "scratch"])
@@ -40,16 +40,17 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
     the epoch's last batch, by ``finite`` alone.
     """
     ys, dzs, WTs, inputsT, scratch = work.ys, work.dzs, work.WTs, work.inputsT, work.scratch
-    indptrs, indices, values = work.structure.indptrs, work.structure.indices, work.structure.values
-    first_columns, chunks = work.batches.columns, work.batches.chunks  # the first layer's, every batch's
+    indptr = work.structure.indptrs[0]
+    first_columns, entries = work.batches.columns, work.batches.entries  # the first layer's, every batch's
     last = len(weights) - 1
     loss_sum = np.float64(0.0)  # float64, compiled or as Python (0.0 + float32 stays float32 in NumPy 2)
     num_batches = Y.shape[0] // batch_size
     for batch in range(num_batches):
         begin = batch * batch_size
-        chunked_forward(indptrs[0], indices[0], values, begin,
-                        chunks.ends[chunks.starts[batch]:chunks.starts[batch + 1]], weights[0], biases[0], codes[0],
-                        ys[0])
+        first, end = indptr[begin], indptr[begin + batch_size]  # the batch's entries
+        segments, next_segments = entries.starts[batch], entries.starts[batch + 1]
+        chunked_forward(first, entries.rows[segments:next_segments], entries.ends[segments:next_segments],
+                        entries.indices, entries.values, weights[0], biases[0], codes[0], ys[0])
         for layer in range(1, last + 1):
             full_forward(ys[layer - 1], weights[layer], biases[layer], codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
@@ -65,10 +66,9 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
             finite = full_gradient_step(ys[layer - 1], inputsT[layer], dzs[layer], weights[layer], biases[layer],
                                         learning_rate, scratch[layer]) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
-        first, end = indptrs[0][begin], indptrs[0][begin + batch_size]
         finite = gradient_step(Columns(first_columns.starts[batch], first_columns.rows[first:end],
                                        first_columns.positions[first:end]),
-                               values[first:end], dzs[0], weights[0], biases[0], learning_rate,
+                               entries.values[first:end], dzs[0], weights[0], biases[0], learning_rate,
                                scratch[0]) and finite
         if not finite:
             if batch + 1 < num_batches:

@@ -4,7 +4,7 @@ import pytest
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient
 from fastscratch.kernels.sgd import full_gradient_step, gradient_step, sgd_step
-from fastscratch.kernels.structure import Columns, batch_columns, nonzero_structure
+from fastscratch.kernels.structure import Columns, batch_structure, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, assert_fused, fused_sum, sparse_like, weight_gradient
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
@@ -87,10 +87,11 @@ def scratch(n_out, dtype):
 
 
 def columns_of(X, begin, rows):
-    """The column structure of X[begin:begin + rows] and the values its positions index."""
-    indptr, indices, values = nonzero_structure(X[begin:begin + rows])
-    starts, col_rows, positions = batch_columns(indptr, indices, X.shape[1], rows)
-    return Columns(starts[0], col_rows, positions), values
+    """The column structure of X[begin:begin + rows] and the values its positions index (the batch's entries in
+    block order, as the epoch keeps them)."""
+    structure = batch_structure(*nonzero_structure(X[begin:begin + rows]), X.shape[1], rows)
+    starts, col_rows, positions = structure.columns
+    return Columns(starts[0], col_rows, positions), structure.entries.values
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -4,7 +4,7 @@ import pytest
 from fastscratch.kernels import activations
 from fastscratch.kernels.dense_forward import chunked_forward, dense_forward, full_forward
 from fastscratch.kernels.simd import BLOCK
-from fastscratch.kernels.structure import batch_chunks, batch_columns, full_structure, index_dtype, nonzero_structure
+from fastscratch.kernels.structure import batch_entries, full_structure, index_dtype, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, assert_fused, blocked_product, sparse_like
 import oracle
 
@@ -66,12 +66,14 @@ def test_chunked_forward_gives_the_bits_of_the_walk_row_by_row(n, n_in, n_out, c
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     b = rng.standard_normal(n_out).astype(dtype)
     indptr, indices, values = nonzero_structure(x)
-    starts, ends = batch_chunks(indptr, indices, n_in, n)
+    entries = batch_entries(indptr, indices, values, n_in, n)
     for batch in range(5):
         expected = np.full((n, n_out), np.nan, dtype=dtype)
         dense_forward(indptr, indices, values, batch * n, W, b, code, expected)
         y = np.full((n, n_out), np.nan, dtype=dtype)
-        chunked_forward(indptr, indices, values, batch * n, ends[starts[batch]:starts[batch + 1]], W, b, code, y)
+        segments = slice(entries.starts[batch], entries.starts[batch + 1])
+        chunked_forward(indptr[batch * n], entries.rows[segments], entries.ends[segments], entries.indices,
+                        entries.values, W, b, code, y)
         assert y.tobytes() == expected.tobytes(), batch
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from fastscratch.kernels import activations
 from fastscratch.kernels.evaluation import ForwardWork, argmax, predict_classes
-from fastscratch.kernels.structure import Structure, batch_chunks, nonzero_structure
+from fastscratch.kernels.structure import Structure, batch_entries, nonzero_structure
 from oracle import sparse_like
 
 
@@ -26,7 +26,7 @@ def test_predictions_match_numpy_and_do_not_depend_on_the_group(sizes, group, rn
     codes = np.full(len(weights), activations.SIGMOID, dtype=np.int64)
     indptr, indices, values = nonzero_structure(X)
     work = ForwardWork(tuple(np.empty((group, b)) for b in sizes[1:]), Structure((indptr,), (indices,), values),
-                       batch_chunks(indptr, indices, sizes[0], group))
+                       batch_entries(indptr, indices, values, sizes[0], group))
     classes = np.empty(len(X), dtype=np.int64)
     predict_classes(weights, biases, codes, work, classes)
     out = X
