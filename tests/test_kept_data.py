@@ -38,7 +38,8 @@ def test_the_evaluations_groups_are_kept_with_the_validation_sets_structure(mnis
     net, X, Y = mnist_net(mnist_prepared)
     X_val, y_val = mnist_prepared[2][:300], mnist_prepared[3][:300]
     built = []
-    monkeypatch.setattr(fastscratch.kept_data, "batch_entries", lambda *args: built.append(args) or batch_entries(*args))
+    monkeypatch.setattr(fastscratch.kept_data, "batch_entries",
+                        lambda *args: built.append(args) or batch_entries(*args))
     for _ in range(2):
         net.train(X, Y, X_val, y_val, batch_size=30, num_epochs=2, verbose=False)
     assert len(built) == 1

@@ -1,7 +1,7 @@
 """Forward pass of a dense layer: ``y = f(x @ W + b)``, each row's inputs summed in blocks of ``simd.BLOCK``."""
 from fastscratch._config import jit
 from fastscratch.kernels.activations import bias_activate_row
-from fastscratch.kernels.simd import BLOCK, add_rows, combine_rows
+from fastscratch.kernels.simd import BLOCK, add_row_pair, add_rows, combine_row_pair, combine_rows
 from fastscratch.kernels.structure import first_at_least
 
 
@@ -41,20 +41,27 @@ def dense_forward(indptr, indices, values, begin, W, b, code, y):
 @jit
 def full_forward(x, W, b, code, y):
     """``dense_forward`` of a dense input x (n, n_in), every entry visited, its rows of W walked in order (no index
-    array): the same bits. Overwrites y (n, n_out); W (n_in, n_out), b (n_out,)."""
-    n_in = x.shape[1]
+    array), two rows of x at a time (``simd.combine_row_pair``: each row of W read once for both): the same bits.
+    Overwrites y (n, n_out); W (n_in, n_out), b (n_out,)."""
+    n, n_in = x.shape
     values = x.reshape(x.size)
-    for r in range(y.shape[0]):
+    for r in range(0, n - 1, 2):
         start = r * n_in
-        combine_rows(y, r, W, None, values, None, start, start + min(n_in, BLOCK))
+        combine_row_pair(y, r, W, values, start, start + min(n_in, BLOCK), n_in)
         for block in range(BLOCK, n_in, BLOCK):  # wider inputs: each later block's rows of W as a view from its first
-            add_rows(y, r, W[block:], None, values, None, start + block, start + min(n_in, block + BLOCK))
+            add_row_pair(y, r, W[block:], values, start + block, start + min(n_in, block + BLOCK), n_in)
+    if n % 2:
+        start = (n - 1) * n_in
+        combine_rows(y, n - 1, W, None, values, None, start, start + min(n_in, BLOCK))
+        for block in range(BLOCK, n_in, BLOCK):
+            add_rows(y, n - 1, W[block:], None, values, None, start + block, start + min(n_in, block + BLOCK))
+    for r in range(n):
         bias_activate_row(y, r, b, code)
 
 
 @jit
 def chunked_forward(first, rows, ends, indices, values, W, b, code, y):
-    """``dense_forward`` of a batch of a sparse input walked a block of inputs at a time for all its rows: the same bits.
+    """``dense_forward`` of a batch of a sparse input, walked a block of inputs at a time for all its rows: same bits.
 
     The batch's entries come in the order of ``structure.BlockEntries``:
     rows and ends (segments,) are the batch's segments, indices and values

@@ -1,6 +1,6 @@
 """The optimisation step: plain SGD."""
 from fastscratch._config import jit
-from fastscratch.kernels.simd import update_rows
+from fastscratch.kernels.simd import update_row_pair, update_rows
 
 
 @jit
@@ -51,7 +51,8 @@ def full_gradient_step(x, xT, dL_dz, W, b, learning_rate, g):
     """``gradient_step`` of a dense input x (n, n_in), every entry visited: the same bits, its values read in order.
 
     xT (n_in, n) is scratch, overwritten with x.T, so that the batch's values
-    for each row of W are consecutive.
+    for each row of W are consecutive; two rows of W are updated per walk
+    (``simd.update_row_pair``).
     """
     n, n_in = x.shape
     for r in range(n):
@@ -59,7 +60,10 @@ def full_gradient_step(x, xT, dL_dz, W, b, learning_rate, g):
             xT[k, r] = x[r, k]
     values = xT.reshape(xT.size)
     finite = True
-    for k in range(n_in):
+    for k in range(0, n_in - 1, 2):  # two rows of W at a time, each row of dL_dz read once for both
+        finite = update_row_pair(W, k, dL_dz, values, k * n, (k + 1) * n, n, -learning_rate) and finite
+    if n_in % 2:
+        k = n_in - 1
         finite = update_rows(W, k, dL_dz, None, values, None, k * n, (k + 1) * n, -learning_rate) and finite
     return bias_step(dL_dz, b, learning_rate, g) and finite
 

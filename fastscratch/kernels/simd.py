@@ -133,6 +133,10 @@ def _c_array(arr, ndim=None, dtype=types.Float):
             and isinstance(arr.dtype, dtype))
 
 
+def _pair_typed(out, o, M, values, start, stop, stride):
+    return _typed(out, o, M, types.none, values, types.none, start, stop) and isinstance(stride, types.Integer)
+
+
 def _typed(out, o, M, rows, values, positions, start, stop):
     return (_c_array(out, 2) and _c_array(M, 2) and _c_array(values)
             and all(t is types.none or _c_array(t, 1, types.Integer) for t in (rows, positions))
@@ -141,10 +145,13 @@ def _typed(out, o, M, rows, values, positions, start, stop):
 
 
 class RowKernels(NamedTuple):
-    """The three kernels at one width (or the plain twins)."""
+    """The kernels at one width (or the plain twins)."""
     combine_rows: object
     update_rows: object
     add_rows: object
+    combine_row_pair: object
+    add_row_pair: object
+    update_row_pair: object
 
 
 @functools.cache
@@ -193,7 +200,35 @@ def vector_kernels(bits, tile_vectors):
         return (types.void(out, o, M, rows, values, positions, start, stop),
                 _codegen(bits, tile_vectors, "add"))
 
-    return RowKernels(combine_rows, update_rows, add_rows)
+    @intrinsic
+    def combine_row_pair(typingctx, out, o, M, values, start, stop, stride):
+        """``combine_rows`` of two rows of a dense input at once: rows o and o + 1 of out, their terms
+        ``values.flat[start .. stop - 1]`` and ``values.flat[start + stride .. stop + stride - 1]``, both times rows
+        0 .. stop - start - 1 of M. Each row of M is read once for both, and the two rows' sums are independent
+        chains in the registers: the bits of two ``combine_rows`` calls."""
+        if not _pair_typed(out, o, M, values, start, stop, stride):
+            return None
+        return (types.void(out, o, M, values, start, stop, stride),
+                _codegen(bits, max(tile_vectors // 2, 1), "combine", pair=True))
+
+    @intrinsic
+    def add_row_pair(typingctx, out, o, M, values, start, stop, stride):
+        """``add_rows`` of two rows of a dense input at once, as ``combine_row_pair``."""
+        if not _pair_typed(out, o, M, values, start, stop, stride):
+            return None
+        return (types.void(out, o, M, values, start, stop, stride),
+                _codegen(bits, max(tile_vectors // 2, 1), "add", pair=True))
+
+    @intrinsic
+    def update_row_pair(typingctx, out, o, M, values, start, stop, stride, scale):
+        """``update_rows`` of two rows at once (rows o and o + 1 of out), their terms as in ``combine_row_pair``;
+        returns whether both stayed finite."""
+        if not (_pair_typed(out, o, M, values, start, stop, stride) and scale == M.dtype):
+            return None
+        return (types.boolean(out, o, M, values, start, stop, stride, scale),
+                _codegen(bits, max(tile_vectors // 2, 1), "update", pair=True))
+
+    return RowKernels(combine_rows, update_rows, add_rows, combine_row_pair, add_row_pair, update_row_pair)
 
 
 @jit
@@ -225,6 +260,28 @@ def plain_add_rows(out, o, M, rows, values, positions, start, stop):
 
 
 @jit
+def plain_combine_row_pair(out, o, M, values, start, stop, stride):
+    """``combine_row_pair`` as two ``plain_combine_rows``: the same bits."""
+    plain_combine_rows(out, o, M, None, values, None, start, stop)
+    plain_combine_rows(out, o + 1, M, None, values, None, start + stride, stop + stride)
+
+
+@jit
+def plain_add_row_pair(out, o, M, values, start, stop, stride):
+    """``add_row_pair`` as two ``plain_add_rows``: the same bits."""
+    plain_add_rows(out, o, M, None, values, None, start, stop)
+    plain_add_rows(out, o + 1, M, None, values, None, start + stride, stop + stride)
+
+
+@jit
+def plain_update_row_pair(out, o, M, values, start, stop, stride, scale):
+    """``update_row_pair`` as two ``plain_update_rows``: the same bits, and the same answer."""
+    first = plain_update_rows(out, o, M, None, values, None, start, stop, scale)
+    second = plain_update_rows(out, o + 1, M, None, values, None, start + stride, stop + stride, scale)
+    return first and second
+
+
+@jit
 def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale):
     """``update_rows`` as a plain loop, one column at a time: the same bits, and the same answer."""
     flat = values.reshape(values.size)
@@ -242,12 +299,22 @@ def plain_update_rows(out, o, M, rows, values, positions, start, stop, scale):
     return finite
 
 
-def _codegen(bits, tile_vectors, mode):
+def _codegen(bits, tile_vectors, mode, pair=False):
     """The code of ``combine_rows`` (mode "combine"), ``add_rows`` ("add") or ``update_rows``
-    ("update") with vectors of ``bits``, tiles of up to ``tile_vectors``."""
+    ("update") with vectors of ``bits``, tiles of up to ``tile_vectors``; with ``pair``, of
+    ``combine_row_pair`` or ``add_row_pair``."""
     def codegen(context, builder, sig, args):
-        walk = _walk(context, builder, sig, args, bits)
-        flags = _Flags(mode, args[8] if mode == "update" else None,
+        if pair:  # (out, o, M, values, start, stop, stride[, scale]): a walk without index arrays, and the second row
+            out, o, M, values, start, stop, stride = sig.args[:7]
+            walk = _walk(context, builder, types.void(out, o, M, types.none, values, types.none, start, stop),
+                         (*args[:3], None, args[3], None, *args[4:6]), bits)
+            walk = walk._replace(stride=context.cast(builder, args[6], stride, types.intp),
+                                 out_row2=builder.gep(walk.out_row, [walk.width]))
+            scale = args[7] if mode == "update" else None
+        else:
+            walk = _walk(context, builder, sig, args, bits)
+            scale = args[8] if mode == "update" else None
+        flags = _Flags(mode, scale,
                        cgutils.alloca_once_value(builder, ir.Constant(walk.vector, None)) if mode == "update" else None)
         walk = walk._replace(**_vector_functions(walk))
         _all_columns(walk, flags, tile_vectors)
@@ -288,6 +355,8 @@ class _Walk(NamedTuple):
     masked_store: object = None
     fma: object = None
     large: object = None
+    stride: object = None  # a pair's: where the second row's terms are, from the first's
+    out_row2: object = None
 
 
 class _Flags(NamedTuple):
@@ -369,41 +438,53 @@ def _all_columns(walk, flags, tile_vectors):
 def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
     """Columns column .. column + num_vectors * lanes (the lanes of mask, if given): sum in registers from +0,
     then store (or add to the row, or update it)."""
-    builder, vector, intp = walk.builder, walk.vector, cgutils.intp_t
+    builder, vector = walk.builder, walk.vector
     sums = [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
+    sums2 = ([cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(num_vectors)]
+             if walk.stride is not None else [])
     tile_bytes = num_vectors * walk.bits // 8
     if (walk.rows is None or mask is not None or flags.mode == "add"
             or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES)):
-        _terms(walk, column, sums, mask, False)
+        _terms(walk, column, sums, sums2, mask, False)
     else:
         with builder.if_else(walk.large) as (then, otherwise):
             with then:
-                _terms(walk, column, sums, mask, True)
+                _terms(walk, column, sums, sums2, mask, True)
             with otherwise:
-                _terms(walk, column, sums, mask, False)
+                _terms(walk, column, sums, sums2, mask, False)
+    for out_row, row_sums in ((walk.out_row, sums), (walk.out_row2, sums2)):
+        _store_row(walk, flags, column, out_row, row_sums, mask)
+
+
+def _store_row(walk, flags, column, out_row, sums, mask):
+    """Store a tile's sums into the row at out_row (or add them to it, or update it)."""
+    builder, vector, intp = walk.builder, walk.vector, cgutils.intp_t
     for v, total in enumerate(sums):
         at = builder.add(column, ir.Constant(intp, v * walk.lanes))
         result = builder.load(total)
         if flags.mode == "add":
-            result = builder.fadd(_load(walk, builder.gep(walk.out_row, [at]), mask), result)
+            result = builder.fadd(_load(walk, builder.gep(out_row, [at]), mask), result)
         elif flags.mode == "update":
-            result = builder.fadd(_load(walk, builder.gep(walk.out_row, [at]), mask),
+            result = builder.fadd(_load(walk, builder.gep(out_row, [at]), mask),
                                   builder.fmul(_broadcast(builder, flags.scale, vector), result))
             # result * 0 + check: NaN from where result is inf or NaN on, 0 while it is finite (one instruction).
             stored = result if mask is None else builder.select(mask, result, ir.Constant(vector, None))
             builder.store(builder.call(walk.fma, [stored, ir.Constant(vector, None), builder.load(flags.non_finite)]),
                           flags.non_finite)
-        _store(walk, result, builder.gep(walk.out_row, [at]), mask)
+        _store(walk, result, builder.gep(out_row, [at]), mask)
 
 
-def _terms(walk, column, sums, mask, prefetching):
+def _terms(walk, column, sums, sums2, mask, prefetching):
     """The loop over the terms: add each term times its row of M (the tile's columns) to the sums, one fused
-    multiply-add each, requesting the row PREFETCH_DISTANCE terms ahead when prefetching."""
+    multiply-add each, requesting the row PREFETCH_DISTANCE terms ahead when prefetching; for a pair, the
+    second row's term times the same row of M to sums2."""
     builder, intp = walk.builder, cgutils.intp_t
     with cgutils.for_range(builder, walk.count) as loop:
         c = builder.add(walk.start, loop.index)
         at = c if walk.positions is None else _index(walk, walk.positions, walk.positions_type, c)
         term = _broadcast(builder, builder.load(builder.gep(walk.values, [at])), walk.vector)
+        term2 = None if walk.stride is None else _broadcast(
+            builder, builder.load(builder.gep(walk.values, [builder.add(at, walk.stride)])), walk.vector)
         m = loop.index if walk.rows is None else _index(walk, walk.rows, walk.rows_type, c)
         row = builder.add(builder.mul(m, walk.M_width), column)
         if prefetching:
@@ -419,6 +500,8 @@ def _terms(walk, column, sums, mask, prefetching):
         for v, total in enumerate(sums):
             entry = _load(walk, builder.gep(walk.M_data, [builder.add(row, ir.Constant(intp, v * walk.lanes))]), mask)
             builder.store(builder.call(walk.fma, [term, entry, builder.load(total)]), total)
+            if term2 is not None:
+                builder.store(builder.call(walk.fma, [term2, entry, builder.load(sums2[v])]), sums2[v])
 
 
 def _index(walk, data, ty, c):
@@ -456,5 +539,6 @@ CPU_NAME, CPU_FEATURES = cpu_target()
 #: The width every kernel uses (0: the plain twins), chosen once at import.
 VECTOR_BITS = choose_vector_bits(_config.SIMD, CPU_FEATURES, config.DISABLE_JIT)
 KERNELS = (vector_kernels(VECTOR_BITS, TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
-           else RowKernels(plain_combine_rows, plain_update_rows, plain_add_rows))
-combine_rows, update_rows, add_rows = KERNELS
+           else RowKernels(plain_combine_rows, plain_update_rows, plain_add_rows, plain_combine_row_pair,
+                           plain_add_row_pair, plain_update_row_pair))
+combine_rows, update_rows, add_rows, combine_row_pair, add_row_pair, update_row_pair = KERNELS

@@ -41,10 +41,29 @@ def wrappers(combine_rows, update_rows, add_rows):
     return combine, update, add
 
 
+def pair_wrappers(combine_row_pair, add_row_pair, update_row_pair):
+    """Compiled callers of the three pair kernels."""
+    @njit(**JIT_OPTIONS)
+    def combine(out, o, M, values, start, stop, stride):
+        combine_row_pair(out, o, M, values, start, stop, stride)
+
+    @njit(**JIT_OPTIONS)
+    def add(out, o, M, values, start, stop, stride):
+        add_row_pair(out, o, M, values, start, stop, stride)
+
+    @njit(**JIT_OPTIONS)
+    def update(out, o, M, values, start, stop, stride, scale):
+        return update_row_pair(out, o, M, values, start, stop, stride, scale)
+    return combine, add, update
+
+
 PLAIN = wrappers(simd.plain_combine_rows, simd.plain_update_rows, simd.plain_add_rows)
 KERNELS = {"plain": PLAIN}
+PAIRS = {"plain": pair_wrappers(simd.plain_combine_row_pair, simd.plain_add_row_pair, simd.plain_update_row_pair)}
 for _name, _bits, _tiles in VECTOR_VARIANTS if JIT else ():
-    KERNELS[_name] = wrappers(*simd.vector_kernels(_bits, _tiles))
+    _kernels = simd.vector_kernels(_bits, _tiles)
+    KERNELS[_name] = wrappers(*_kernels[:3])
+    PAIRS[_name] = pair_wrappers(*_kernels[3:])
 BITS = {name: (bits, tiles) for name, bits, tiles in VECTOR_VARIANTS}
 
 
@@ -137,6 +156,38 @@ def test_a_sum_in_pieces_is_not_the_sum_continued(variant, dtype, rng):
     assert identical(pieces[0], fused_sum(M, rows, values, None, 0, 20, 64) + fused_sum(M, rows, values, None, 20,
                                                                                           40, 64))
     assert not identical(whole, pieces)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_pair_of_rows_gives_the_bits_of_two_single_rows(variant, dtype, rng):
+    """combine_row_pair, add_row_pair and update_row_pair (rows o and o + 1, the second's terms ``stride`` on): the
+    bits of combine_rows, add_rows and update_rows on each row, at every width and tail (the pairs' tiles are half
+    as wide); update's answer too, with a non-finite entry in either row."""
+    combine, update, add = KERNELS[variant]
+    pair_combine, pair_add, pair_update = PAIRS[variant]
+    lr = dtype(0.01)
+    for width in widths(variant, dtype):
+        M = rng.standard_normal((9, width + 2)).astype(dtype)
+        values = rng.standard_normal(40).astype(dtype)
+        start, stop, stride = 3, 12, 17
+        for pair, single in ((pair_combine, combine), (pair_add, add)):
+            out, expected = np.full((4, width), 7, dtype=dtype), np.full((4, width), 7, dtype=dtype)
+            pair(out, 1, M, values, start, stop, stride)
+            for r, shift in ((1, 0), (2, stride)):
+                single(expected, r, M, None, values, None, start + shift, stop + shift)
+            assert identical(out, expected), width
+        W = rng.standard_normal((4, width)).astype(dtype)
+        expected = W.copy()
+        assert pair_update(W, 1, M, values, start, stop, stride, -lr) is True
+        for r, shift in ((1, 0), (2, stride)):
+            assert update(expected, r, M, None, values, None, start + shift, stop + shift, -lr) is True
+        assert identical(W, expected)
+        for bad_row in (1, 2):
+            W = np.zeros((4, width), dtype=dtype)
+            W[bad_row, width - 1] = np.inf
+            with np.errstate(invalid="ignore"):
+                assert pair_update(W, 1, M, values, start, stop, stride, -lr) is False
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -237,7 +288,7 @@ def test_machine_code_keeps_the_width_and_fuses_every_term(bits, dtype):
     """On a CPU with the width, its registers do the arithmetic (LLVM could split the vectors in halves on
     CPUs tuned for narrower ones), each term with one fused multiply-add: no separate multiply in the sums
     (``update_rows`` multiplies once, by the scale, after them)."""
-    combine, update, add = wrappers(*simd.vector_kernels(bits, simd.TILE_VECTORS[bits]))  # one signature each
+    combine, update, add = wrappers(*simd.vector_kernels(bits, simd.TILE_VECTORS[bits])[:3])  # one signature each
     args = (np.zeros((2, 70), dtype), 0, np.ones((5, 70), dtype), np.arange(5), np.ones(5, dtype), None, 0, 5)
     combine(*args)
     update(*args, dtype(-1))
@@ -275,7 +326,9 @@ def test_setting_chooses_the_width_or_warns_and_falls_back():
 
 def test_the_module_uses_the_chosen_width():
     if simd.VECTOR_BITS == 0:
-        assert simd.KERNELS == (simd.plain_combine_rows, simd.plain_update_rows, simd.plain_add_rows)
+        assert simd.KERNELS == (simd.plain_combine_rows, simd.plain_update_rows, simd.plain_add_rows,
+                                simd.plain_combine_row_pair, simd.plain_add_row_pair, simd.plain_update_row_pair)
     else:
         assert simd.KERNELS == simd.vector_kernels(simd.VECTOR_BITS, simd.TILE_VECTORS[simd.VECTOR_BITS])
-    assert (simd.combine_rows, simd.update_rows, simd.add_rows) == simd.KERNELS
+    assert (simd.combine_rows, simd.update_rows, simd.add_rows, simd.combine_row_pair, simd.add_row_pair,
+            simd.update_row_pair) == simd.KERNELS
