@@ -121,7 +121,7 @@ class SimpleNetwork(reference.SimpleNetwork):
             network = plan.network_plan(self, numpy=not finite)
             if network.compiled_forward:
                 work, _ = prediction.forward_work(x, plan.sizes_of(self), self.dtype, self.kept_data.for_data(source),
-                                                  rows=len(x))
+                                                  every_row=True)
                 classes = prediction.predict(network, work)
                 for layer, y in zip(self.layers, work.ys):  # the batch's x and y, as the reference's forward leaves
                     layer.x, layer.y, x = x, y, y
