@@ -43,8 +43,9 @@ COMPILED_MIN_ROWS = 8
 #: Rows of X, taken evenly, whose nonzero entries estimate X's fraction of them (``KERNEL_SPARSE_INPUT``).
 DENSITY_SAMPLE_ROWS = 1024
 
-#: Rows per compiled forward pass of ``evaluate_accuracy`` and of ``train``'s evaluation.
-EVAL_CHUNK = 256
+#: Rows per group of the compiled forward passes of ``evaluate_accuracy``, ``train``'s evaluation and batched
+#: ``predict``: the first layer takes a group a block of inputs at a time, its outputs in L1.
+EVAL_GROUP = 32
 
 #: Routes of the per-call API kept on a network (``routing.RouteCache``): one per call, finiteness of the
 #: input and outcome of the size test; calls of ever new kinds keep the recent ones only.

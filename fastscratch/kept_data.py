@@ -11,13 +11,17 @@ reference's callback when the base is freed. Every network that reads the same
 array (the same view of it, converted to the same dtype) uses one structure,
 which lives as long as the array does, not as long as a network. Each
 structure is kept with the column structures of its batches for the last batch
-size trained. A kept structure is used only after a comparison with the array
+size trained (``batches_of``) and of the evaluation's groups of rows
+(``entries_of``). A kept structure is used only after a comparison with the array
 (``describes``: one read of it, which also proves it finite), so an array
 changed in place, or another one that happens to reuse a freed base's
 address, is indexed anew.
 
-A structure holds about 10 bytes per nonzero entry: for MNIST's training set
-about 90 MB, and 30 MB of batch structures. A network's ``kept_data``
+A structure holds about 10 bytes per nonzero entry (6 in float32), twice
+over, and 3 more: for MNIST's training set in float64 about 90 MB of CSR
+structure, 92 MB of the same entries in the order the batches' forward passes
+stream them, and 30 MB of the batches' column structures for the SGD step;
+140 MB in all in float32. A network's ``kept_data``
 (``KeptWithData``) is its view of what it uses: ``nbytes`` (structures shared
 with other networks are counted in each), ``clear()`` (drops them from their
 arrays now) and ``capacity`` (how many views or dtypes of one array are kept;
@@ -36,12 +40,13 @@ from typing import NamedTuple
 import numpy as np
 
 from fastscratch import config
-from fastscratch.kernels.structure import batch_structure, nonzero_structure, structure_matches
+from fastscratch.kernels.structure import batch_entries, batch_structure, nonzero_structure, structure_matches
 
 
 class Indexed(NamedTuple):
     """X's CSR structure, and the structures of its batches for the last batch size trained, as
-    ``{(batch_size, offsets dtype): structure.BatchStructure}``."""
+    ``{(batch_size, offsets dtype): structure.BatchStructure}``, and of its groups of rows for evaluation, as
+    ``{("entries", rows): structure.BlockEntries}``."""
     indptr: np.ndarray
     indices: np.ndarray
     values: np.ndarray
@@ -270,14 +275,23 @@ class KeptWithData:
 
 
 def batches_of(entry, n_in, batch_size, offsets_dtype):
-    """The ``batch_structure`` (columns and chunks) of an ``Indexed`` structure, kept with it."""
+    """The ``batch_structure`` (columns and entries) of an ``Indexed`` structure, kept with it."""
     key = (batch_size, np.dtype(offsets_dtype).str)
     columns = entry.batches.get(key)
     if columns is None:
-        columns = batch_structure(entry.indptr, entry.indices, n_in, batch_size, offsets_dtype)
+        columns = batch_structure(entry.indptr, entry.indices, entry.values, n_in, batch_size, offsets_dtype)
         entry.batches.clear()  # one batch size kept: each costs about a third of the structure
         entry.batches[key] = columns
     return columns
+
+
+def entries_of(entry, n_in, rows):
+    """The ``batch_entries`` of an ``Indexed`` structure in groups of ``rows`` rows (the evaluation's), kept with it."""
+    key = ("entries", rows)
+    entries = entry.batches.get(key)
+    if entries is None:
+        entries = entry.batches[key] = batch_entries(entry.indptr, entry.indices, entry.values, n_in, rows)
+    return entries
 
 
 def _nbytes(arrays):

@@ -145,7 +145,7 @@ class SimpleNetwork(reference.SimpleNetwork):
 
         def every_row():
             return prediction.forward_work(x, prediction.sizes_of(self), self.dtype,
-                                           self.kept_data.for_data(source), rows=len(x))[0]
+                                           self.kept_data.for_data(source), every_row=True)[0]
         return prediction.predict(routing.route(self, Call.PREDICT, _rows(x), input_finite=finite), x, every_row)
 
     predict.__doc__ = reference.SimpleNetwork.predict.__doc__

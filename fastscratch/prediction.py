@@ -8,7 +8,8 @@ import numpy as np
 
 from fastscratch import config, steps
 from fastscratch.kernels.evaluation import ForwardWork, predict_classes
-from fastscratch.kernels.structure import Structure, full_structure, in_parts, index_dtype
+from fastscratch.kept_data import entries_of
+from fastscratch.kernels.structure import Structure, in_parts, index_dtype
 from fastscratch.routing import Way
 
 
@@ -22,14 +23,12 @@ def indices_dtype(sizes):
     return index_dtype(max(sizes[:-1]))
 
 
-def structure(X, sizes, rows, kept, known=None):
-    """The ``Structure`` of X for forward passes ``rows`` at a time through layers of ``sizes``, and X's
-    ``Indexed`` from ``kept`` (a ``kept_data.Place``; ``known``: see ``KeptData.index``)."""
-    index = indices_dtype(sizes)
-    hidden = [full_structure(rows, width, index) for width in sizes[1:-1]]
-    entry = kept.index(X, index, known)
-    return Structure((entry.indptr, *(s[0] for s in hidden)), (entry.indices, *(s[1] for s in hidden)),
-                     entry.values), entry
+def structure(X, sizes, kept, known=None):
+    """The ``Structure`` of X for the compiled passes through layers of ``sizes`` (the first layer's CSR structure:
+    the hidden layers walk their dense inputs), and X's ``Indexed`` from ``kept`` (a ``kept_data.Place``;
+    ``known``: see ``KeptData.index``)."""
+    entry = kept.index(X, indices_dtype(sizes), known)
+    return Structure((entry.indptr,), (entry.indices,), entry.values), entry
 
 
 def outputs(sizes, rows, dtype):
@@ -37,17 +36,19 @@ def outputs(sizes, rows, dtype):
     return tuple(np.empty((rows, size), dtype=dtype) for size in sizes[1:])
 
 
-def forward_work(X, sizes, dtype, kept, known=None, rows=None):
-    """The ``ForwardWork`` of ``predict_classes`` for X, ``rows`` rows at a time (``config.EVAL_CHUNK``), and X's
-    ``Indexed`` (see ``structure``). With ``rows=len(X)`` its buffers receive every row's outputs (``predict``)."""
-    rows = min(config.EVAL_CHUNK if rows is None else rows, len(X))
-    rows_structure, entry = structure(X, sizes, rows, kept, known)
-    return ForwardWork(outputs(sizes, rows, dtype), rows_structure), entry
+def forward_work(X, sizes, dtype, kept, known=None, every_row=False):
+    """The ``ForwardWork`` of ``predict_classes`` for X, ``config.EVAL_GROUP`` rows at a time, and X's ``Indexed``
+    (see ``structure``). ``every_row``: buffers with a row for every row of X, which then hold every layer's
+    outputs (``predict`` leaves them on the layers, as the reference's forward pass does)."""
+    group = max(min(config.EVAL_GROUP, len(X)), 1)
+    rows_structure, entry = structure(X, sizes, kept, known)
+    entries = entries_of(entry, sizes[0], group)
+    return ForwardWork(outputs(sizes, len(X) if every_row else group, dtype), rows_structure, entries, group), entry
 
 
 def predict(route, x, every_row):
     """``predict``'s classes of x as ``route`` says; ``every_row()`` gives the ``ForwardWork`` of x whose buffers
-    hold every row (``forward_work(rows=len(x))``), for ``Way.COMPILED_ROWS``. Either way the layers are left
+    hold every row (``forward_work(every_row=True)``), for ``Way.COMPILED_ROWS``. Either way the layers are left
     with x and its outputs, as the reference's forward pass leaves them."""
     if route.way is Way.COMPILED_ROWS:
         work = every_row()
@@ -64,24 +65,26 @@ def classes(route, work):
     ``Way.COMPILED_ROWS``.
 
     Rows are independent, so large inputs are split over threads as the
-    indexing is (``structure.in_parts``); each part has its own buffers, or
-    its own rows of buffers that hold every row (``forward_work(rows=len(X))``),
-    which then hold every layer's outputs.
+    indexing is (``structure.in_parts``), in whole groups; each part has its
+    own buffers, or its own rows of buffers that hold every row
+    (``forward_work(every_row=True)``).
     """
-    rows_structure = work.structure
+    rows_structure, entries, group = work.structure, work.entries, work.group
     found = np.empty(len(rows_structure.indptrs[0]) - 1, dtype=np.int64)
     weights, biases, codes = route.weights, route.biases, route.activation_codes
-    every_row = len(work.ys[0]) == len(found)
+    every_row = len(work.ys[0]) > group
+    whole = len(entries.starts) - 1
 
-    def run(start, stop):
-        part = Structure((rows_structure.indptrs[0][start:stop + 1], *rows_structure.indptrs[1:]),
-                         rows_structure.indices, rows_structure.values)
+    def run(first, last):  # groups first .. last - 1
+        start, stop = first * group, min(last * group, len(found))
+        part = Structure((rows_structure.indptrs[0][start:stop + 1],), rows_structure.indices, rows_structure.values)
+        part_entries = entries._replace(starts=entries.starts[min(first, whole):min(last, whole) + 1])
         if every_row:
             ys = tuple(y[start:stop] for y in work.ys)
         else:
-            ys = work.ys if start == 0 else tuple(np.empty_like(y) for y in work.ys)
-        predict_classes(weights, biases, codes, ForwardWork(ys, part), found[start:stop])
-    in_parts(run, len(found), config.MIN_ROWS_PER_THREAD)
+            ys = work.ys if first == 0 else tuple(np.empty_like(y) for y in work.ys)
+        predict_classes(weights, biases, codes, ForwardWork(ys, part, part_entries, group), found[start:stop])
+    in_parts(run, -(-len(found) // group), -(-config.MIN_ROWS_PER_THREAD // group))
     return found
 
 

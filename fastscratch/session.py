@@ -26,7 +26,7 @@ from fastscratch import prediction, routing, steps
 from fastscratch._interrupt import deferred_sigint
 from fastscratch.callables import checked_loss, checked_loss_derivative
 from fastscratch.exceptions import NonFiniteLossError
-from fastscratch.kernels.structure import full_columns, index_dtype, nonzero_fraction
+from fastscratch.kernels.structure import index_dtype, nonzero_fraction
 from fastscratch.kernels.training import EpochWork, train_epoch
 from fastscratch.kept_data import batches_of, describes
 from fastscratch.reference import epoch_line
@@ -109,7 +109,7 @@ class Session:
         """The compiled epoch's structures and buffers (``EpochWork``) for the network's sizes now."""
         sizes, dtype, batch_size = prediction.sizes_of(self.network), self.network.dtype, self.batch_size
         if self._work is None or self._work[0] != sizes:
-            structure, entry = prediction.structure(self.X_train, sizes, batch_size, self.kept, self._known)
+            structure, entry = prediction.structure(self.X_train, sizes, self.kept, self._known)
             self._known = entry  # compared with X_train or built from it just now
             offsets_dtype = index_dtype(batch_size * max(sizes[:-1]) + 1)
             outputs = prediction.outputs
@@ -117,7 +117,7 @@ class Session:
                 outputs(sizes, batch_size, dtype), outputs(sizes, batch_size, dtype),
                 tuple(np.empty((b, a), dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])), structure,
                 batches_of(entry, sizes[0], batch_size, offsets_dtype),
-                tuple(full_columns(batch_size, width, offsets_dtype) for width in sizes[:-1]),
+                tuple(np.empty((width, batch_size), dtype=dtype) for width in sizes[:-1]),
                 tuple(np.empty(size, dtype=dtype) for size in sizes[1:]))
             self._work = sizes, work
         return self._work[1]

@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(fastscratch.__file__).parent
 MOVED = {
     "fastscratch.routing": ["KERNEL_MAX_BATCH", "KERNEL_SMALL_HIDDEN_WEIGHTS", "KERNEL_SPARSE_INPUT",
                             "KERNEL_MAX_HIDDEN_WEIGHTS", "KERNEL_MAX_ENTRIES"],  # plan.py's, which is gone
-    "fastscratch.prediction": ["EVAL_CHUNK", "COMPILED_MIN_ROWS", "MIN_ROWS_PER_THREAD"],
+    "fastscratch.prediction": ["EVAL_GROUP", "COMPILED_MIN_ROWS", "MIN_ROWS_PER_THREAD"],
     "fastscratch.kernels.structure": ["MIN_ROWS_PER_THREAD"],
     "fastscratch.kept_data": ["SAMPLE_ROWS"],
     "fastscratch.kernels.simd": ["TILE_VECTORS", "PREFETCH_DISTANCE", "PREFETCH_ABOVE_BYTES", "PREFETCH_TILE_BYTES"],
@@ -77,12 +77,12 @@ def test_the_modules_that_held_settings_are_gone(module):
 
 def test_reset_restores_one_setting_or_all():
     config.KERNEL_MAX_BATCH, config.MIRRORS["mnist"] = 5, ("http://127.0.0.1:9/",)
-    config.EVAL_CHUNK = 3
+    config.EVAL_GROUP = 3
     try:
         config.reset("KERNEL_MAX_BATCH")
-        assert config.KERNEL_MAX_BATCH == 127 and config.EVAL_CHUNK == 3
+        assert config.KERNEL_MAX_BATCH == 127 and config.EVAL_GROUP == 3
         config.reset()
-        assert config.EVAL_CHUNK == 256 and config.MIRRORS["mnist"][0].startswith("https://")
+        assert config.EVAL_GROUP == 32 and config.MIRRORS["mnist"][0].startswith("https://")
         with pytest.raises(KeyError, match="not a fastscratch setting"):
             config.reset("NO_SUCH_SETTING")
     finally:
@@ -106,4 +106,5 @@ def test_one_name_sets_how_the_rows_are_split_over_threads(rng, monkeypatch):
     assert pools == []  # 700 rows: too few for a second thread by default
     monkeypatch.setattr(config, "MIN_ROWS_PER_THREAD", 100)
     np.testing.assert_array_equal(net.predict(X.copy()), whole)
-    assert pools == [2, 2, 2]  # counting X's nonzeros, filling its structure, the forward passes
+    # Counting X's nonzeros, filling its structure, its groups' entries, the forward passes: each in 3 parts.
+    assert len(pools) >= 3 and set(pools) == {2}

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import kept_data, reference
+from fastscratch import config, kept_data, reference
 from fastscratch.kept_data import KeptData, kept_on
+from fastscratch.kernels.structure import batch_entries
 from fastscratch.prediction import indices_dtype
 from twins import assert_same, pair, problem
 
@@ -58,8 +59,9 @@ def test_networks_on_the_same_arrays_share_one_structure_of_the_documented_size(
     assert indexings == [600]
     held = kept_on(X_train)
     nonzeros = np.count_nonzero(X_train[:600])
-    # about 10 bytes per nonzero entry (int16 index, float64 value) and a third more for the batches
-    assert len(held) == 1 and 10 * nonzeros <= held.nbytes <= 16 * nonzeros
+    # about 10 bytes per nonzero entry (int16 index, float64 value), as much again for the batches' entries in
+    # block order and 3 more for their columns
+    assert len(held) == 1 and 20 * nonzeros <= held.nbytes <= 26 * nonzeros
     assert [net.kept_data.nbytes for net in nets] == [held.nbytes] * 3
     assert [len(net.kept_data) for net in nets] == [1] * 3
     assert "MB" in repr(held) and "MB" in repr(nets[0].kept_data)
@@ -91,6 +93,26 @@ def test_views_and_conversions_each_keep_their_own_structure(mnist_prepared, ind
     train(np.float32, second)
     train(np.float32, first)
     assert indexings == [300, 300, 300, 300] and len(kept_on(X_train)) == 3
+
+
+def test_the_evaluations_groups_are_kept_with_the_validation_sets_structure(mnist_prepared, monkeypatch):
+    """Each epoch's accuracy, and the next call's, walk X_val in groups whose block order is built once per data
+    set."""
+    X_train, Y_train, X_test, y_test = own_copy(mnist_prepared, rows=300)
+    built = []
+    monkeypatch.setattr(kept_data, "batch_entries", lambda *args: built.append(args) or batch_entries(*args))
+    net = mnist_net()
+    for _ in range(2):
+        net.train(X_train, Y_train, X_test, y_test, batch_size=30, num_epochs=2, verbose=False)
+    assert len(built) == 1
+    entry = structure_of(X_test)
+    group = config.EVAL_GROUP
+    entries = entry.batches[("entries", group)]
+    for got, expected in zip(entries, batch_entries(entry.indptr, entry.indices, entry.values, 784, group)):
+        np.testing.assert_array_equal(got, expected)
+    with_groups = kept_on(X_test).nbytes
+    entry.batches.clear()
+    assert kept_on(X_test).nbytes == with_groups - sum(a.nbytes for a in entries)
 
 
 def test_structures_are_freed_with_their_data_not_with_the_networks(mnist_prepared, indexings):
@@ -257,7 +279,7 @@ def test_a_sweep_of_networks_on_the_same_data_holds_the_structures_once(mnist_di
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     kept = figures["kept"]
-    assert 100e6 < kept < 200e6  # X_train's structure and batches, X_test's structure
+    assert 200e6 < kept < 280e6  # X_train's structure and batches (about 212 MB), X_test's structure and groups
     assert figures["each"] == [kept] * 20
     assert figures["all"] - figures["one"] - 19 * figures["own"] < 0.2 * kept, figures
     assert figures["all"] - figures["without X_train"] > 0.8 * figures["kept X_train"], figures

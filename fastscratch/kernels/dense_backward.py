@@ -4,7 +4,7 @@ Rows are indexed in place, never sliced: a slice is a reference-counted
 view, costly in an inner loop.
 """
 from fastscratch.kernel_cache import jit
-from fastscratch.kernels.simd import combine_rows
+from fastscratch.kernels.simd import combine_row_pair, combine_rows
 
 
 @jit
@@ -12,12 +12,15 @@ def input_gradient(dL_dz, W, WT, dL_dx):
     """Overwrite dL_dx (n, n_in) with dL_dz @ W.T; W (n_in, n_out), dL_dz (n, n_out).
 
     WT (n_out, n_in) is scratch: W is transposed into it so that each row of
-    dL_dx is a combination of rows of WT (``simd.combine_rows``), summed over
-    the outputs in order.
+    dL_dx is a combination of rows of WT, summed over the outputs in order,
+    two rows at a time (``simd.combine_row_pair``).
     """
     n_in, n_out = W.shape
-    for k in range(n_in):
-        for j in range(n_out):
+    n = dL_dz.shape[0]
+    for j in range(n_out):
+        for k in range(n_in):
             WT[j, k] = W[k, j]
-    for i in range(dL_dz.shape[0]):
-        combine_rows(dL_dx, i, WT, None, dL_dz, None, i * n_out, (i + 1) * n_out)
+    for i in range(0, n - 1, 2):
+        combine_row_pair(dL_dx, i, WT, dL_dz, i * n_out, (i + 1) * n_out, n_out)
+    if n % 2:
+        combine_rows(dL_dx, n - 1, WT, None, dL_dz, None, (n - 1) * n_out, n * n_out)

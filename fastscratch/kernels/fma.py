@@ -4,7 +4,10 @@ NumPy's SIMD loops (its tanh among them) round ``a * b + c`` once, with the
 FMA instruction; a separate multiply and add round twice and differ in the
 last bit. ``fma_intrinsic`` emits LLVM's ``llvm.fma`` (the instruction where
 the CPU has it, a correctly rounded libm call where not), which loops can
-vectorise. Its plain twins ``exact_fma64`` and ``exact_fma32`` get the same
+vectorise. ``multiply_add`` is the kernels' sums' step: ``fma_intrinsic`` in
+compiled code, ``a * b + c`` rounded twice when run as Python (under
+``NUMBA_DISABLE_JIT``, where the sums are promised within a tolerance, not to
+the bit: docs/numerics.md). Its plain twins ``exact_fma64`` and ``exact_fma32`` get the same
 bits from plain arithmetic, for ``FASTSCRATCH_SIMD=plain`` and
 ``NUMBA_DISABLE_JIT``: the float64 product split exactly into two doubles
 (Dekker), the sum of three doubles rounded to odd and then to nearest (Boldo
@@ -20,7 +23,7 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from fastscratch.kernel_cache import jit
 
@@ -37,6 +40,21 @@ def fma_intrinsic(typingctx, a, b, c):
     def codegen(context, builder, signature, args):
         return builder.fma(*args)
     return a(a, b, c), codegen
+
+
+def multiply_add(a, b, c):
+    """``a * b + c``: rounded once in compiled code (``fma_intrinsic``); here, as Python, rounded twice.
+
+    Also over NumPy arrays, elementwise, as Python.
+    """
+    return a * b + c
+
+
+@overload(multiply_add, inline="always")
+def _multiply_add(a, b, c):
+    if isinstance(a, types.Float) and a == b == c:
+        return lambda a, b, c: fma_intrinsic(a, b, c)
+    return None
 
 
 @jit

@@ -6,8 +6,9 @@ entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
 and kept across ``train`` calls while X still equals them
 (``structure_matches``, see ``fastscratch.session``); hidden layers, whose
-inputs are almost never 0, list every entry (``full_structure``,
-``full_columns``).
+inputs are almost never 0, list every entry (``full_structure``), or are
+walked as the dense arrays they are (``dense_forward.full_forward``,
+``sgd.full_gradient_step``).
 
 Computing them is split by rows (or batches) over up to
 ``NUMBA_NUM_THREADS`` threads: each part writes its own entries, so the
@@ -24,6 +25,7 @@ import numba
 
 from fastscratch import config
 from fastscratch.kernel_cache import jit
+from fastscratch.kernels.simd import BLOCK
 
 #: Each layer's input by rows, as the forward kernels walk it: per-layer tuples of CSR ``indptrs`` and
 #: ``indices`` (the first layer's from ``nonzero_structure``, the others' from ``full_structure``) and
@@ -32,12 +34,16 @@ Structure = namedtuple("Structure", ["indptrs", "indices", "values"])
 #: A column (CSC) structure for the SGD step (``sgd.gradient_step``): where each column starts, each
 #: entry's row and where its value is.
 Columns = namedtuple("Columns", ["starts", "rows", "positions"])
-#: Every batch's first-layer input cut into chunks of its union of nonzero columns, for the forward pass
-#: (``batch_chunks``): batch b's chunks are rows ``starts[b] .. starts[b + 1] - 1`` of ``ends``.
-Chunks = namedtuple("Chunks", ["starts", "ends"])
+#: Every batch's first-layer input in the order its forward pass walks it (``batch_entries``): per block of
+#: ``simd.BLOCK`` inputs that holds one of the batch's entries, ascending, per row with entries in the block, in
+#: row order, those entries (a segment), so that the pass streams them. Batch b's segments are ``starts[b] ..
+#: starts[b + 1] - 1``; segment s is row ``rows[s]``'s entries ``first + ends[s - 1] .. first + ends[s] - 1``
+#: (from ``first`` for the batch's first segment) of ``indices`` and ``values``, where ``first = indptr[b *
+#: batch_size]``: the batch's entries fill the same range as in the CSR structure, reordered.
+BlockEntries = namedtuple("BlockEntries", ["starts", "rows", "ends", "indices", "values"])
 #: What the compiled epoch keeps of each batch's first-layer input: ``Columns`` for the SGD step and
-#: ``Chunks`` for the forward pass (``batch_structure``).
-BatchStructure = namedtuple("BatchStructure", ["columns", "chunks"])
+#: ``BlockEntries`` for the forward pass (``batch_structure``).
+BatchStructure = namedtuple("BatchStructure", ["columns", "entries"])
 
 
 def in_parts(run, n, min_size, threads=None):
@@ -160,24 +166,27 @@ def row_dtype(rows):
 
 
 @jit
-def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
-    """The column structure (CSC) of every whole batch of a CSR structure, for the first layer's SGD step.
+def fill_batch_columns(indptr, entries, batch_size, starts, rows, positions):
+    """The column structure (CSC) of every whole batch of a first-layer input, for its SGD step.
 
     The batches are the same every epoch, so this runs once per data set
-    and batch size (``kept_data.batches_of``). indptr may be that of a block of whole batches (the entries of
-    indices, rows and positions stay where the whole structure has them).
-    For batch b, rows ``begin = b * batch_size`` on: starts[b]
+    and batch size (``kept_data.batches_of``). indptr is the input's CSR
+    indptr and entries its ``BlockEntries`` (of a block of whole batches:
+    the entries of rows and positions stay where the whole structure has
+    them). For batch b, rows ``begin = b * batch_size`` on: starts[b]
     (n_in + 1,) says where each column's entries start, counted from
     ``first = indptr[begin]``; rows and positions (nnz,), from first on, hold
-    each entry's row offset from begin (ascending within a column) and where
-    its value is in the CSR values, counted from first. A counting sort: two
-    passes over each batch's entries.
+    each entry's row offset from begin (ascending within a column: the
+    entries' segments go row by row within each block, and a column lies in
+    one block) and where its value is in ``entries.values``, counted from
+    first. A counting sort: two passes over each batch's entries.
 
     One kernel for all batches, no per-batch callee: a nested dispatcher
     would be compiled on its own and again inside this one, ~0.35 s of a
     cold start.
     """
     n_in = starts.shape[1] - 1
+    indices, segment_rows, ends = entries.indices, entries.rows, entries.ends
     for batch in range(starts.shape[0]):
         begin = batch * batch_size
         first, last = indptr[begin], indptr[begin + batch_size]
@@ -189,28 +198,31 @@ def fill_batch_columns(indptr, indices, batch_size, starts, rows, positions):
         for k in range(n_in):
             start[k + 1] += start[k]
         # Fill each column at its cursor, kept in start[k], which ends at the next column's start...
-        for i in range(begin, begin + batch_size):
-            for c in range(indptr[i], indptr[i + 1]):
+        previous = first
+        for segment in range(entries.starts[batch], entries.starts[batch + 1]):
+            r, stop = segment_rows[segment], first + ends[segment]
+            for c in range(previous, stop):
                 k = indices[c]
                 at = first + start[k]
-                rows[at] = i - begin
+                rows[at] = r
                 positions[at] = c - first
                 start[k] += 1
+            previous = stop
         # ...so shifting by one restores the starts.
         for k in range(n_in, 0, -1):
             start[k] = start[k - 1]
         start[0] = 0
 
 
-def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
-    """Return ``Columns(starts, rows, positions)`` of ``fill_batch_columns`` for a CSR structure of width n_in.
+def batch_columns(indptr, entries, n_in, batch_size, offsets_dtype=None, threads=None):
+    """Return ``Columns(starts, rows, positions)`` of ``fill_batch_columns`` for an input of width n_in, given by its
+    CSR indptr and its ``batch_entries``.
 
     Every offset is relative to its batch, so the narrowest dtypes do: for
     MNIST in batches of 30, 16-bit starts and positions and 8-bit rows, 30 MB
-    instead of 49 MB with 64-bit starts and 16-bit rows. ``offsets_dtype``
-    (starts and positions; default ``index_dtype(batch_size * n_in + 1)``)
-    lets the hidden layers' ``full_columns`` share it, so that the SGD step
-    compiles once for all layers. ``threads``: see ``in_parts``.
+    instead of 49 MB with 64-bit starts and 16-bit rows. ``offsets_dtype``:
+    starts and positions (default ``index_dtype(batch_size * n_in + 1)``).
+    ``threads``: see ``in_parts``.
     """
     num_batches = (indptr.shape[0] - 1) // batch_size
     nnz = indptr[num_batches * batch_size]
@@ -218,31 +230,13 @@ def batch_columns(indptr, indices, n_in, batch_size, offsets_dtype=None, threads
     starts = np.empty((num_batches, n_in + 1), dtype=offsets_dtype)
     rows = np.empty(nnz, dtype=row_dtype(batch_size))
     positions = np.empty(nnz, dtype=offsets_dtype)
-    in_parts(lambda start, stop: fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], indices,
-                                                    batch_size, starts[start:stop], rows, positions),
-             num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
+
+    def run(start, stop):
+        part = entries._replace(starts=entries.starts[start:stop + 1])
+        fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], part, batch_size, starts[start:stop],
+                           rows, positions)
+    in_parts(run, num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
     return Columns(starts, rows, positions)
-
-
-#: Union inputs per chunk of the first layer's forward pass (``batch_chunks``): a chunk's rows of W are
-#: read from L2 once per batch, then from L1 while the batch's other images walk them. The chunk never
-#: changes the bits, only the speed; at least the input's width (784 for MNIST) is the walk without
-#: chunks, each image's row at once with rows of W prefetched. That walk measured as fast as any chunk
-#: size on an AVX-512 Sapphire Rapids core, where the arithmetic, not L2, bounds it; a prototype found
-#: chunks of 64 faster on AMD Zen 4. Measure with benchmarks/chunks.py (docs/performance.md) to change it.
-FIRST_LAYER_CHUNK = 784
-
-
-@jit
-def count_batch_chunks(col_starts, chunk, counts):
-    """Overwrite counts (num_batches,) with the number of chunks of ``chunk`` inputs that each batch's union of
-    nonzero inputs makes: the inputs whose columns in its ``batch_columns`` (col_starts) are not empty."""
-    for batch in range(counts.shape[0]):
-        start = col_starts[batch]
-        union = 0
-        for k in range(start.shape[0] - 1):
-            union += start[k + 1] > start[k]
-        counts[batch] = (union + chunk - 1) // chunk
 
 
 @jit
@@ -258,74 +252,92 @@ def first_at_least(indices, lo, hi, value):
 
 
 @jit
-def fill_batch_chunks(indptr, indices, col_starts, batch_size, chunk, starts, bounds, ends):
-    """Cut each whole batch's union of nonzero inputs into chunks of ``chunk`` inputs, and say where each
-    row's entries of each chunk end.
+def count_segments(indptr, indices, batch_size, block, counts):
+    """Overwrite counts (num_batches,) with the number of segments of each whole batch of a CSR structure: its rows'
+    runs of entries within one block of ``block`` consecutive inputs."""
+    for batch in range(counts.shape[0]):
+        segments = 0
+        for i in range(batch * batch_size, (batch + 1) * batch_size):
+            last = -1
+            for c in range(indptr[i], indptr[i + 1]):
+                if indices[c] // block != last:
+                    last = indices[c] // block
+                    segments += 1
+        counts[batch] = segments
 
-    indptr, indices: a CSR structure (of a block of whole batches: its
-    entries stay where the whole structure has them); col_starts: its
-    ``batch_columns`` starts, which say which inputs a batch has. Batch b,
-    rows ``begin = b * batch_size`` on, owns rows ``starts[b] - starts[0] ..
-    starts[b + 1] - starts[0] - 1`` of ends (``count_batch_chunks``' running
-    sum; ends is this block's part). The union's inputs, ascending, go
-    ``chunk`` at a time; ends[q, r] is where row begin + r's entries of
-    chunk q end, counted from ``first = indptr[begin]``, so its entries of
-    chunk q are ``first + ends[q - 1, r] .. first + ends[q, r] - 1`` (from
-    ``indptr[begin + r]`` for the batch's first chunk): a binary search of
-    each row's indices per chunk. bounds (n_in + 1,) is scratch; ends
-    (chunks, batch_size) is overwritten.
+
+@jit
+def fill_batch_entries(indptr, indices, values, n_in, batch_size, block, starts, cursors, rows, ends, block_indices,
+                       block_values):
+    """Write each whole batch's entries of a CSR structure of width n_in in the order of ``BlockEntries``: block by
+    block, row by row within a block, ascending within a row.
+
+    indptr may be that of a block of whole batches (the entries stay where
+    the whole structure has them); batch b owns segments ``starts[b] ..
+    starts[b + 1] - 1`` (``count_segments``' running sum; rows and ends are
+    this block's part). cursors (batch_size,) is scratch: where each row has
+    got to. Overwrites rows, ends and the batches' range of block_indices
+    and block_values.
     """
+    segment = 0
     for batch in range(starts.shape[0] - 1):
         begin = batch * batch_size
-        start = col_starts[batch]
-        n_in = start.shape[0] - 1
-        # bounds[q]: the first input past chunk q.
-        num_chunks = 0
-        union = 0
-        for k in range(n_in):
-            if start[k + 1] > start[k]:
-                union += 1
-                if union % chunk == 0:
-                    bounds[num_chunks] = k + 1
-                    num_chunks += 1
-        if union % chunk:
-            bounds[num_chunks] = n_in
-            num_chunks += 1
-        first = indptr[begin]
-        base = starts[batch] - starts[0]
+        first, last = indptr[begin], indptr[begin + batch_size]
         for r in range(batch_size):
-            c, stop = indptr[begin + r], indptr[begin + r + 1]
-            for q in range(num_chunks):
-                c = first_at_least(indices, c, stop, bounds[q])
-                ends[base + q, r] = c - first
+            cursors[r] = indptr[begin + r]
+        at = first
+        while at < last:
+            # The next block that holds an entry: the smallest block among the rows' next entries.
+            lowest = n_in
+            for r in range(batch_size):
+                if cursors[r] < indptr[begin + r + 1] and indices[cursors[r]] < lowest:
+                    lowest = indices[cursors[r]]
+            bound = (lowest // block + 1) * block
+            for r in range(batch_size):
+                c, stop = cursors[r], indptr[begin + r + 1]
+                while c < stop and indices[c] < bound:
+                    block_indices[at] = indices[c]
+                    block_values[at] = values[c]
+                    at += 1
+                    c += 1
+                if c > cursors[r]:
+                    rows[segment] = r
+                    ends[segment] = at - first
+                    segment += 1
+                    cursors[r] = c
 
 
-def batch_chunks(indptr, indices, columns, batch_size, chunk=FIRST_LAYER_CHUNK, offsets_dtype=None, threads=None):
-    """Return ``Chunks(starts, ends)`` of ``fill_batch_chunks`` for every whole batch of a CSR structure, given
-    its ``batch_columns``: batch b's chunks are rows ``starts[b] .. starts[b + 1] - 1`` of ends.
+def batch_entries(indptr, indices, values, n_in, batch_size, offsets_dtype=None, threads=None):
+    """Return the ``BlockEntries`` of every whole batch of ``batch_size`` rows of a CSR structure of width n_in (blocks
+    of ``simd.BLOCK`` inputs), for forward passes a batch at a time (``dense_forward.chunked_forward``).
 
-    ends has ``offsets_dtype`` (default ``index_dtype(batch_size * n_in + 1)``, as ``batch_columns``);
-    for MNIST in batches of 30, about 0.5 MB. ``threads``: see ``in_parts``.
+    ends has ``offsets_dtype`` (default ``index_dtype(batch_size * n_in + 1)``, as ``batch_columns``), rows
+    ``row_dtype(batch_size)``; the reordered indices and values are as large as the CSR structure's (for MNIST's
+    training set about 90 MB in float64, 54 MB in float32), the segments about 2 MB. ``threads``: see ``in_parts``.
     """
-    num_batches, n_in = columns.starts.shape[0], columns.starts.shape[1] - 1
+    num_batches = (indptr.shape[0] - 1) // batch_size
     starts = np.zeros(num_batches + 1, dtype=np.int64)
-    count_batch_chunks(columns.starts, chunk, starts[1:])
-    np.cumsum(starts, out=starts)
-    ends = np.empty((starts[-1], batch_size), dtype=offsets_dtype or index_dtype(batch_size * n_in + 1))
-    in_parts(lambda start, stop: fill_batch_chunks(indptr[start * batch_size:stop * batch_size + 1], indices,
-                                                   columns.starts[start:stop], batch_size, chunk,
-                                                   starts[start:stop + 1], np.empty(n_in + 1, np.int64),
-                                                   ends[starts[start]:starts[stop]]),
+    in_parts(lambda start, stop: count_segments(indptr[start * batch_size:stop * batch_size + 1], indices, batch_size,
+                                                BLOCK, starts[1 + start:1 + stop]),
              num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
-    return Chunks(starts, ends)
+    np.cumsum(starts, out=starts)
+    rows = np.empty(starts[-1], dtype=row_dtype(batch_size))
+    ends = np.empty(starts[-1], dtype=offsets_dtype or index_dtype(batch_size * n_in + 1))
+    nnz = indptr[num_batches * batch_size]  # the whole batches' entries
+    block_indices, block_values = np.empty(nnz, dtype=indices.dtype), np.empty(nnz, dtype=values.dtype)
+    in_parts(lambda start, stop: fill_batch_entries(indptr[start * batch_size:stop * batch_size + 1], indices, values,
+                                                    n_in, batch_size, BLOCK, starts[start:stop + 1],
+                                                    np.empty(batch_size, np.int64), rows[starts[start]:starts[stop]],
+                                                    ends[starts[start]:starts[stop]], block_indices, block_values),
+             num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
+    return BlockEntries(starts, rows, ends, block_indices, block_values)
 
 
-def batch_structure(indptr, indices, n_in, batch_size, offsets_dtype=None, threads=None):
+def batch_structure(indptr, indices, values, n_in, batch_size, offsets_dtype=None, threads=None):
     """The first layer's ``BatchStructure`` of every whole batch of a CSR structure of width n_in: its
-    ``batch_columns`` and ``batch_chunks`` (``offsets_dtype``, ``threads``: see ``batch_columns``)."""
-    columns = batch_columns(indptr, indices, n_in, batch_size, offsets_dtype, threads)
-    return BatchStructure(columns, batch_chunks(indptr, indices, columns, batch_size, offsets_dtype=offsets_dtype,
-                                                threads=threads))
+    ``batch_entries`` and ``batch_columns`` (``offsets_dtype``, ``threads``: see ``batch_columns``)."""
+    entries = batch_entries(indptr, indices, values, n_in, batch_size, offsets_dtype, threads)
+    return BatchStructure(batch_columns(indptr, entries, n_in, batch_size, offsets_dtype, threads), entries)
 
 
 def full_structure(rows, width, indices_dtype):
@@ -337,15 +349,3 @@ def full_structure(rows, width, indices_dtype):
     """
     indptr = np.arange(0, (rows + 1) * width, width, dtype=np.int64)
     return indptr, np.tile(np.arange(width, dtype=indices_dtype), rows)
-
-
-def full_columns(rows, width, offsets_dtype):
-    """The column structure of a dense (rows, width) array, every entry listed; positions index it flat.
-
-    Starts and positions have ``offsets_dtype``, which must hold ``rows * width``.
-    """
-    col_start = np.arange(0, (width + 1) * rows, rows, dtype=offsets_dtype)
-    col_rows = np.tile(np.arange(rows, dtype=row_dtype(rows)), width)
-    positions = (np.arange(rows, dtype=offsets_dtype)[np.newaxis, :] * width
-                 + np.arange(width, dtype=offsets_dtype)[:, np.newaxis]).reshape(-1)
-    return Columns(col_start, col_rows, positions)

@@ -7,18 +7,19 @@ import numpy as np
 from fastscratch.kernel_cache import jit
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient
-from fastscratch.kernels.dense_forward import chunked_forward, dense_forward
+from fastscratch.kernels.dense_forward import chunked_forward, full_forward
 from fastscratch.kernels.losses import loss_and_gradient
-from fastscratch.kernels.sgd import gradient_step
+from fastscratch.kernels.sgd import full_gradient_step, gradient_step
 from fastscratch.kernels.structure import Columns
 
 #: The buffers of ``train_epoch``; every field but ``structure`` and ``batches`` is a per-layer tuple.
-#: ys, dzs: (batch_size, n_out) outputs and dL/dz; WTs: scratch shaped like W.T; structure: X's and
-#: the hidden layers' input ``structure.Structure``; batches: X's ``structure.BatchStructure`` of
-#: every batch (``structure.batch_structure``: columns for the step, chunks for the forward pass);
-#: columns: ``structure.full_columns`` of batch_size rows (the first layer's is not used); scratch:
-#: (n_out,) arrays, ``sgd.gradient_step``'s g.
-EpochWork = namedtuple("EpochWork", ["ys", "dzs", "WTs", "structure", "batches", "columns", "scratch"])
+#: ys, dzs: (batch_size, n_out) outputs and dL/dz; WTs: scratch shaped like W.T; structure: X's
+#: ``structure.Structure`` (the first layer's CSR structure; the hidden layers' are not used); batches: X's
+#: ``structure.BatchStructure`` of every batch (``structure.batch_structure``: columns for the step,
+#: entries in block order for the forward pass); inputsT: (n_in, batch_size) scratch for each layer's input transposed
+#: (``sgd.full_gradient_step``; the first layer's is not used); scratch: (n_out,) arrays,
+#: ``sgd.gradient_step``'s g.
+EpochWork = namedtuple("EpochWork", ["ys", "dzs", "WTs", "structure", "batches", "inputsT", "scratch"])
 
 
 @jit
@@ -38,21 +39,20 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
     stops training too, reported as a NaN loss of the next batch, or, after
     the epoch's last batch, by ``finite`` alone.
     """
-    ys, dzs, WTs, columns, scratch = work.ys, work.dzs, work.WTs, work.columns, work.scratch
-    indptrs, indices, values = work.structure.indptrs, work.structure.indices, work.structure.values
-    first_columns, chunks = work.batches.columns, work.batches.chunks  # the first layer's, every batch's
+    ys, dzs, WTs, inputsT, scratch = work.ys, work.dzs, work.WTs, work.inputsT, work.scratch
+    indptr = work.structure.indptrs[0]
+    first_columns, entries = work.batches.columns, work.batches.entries  # the first layer's, every batch's
     last = len(weights) - 1
-    start = np.int64(0)  # a hidden layer's input starts at row 0; typed, not literal, to share one compilation
     loss_sum = np.float64(0.0)  # float64, compiled or as Python (0.0 + float32 stays float32 in NumPy 2)
     num_batches = Y.shape[0] // batch_size
     for batch in range(num_batches):
         begin = batch * batch_size
-        chunked_forward(indptrs[0], indices[0], values, begin,
-                        chunks.ends[chunks.starts[batch]:chunks.starts[batch + 1]], weights[0], biases[0], codes[0],
-                        ys[0])
+        first, end = indptr[begin], indptr[begin + batch_size]  # the batch's entries
+        segments, next_segments = entries.starts[batch], entries.starts[batch + 1]
+        chunked_forward(first, entries.rows[segments:next_segments], entries.ends[segments:next_segments],
+                        entries.indices, entries.values, weights[0], biases[0], codes[0], ys[0])
         for layer in range(1, last + 1):
-            dense_forward(indptrs[layer], indices[layer], ys[layer - 1].ravel(), start, weights[layer], biases[layer],
-                          codes[layer], ys[layer])
+            full_forward(ys[layer - 1], weights[layer], biases[layer], codes[layer], ys[layer])
         loss = loss_and_gradient(ys[last], Y[begin:begin + batch_size], loss_code, dzs[last])
         if not math.isfinite(loss):
             return loss_sum, batch, loss, True
@@ -63,13 +63,12 @@ def train_epoch(Y, batch_size, learning_rate, weights, biases, codes, loss_code,
         for layer in range(last, 0, -1):
             times_derivative(dzs[layer], ys[layer], codes[layer], dzs[layer])
             input_gradient(dzs[layer], weights[layer], WTs[layer], dzs[layer - 1])
-            finite = gradient_step(columns[layer], ys[layer - 1].ravel(), dzs[layer], weights[layer], biases[layer],
-                                   learning_rate, scratch[layer]) and finite
+            finite = full_gradient_step(ys[layer - 1], inputsT[layer], dzs[layer], weights[layer], biases[layer],
+                                        learning_rate, scratch[layer]) and finite
         times_derivative(dzs[0], ys[0], codes[0], dzs[0])
-        first, end = indptrs[0][begin], indptrs[0][begin + batch_size]
         finite = gradient_step(Columns(first_columns.starts[batch], first_columns.rows[first:end],
                                        first_columns.positions[first:end]),
-                               values[first:end], dzs[0], weights[0], biases[0], learning_rate,
+                               entries.values[first:end], dzs[0], weights[0], biases[0], learning_rate,
                                scratch[0]) and finite
         if not finite:
             if batch + 1 < num_batches:

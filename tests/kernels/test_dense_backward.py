@@ -3,9 +3,9 @@ import pytest
 
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient
-from fastscratch.kernels.sgd import gradient_step, sgd_step
-from fastscratch.kernels.structure import Columns, batch_columns, full_columns, nonzero_structure
-from oracle import ACTIVATIONS, assert_close, sparse_like, weight_gradient
+from fastscratch.kernels.sgd import full_gradient_step, gradient_step, sgd_step
+from fastscratch.kernels.structure import Columns, batch_structure, nonzero_structure
+from oracle import ACTIVATIONS, assert_close, assert_fused, fused_sum, sparse_like, weight_gradient
 
 SHAPES = [(1, 1, 1), (30, 784, 64), (7, 13, 5), (30, 64, 32), (1, 32, 10), (9, 5, 130)]
 
@@ -16,14 +16,17 @@ def test_gradients_match_numpy(n, n_in, n_out, dtype, rng):
     x = sparse_like(rng, (n, n_in), dtype)
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     dz = rng.standard_normal((n, n_out)).astype(dtype)
-    dW, db = np.full_like(W, np.nan), np.full(n_out, np.nan, dtype=dtype)
-    weight_gradient(x, dz, dW, db)
+    dW, db = weight_gradient(x, dz)  # the oracle of the step's sums (test_gradient_step_...), against NumPy
     x64, dz64 = x.astype(np.float64), dz.astype(np.float64)
     assert_close(dW, x64.T @ dz64, dtype, scale=np.sqrt(n))
     assert_close(db, np.ones(n) @ dz64, dtype, scale=np.sqrt(n))
     dx = np.full((n, n_in), np.nan, dtype=dtype)
     input_gradient(dz, W, np.empty((n_out, n_in), dtype=dtype), dx)
     assert_close(dx, dz64 @ W.astype(np.float64).T, dtype, scale=np.sqrt(n_out))
+    # Each row of dx: the fused sum over the outputs in order.
+    for i in range(n):
+        assert_fused(dx[i], fused_sum(W.T.copy(), None, dz[i], None, 0, n_out, n_in), dtype,
+                     fused_sum(np.abs(W.T), None, np.abs(dz[i]), None, 0, n_out, n_in))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -55,12 +58,12 @@ def test_gradient_step_equals_weight_gradient_then_sgd_step(n, n_in, n_out, dtyp
     dz = rng.standard_normal((n, n_out)).astype(dtype)
     W, b = rng.standard_normal((n_in, n_out)).astype(dtype), rng.standard_normal(n_out).astype(dtype)
     lr = dtype(0.01)
-    dW, db = np.empty_like(W), np.empty_like(b)
-    weight_gradient(X[begin:begin + n], dz, dW, db)
+    dW, db = weight_gradient(X[begin:begin + n], dz)
+    scale, _ = weight_gradient(np.abs(X[begin:begin + n]), np.abs(dz))
     expected_W, expected_b = W.copy(), b.copy()
     sgd_step(expected_W, expected_b, dW, db, lr)
     assert gradient_step(*columns_of(X, begin, n), dz, W, b, lr, scratch(n_out, dtype))
-    np.testing.assert_array_equal(W, expected_W)
+    assert_fused(W, expected_W, dtype, np.abs(expected_W) + lr * scale)
     np.testing.assert_array_equal(b, expected_b)
 
 
@@ -84,21 +87,26 @@ def scratch(n_out, dtype):
 
 
 def columns_of(X, begin, rows):
-    """The column structure of X[begin:begin + rows] and the values its positions index."""
-    indptr, indices, values = nonzero_structure(X[begin:begin + rows])
-    starts, col_rows, positions = batch_columns(indptr, indices, X.shape[1], rows)
-    return Columns(starts[0], col_rows, positions), values
+    """The column structure of X[begin:begin + rows] and the values its positions index (the batch's entries in
+    block order, as the epoch keeps them)."""
+    structure = batch_structure(*nonzero_structure(X[begin:begin + rows]), X.shape[1], rows)
+    starts, col_rows, positions = structure.columns
+    return Columns(starts[0], col_rows, positions), structure.entries.values
 
 
-def test_full_columns_step_equals_nonzero_columns_step(rng):
-    """Listing zero entries too (hidden layers) changes no bit of the step."""
-    x = sparse_like(rng, (6, 9), np.float64, zero_fraction=0.5)
-    dz = rng.standard_normal((6, 4))
-    W, b = rng.standard_normal((9, 4)), rng.standard_normal(4)
-    results = []
-    for columns, values in ((full_columns(6, 9, np.int16), x), columns_of(x, 0, 6)):
-        W2, b2 = W.copy(), b.copy()
-        assert gradient_step(columns, values, dz, W2, b2, 0.1, scratch(4, np.float64))
-        results.append((W2, b2))
-    np.testing.assert_array_equal(results[0][0], results[1][0])
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, n_in, n_out", [(6, 9, 4), (30, 64, 32), (30, 32, 10), (1, 3, 130)])
+def test_full_gradient_step_equals_the_step_over_nonzero_columns(n, n_in, n_out, dtype, rng):
+    """The dense step (hidden layers: every entry, read from x transposed) changes no bit of the step over the
+    nonzero entries' columns: a zero input adds exactly nothing to a sum from +0."""
+    x = sparse_like(rng, (n, n_in), dtype, zero_fraction=0.5)
+    dz = rng.standard_normal((n, n_out)).astype(dtype)
+    W, b = rng.standard_normal((n_in, n_out)).astype(dtype), rng.standard_normal(n_out).astype(dtype)
+    lr = dtype(0.1)
+    W_full, b_full = W.copy(), b.copy()
+    xT = np.full((n_in, n), np.nan, dtype=dtype)
+    assert full_gradient_step(x, xT, dz, W_full, b_full, lr, scratch(n_out, dtype))
+    np.testing.assert_array_equal(xT, x.T)
+    assert gradient_step(*columns_of(x, 0, n), dz, W, b, lr, scratch(n_out, dtype))
+    np.testing.assert_array_equal(W_full, W)
+    np.testing.assert_array_equal(b_full, b)

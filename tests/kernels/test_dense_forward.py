@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from fastscratch.kernels import activations
-from fastscratch.kernels.dense_forward import chunked_forward, dense_forward
-from fastscratch.kernels.structure import batch_chunks, batch_columns, full_structure, index_dtype, nonzero_structure
-from oracle import ACTIVATIONS, assert_close, sparse_like
+from fastscratch.kernels.dense_forward import chunked_forward, dense_forward, full_forward
+from fastscratch.kernels.simd import BLOCK
+from fastscratch.kernels.structure import batch_entries, full_structure, index_dtype, nonzero_structure
+from oracle import ACTIVATIONS, assert_close, assert_fused, blocked_product, sparse_like
 import oracle
 
 SHAPES = [(1, 1, 1), (1, 784, 64), (30, 784, 64), (7, 13, 5), (30, 64, 32), (256, 32, 10), (3, 5, 130)]
@@ -33,11 +34,31 @@ def test_forward_matches_numpy_and_does_not_depend_on_the_window(n, n_in, n_out,
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, n_in, n_out", [(30, 784, 64), (7, 13, 5), (4, 200, 130), (1, 129, 3), (2, 64, 7)])
+def test_each_block_of_inputs_is_summed_on_its_own(n, n_in, n_out, dtype, rng):
+    """Each row's product: per block of BLOCK inputs, its nonzero entries' fused sum from +0, the blocks' sums added
+    in order (``oracle.blocked_product``); listed zeros change nothing. Rows with one block, a row of zeros, a row
+    whose first block is empty."""
+    x = sparse_like(rng, (n, n_in), dtype)
+    x[0] = 0
+    if n > 1:
+        x[1, :BLOCK] = 0
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = np.zeros(n_out, dtype=dtype)
+    expected = blocked_product(x, W, BLOCK)
+    scale = blocked_product(np.abs(x), np.abs(W), BLOCK)
+    for structure in (nonzero_structure(x), (*full_structure(n, n_in, index_dtype(n_in)), x)):
+        y = np.full((n, n_out), np.nan, dtype=dtype)
+        dense_forward(*structure, 0, W, b, activations.IDENTITY, y)
+        assert_fused(y, expected, dtype, scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("code", list(ACTIVATIONS), ids=[v[0] for v in ACTIVATIONS.values()])
-@pytest.mark.parametrize("n, n_in, n_out", [(30, 784, 64), (7, 13, 5), (4, 40, 130), (1, 9, 3)])
-def test_chunked_forward_gives_the_bits_of_the_walk_without_chunks(n, n_in, n_out, code, dtype, rng):
-    """Every chunk size, every batch (an all-zero one, a one-input one among them), the same bits as
-    ``dense_forward``; W wide enough to be prefetched in the 784-input case."""
+@pytest.mark.parametrize("n, n_in, n_out", [(30, 784, 64), (7, 13, 5), (4, 200, 130), (1, 9, 3)])
+def test_chunked_forward_gives_the_bits_of_the_walk_row_by_row(n, n_in, n_out, code, dtype, rng):
+    """A batch walked a block at a time for all its rows gives ``dense_forward``'s bits, in every batch (an all-zero
+    one, a one-input one among them); W wide enough to be prefetched in the 784-input case."""
     x = sparse_like(rng, (5 * n, n_in), dtype)
     x[n:2 * n] = 0
     x[2 * n:3 * n] = 0
@@ -45,14 +66,29 @@ def test_chunked_forward_gives_the_bits_of_the_walk_without_chunks(n, n_in, n_ou
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     b = rng.standard_normal(n_out).astype(dtype)
     indptr, indices, values = nonzero_structure(x)
-    for chunk in sorted({1, 2, 5, 64, n_in}):
-        starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, n_in, n), n, chunk)
-        for batch in range(5):
-            expected = np.full((n, n_out), np.nan, dtype=dtype)
-            dense_forward(indptr, indices, values, batch * n, W, b, code, expected)
-            y = np.full((n, n_out), np.nan, dtype=dtype)
-            chunked_forward(indptr, indices, values, batch * n, ends[starts[batch]:starts[batch + 1]], W, b, code, y)
-            assert y.tobytes() == expected.tobytes(), (chunk, batch)
+    entries = batch_entries(indptr, indices, values, n_in, n)
+    for batch in range(5):
+        expected = np.full((n, n_out), np.nan, dtype=dtype)
+        dense_forward(indptr, indices, values, batch * n, W, b, code, expected)
+        y = np.full((n, n_out), np.nan, dtype=dtype)
+        segments = slice(entries.starts[batch], entries.starts[batch + 1])
+        chunked_forward(indptr[batch * n], entries.rows[segments], entries.ends[segments], entries.indices,
+                        entries.values, W, b, code, y)
+        assert y.tobytes() == expected.tobytes(), batch
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, n_in, n_out", [(30, 64, 32), (30, 32, 10), (4, 200, 130), (1, 65, 3), (2, 1, 1)])
+def test_full_forward_gives_the_bits_of_the_walk_over_every_listed_entry(n, n_in, n_out, dtype, rng):
+    """Hidden layers' dense input, its rows of W walked in order, blocks and all: ``dense_forward``'s bits."""
+    x = sparse_like(rng, (n, n_in), dtype, zero_fraction=0.1)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    expected = np.full((n, n_out), np.nan, dtype=dtype)
+    dense_forward(*full_structure(n, n_in, index_dtype(n_in)), x, 0, W, b, activations.SIGMOID, expected)
+    y = np.full((n, n_out), np.nan, dtype=dtype)
+    full_forward(x, W, b, activations.SIGMOID, y)
+    assert y.tobytes() == expected.tobytes()
 
 
 def forward(x, W, b, code):

@@ -3,8 +3,8 @@
 That is how the kernels' bodies can be traced for coverage. The child runs
 tests/kernels except what cannot apply or would take minutes as Python: the
 allocation count of compiled code, the real-MNIST structure test, the
-784-input shapes and the two-process thread test (the twins' bits are
-checked against the compiled variants in test_variants.py).
+784-input shapes and the two-process thread test (the twins' training is
+checked against the compiled variants in test_variants.py: the same numbers).
 """
 import json
 import os

@@ -6,7 +6,8 @@ import pytest
 from numba import config
 
 from fastscratch.kernel_cache import jit
-from fastscratch.kernels.fma import exact_fma32, exact_fma64, fma_intrinsic
+from fastscratch.kernels.fma import exact_fma32, exact_fma64, fma_intrinsic, multiply_add
+import oracle
 
 JIT = not config.DISABLE_JIT
 EXACT = {np.float64: exact_fma64, np.float32: exact_fma32}
@@ -27,6 +28,12 @@ def both_ways32(a, b, c, instruction, plain):
 
 
 BOTH_WAYS = {np.float64: both_ways64, np.float32: both_ways32}
+
+
+@jit
+def multiply_add_all(a, b, c, out):
+    for i in range(a.shape[0]):
+        out[i] = multiply_add(a[i], b[i], c[i])
 
 
 def triples(dtype, rng, n):
@@ -73,3 +80,26 @@ def test_instruction_and_plain_twin_give_the_same_bits(dtype, rng):
     np.testing.assert_array_equal(instruction.view(np.uint8), plain.view(np.uint8))
     # Where the two roundings of a separate multiply and add differ from one rounding, so does this.
     assert np.count_nonzero(instruction != (a * b + c)) > 1000
+
+
+@pytest.mark.skipif(not JIT, reason="the instruction is an intrinsic: compiled code only")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_oracles_vectorised_fma_gives_the_instructions_bits(dtype, rng):
+    """tests/kernels/oracle.fma, the exact fused multiply-add over arrays that the kernel tests hold the fused sums
+    to, rounds as the instruction does."""
+    a, b, c = triples(dtype, rng, 1_000_000)
+    instruction, plain = np.empty_like(a), np.empty_like(a)
+    BOTH_WAYS[dtype](a, b, c, instruction, plain)
+    np.testing.assert_array_equal(oracle.fma(a, b, c).view(np.uint8), instruction.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_multiply_add_rounds_once_compiled_and_twice_as_python(dtype, rng):
+    a, b, c = triples(dtype, rng, 2000)
+    got = np.empty_like(a)
+    multiply_add_all(a, b, c, got)
+    if JIT:
+        np.testing.assert_array_equal(got.view(np.uint8), oracle.fma(a, b, c).view(np.uint8))
+    else:
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(got, a * b + c)

@@ -1,8 +1,11 @@
-"""The row kernels (combine, accumulate, update) at every vector width and their plain twins: the naive loop's bits.
+"""The row kernels (combine, add, update) at every vector width and their plain twins: the bits of the fused sums.
 
-Each width is tested whatever the CPU: LLVM splits vectors wider than the
-registers, which changes the speed, not the bits. Under NUMBA_DISABLE_JIT only
-the plain twins exist, run as Python.
+Each sum is held to ``oracle.fused_sum`` (from +0, in order, each term added
+with one rounding, computed with an exact FMA over NumPy arrays), bit for bit
+at every width and in the compiled plain twins. Each width is tested whatever
+the CPU: LLVM splits vectors wider than the registers, which changes the
+speed, not the bits. Under NUMBA_DISABLE_JIT only the plain twins exist, run
+as Python, whose multiply-adds round twice: within ``oracle.RTOL`` there.
 """
 import re
 
@@ -13,6 +16,7 @@ from numba import njit
 
 from fastscratch import config
 from fastscratch.kernels import simd
+from oracle import assert_fused, fused_sum
 
 JIT = not numba.config.DISABLE_JIT
 needs_jit = pytest.mark.skipif(not JIT, reason="intrinsics exist only in compiled code")
@@ -23,7 +27,7 @@ VECTOR_VARIANTS = ([(f"{bits}-bit", bits, config.TILE_VECTORS[bits]) for bits in
 VARIANTS = ["plain"] + [pytest.param(name, marks=needs_jit) for name, _, _ in VECTOR_VARIANTS]
 
 
-def wrappers(combine_rows, update_rows, accumulate_rows):
+def wrappers(combine_rows, update_rows, add_rows):
     """Compiled callers of the three kernels (Numba's own njit: these test closures are not cached)."""
     @njit(**config.JIT_OPTIONS)
     def combine(out, o, M, rows, values, positions, start, stop):
@@ -34,15 +38,34 @@ def wrappers(combine_rows, update_rows, accumulate_rows):
         return update_rows(out, o, M, rows, values, positions, start, stop, scale)
 
     @njit(**config.JIT_OPTIONS)
-    def accumulate(out, o, M, rows, values, positions, start, stop):
-        accumulate_rows(out, o, M, rows, values, positions, start, stop)
-    return combine, update, accumulate
+    def add(out, o, M, rows, values, positions, start, stop):
+        add_rows(out, o, M, rows, values, positions, start, stop)
+    return combine, update, add
 
 
-PLAIN = wrappers(simd.plain_combine_rows, simd.plain_update_rows, simd.plain_accumulate_rows)
+def pair_wrappers(combine_row_pair, add_row_pair, update_row_pair):
+    """Compiled callers of the three pair kernels."""
+    @njit(**config.JIT_OPTIONS)
+    def combine(out, o, M, values, start, stop, stride):
+        combine_row_pair(out, o, M, values, start, stop, stride)
+
+    @njit(**config.JIT_OPTIONS)
+    def add(out, o, M, values, start, stop, stride):
+        add_row_pair(out, o, M, values, start, stop, stride)
+
+    @njit(**config.JIT_OPTIONS)
+    def update(out, o, M, values, start, stop, stride, scale):
+        return update_row_pair(out, o, M, values, start, stop, stride, scale)
+    return combine, add, update
+
+
+PLAIN = wrappers(simd.plain_combine_rows, simd.plain_update_rows, simd.plain_add_rows)
 KERNELS = {"plain": PLAIN}
+PAIRS = {"plain": pair_wrappers(simd.plain_combine_row_pair, simd.plain_add_row_pair, simd.plain_update_row_pair)}
 for _name, _bits, _tiles in VECTOR_VARIANTS if JIT else ():
-    KERNELS[_name] = wrappers(*simd.vector_kernels(_bits, _tiles))
+    _kernels = simd.vector_kernels(_bits, _tiles)
+    KERNELS[_name] = wrappers(*_kernels[:3])
+    PAIRS[_name] = pair_wrappers(*_kernels[3:])
 BITS = {name: (bits, tiles) for name, bits, tiles in VECTOR_VARIANTS}
 
 
@@ -55,13 +78,9 @@ def widths(variant, dtype):
     return sorted(set(range(1, 2 * tiles * lanes + 2)) | {200, 257})
 
 
-def naive(M, rows, values, positions, start, stop, width):
-    """The loop combine_rows replaces, term by term in order: its bits exactly."""
-    total = np.zeros(width, dtype=M.dtype)
-    for c in range(start, stop):
-        v = values.flat[c if positions is None else positions[c]]
-        total = total + v * M[c - start if rows is None else rows[c], :width]
-    return total
+def magnitude(M, rows, values, positions, start, stop, width):
+    """The sum of the terms' absolute values: the scale of the Python twins' tolerance."""
+    return fused_sum(np.abs(M), rows, np.abs(values), positions, start, stop, width)
 
 
 def identical(a, b):
@@ -71,7 +90,7 @@ def identical(a, b):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_combination_is_the_naive_loops_bits_at_every_width(variant, dtype, rng):
+def test_combination_is_the_fused_sum_at_every_width(variant, dtype, rng):
     combine = KERNELS[variant][0]
     for width in widths(variant, dtype):
         M = rng.standard_normal((11, width + 3)).astype(dtype)  # wider than out: only the first width columns count
@@ -81,7 +100,8 @@ def test_combination_is_the_naive_loops_bits_at_every_width(variant, dtype, rng)
                 start, stop = (3, 31) if rows is not None else (3, 14)
                 out = np.full((3, width), 7, dtype=dtype)
                 combine(out, 1, M, rows, values, positions, start, stop)
-                assert identical(out[1], naive(M, rows, values, positions, start, stop, width)), (width, rows, positions)
+                assert_fused(out[1], fused_sum(M, rows, values, positions, start, stop, width), dtype,
+                             magnitude(M, rows, values, positions, start, stop, width))
                 assert (out[[0, 2]] == 7).all()  # other rows untouched
                 if variant != "plain":
                     twin = np.full((3, width), 7, dtype=dtype)
@@ -89,25 +109,87 @@ def test_combination_is_the_naive_loops_bits_at_every_width(variant, dtype, rng)
                     assert identical(out, twin)
 
 
+PIECES = ((9, 9), (9, 10), (10, 24), (24, 31))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_accumulating_in_pieces_gives_the_bits_of_one_combination(variant, dtype, rng):
-    """A range combined in consecutive pieces (the first by combine_rows, the rest by accumulate_rows, an
-    empty piece among them) equals one combine_rows over it, bit for bit, at every width and tail."""
-    combine, _, accumulate = KERNELS[variant]
+def test_adding_adds_each_pieces_own_fused_sum_to_the_row(variant, dtype, rng):
+    """add_rows: the row plus the piece's sum, summed from +0 on its own (not continued from the row's values), at
+    every width and tail; consecutive pieces (an empty one among them) add their sums in turn."""
+    combine, _, add = KERNELS[variant]
     for width in widths(variant, dtype):
         M = rng.standard_normal((11, width + 3)).astype(dtype)
         values = rng.standard_normal(40).astype(dtype)
         rows = rng.integers(0, 11, 40).astype(np.int16)
         for positions in (None, rng.integers(0, 40, 40)):
-            whole = np.full((3, width), 7, dtype=dtype)
-            combine(whole, 1, M, rows, values, positions, 3, 31)
-            pieces = np.full((3, width), 7, dtype=dtype)
-            combine(pieces, 1, M, rows, values, positions, 3, 9)
-            for start, stop in ((9, 9), (9, 10), (10, 24), (24, 31)):
-                accumulate(pieces, 1, M, rows, values, positions, start, stop)
-            assert identical(pieces, whole), (width, positions)
-            assert identical(pieces[1], naive(M, rows, values, positions, 3, 31, width))
+            out = np.full((3, width), 7, dtype=dtype)
+            combine(out, 1, M, rows, values, positions, 3, 9)
+            expected = fused_sum(M, rows, values, positions, 3, 9, width)
+            scale = magnitude(M, rows, values, positions, 3, 31, width)
+            for start, stop in PIECES:
+                add(out, 1, M, rows, values, positions, start, stop)
+                expected = expected + fused_sum(M, rows, values, positions, start, stop, width)
+                assert_fused(out[1], expected, dtype, scale)
+            assert (out[[0, 2]] == 7).all()
+            if variant != "plain":
+                twin = np.full((3, width), 7, dtype=dtype)
+                PLAIN[0](twin, 1, M, rows, values, positions, 3, 9)
+                for start, stop in PIECES:
+                    PLAIN[2](twin, 1, M, rows, values, positions, start, stop)
+                assert identical(out, twin)
+
+
+@pytest.mark.skipif(not JIT, reason="bits: compiled code only")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_sum_in_pieces_is_not_the_sum_continued(variant, dtype, rng):
+    """The pieces' sums are rounded on their own, then added: another result than one walk over the whole range (a
+    kernel that continued the row's sums would give the whole walk's bits)."""
+    combine, _, add = KERNELS[variant]
+    M = rng.standard_normal((40, 64)).astype(dtype)
+    values = rng.standard_normal(40).astype(dtype)
+    rows = np.arange(40)
+    whole, pieces = np.empty((1, 64), dtype=dtype), np.empty((1, 64), dtype=dtype)
+    combine(whole, 0, M, rows, values, None, 0, 40)
+    combine(pieces, 0, M, rows, values, None, 0, 20)
+    add(pieces, 0, M, rows, values, None, 20, 40)
+    assert identical(whole[0], fused_sum(M, rows, values, None, 0, 40, 64))
+    assert identical(pieces[0], fused_sum(M, rows, values, None, 0, 20, 64) + fused_sum(M, rows, values, None, 20,
+                                                                                          40, 64))
+    assert not identical(whole, pieces)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_pair_of_rows_gives_the_bits_of_two_single_rows(variant, dtype, rng):
+    """combine_row_pair, add_row_pair and update_row_pair (rows o and o + 1, the second's terms ``stride`` on): the
+    bits of combine_rows, add_rows and update_rows on each row, at every width and tail (the pairs' tiles are half
+    as wide); update's answer too, with a non-finite entry in either row."""
+    combine, update, add = KERNELS[variant]
+    pair_combine, pair_add, pair_update = PAIRS[variant]
+    lr = dtype(0.01)
+    for width in widths(variant, dtype):
+        M = rng.standard_normal((9, width + 2)).astype(dtype)
+        values = rng.standard_normal(40).astype(dtype)
+        start, stop, stride = 3, 12, 17
+        for pair, single in ((pair_combine, combine), (pair_add, add)):
+            out, expected = np.full((4, width), 7, dtype=dtype), np.full((4, width), 7, dtype=dtype)
+            pair(out, 1, M, values, start, stop, stride)
+            for r, shift in ((1, 0), (2, stride)):
+                single(expected, r, M, None, values, None, start + shift, stop + shift)
+            assert identical(out, expected), width
+        W = rng.standard_normal((4, width)).astype(dtype)
+        expected = W.copy()
+        assert pair_update(W, 1, M, values, start, stop, stride, -lr) is True
+        for r, shift in ((1, 0), (2, stride)):
+            assert update(expected, r, M, None, values, None, start + shift, stop + shift, -lr) is True
+        assert identical(W, expected)
+        for bad_row in (1, 2):
+            W = np.zeros((4, width), dtype=dtype)
+            W[bad_row, width - 1] = np.inf
+            with np.errstate(invalid="ignore"):
+                assert pair_update(W, 1, M, values, start, stop, stride, -lr) is False
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -123,10 +205,10 @@ def test_update_is_the_sgd_step_of_the_row_at_every_width(variant, dtype, rng):
                 stop = 12 if rows is not None else 9
                 W = rng.standard_normal((3, width)).astype(dtype)
                 expected = W.copy()
-                expected[2] = W[2] - lr * naive(M, rows, values, positions, 0, stop, width)
+                expected[2] = W[2] - lr * fused_sum(M, rows, values, positions, 0, stop, width)
                 twin_W = W.copy()
                 assert update(W, 2, M, rows, values, positions, 0, stop, -lr) is True
-                assert identical(W, expected), (width, rows, positions)
+                assert_fused(W, expected, dtype, np.abs(W) + lr * magnitude(M, rows, values, positions, 0, stop, width))
                 assert PLAIN[1](twin_W, 2, M, rows, values, positions, 0, stop, -lr) is True
                 assert identical(W, twin_W)
 
@@ -166,9 +248,11 @@ def test_prefetching_walk_over_a_large_M_gives_the_same_bits(terms, variant, dty
         assert M.nbytes > config.PREFETCH_ABOVE_BYTES
         rows = np.sort(rng.integers(0, num_rows, terms + 5))
         values = rng.standard_normal(terms + 5).astype(dtype)
-        out = np.empty((1, width), dtype=dtype)
-        KERNELS[variant][0](out, 0, M, rows, values, None, 5, terms + 5)
-        assert identical(out[0], naive(M, rows, values, None, 5, terms + 5, width))
+        for add in (False, True):
+            out = np.ones((1, width), dtype=dtype)
+            KERNELS[variant][2 if add else 0](out, 0, M, rows, values, None, 5, terms + 5)
+            expected = fused_sum(M, rows, values, None, 5, terms + 5, width) + dtype(1 if add else 0)
+            assert_fused(out[0], expected, dtype, magnitude(M, rows, values, None, 5, terms + 5, width) + 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -189,7 +273,7 @@ def test_non_finite_terms_propagate_as_in_numpy(variant, rng):
     out = np.empty((1, 41))
     with np.errstate(invalid="ignore"):
         KERNELS[variant][0](out, 0, M, np.arange(3), values, None, 0, 3)
-        np.testing.assert_array_equal(out[0], naive(M, np.arange(3), values, None, 0, 3, 41))
+        np.testing.assert_array_equal(out[0], fused_sum(M, np.arange(3), values, None, 0, 3, 41))
     assert np.isnan(out[0, 4]) and np.isnan(out[0, 40])  # 0 * inf, and NaN
 
 
@@ -202,23 +286,25 @@ def test_refuses_non_contiguous_arrays():
 @needs_jit
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bits", simd.WIDTHS)
-def test_machine_code_keeps_the_width_and_never_fuses(bits, dtype):
+def test_machine_code_keeps_the_width_and_fuses_every_term(bits, dtype):
     """On a CPU with the width, its registers do the arithmetic (LLVM could split the vectors in halves on
-    CPUs tuned for narrower ones), and no multiply-add is fused, which would change the bits."""
-    combine, update, accumulate = wrappers(*simd.vector_kernels(bits, config.TILE_VECTORS[bits]))  # one signature each
+    CPUs tuned for narrower ones), each term with one fused multiply-add: no separate multiply in the sums
+    (``update_rows`` multiplies once, by the scale, after them)."""
+    combine, update, add = wrappers(*simd.vector_kernels(bits, config.TILE_VECTORS[bits])[:3])  # one signature each
     args = (np.zeros((2, 70), dtype), 0, np.ones((5, 70), dtype), np.arange(5), np.ones(5, dtype), None, 0, 5)
     combine(*args)
     update(*args, dtype(-1))
-    accumulate(*args)
+    add(*args)
     register = {128: "xmm", 256: "ymm", 512: "zmm"}[bits]
     op = "pd" if dtype == np.float64 else "ps"
-    for kernel in (combine, update, accumulate):
+    for kernel in (combine, update, add):
         asm = kernel.inspect_asm(kernel.signatures[0])
-        assert not re.search(r"\bv?fn?m(add|sub)", asm)
-        if bits <= simd.widest_vector_bits(simd.CPU_FEATURES):
-            assert re.search(rf"\bv(mul|add){op}\s[^\n]*%{register}", asm), f"no {register} arithmetic"
+        if bits <= simd.widest_vector_bits(simd.CPU_FEATURES) and "fma" in simd.CPU_FEATURES:
+            assert re.search(rf"\bvfmadd\d+{op}\s[^\n]*%{register}", asm), f"no fused {register} arithmetic"
+        if kernel is not update:
+            assert not re.search(rf"\bvmul{op}", asm)
         for wider in {128: ["ymm", "zmm"], 256: ["zmm"], 512: []}[bits]:  # never wider than asked
-            assert not re.search(rf"\bv(mul|add){op}\s[^\n]*%{wider}", asm)
+            assert not re.search(rf"\bv(mul|add|fmadd\d+){op}\s[^\n]*%{wider}", asm)
 
 
 def test_width_follows_the_cpu_features():
@@ -242,7 +328,9 @@ def test_setting_chooses_the_width_or_warns_and_falls_back():
 
 def test_the_module_uses_the_chosen_width():
     if simd.VECTOR_BITS == 0:
-        assert simd.KERNELS == (simd.plain_combine_rows, simd.plain_update_rows, simd.plain_accumulate_rows)
+        assert simd.KERNELS == (simd.plain_combine_rows, simd.plain_update_rows, simd.plain_add_rows,
+                                simd.plain_combine_row_pair, simd.plain_add_row_pair, simd.plain_update_row_pair)
     else:
         assert simd.KERNELS == simd.vector_kernels(simd.VECTOR_BITS, config.TILE_VECTORS[simd.VECTOR_BITS])
-    assert (simd.combine_rows, simd.update_rows, simd.accumulate_rows) == simd.KERNELS
+    assert (simd.combine_rows, simd.update_rows, simd.add_rows, simd.combine_row_pair, simd.add_row_pair,
+            simd.update_row_pair) == simd.KERNELS

@@ -7,8 +7,7 @@ import pytest
 
 from fastscratch import config
 from fastscratch.kernels import structure
-from fastscratch.kernels.structure import (batch_chunks, batch_columns, batch_structure, full_columns, in_parts,
-                                          nonzero_structure)
+from fastscratch.kernels.structure import batch_columns, batch_entries, batch_structure, in_parts, nonzero_structure
 from oracle import sparse_like
 
 THREADS = [1, 2, 3, 7]
@@ -52,87 +51,103 @@ def test_negative_zero_is_a_zero():
     np.testing.assert_array_equal(indices, [1])
 
 
-def test_full_columns_list_every_entry_column_by_column():
-    x = np.arange(12.0).reshape(3, 4)
-    col_start, col_rows, positions = full_columns(3, 4, np.int16)
-    for k in range(4):
-        np.testing.assert_array_equal(col_rows[col_start[k]:col_start[k + 1]], [0, 1, 2])
-        np.testing.assert_array_equal(x.flat[positions[col_start[k]:col_start[k + 1]]], x[:, k])
+def entries_oracle(X, batch_size, block):
+    """Per whole batch, its segments as (row, [(input, value), ...]): block by block (those holding an entry of the
+    batch), row by row within a block, inputs ascending."""
+    batches = []
+    for batch in range(len(X) // batch_size):
+        rows = X[batch * batch_size:(batch + 1) * batch_size]
+        segments = []
+        for q in np.unique(np.flatnonzero(rows.any(axis=0)) // block):
+            for r in range(batch_size):
+                inputs = [k for k in np.flatnonzero(rows[r]) if k // block == q]
+                if inputs:
+                    segments.append((r, [(k, rows[r, k]) for k in inputs]))
+        batches.append(segments)
+    return batches
+
+
+def segments_of(entries, indptr, batch, batch_size):
+    """The batch's segments of a ``BlockEntries`` as ``entries_oracle`` lists them."""
+    first = indptr[batch * batch_size]
+    got, start = [], first
+    for s in range(entries.starts[batch], entries.starts[batch + 1]):
+        stop = first + entries.ends[s]
+        got.append((entries.rows[s], list(zip(entries.indices[start:stop], entries.values[start:stop]))))
+        start = stop
+    assert start == indptr[(batch + 1) * batch_size]  # every entry of the batch, in the batch's range
+    return got
+
+
+def example(rng):
+    X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.7)
+    X[5:10] = 0  # a batch without a nonzero input: no segments
+    X[10:15] = 0
+    X[11, 3] = X[13, 6] = 1.0  # a union of two inputs
+    X[15:20, 2:5] = 0  # a union with a gap
+    X[6] = 0
+    return X
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 100])
+def test_batch_entries_list_each_batch_block_by_block_then_row_by_row(block, threads, rng, split_small, monkeypatch):
+    monkeypatch.setattr(structure, "BLOCK", block)
+    X = example(rng)
+    indptr, indices, values = nonzero_structure(X)
+    entries = batch_entries(indptr, indices, values, 7, 5, threads=threads)
+    assert entries.starts.shape == (5,)  # the last 3 rows make no whole batch
+    assert (entries.rows.dtype, entries.ends.dtype) == (np.int8, np.int16)
+    expected = entries_oracle(X, 5, block)
+    assert [len(e) for e in expected][1:3] == [0, 2]  # two rows, one entry each
+    for batch in range(4):
+        assert segments_of(entries, indptr, batch, 5) == expected[batch], batch
 
 
 @pytest.mark.parametrize("threads", THREADS)
 def test_batch_columns_are_each_batchs_transposed_structure(threads, rng, split_small):
-    X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.6)
-    X[6] = 0
+    """Each column's entries in row order, pointing at their values in the batch's reordered entries."""
+    X = example(rng)
     indptr, indices, values = nonzero_structure(X)
-    starts, rows, positions = batch_columns(indptr, indices, 7, 5, threads=threads)
+    entries = batch_entries(indptr, indices, values, 7, 5)
+    starts, rows, positions = batch_columns(indptr, entries, 7, 5, threads=threads)
     assert starts.shape == (4, 8)  # the last 3 rows make no whole batch
     assert (starts.dtype, rows.dtype, positions.dtype) == (np.int16, np.int8, np.int16)  # offsets within a batch
     for batch in range(4):
         first, block = indptr[5 * batch], X[5 * batch:5 * batch + 5]
         assert starts[batch][0] == 0 and starts[batch][7] == np.count_nonzero(block)
         for k in range(7):
-            entries = slice(first + starts[batch][k], first + starts[batch][k + 1])
-            np.testing.assert_array_equal(rows[entries], np.flatnonzero(block[:, k]))
-            np.testing.assert_array_equal(values[first + positions[entries]], block[:, k][block[:, k] != 0])
-
-
-def chunks_oracle(X, batch_size, chunk):
-    """Per whole batch, (ends of each row's entries per chunk, counted from the batch's first entry)."""
-    indptr = np.concatenate([[0], np.cumsum(np.count_nonzero(X, axis=1))])
-    batches = []
-    for batch in range(len(X) // batch_size):
-        block = X[batch * batch_size:(batch + 1) * batch_size]
-        union = np.flatnonzero(block.any(axis=0))
-        bounds = [union[q + chunk - 1] + 1 if q + chunk <= len(union) else X.shape[1]
-                  for q in range(0, len(union), chunk)]
-        first = indptr[batch * batch_size]
-        batches.append([[indptr[batch * batch_size + r] - first + np.count_nonzero(block[r, :bound])
-                         for r in range(batch_size)] for bound in bounds])
-    return batches
-
-
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 100])
-def test_batch_chunks_cut_each_batchs_union_of_inputs(chunk, threads, rng, split_small):
-    X = sparse_like(rng, (23, 7), np.float32, zero_fraction=0.7)
-    X[5:10] = 0  # a batch without a nonzero input: no chunks
-    X[10:15] = 0
-    X[11, 3] = X[13, 6] = 1.0  # a union of two inputs
-    indptr, indices, _ = nonzero_structure(X)
-    starts, ends = batch_chunks(indptr, indices, batch_columns(indptr, indices, 7, 5), 5, chunk, threads=threads)
-    assert ends.dtype == np.int16 and starts.shape == (5,)  # the last 3 rows make no whole batch
-    expected = chunks_oracle(X, 5, chunk)
-    assert [len(e) for e in expected][1:3] == [0, 1 if chunk > 1 else 2]
-    for batch in range(4):
-        np.testing.assert_array_equal(ends[starts[batch]:starts[batch + 1]].reshape(-1, 5),
-                                      np.reshape(expected[batch], (-1, 5)))
+            column = slice(first + starts[batch][k], first + starts[batch][k + 1])
+            np.testing.assert_array_equal(rows[column], np.flatnonzero(block[:, k]))
+            np.testing.assert_array_equal(entries.values[first + positions[column]], block[:, k][block[:, k] != 0])
+            np.testing.assert_array_equal(entries.indices[first + positions[column]], k)
 
 
 def test_batch_structure_holds_both_structures(rng):
     X = sparse_like(rng, (40, 9), np.float64)
-    indptr, indices, _ = nonzero_structure(X)
-    both = batch_structure(indptr, indices, 9, 10, np.int64)
-    for got, want in zip(both.columns, batch_columns(indptr, indices, 9, 10, np.int64)):
+    indptr, indices, values = nonzero_structure(X)
+    both = batch_structure(indptr, indices, values, 9, 10, np.int64)
+    entries = batch_entries(indptr, indices, values, 9, 10, np.int64)
+    for got, want in zip(both.entries, entries):
         np.testing.assert_array_equal(got, want)
-    for got, want in zip(both.chunks, batch_chunks(indptr, indices, both.columns, 10, offsets_dtype=np.int64)):
+    for got, want in zip(both.columns, batch_columns(indptr, entries, 9, 10, np.int64)):
         np.testing.assert_array_equal(got, want)
-    assert both.chunks.ends.dtype == np.int64
+    assert both.entries.ends.dtype == both.columns.positions.dtype == np.int64
 
 
 def test_structures_of_mnist_do_not_depend_on_the_split(mnist_prepared):
     X = mnist_prepared[0][:12000]
     one = nonzero_structure(X, threads=1)
-    columns = batch_columns(one[0], one[1], 784, 30, threads=1)
-    chunks = batch_chunks(one[0], one[1], columns, 30, 64, threads=1)
-    for batch, expected in enumerate(chunks_oracle(X[:600], 30, 64)):
-        np.testing.assert_array_equal(chunks.ends[chunks.starts[batch]:chunks.starts[batch + 1]], expected)
+    entries = batch_entries(*one, 784, 30, threads=1)
+    for batch, expected in enumerate(entries_oracle(X[:300], 30, structure.BLOCK)):
+        assert segments_of(entries, one[0], batch, 30) == expected
+    columns = batch_columns(one[0], entries, 784, 30, threads=1)
     for threads in (2, 3):
         for got, want in zip(nonzero_structure(X, threads=threads), one):
             np.testing.assert_array_equal(got, want)
-        for got, want in zip(batch_columns(one[0], one[1], 784, 30, threads=threads), columns):
+        for got, want in zip(batch_entries(*one, 784, 30, threads=threads), entries):
             np.testing.assert_array_equal(got, want)
-        for got, want in zip(batch_chunks(one[0], one[1], columns, 30, 64, threads=threads), chunks):
+        for got, want in zip(batch_columns(one[0], entries, 784, 30, threads=threads), columns):
             np.testing.assert_array_equal(got, want)
 
 
