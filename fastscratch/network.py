@@ -4,15 +4,15 @@ Each class subclasses its reference twin for construction (the same random
 draws, in the same order), attributes, the checks of its layers and
 save/load; every compute method is its own (the oracle's loops may look
 alike: that is the price of an oracle that knows nothing of this one), and
-so is ``train``'s loop (``session``). Each call checks its arguments, then
-runs as ``routing.route`` decides from the network as it is at the call:
+so is ``train``'s loop (``train_call``). Each call checks its arguments,
+then runs as ``routing.route`` decides from the network as it is at the call:
 ``steps`` for layer after layer, ``prediction`` for many rows. What its calls
-keep of their data is kept with the data (``kept_data``); ``kept_data`` is the
-network's view of it.
+keep of their data is kept with the data (``kept_data``, claimed through
+``inputs``); ``kept_data`` is the network's view of it.
 """
 import numpy as np
 
-from fastscratch import _validation, prediction, reference, routing, session, steps
+from fastscratch import _validation, buffers, inputs, prediction, reference, routing, steps, train_call
 from fastscratch.dispatch import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 from fastscratch.functions import derivated_loss_L2, derivated_sigmoid, loss_L2, sigmoid
 from fastscratch.kept_data import KeptWithData
@@ -23,6 +23,15 @@ from fastscratch.routing import Call, Way
 def _rows(x):
     """The rows of an input: 1 for one sample given 1-D."""
     return 1 if x.ndim == 1 else len(x)
+
+
+def _rows_buffers(network, name, source, X, every_row=False):
+    """The ``ForwardWork`` of the compiled passes over X (``source``, as the user gave it, converted), its
+    structure found where it is kept with the source or built (``inputs.DataClaim``)."""
+    sizes = buffers.sizes_of(network)
+    indices_dtype = buffers.indices_dtype(sizes)
+    entry = inputs.DataClaim(name, source, X, network.kept_data, indices_dtype, sample=False).indexed(indices_dtype)
+    return buffers.forward_buffers(entry, sizes, network.dtype, every_row)
 
 
 class Neuron(reference.Neuron):
@@ -143,10 +152,8 @@ class SimpleNetwork(reference.SimpleNetwork):
         x = _validation.as_input("x", x, self.num_inputs, self.dtype)
         finite = _validation.warn_unless_finite("x", x)
 
-        def every_row():
-            return prediction.forward_work(x, prediction.sizes_of(self), self.dtype,
-                                           self.kept_data.for_data(source), every_row=True)[0]
-        return prediction.predict(routing.route(self, Call.PREDICT, _rows(x), input_finite=finite), x, every_row)
+        route = routing.route(self, Call.PREDICT, _rows(x), input_finite=finite)
+        return prediction.predict(route, x, lambda: _rows_buffers(self, "x", source, x, every_row=True))
 
     predict.__doc__ = reference.SimpleNetwork.predict.__doc__
 
@@ -158,48 +165,14 @@ class SimpleNetwork(reference.SimpleNetwork):
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = _validation.as_labels("y_val", y_val, self.num_outputs, len(X_val))
-
-        def rows_work():
-            return prediction.forward_work(X_val, prediction.sizes_of(self), self.dtype,
-                                           self.kept_data.for_data(source))[0]
         route = routing.route(self, Call.ACCURACY, len(X_val), input_finite=finite)
-        return prediction.accuracy(route, X_val, y_val, rows_work)
+        return prediction.accuracy(route, X_val, y_val, lambda: _rows_buffers(self, "X_val", source, X_val))
 
     evaluate_accuracy.__doc__ = reference.SimpleNetwork.evaluate_accuracy.__doc__
 
     def train(self, X_train, y_train, X_val=None, y_val=None, batch_size=32, num_epochs=5, learning_rate=1e-3,
               print_frequency=1, *, verbose=True, callback=None):
-        sources = X_train, X_val  # as given: their structures are kept with them
-        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = _train_arguments(
-            self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency)
-        places = self.kept_data.for_data(sources[0]), None if X_val is None else self.kept_data.for_data(sources[1])
-        return session.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
-                             print_frequency, verbose, callback, places)
+        return train_call.train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                                print_frequency, verbose, callback)
 
     train.__doc__ = reference.SimpleNetwork.train.__doc__
-
-
-def _train_arguments(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
-                     print_frequency):
-    """The reference's checks of ``train``'s arguments (``_validation.train_arguments``) but X_train's and X_val's
-    finiteness, which the training session proves by comparison with the kept structures where one matches (a
-    narrowing conversion is checked at once)."""
-    network.check_layers()
-    num_inputs, num_outputs, dtype = network.num_inputs, network.num_outputs, network.dtype
-    try:
-        X = _validation.as_input("X_train", X_train, num_inputs, dtype)
-        _validation.check_rows("X_train", X, num_inputs)
-        y = _validation.as_targets("y_train", y_train, num_outputs, len(X), dtype)
-        sizes = _validation.check_train_args(len(X), batch_size, num_epochs, learning_rate)
-        X_v, y_v = _validation.validation_pair(X_val, y_val)
-        if X_v is not None:
-            X_v = _validation.as_input("X_val", X_v, num_inputs, dtype)
-            _validation.check_rows("X_val", X_v, num_inputs)
-            y_v = _validation.as_labels("y_val", y_v, num_outputs, len(X_v))
-        return _validation.TrainArguments(X, y, X_v, y_v, *sizes, _validation.check_size("print_frequency",
-                                                                                          print_frequency))
-    except (TypeError, ValueError):
-        # The reference's checks in its order, X's values included: its first error is the one raised.
-        _validation.train_arguments(num_inputs, num_outputs, dtype, X_train, y_train, X_val, y_val, batch_size,
-                                    num_epochs, learning_rate, print_frequency)
-        raise

@@ -5,7 +5,7 @@ nothing to a sum when w is finite), so the kernels visit only the listed
 entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
 and kept across ``train`` calls while X still equals them
-(``structure_matches``, see ``fastscratch.session``); hidden layers, whose
+(``structure_matches``, see ``fastscratch.inputs``); hidden layers, whose
 inputs are almost never 0, list every entry (``full_structure``), or are
 walked as the dense arrays they are (``dense_forward.full_forward``,
 ``sgd.full_gradient_step``).
@@ -131,6 +131,20 @@ def structure_matches(X, indptr, indices, values, threads=None):
         parts[start] = lists_exactly(X[start:stop], indptr[start:stop + 1], indices, values)
     in_parts(run, X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return all(parts.values())
+
+
+def samples_match(X, indptr, indices, values, rows):
+    """Whether ``rows`` of X's rows at its start, its middle and its end match the CSR structure (indptr, indices,
+    values) of an array of X's shape, in this thread (``structure_matches``): a likely, not a proven, description
+    of X, found at the cost of a few rows."""
+    n = X.shape[0]
+    for start in sorted({0, max(0, n // 2 - rows // 2), max(0, n - rows)}):
+        stop = min(n, start + rows)
+        first, last = indptr[start], indptr[stop]
+        if not structure_matches(X[start:stop], indptr[start:stop + 1] - first, indices[first:last],
+                                 values[first:last], threads=1):
+            return False
+    return True
 
 
 def nonzero_fraction(X):

@@ -156,13 +156,13 @@ def test_unknown_name():
 def test_jit_warmup_prepares_the_data_as_the_peers_do(mnist_subsets, monkeypatch):
     """After the jit session's warm-up, the timed call indexes nothing: the data's index is kept, as
     the torch and jax sessions hold their tensors before the timing starts."""
-    from fastscratch import kept_data
+    from fastscratch import inputs, kept_data
     config = Config("jit", hidden=(16,), epochs=1)
     data = mnist_subsets("float64")
     session = implementations.get("jit").prepare(config, data, implementations.initial_weights(config))
     session.warmup()
-    indexed, index = [], kept_data.nonzero_structure
-    monkeypatch.setattr(kept_data, "nonzero_structure", lambda X, *a: indexed.append(len(X)) or index(X, *a))
+    indexed, index = [], inputs.nonzero_structure
+    monkeypatch.setattr(inputs, "nonzero_structure", lambda X, *a: indexed.append(len(X)) or index(X, *a))
     monkeypatch.setattr(kept_data, "batch_structure", lambda *a: pytest.fail("batch structures rebuilt"))
     session.train(lambda loss, accuracy: None)
     assert set(indexed) <= {1}  # single rows only: the last test row the evaluation leaves on the layers
