@@ -15,7 +15,7 @@ this loop's).
 """
 import numpy as np
 
-from fastscratch import _validation as check
+from fastscratch import _validation
 from fastscratch import serialization
 from fastscratch._interrupt import deferred_sigint
 from fastscratch.exceptions import NonFiniteLossError
@@ -47,13 +47,13 @@ class FixedDtype:
         if hasattr(obj, self.name):
             raise AttributeError(f"{type(obj).__name__}.dtype is fixed at construction ({getattr(obj, self.name)}); "
                                  f"build a new network with dtype={value!r} and copy the weights over")
-        setattr(obj, self.name, check.check_dtype(value))
+        setattr(obj, self.name, _validation.check_dtype(value))
 
     @staticmethod
     def construct(obj, value):
         """Set ``obj.dtype`` in ``__init__``: a re-run ``__init__`` (a notebook cell run again on an old object, as
         the tutorial's classes allow) is a fresh construction, free to choose another dtype."""
-        value = check.check_dtype(value)
+        value = _validation.check_dtype(value)
         obj.__dict__.pop("_dtype", None)
         obj.dtype = value
 
@@ -73,7 +73,7 @@ class Neuron:
 
     def __init__(self, num_inputs, activation_function, *, dtype=np.float64):
         super().__init__()
-        self.num_inputs = check.check_size("num_inputs", num_inputs)
+        self.num_inputs = _validation.check_size("num_inputs", num_inputs)
         FixedDtype.construct(self, dtype)
         self.W = np.random.uniform(size=num_inputs, low=-1., high=1.).astype(self.dtype, copy=False)
         self.b = np.random.uniform(size=1, low=-1., high=1.).astype(self.dtype, copy=False)
@@ -81,8 +81,8 @@ class Neuron:
 
     def forward(self, x):
         """Return the activation for ``x`` of shape ``(1, num_inputs)`` (or ``(num_inputs,)``)."""
-        check.check_neuron_parameters(self)
-        x = check.read_input("x", x, self.num_inputs, self.dtype)
+        _validation.check_neuron_parameters(self)
+        x = _validation.read_input("x", x, self.num_inputs, self.dtype)
         z = np.dot(x, self.W) + self.b
         return self.activation_function(z)
 
@@ -112,8 +112,8 @@ class FullyConnectedLayer:
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__()
-        self.num_inputs = check.check_size("num_inputs", num_inputs)
-        check.check_size("layer_size", layer_size)
+        self.num_inputs = _validation.check_size("num_inputs", num_inputs)
+        _validation.check_size("layer_size", layer_size)
         FixedDtype.construct(self, dtype)
         self.W = np.random.standard_normal((num_inputs, layer_size)).astype(self.dtype, copy=False)
         self.b = np.random.standard_normal(layer_size).astype(self.dtype, copy=False)
@@ -126,8 +126,8 @@ class FullyConnectedLayer:
 
     def forward(self, x):
         """Return the activations for ``x`` of shape ``(batch_size, num_inputs)``, keeping x and y."""
-        check.check_layer_parameters(self)
-        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype))
+        _validation.check_layer_parameters(self)
+        return self._forward(_validation.read_input("x", x, self.num_inputs, self.dtype))
 
     def _forward(self, x):
         z = np.dot(x, self.W) + self.b
@@ -137,8 +137,8 @@ class FullyConnectedLayer:
 
     def backward(self, dL_dy):
         """Store ``dL_dW``, ``dL_db`` and return ``dL_dx`` given ``dL_dy`` (shaped like ``y``)."""
-        check.check_stored_batch(self)
-        return self._backward(check.check_output_gradient(self, dL_dy))
+        _validation.check_stored_batch(self)
+        return self._backward(_validation.check_output_gradient(self, dL_dy))
 
     def _backward(self, dL_dy):
         dy_dz = self.derivated_activation_function(self.y)  # = f'
@@ -155,8 +155,8 @@ class FullyConnectedLayer:
 
     def optimize(self, epsilon):
         """Take one gradient step of size ``epsilon`` with the stored gradients."""
-        check.check_stored_gradients(self)
-        self._optimize(check.check_learning_rate(epsilon, "epsilon"))
+        _validation.check_stored_gradients(self)
+        self._optimize(_validation.check_learning_rate(epsilon, "epsilon"))
 
     def _optimize(self, epsilon):
         self.W -= epsilon * self.dL_dW
@@ -189,10 +189,10 @@ class SimpleNetwork:
         super().__init__()
         if isinstance(hidden_layers_sizes, (str, bytes)) or not hasattr(hidden_layers_sizes, "__iter__"):
             raise TypeError(f"hidden_layers_sizes must be a sequence of ints, got {hidden_layers_sizes!r}")
-        layer_sizes = [check.check_size("num_inputs", num_inputs),
-                       *(check.check_size("hidden_layers_sizes[%d]" % i, s)
+        layer_sizes = [_validation.check_size("num_inputs", num_inputs),
+                       *(_validation.check_size("hidden_layers_sizes[%d]" % i, s)
                          for i, s in enumerate(hidden_layers_sizes)),
-                       check.check_size("num_outputs", num_outputs)]
+                       _validation.check_size("num_outputs", num_outputs)]
         FixedDtype.construct(self, dtype)
         self.layers = [
             FullyConnectedLayer(layer_sizes[i], layer_sizes[i + 1], activation_function,
@@ -213,12 +213,12 @@ class SimpleNetwork:
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
         self.check_layers()
-        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype))
+        return self._forward(_validation.read_input("x", x, self.num_inputs, self.dtype))
 
     def check_layers(self):
         """Raise unless ``layers`` (a public list) still chains, each layer in the network's dtype with
         parameters of its shapes (``_validation.check_network``)."""
-        check.check_network(self)
+        _validation.check_network(self)
 
     def _forward(self, x):
         for layer in self.layers:  # from the input layer to the output one
@@ -232,7 +232,7 @@ class SimpleNetwork:
         tutorial; given several rows, an array with one class id per row.
         """
         self.check_layers()
-        x = check.read_input("x", x, self.num_inputs, self.dtype)
+        x = _validation.read_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
         return self._predict(x)
@@ -247,9 +247,9 @@ class SimpleNetwork:
         self.check_layers()
         rows = None
         for layer in self.layers:
-            check.check_stored_batch(layer, rows)  # every layer holds the same batch
+            _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
             rows = np.shape(layer.x)[0]
-        return self._backward(check.check_output_gradient(self.layers[-1], dL_dy))
+        return self._backward(_validation.check_output_gradient(self.layers[-1], dL_dy))
 
     def _backward(self, dL_dy):
         for layer in reversed(self.layers):  # from the output layer to the input one
@@ -258,10 +258,10 @@ class SimpleNetwork:
 
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
-        epsilon = check.check_learning_rate(epsilon, "epsilon")
+        epsilon = _validation.check_learning_rate(epsilon, "epsilon")
         self.check_layers()
         for layer in self.layers:
-            check.check_stored_gradients(layer)
+            _validation.check_stored_gradients(layer)
         self._optimize(epsilon)
 
     def _optimize(self, epsilon):
@@ -274,10 +274,10 @@ class SimpleNetwork:
         ``y_val`` holds integer class ids (or one-hot rows).
         """
         self.check_layers()
-        X_val = check.read_input("X_val", X_val, self.num_inputs, self.dtype)
+        X_val = _validation.read_input("X_val", X_val, self.num_inputs, self.dtype)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
-        y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
+        y_val = _validation.as_labels("y_val", y_val, self.num_outputs, len(X_val))
         return self._evaluate_accuracy(X_val, y_val)
 
     def _evaluate_accuracy(self, X_val, y_val):
@@ -304,8 +304,8 @@ class SimpleNetwork:
         """
         self.check_layers()
         X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = (
-            check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
-                                  batch_size, num_epochs, learning_rate, print_frequency))
+            _validation.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val,
+                                        y_val, batch_size, num_epochs, learning_rate, print_frequency))
         num_batches_per_epoch = len(X_train) // batch_size
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []
