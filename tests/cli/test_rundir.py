@@ -82,6 +82,8 @@ except rundir.RunDirectoryError as err:
     print("lost:", err)
 else:
     print("won:", claim.path)
+sys.stdout.flush()
+sys.stdin.read()  # a claim ends with its process: hold it until every process has tried
 """
 
 
@@ -91,8 +93,14 @@ def test_processes_claiming_at_once(out, tmp_path):
 
     start = time.time() + 3  # after every interpreter has started
     processes = [subprocess.Popen([sys.executable, "-c", CLAIM_IN_A_PROCESS, out, str(start)], cwd=tmp_path,
-                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
-    results = [p.communicate(timeout=SUBPROCESS_TIMEOUT)[0].strip() for p in processes]
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        # Each answers, then holds its claim: a winner that ended before a late starter tried would leave
+        # its marker unlocked, which the late one rightly takes over as a killed run's.
+        results = [p.stdout.readline().strip() for p in processes]
+    finally:
+        for p in processes:
+            p.communicate(timeout=SUBPROCESS_TIMEOUT)
     winners = [r.split(": ", 1)[1] for r in results if r.startswith("won:")]
     if out == "shared":
         assert len(winners) == 1, results
