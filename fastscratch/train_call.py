@@ -65,7 +65,9 @@ class TrainCall:
     that data found changed and non-finite is trained on as the reference trains on it, not refused."""
 
     def __init__(self, network, prepared):
-        self.network, self.inputs, self.edited = network, prepared, False
+        self.network = network
+        self.inputs = prepared
+        self.edited = False
 
     def epoch(self, i, interrupt, losses, accuracies):
         """Epoch ``i``, as routed now; its mean loss."""
