@@ -1,6 +1,6 @@
 """Where the compiled epoch stops paying off: the kernels against the BLAS path, forced, cell by cell.
 
-``fastscratch.plan.past_crossover`` sends a ``train`` call to the
+``fastscratch.routing.past_crossover`` sends a ``train`` call to the
 reference's NumPy/BLAS products past these sizes. For each cell (hidden
 sizes, batch, steps) and dtype, this alternates ``--rounds`` times: the
 reference, the drop-in forced onto the BLAS path, and the drop-in forced onto
@@ -34,10 +34,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fastscratch
-from fastscratch import plan, reference
+from fastscratch import config, reference, routing
 from fastscratch.datasets import load_dataset, prepare
 from fastscratch.environment import load
 from fastscratch.kept_data import KeptData
+from fastscratch.kernels.structure import nonzero_fraction
 
 CELLS = ["64,32:128:40", "64,32:256:50", "64,32:1024:12", "128,64:128:40", "128,64:256:20", "256,128:256:15",
          "1024,512:1:20", "1024,512:30:10", "1024,512:256:4"]
@@ -48,7 +49,7 @@ VARIANTS = ("reference", "blas", "kernels")
 
 
 def forced(path):
-    """The crossover constants that make every call take ``path`` ("blas" or "kernels"), or the plan's own."""
+    """The crossover settings that make every call take ``path`` ("blas" or "kernels"), or the defaults."""
     if path == "blas":
         return {"KERNEL_MAX_HIDDEN_WEIGHTS": -1}
     if path == "kernels":
@@ -57,9 +58,9 @@ def forced(path):
 
 
 def seconds(variant, hidden, X, Y, batch, dtype):
-    defaults = {name: getattr(plan, name) for name in LIMITS}
+    defaults = {name: getattr(config, name) for name in LIMITS}
     for name, value in forced(variant).items():
-        setattr(plan, name, value)
+        setattr(config, name, value)
     try:
         np.random.seed(42)
         module = reference if variant == "reference" else fastscratch
@@ -71,7 +72,7 @@ def seconds(variant, hidden, X, Y, batch, dtype):
         return time.perf_counter() - start
     finally:
         for name, value in defaults.items():
-            setattr(plan, name, value)
+            setattr(config, name, value)
 
 
 def inputs(name, dtype):
@@ -129,8 +130,8 @@ def main(argv=None):
                        for variant in ("blas", "kernels")}
             np.random.seed(42)
             net = fastscratch.SimpleNetwork(784, 10, hidden)
-            picks = "BLAS" if plan.past_crossover(net, batch, plan.nonzero_fraction(X)) else "kernels"
-            print(f"| {name} | {plan.nonzero_fraction(X):.0%} | {'-'.join(map(str, hidden))} | {batch} | {dtype} | "
+            picks = "BLAS" if routing.past_crossover(net, batch, nonzero_fraction(X)) else "kernels"
+            print(f"| {name} | {nonzero_fraction(X):.0%} | {'-'.join(map(str, hidden))} | {batch} | {dtype} | "
                   f"{median['reference'] * 1e3:.1f} ms | {median['blas'] * 1e3:.1f} ms | "
                   f"{median['kernels'] * 1e3:.1f} ms | {ratio_text(speedup['blas'])} | "
                   f"{ratio_text(speedup['kernels'])} | {picks} |", flush=True)

@@ -39,10 +39,11 @@ import time
 import numpy as np
 
 import fastscratch
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.datasets import load_mnist, prepare
 from fastscratch.environment import load
-from fastscratch.kept_data import KeptData, batches_of
+from fastscratch.buffers import epoch_buffers, forward_buffers, indices_dtype
+from fastscratch.kept_data import Indexed
 from fastscratch.kernels import activations, losses
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient
@@ -50,9 +51,8 @@ from fastscratch.kernels.dense_forward import chunked_forward, full_forward
 from fastscratch.kernels.evaluation import predict_classes
 from fastscratch.kernels.losses import loss_and_gradient
 from fastscratch.kernels.sgd import full_gradient_step, gradient_step
-from fastscratch.kernels.structure import Columns, index_dtype
-from fastscratch.kernels.training import EpochWork, train_epoch
-from fastscratch.prediction import forward_work, outputs, structure
+from fastscratch.kernels.structure import Columns, nonzero_structure
+from fastscratch.kernels.training import train_epoch
 
 SIZES, BATCH, LR = (784, 64, 32, 10), 30, 1e-3
 
@@ -60,16 +60,9 @@ PIECES = ("first layer forward", "hidden layers forward + loss", "hidden layers 
           "first layer step", "evaluation")
 
 
-def epoch_work(X, dtype):
-    """The ``EpochWork`` of the seed's network on X, as a ``train`` call builds it (``session.Session.work``)."""
-    kept = KeptData()
-    rows_structure, entry = structure(X, SIZES, kept)
-    offsets_dtype = index_dtype(BATCH * max(SIZES[:-1]) + 1)
-    return EpochWork(outputs(SIZES, BATCH, dtype), outputs(SIZES, BATCH, dtype),
-                     tuple(np.empty((b, a), dtype=dtype) for a, b in zip(SIZES[:-1], SIZES[1:])), rows_structure,
-                     batches_of(entry, SIZES[0], BATCH, offsets_dtype),
-                     tuple(np.empty((width, BATCH), dtype=dtype) for width in SIZES[:-1]),
-                     tuple(np.empty(size, dtype=dtype) for size in SIZES[1:]))
+def indexed(X):
+    """X's structure, as a ``train`` call indexes it (``inputs.DataClaim.indexed``)."""
+    return Indexed(*nonzero_structure(X, indices_dtype(SIZES)), {})
 
 
 def seeded_weights(dtype):
@@ -135,8 +128,8 @@ def main(argv=None):
     rows = []
     for dtype in (np.dtype(name) for name in args.dtypes.split(",")):
         X, Y, X_test, _ = prepare(*raw, dtype=dtype)
-        work = epoch_work(X, dtype)
-        eval_work = forward_work(X_test, SIZES, dtype, KeptData())[0]
+        work = epoch_buffers(indexed(X), SIZES, BATCH, dtype)
+        eval_work = forward_buffers(indexed(X_test), SIZES, dtype)
         seeded = seeded_weights(dtype)
         weights = tuple(W.copy() for W, _ in seeded)
         biases = tuple(b.copy() for _, b in seeded)

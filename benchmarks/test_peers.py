@@ -4,7 +4,7 @@ The peers are ``fastscratch.implementations`` runners (``torch``, ``jax``; see
 their docstrings for the objective they differentiate): 784-64-32-10 sigmoid
 from the seeded reference weights, L2, lr 1e-3, batches of 30 in order, the last
 incomplete batch dropped, then the accuracy on the test images. Each round
-prepares a fresh session and warms it up (JAX compiles) in the untimed setup.
+prepares a fresh run and warms it up (JAX compiles) in the untimed setup.
 
 Each peer's epoch loss must match the reference's: rtol 1e-9 in float64, 1e-4
 in float32 (against the float32 reference; the accumulation orders differ).
@@ -49,15 +49,15 @@ def test_peer(benchmark, record, epoch_job, seed_reference_epoch, impl, dtype):
     except RuntimeError as err:
         pytest.skip(str(err))
     weights = implementations.initial_weights(config)
-    sessions, out = [], []
+    runs, out = [], []
 
     def setup():
-        sessions.append(runner.prepare(config, data, weights))
-        sessions[-1].warmup()
+        runs.append(runner.prepare(config, data, weights))
+        runs[-1].warmup()
         return (), {}
 
     def epoch():
-        sessions[-1].train(lambda loss, accuracy: out.append((loss, accuracy)))
+        runs[-1].train(lambda loss, accuracy: out.append((loss, accuracy)))
         return out[-1]
 
     loss, accuracy = benchmark.pedantic(epoch, setup=setup, rounds=ROUNDS)

@@ -1,14 +1,18 @@
-"""Checks at the public boundary, shared by the reference and the JIT network.
+"""Checks at the public boundary, shared by the reference and the drop-in: what the tutorial's network
+accepts, in the reference's order.
 
-Numba kernels do no bounds checking, so everything that reaches them is made
-right here: a known float dtype, C order, the expected widths, finite values.
-Every message names the argument, what was expected and what was given.
+Arguments are made what the network computes with: a float dtype, C order,
+the expected widths; the layers' state (their W and b, the stored batch and
+gradients) is checked before a call reads it. Every message names the
+argument, what was expected and what was given. Nothing here knows of
+compiled code: what only the drop-in needs lives on its side.
 """
 import linecache
 import math
 import numbers
 import sys
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -115,10 +119,10 @@ def check_parameter_dtype(owner, name, value, dtype):
 
     A float32 network given float64 (or int64) weights would, in NumPy,
     compute that layer and every later one in float64: a network whose dtype
-    says one thing and computes another. The drop-in cannot follow that
-    promotion inside its kernels, so both flavours refuse it, naming the
-    remedy. Narrower or equal types (float32 weights on a float64 network,
-    bool, int8) compute in the network's dtype in NumPy too and are accepted.
+    says one thing and computes another, which breaks the promise ``dtype``
+    makes, so both flavours refuse it, naming the remedy. Narrower or equal
+    types (float32 weights on a float64 network, bool, int8) compute in the
+    network's dtype in NumPy too and are accepted.
     """
     try:
         kind = value.dtype if isinstance(value, np.ndarray) else np.asarray(value).dtype
@@ -131,19 +135,6 @@ def check_parameter_dtype(owner, name, value, dtype):
                         f"dtype=np.{promoted}")
 
 
-def check_update_fits(owner, name, value, dtype):
-    """Raise if ``owner.name`` is an array that cannot store an SGD update of ``dtype`` (an int or bool array).
-
-    The tutorial's ``W -= epsilon * dL_dW`` raises NumPy's casting error for
-    it; the drop-in, which updates a float copy, must not truncate the update
-    into it silently.
-    """
-    if isinstance(value, np.ndarray) and not np.can_cast(dtype, value.dtype, "same_kind"):
-        raise TypeError(f"{owner}.{name} has dtype {value.dtype}, which cannot hold the {np.dtype(dtype)} update "
-                        f"{name} -= epsilon * dL_d{name} (NumPy refuses the cast, as in the tutorial): give the "
-                        f"layer float weights, e.g. {name}.astype(np.float64)")
-
-
 def all_finite(arr):
     """Whether every element is finite: NaN and inf make the sum non-finite, so a finite sum proves it
     without np.isfinite's full-size temporary (47 MB for MNIST); only a
@@ -152,35 +143,38 @@ def all_finite(arr):
         return bool(np.isfinite(np.sum(arr))) or bool(np.isfinite(arr).all())
 
 
+def first_non_finite(arr):
+    """The index of the first NaN or inf of ``arr``, as a tuple."""
+    return tuple(np.argwhere(~np.isfinite(arr))[0].tolist())
+
+
 def check_finite(name, arr):
     if arr.dtype.kind == "f" and not all_finite(arr):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains non-finite values (NaN or inf), first at index {tuple(bad.tolist())}")
+        raise ValueError(f"{name} contains non-finite values (NaN or inf), first at index {first_non_finite(arr)}")
 
 
-def _to_dtype(name, arr, dtype, finite=True):
+def converted(name, arr, dtype):
     """Return a C-contiguous ``dtype`` copy of ``arr`` (or ``arr`` itself when it already is one).
 
-    ``finite`` false leaves checking for NaN and inf to the caller, except
-    after a narrowing conversion, whose overflow can be found only here.
+    A narrowing conversion must not turn large values into inf: narrowed, the
+    copy is finite exactly when the source is and nothing overflowed, so its
+    one check (on the smaller array) reports the source's own NaN or inf
+    first, as ``check_finite`` would, else the first value too large. Other
+    conversions leave NaN and inf to the caller.
     """
     narrowing = arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize
-    if finite and not narrowing:
-        check_finite(name, arr)
     with np.errstate(over="ignore"):
-        converted = np.ascontiguousarray(arr, dtype=dtype)
-    # Narrowed, the copy is finite exactly when the source is and nothing overflowed: one check, on the
-    # smaller array; the source's own NaN or inf is reported first, as without narrowing.
-    if narrowing and not all_finite(converted):
+        result = np.ascontiguousarray(arr, dtype=dtype)
+    if narrowing and not all_finite(result):
         check_finite(name, arr)
-        bad = np.argwhere(~np.isfinite(converted))[0]
-        raise ValueError(f"{name} holds values too large for {converted.dtype}, first at index "
-                         f"{tuple(bad.tolist())}")
-    return converted
+        raise ValueError(f"{name} holds values too large for {result.dtype}, first at index "
+                         f"{first_non_finite(result)}")
+    return result
 
 
-def as_input(name, data, num_inputs, dtype, finite=True):
-    """Return ``data`` as a C-contiguous ``dtype`` array of shape (n, num_inputs) or (num_inputs,).
+def as_input(name, data, num_inputs, dtype):
+    """Return ``data`` as a C-contiguous ``dtype`` array of shape (n, num_inputs) or (num_inputs,)
+    (``converted``: NaN and inf are the caller's to check).
 
     A 1-D input is one sample, as in the tutorial's ``predict(X_val[i])``; the
     returned array keeps the caller's dimensionality so results have the same
@@ -195,20 +189,31 @@ def as_input(name, data, num_inputs, dtype, finite=True):
                          f"are expected (shape {arr.shape})")
     if arr.ndim == 2 and arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    return _to_dtype(name, arr, dtype, finite)
+    return converted(name, arr, dtype)
+
+
+def check_rows(name, arr, num_inputs):
+    """Raise unless ``arr`` (from ``as_input``) is 2-D, samples by inputs: ``train``'s X_train and X_val."""
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, {num_inputs}), got shape {arr.shape}")
+
+
+def warn_unless_finite(name, arr):
+    """Whether ``arr`` is finite; if not, a warning that the results are what NumPy makes of its NaN or inf."""
+    finite = all_finite(arr)
+    if not finite:
+        warn_as_the_tutorial_runs(f"{name} contains non-finite values (NaN or inf), first at index "
+                                  f"{first_non_finite(arr)}: the results are what NumPy makes of them")
+    return finite
 
 
 def read_input(name, data, num_inputs, dtype):
     """``as_input`` for the calls the tutorial answers whatever the values (``forward``, ``predict``,
     ``backward``, ``evaluate_accuracy``): NaN or inf is warned about, not refused (the tutorial's NumPy returns
-    NaN where it spreads). Returns the array and whether it is finite."""
-    arr = as_input(name, data, num_inputs, dtype, finite=False)
-    finite = all_finite(arr)
-    if not finite:
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        warn_as_the_tutorial_runs(f"{name} contains non-finite values (NaN or inf), first at index "
-                                  f"{tuple(bad.tolist())}: the results are what NumPy makes of them")
-    return arr, finite
+    NaN where it spreads)."""
+    arr = as_input(name, data, num_inputs, dtype)
+    warn_unless_finite(name, arr)
+    return arr
 
 
 def as_targets(name, data, num_outputs, num_samples, dtype):
@@ -234,7 +239,9 @@ def as_targets(name, data, num_outputs, num_samples, dtype):
                          f"{num_outputs} outputs, got shape {arr.shape}")
     if arr.shape[0] != num_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but the inputs have {num_samples} samples")
-    return _to_dtype(name, arr, dtype)
+    arr = converted(name, arr, dtype)
+    check_finite(name, arr)
+    return arr
 
 
 def check_labels(name, labels, num_classes):
@@ -268,30 +275,45 @@ def as_labels(name, data, num_outputs, num_samples):
     return arr
 
 
-def train_arguments(num_inputs, num_outputs, dtype, X_train, y_train, X_val, y_val, batch_size, num_epochs,
-                    learning_rate, finite_X=True, finite_X_val=True):
-    """``train``'s arguments checked, in the reference's order, and converted to ``dtype``.
+class TrainArguments(NamedTuple):
+    """``train``'s arguments, checked and converted."""
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    batch_size: int
+    num_epochs: int
+    learning_rate: float
+    print_frequency: int
 
-    ``finite_X`` (``finite_X_val``) false leaves X_train's (X_val's)
-    finiteness to the caller (the drop-in proves it by comparing with a kept
-    structure), but for a narrowing conversion's (``_to_dtype``).
-    """
-    X_train = as_input("X_train", X_train, num_inputs, dtype, finite=finite_X)
-    if X_train.ndim != 2:
-        raise ValueError(f"X_train must be 2-D (samples, {num_inputs}), got shape {X_train.shape}")
+
+def train_arguments(num_inputs, num_outputs, dtype, X_train, y_train, X_val, y_val, batch_size, num_epochs,
+                    learning_rate, print_frequency):
+    """``train``'s arguments checked, in the reference's order, and converted to ``dtype`` (``TrainArguments``)."""
+    X_train = as_input("X_train", X_train, num_inputs, dtype)
+    check_finite("X_train", X_train)
+    check_rows("X_train", X_train, num_inputs)
     y_train = as_targets("y_train", y_train, num_outputs, len(X_train), dtype)
     batch_size, num_epochs, learning_rate = check_train_args(len(X_train), batch_size, num_epochs, learning_rate)
-    if (X_val is None) != (y_val is None):  # the tutorial validates only with both
+    X_val, y_val = validation_pair(X_val, y_val)
+    if X_val is not None:
+        X_val = as_input("X_val", X_val, num_inputs, dtype)
+        check_finite("X_val", X_val)
+        check_rows("X_val", X_val, num_inputs)
+        y_val = as_labels("y_val", y_val, num_outputs, len(X_val))
+    return TrainArguments(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
+                          check_size("print_frequency", print_frequency))
+
+
+def validation_pair(X_val, y_val):
+    """``(X_val, y_val)``, or ``(None, None)`` with a warning when only one is given: the tutorial validates
+    only with both."""
+    if (X_val is None) != (y_val is None):
         given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
         warn_as_the_tutorial_runs(f"{given} was given without {missing}: training runs without validation "
                                   f"(pass both to evaluate)")
-        X_val = y_val = None
-    if X_val is not None:
-        X_val = as_input("X_val", X_val, num_inputs, dtype, finite=finite_X_val)
-        if X_val.ndim != 2:
-            raise ValueError(f"X_val must be 2-D (samples, {num_inputs}), got shape {X_val.shape}")
-        y_val = as_labels("y_val", y_val, num_outputs, len(X_val))
-    return X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate
+        return None, None
+    return X_val, y_val
 
 
 def check_train_args(num_samples, batch_size, num_epochs, learning_rate):
@@ -304,3 +326,82 @@ def check_train_args(num_samples, batch_size, num_epochs, learning_rate):
     num_epochs = check_count("num_epochs", num_epochs)
     learning_rate = check_learning_rate(learning_rate)
     return batch_size, num_epochs, learning_rate
+
+
+# --- The layers' state, checked before a call reads it ---------------------------------------------------------
+
+def _check_shapes(W, b, W_shape, b_shape, what):
+    # W and b are public and can be replaced or reshaped in place.
+    if np.shape(W) != W_shape or np.shape(b) != b_shape:
+        raise ValueError(f"W {np.shape(W)} and b {np.shape(b)} no longer have this {what}'s shapes "
+                         f"{W_shape} and {b_shape}")
+
+
+def check_neuron_parameters(neuron):
+    """Raise unless the neuron's W and b have its shapes and a dtype it computes with (``check_parameter_dtype``)."""
+    _check_shapes(neuron.W, neuron.b, (neuron.num_inputs,), (1,), "neuron")
+    check_parameter_dtype("neuron", "W", neuron.W, neuron.dtype)
+    check_parameter_dtype("neuron", "b", neuron.b, neuron.dtype)
+
+
+def check_layer_parameters(layer, owner="layer"):
+    """Raise unless the layer's W and b have its shapes and a dtype it computes with; ``owner`` names the layer
+    in messages (``layers[1]``)."""
+    _check_shapes(layer.W, layer.b, (layer.num_inputs, layer.size), (layer.size,), "layer")
+    check_parameter_dtype(owner, "W", layer.W, layer.dtype)
+    check_parameter_dtype(owner, "b", layer.b, layer.dtype)
+
+
+def check_network(network):
+    """Raise unless ``network.layers`` (a public list) still chains, each layer in the network's dtype with
+    parameters of its shapes."""
+    layers = network.layers
+    if not layers:
+        raise ValueError("the network has no layers")
+    for i, layer in enumerate(layers):
+        if i and layer.num_inputs != layers[i - 1].size:
+            raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
+                             f"gives {layers[i - 1].size} outputs")
+        if layer.dtype != network.dtype:
+            raise TypeError(f"layers[{i}] computes in {layer.dtype}, the network in {network.dtype}: build the "
+                            f"layer with dtype=np.{network.dtype}")
+        check_layer_parameters(layer, f"layers[{i}]")
+
+
+def check_stored_batch(layer, rows=None):
+    """Raise unless the layer holds a forward pass's batch (x and y) that ``backward`` can use: of ``rows`` rows
+    when given (a network's layers hold one batch), and a derivative to apply."""
+    if layer.y is None:
+        raise RuntimeError("backward() needs a forward() call first")
+    check_layer_parameters(layer)
+    if np.ndim(layer.x) == 1:
+        raise ValueError("backward() needs the last forward() input as a 2-D batch; "
+                         "pass a single sample as x.reshape(1, -1)")
+    # x and y are public: make sure they still fit this layer (and, in a network, each other).
+    if rows is None:
+        rows = np.shape(layer.x)[0] if np.ndim(layer.x) else None  # x = None or a scalar fits no batch
+    if np.shape(layer.x) != (rows, layer.num_inputs) or np.shape(layer.y) != (rows, layer.size):
+        raise ValueError(f"the stored x {np.shape(layer.x)} and y {np.shape(layer.y)} do not fit a batch of "
+                         f"{rows} through this {layer.num_inputs}->{layer.size} layer; call forward() again")
+    if layer.derivated_activation_function is None:
+        raise RuntimeError("backward() needs derivated_activation_function, which this layer was "
+                           "built without")
+
+
+def check_output_gradient(layer, dL_dy):
+    """``dL_dy`` as the layer's ``backward`` takes it: read as an input (``read_input``), shaped like its y."""
+    dL_dy = read_input("dL_dy", dL_dy, layer.size, layer.dtype)
+    if dL_dy.shape != np.shape(layer.y):
+        raise ValueError(f"dL_dy must have the shape of the last output {np.shape(layer.y)}, "
+                         f"got {dL_dy.shape}")
+    return dL_dy
+
+
+def check_stored_gradients(layer):
+    """Raise unless the layer holds gradients (from ``backward``) of its W's and b's shapes."""
+    if layer.dL_dW is None:
+        raise RuntimeError("optimize() needs a backward() call first")
+    check_layer_parameters(layer)
+    if np.shape(layer.dL_dW) != np.shape(layer.W) or np.shape(layer.dL_db) != np.shape(layer.b):
+        raise ValueError(f"the stored dL_dW {np.shape(layer.dL_dW)} and dL_db {np.shape(layer.dL_db)} must have "
+                         f"the shapes of W {np.shape(layer.W)} and b {np.shape(layer.b)}; call backward() again")

@@ -21,7 +21,7 @@ ever lands in the cache.
 
 Hostile files: a file is read as a stream, hashed as it is read, and never
 past the size its IDX header declares; with ``verify`` that size must be the
-dataset's, without it at most ``MAX_ITEMS`` items. A small gzip file that
+dataset's, without it at most ``config.MAX_ITEMS`` items. A small gzip file that
 expands to gigabytes therefore costs at most the size of the real file.
 
 Errors, all ``MNISTError`` (a ``RuntimeError``):
@@ -50,17 +50,16 @@ from pathlib import Path
 import mnist
 import numpy as np
 
+from fastscratch import config
 from fastscratch._files import atomic_write
 from fastscratch._validation import check_dtype
 
 __all__ = ["load_dataset", "load_mnist", "use_with_mnist_package", "prepare", "default_cache_dir", "DATASETS",
-           "Dataset", "DataFile", "LoadedDataset", "ENV_VAR", "MAX_ITEMS", "MNISTError", "MNISTFileError",
+           "Dataset", "DataFile", "LoadedDataset", "ENV_VAR", "MNISTError", "MNISTFileError",
            "MNISTDownloadError"]
 
-TIMEOUT = 30.0   # seconds without progress (connect or read) before a mirror is given up
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
-MAX_ITEMS = 1_000_000   # images or labels in one file read with verify=False (784 MB of images)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -98,8 +97,12 @@ class Dataset:
     title: str
     classes: tuple
     files: tuple   # DataFile of train images, train labels, test images, test labels: load_dataset's order
-    mirrors: tuple   # base URLs, tried in turn
     system_dirs: tuple = ()   # where a distribution package installs the files
+
+    @property
+    def mirrors(self):
+        """Base URLs of the files, tried in turn: ``config.MIRRORS[name]``."""
+        return tuple(config.MIRRORS.get(self.name, ()))
 
     @property
     def env_var(self):
@@ -124,10 +127,7 @@ DATASETS = {dataset.name: dataset for dataset in (
         _files("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-               "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/",   # torchvision's mirror
-         "https://storage.googleapis.com/cvdf-datasets/mnist/",   # TensorFlow's mirror
-         "http://yann.lecun.com/exdb/mnist/")),   # the original site comes last: it answers 403
+               "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")),
     Dataset(
         "fashion-mnist", "Fashion-MNIST",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
@@ -139,8 +139,6 @@ DATASETS = {dataset.name: dataset for dataset in (
                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",   # Zalando's README and torchvision
-         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
         system_dirs=("/usr/share/datasets/fashion-mnist",)),   # Debian's dataset-fashion-mnist
 )}
 
@@ -191,7 +189,7 @@ class LoadedDataset(tuple):
 
 
 def load_dataset(name="mnist", data_dir=None, *, download=True, progress=True, verify=True, mirrors=None,
-                 timeout=TIMEOUT):
+                 timeout=None):
     """Return the dataset ``name`` of ``DATASETS`` as ``(X_train, y_train, X_test, y_test)`` uint8 arrays.
 
     Shapes (60000, 28, 28), (60000,), (10000, 28, 28), (10000,) for the known
@@ -209,8 +207,8 @@ def load_dataset(name="mnist", data_dir=None, *, download=True, progress=True, v
         verify: check each file's size and SHA-256 against the dataset's; turn
             off to read other data in MNIST's format (the structure is still
             checked).
-        mirrors: base URLs (or one) to try in turn; defaults to the dataset's.
-        timeout: seconds a mirror may stay silent before the next is tried.
+        mirrors: base URLs (or one) to try in turn; defaults to the dataset's (``config.MIRRORS``).
+        timeout: seconds a mirror may stay silent before the next is tried (``config.DOWNLOAD_TIMEOUT``).
 
     Raises:
         ValueError: ``name`` is not a known dataset.
@@ -227,16 +225,17 @@ def load_dataset(name="mnist", data_dir=None, *, download=True, progress=True, v
         if all(_find(directory, file.name) for file in dataset.files):
             return _load_dir(dataset, directory, "the system-wide copy", verify)
     mirrors = dataset.mirrors if mirrors is None else [mirrors] if isinstance(mirrors, str) else mirrors
-    return _load_cache(dataset, download, progress, verify, mirrors, timeout)
+    return _load_cache(dataset, download, progress, verify, mirrors,
+                       config.DOWNLOAD_TIMEOUT if timeout is None else timeout)
 
 
-def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirrors=None, timeout=TIMEOUT):
+def load_mnist(data_dir=None, *, download=True, progress=True, verify=True, mirrors=None, timeout=None):
     """``load_dataset("mnist", ...)``: MNIST, from ``data_dir``, ``$FASTSCRATCH_MNIST_DIR``, the cache or a mirror."""
     return load_dataset("mnist", data_dir, download=download, progress=progress, verify=verify, mirrors=mirrors,
                         timeout=timeout)
 
 
-def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirrors=None, timeout=TIMEOUT):
+def use_with_mnist_package(data_dir=None, *, download=True, progress=True, mirrors=None, timeout=None):
     """Make the tutorial's own loading lines, ``import mnist; mnist.train_images()``, read the verified MNIST.
 
     The ``mnist`` package downloads ``<name>.gz`` from the original site (which
@@ -373,7 +372,7 @@ def _read_idx(path, file, dataset, verify):
 
     The content is streamed through SHA-256 and never read past what the
     header declares; a header that disagrees with ``file`` (with ``verify``)
-    or declares more than ``MAX_ITEMS`` items (without) is refused before any
+    or declares more than ``config.MAX_ITEMS`` items (without) is refused before any
     data is read.
     """
     try:
@@ -425,8 +424,8 @@ def _parse(stream, digest, path, file, dataset, verify):
     if verify and shape != file.shape:
         raise MNISTFileError(path, f"declares shape {shape}, {dataset.title}'s {file.name} has shape "
                                    f"{file.shape}; pass verify=False to read other data in this format")
-    if shape[0] > MAX_ITEMS:
-        raise MNISTFileError(path, f"declares {shape[0]} {file.kind}, more than the {MAX_ITEMS} "
+    if shape[0] > config.MAX_ITEMS:
+        raise MNISTFileError(path, f"declares {shape[0]} {file.kind}, more than the {config.MAX_ITEMS} "
                                    f"fastscratch reads from one file")
     array = np.empty(shape, np.uint8)
     buffer, done = memoryview(array).cast("B"), 0

@@ -1,13 +1,24 @@
 """Which functions run as kernels: built-ins by identity, any other callable through NumPy (warned once).
 
-``functions.BUILTINS`` is the table of built-ins; a user callable gets one
-``FallbackWarning`` per callable object, so two lambdas of the same name warn
-twice and a callable reused in every layer warns once.
+``functions.BUILTINS`` is the table of built-ins and ``KERNEL_CODES`` their
+kernels' codes; a user callable gets one ``FallbackWarning`` per callable
+object, so two lambdas of the same name warn twice and a callable reused in
+every layer warns once.
 """
 import weakref
 
 from fastscratch._validation import warn_at_user_line
 from fastscratch.functions import builtin
+from fastscratch.kernels import activations, losses
+
+#: The kernels' code of each built-in (``functions.BUILTINS``), by (kind, name).
+KERNEL_CODES = {
+    ("activation", "sigmoid"): activations.SIGMOID,
+    ("activation", "relu"): activations.RELU,
+    ("activation", "tanh"): activations.TANH,
+    ("loss", "l2"): losses.L2,
+    ("loss", "cross_entropy"): losses.CROSS_ENTROPY,
+}
 
 
 class FallbackWarning(UserWarning):
@@ -59,7 +70,7 @@ def activation_code(function, where="network"):
     entry = builtin(function, "activation")
     if entry is None:
         warn_once(function, "activation_function", where)
-    return None if entry is None else entry.code
+    return None if entry is None else KERNEL_CODES[entry.kind, entry.name]
 
 
 def derivative_code(function, where="network"):
@@ -69,7 +80,7 @@ def derivative_code(function, where="network"):
     entry = builtin(function, "activation", "derivative")
     if entry is None:
         warn_once(function, "derivated_activation_function", where)
-    return None if entry is None else entry.code
+    return None if entry is None else KERNEL_CODES[entry.kind, entry.name]
 
 
 def loss_code(network):
@@ -80,4 +91,4 @@ def loss_code(network):
         warn_once(network.loss_function, "loss_function")
     if derivative is None:
         warn_once(network.derivated_loss_function, "derivated_loss_function")
-    return entry.code if entry is not None and entry == derivative else None
+    return KERNEL_CODES[entry.kind, entry.name] if entry is not None and entry == derivative else None

@@ -1,16 +1,15 @@
 """Activation and loss functions of the tutorial, in plain NumPy.
 
-These exact objects are what both network flavours accept; the JIT network
-recognises them by identity and swaps in its compiled kernels. ``BUILTINS`` is
-the one table of them (name, function, derivative, kernel code) from which
-every lookup is derived. Derivatives of activations are written in terms of
-the layer output ``y``, as the tutorial does for the sigmoid.
+These exact objects are what both network flavours accept; the drop-in
+recognises them by identity and runs its kernels for them (their codes are
+``dispatch.KERNEL_CODES``). ``BUILTINS`` is the one table of them (kind, name,
+function, derivative) from which every lookup is derived. Derivatives of
+activations are written in terms of the layer output ``y``, as the tutorial
+does for the sigmoid. Pure NumPy: the reference imports nothing compiled.
 """
 from typing import Callable, NamedTuple
 
 import numpy as np
-
-from fastscratch.kernels import activations, losses
 
 
 def sigmoid(x):  # sigmoid function
@@ -55,20 +54,19 @@ def derivated_cross_entropy(pred, target):  # cross-entropy derivative function
 
 
 class Builtin(NamedTuple):
-    """A built-in activation or loss: its name (CLI, saved models), the pair the tutorial passes, its kernel code."""
+    """A built-in activation or loss: its name (CLI, saved models) and the pair the tutorial passes."""
     kind: str  # "activation" or "loss"
     name: str
     function: Callable
     derivative: Callable
-    code: int
 
 
 BUILTINS = (
-    Builtin("activation", "sigmoid", sigmoid, derivated_sigmoid, activations.SIGMOID),
-    Builtin("activation", "relu", relu, derivated_relu, activations.RELU),
-    Builtin("activation", "tanh", tanh, derivated_tanh, activations.TANH),
-    Builtin("loss", "l2", loss_L2, derivated_loss_L2, losses.L2),
-    Builtin("loss", "cross_entropy", cross_entropy, derivated_cross_entropy, losses.CROSS_ENTROPY),
+    Builtin("activation", "sigmoid", sigmoid, derivated_sigmoid),
+    Builtin("activation", "relu", relu, derivated_relu),
+    Builtin("activation", "tanh", tanh, derivated_tanh),
+    Builtin("loss", "l2", loss_L2, derivated_loss_L2),
+    Builtin("loss", "cross_entropy", cross_entropy, derivated_cross_entropy),
 )
 
 #: name -> (function, derivative), for the CLI and for saved models.

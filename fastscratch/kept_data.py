@@ -12,10 +12,13 @@ array (the same view of it, converted to the same dtype) uses one structure,
 which lives as long as the array does, not as long as a network. Each
 structure is kept with the column structures of its batches for the last batch
 size trained (``batches_of``) and of the evaluation's groups of rows
-(``entries_of``). A kept structure is used only after a comparison with the array
-(``describes``: one read of it, which also proves it finite), so an array
-changed in place, or another one that happens to reuse a freed base's
-address, is indexed anew.
+(``entries_of``). This module is the store: ``slot(source, X, indices_dtype)``
+says where X's structure is kept (from the array's identity, base, view and
+dtype; it reads no value), and its ``KeptSlot`` gives the kept ``Indexed`` (or
+None) and keeps a new one. A kept structure is used only after a comparison
+with the array (``inputs.DataClaim``: one read of it, which also proves it
+finite), so an array changed in place, or another one that happens to reuse a
+freed base's address, is indexed anew.
 
 A structure holds about 10 bytes per nonzero entry (6 in float32), twice
 over, and 3 more: for MNIST's training set in float64 about 90 MB of CSR
@@ -39,12 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastscratch.kernels.structure import batch_entries, batch_structure, nonzero_structure, structure_matches
-
-#: Rows of X compared with a kept structure at once, at the start, the middle and the end, before the
-#: structure is trusted to run ahead (``session.Session``): a data set of the same shape with other contents
-#: (shuffled, or new) is then indexed at once rather than found out after an epoch run in vain.
-SAMPLE_ROWS = 16
+from fastscratch import config
+from fastscratch.kernels.structure import batch_entries, batch_structure
 
 
 class Indexed(NamedTuple):
@@ -55,11 +54,6 @@ class Indexed(NamedTuple):
     indices: np.ndarray
     values: np.ndarray
     batches: dict
-
-
-def describes(entry, X, threads=None):
-    """Whether the ``Indexed`` ``entry`` is X's structure (X's values compared exactly, so X is finite)."""
-    return structure_matches(X, entry.indptr, entry.indices, entry.values, threads)
 
 
 def _key(X, indices_dtype, where):
@@ -78,8 +72,8 @@ class KeptData:
         capacity (int): how many structures are kept, the most recently used.
     """
 
-    def __init__(self, capacity=2):
-        self.capacity = capacity
+    def __init__(self, capacity=None):
+        self.capacity = config.KEPT_DATA_SETS if capacity is None else capacity
         self._entries = OrderedDict()
         self._lock = threading.Lock()  # two threads may train (or predict with) networks on the same data
 
@@ -104,47 +98,21 @@ class KeptData:
     def __repr__(self):
         return f"KeptData({len(self)} data sets, {self.nbytes / 1e6:.1f} MB)"
 
-    def for_data(self, source):
-        """Where the structure of ``source`` (an argument as the user gave it) is looked up and kept: here, by
-        shape."""
-        return Place(self, None)
+    def slot(self, source, X, indices_dtype):
+        """Where the structure of X (``source``, the argument as the user gave it, converted) is kept: here, by
+        shape, dtype and index dtype."""
+        return KeptSlot(self, _key(X, indices_dtype, None))
 
-    def lookup(self, X, indices_dtype, where=None):
-        """The kept ``Indexed`` structure of X (at ``where`` of a base array, see ``Place``), not yet compared
-        with X, or None."""
+    def _get(self, key):
         with self._lock:
-            return self._entries.get(_key(X, indices_dtype, where))
+            return self._entries.get(key)
 
-    def sampled_match(self, X, indices_dtype, where=None):
-        """The kept ``Indexed`` structure of X (``lookup``) if X's sampled rows match it, else None: a likely,
-        not a proven, description of X."""
-        entry = self.lookup(X, indices_dtype, where)
-        if entry is None:
-            return None
-        n = len(X)
-        for start in sorted({0, max(0, n // 2 - SAMPLE_ROWS // 2), max(0, n - SAMPLE_ROWS)}):
-            stop = min(n, start + SAMPLE_ROWS)
-            if not structure_matches(X[start:stop], entry.indptr[start:stop + 1] - entry.indptr[start],
-                                     entry.indices[entry.indptr[start]:entry.indptr[stop]],
-                                     entry.values[entry.indptr[start]:entry.indptr[stop]], threads=1):
-                return None
-        return entry
-
-    def index(self, X, indices_dtype, known=None, where=None):
-        """The ``Indexed`` structure of the finite 2-D array X: ``known`` (a kept one already compared with X
-        in this call), or a kept one that still describes X, or a new one, which is kept."""
-        if known is None or known.indices.dtype != indices_dtype:
-            known = self.lookup(X, indices_dtype, where)
-            if known is not None and not describes(known, X):
-                known = None
-        entry = known or Indexed(*nonzero_structure(X, indices_dtype), {})
-        key = _key(X, indices_dtype, where)
+    def _put(self, key, entry):
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > max(self.capacity, 0):
                 self._entries.popitem(last=False)
-        return entry
 
     def _drop(self, key):
         with self._lock:
@@ -160,22 +128,23 @@ class KeptData:
         return 0 if entry is None else _entry_nbytes(entry)
 
 
-class Place(NamedTuple):
-    """Where one array's structure is looked up and kept: a ``KeptData``, the array's place in its base
-    array (offset, shape, strides, dtype; None: by shape alone), and the network's ``KeptWithData`` that
-    records it (or None)."""
+class KeptSlot(NamedTuple):
+    """Where one data set's structure is kept: a ``KeptData`` and the key in it (the array's place in its base
+    array, shape, dtype and index dtype), and the network's ``KeptWithData`` that records it (or None)."""
     kept: KeptData
-    where: tuple = None
+    key: tuple
     user: object = None
 
-    def sampled_match(self, X, indices_dtype):
-        return self.kept.sampled_match(X, indices_dtype, self.where)
+    @property
+    def entry(self):
+        """The kept ``Indexed`` structure, not yet compared with the data, or None."""
+        return self.kept._get(self.key)
 
-    def index(self, X, indices_dtype, known=None):
-        entry = self.kept.index(X, indices_dtype, known, self.where)
+    def store(self, entry):
+        """Keep ``entry`` (the data's ``Indexed``, found or built) here, as the most recently used."""
+        self.kept._put(self.key, entry)
         if self.user is not None:
-            self.user._record(self.kept, _key(X, indices_dtype, self.where))
-        return entry
+            self.user._record(self.kept, self.key)
 
 
 #: The ``KeptData`` of each base array that a network read: ``{id(base): (weak reference to it, its KeptData)}``.
@@ -230,17 +199,18 @@ class KeptWithData:
             data).
     """
 
-    def __init__(self, capacity=2):
-        self.capacity = capacity
+    def __init__(self, capacity=None):
+        self.capacity = config.KEPT_DATA_SETS if capacity is None else capacity
         self._used = OrderedDict()  # (id(KeptData), key) -> (weak reference to that KeptData, key)
         self._lock = threading.Lock()
 
-    def for_data(self, source):
-        """Where the structure of ``source`` (an argument as the user gave it) is looked up and kept: with its
-        base array; for data that is not an array, or with ``capacity`` 0, for this call only."""
+    def slot(self, source, X, indices_dtype):
+        """Where the structure of X (``source``, the argument as the user gave it, converted) is kept: with the
+        source's base array; for data that is not an array, or with ``capacity`` 0, for this call only."""
         if self.capacity <= 0 or not isinstance(source, np.ndarray):
-            return Place(KeptData(0))
-        return Place(*_with_array(source, self.capacity), self)
+            return KeptSlot(KeptData(0), _key(X, indices_dtype, None))
+        kept, where = _with_array(source, self.capacity)
+        return KeptSlot(kept, _key(X, indices_dtype, where), self)
 
     def _record(self, kept, key):
         with self._lock:

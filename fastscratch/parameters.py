@@ -13,7 +13,7 @@ a layer runs the reference's own expressions on the user's object instead
 """
 import numpy as np
 
-from fastscratch import _validation as check
+from fastscratch import _validation
 
 
 def in_place(value, dtype):
@@ -29,6 +29,6 @@ def kernel_array(name, value, dtype):
     ``dtype``, else a converted copy (shapes checked by the caller)."""
     if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
         return value  # the common case, without the conversion's machinery
-    arr = check.as_real_array(name, value)
+    arr = _validation.as_real_array(name, value)
     with np.errstate(over="ignore"):
         return np.ascontiguousarray(arr, dtype=dtype)

@@ -8,11 +8,14 @@ at the public methods (``fastscratch._validation``; what the tutorial accepts
 silently is warned about and run as it runs), ``dtype=`` (fixed at
 construction), ``np.nan`` for the removed ``np.NaN``, Ctrl-C deferred to a
 batch boundary, a stop on a non-finite loss, and save/load. Nothing in it
-serves the drop-in, which subclasses it for construction and checks only.
+serves the drop-in, which subclasses it for construction, attributes, the
+checks of its layers and save/load: every compute method of the drop-in is
+its own, so no method here exists to be overridden (the underscore ones are
+this loop's).
 """
 import numpy as np
 
-from fastscratch import _validation as check
+from fastscratch import _validation
 from fastscratch import serialization
 from fastscratch._interrupt import deferred_sigint
 from fastscratch.exceptions import NonFiniteLossError
@@ -44,13 +47,13 @@ class FixedDtype:
         if hasattr(obj, self.name):
             raise AttributeError(f"{type(obj).__name__}.dtype is fixed at construction ({getattr(obj, self.name)}); "
                                  f"build a new network with dtype={value!r} and copy the weights over")
-        setattr(obj, self.name, check.check_dtype(value))
+        setattr(obj, self.name, _validation.check_dtype(value))
 
     @staticmethod
     def construct(obj, value):
         """Set ``obj.dtype`` in ``__init__``: a re-run ``__init__`` (a notebook cell run again on an old object, as
         the tutorial's classes allow) is a fresh construction, free to choose another dtype."""
-        value = check.check_dtype(value)
+        value = _validation.check_dtype(value)
         obj.__dict__.pop("_dtype", None)
         obj.dtype = value
 
@@ -70,7 +73,7 @@ class Neuron:
 
     def __init__(self, num_inputs, activation_function, *, dtype=np.float64):
         super().__init__()
-        self.num_inputs = check.check_size("num_inputs", num_inputs)
+        self.num_inputs = _validation.check_size("num_inputs", num_inputs)
         FixedDtype.construct(self, dtype)
         self.W = np.random.uniform(size=num_inputs, low=-1., high=1.).astype(self.dtype, copy=False)
         self.b = np.random.uniform(size=1, low=-1., high=1.).astype(self.dtype, copy=False)
@@ -78,18 +81,10 @@ class Neuron:
 
     def forward(self, x):
         """Return the activation for ``x`` of shape ``(1, num_inputs)`` (or ``(num_inputs,)``)."""
-        self._check_parameters()
-        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
+        _validation.check_neuron_parameters(self)
+        x = _validation.read_input("x", x, self.num_inputs, self.dtype)
         z = np.dot(x, self.W) + self.b
         return self.activation_function(z)
-
-    def _check_parameters(self):
-        # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
-        if np.shape(self.W) != (self.num_inputs,) or np.shape(self.b) != (1,):
-            raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this neuron's shapes "
-                             f"({self.num_inputs},) and (1,)")
-        check.check_parameter_dtype("neuron", "W", self.W, self.dtype)
-        check.check_parameter_dtype("neuron", "b", self.b, self.dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}(num_inputs={self.num_inputs})"
@@ -117,8 +112,8 @@ class FullyConnectedLayer:
     def __init__(self, num_inputs, layer_size, activation_function, derivated_activation_function=None,
                  *, dtype=np.float64):
         super().__init__()
-        self.num_inputs = check.check_size("num_inputs", num_inputs)
-        check.check_size("layer_size", layer_size)
+        self.num_inputs = _validation.check_size("num_inputs", num_inputs)
+        _validation.check_size("layer_size", layer_size)
         FixedDtype.construct(self, dtype)
         self.W = np.random.standard_normal((num_inputs, layer_size)).astype(self.dtype, copy=False)
         self.b = np.random.standard_normal(layer_size).astype(self.dtype, copy=False)
@@ -131,16 +126,8 @@ class FullyConnectedLayer:
 
     def forward(self, x):
         """Return the activations for ``x`` of shape ``(batch_size, num_inputs)``, keeping x and y."""
-        self._check_parameters()
-        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
-
-    def _check_parameters(self, owner="layer"):
-        # W and b are public and can be replaced or reshaped in place; compiled code trusts their shapes.
-        if np.shape(self.W) != (self.num_inputs, self.size) or np.shape(self.b) != (self.size,):
-            raise ValueError(f"W {np.shape(self.W)} and b {np.shape(self.b)} no longer have this layer's shapes "
-                             f"({self.num_inputs}, {self.size}) and ({self.size},)")
-        check.check_parameter_dtype(owner, "W", self.W, self.dtype)
-        check.check_parameter_dtype(owner, "b", self.b, self.dtype)
+        _validation.check_layer_parameters(self)
+        return self._forward(_validation.read_input("x", x, self.num_inputs, self.dtype))
 
     def _forward(self, x):
         z = np.dot(x, self.W) + self.b
@@ -150,32 +137,8 @@ class FullyConnectedLayer:
 
     def backward(self, dL_dy):
         """Store ``dL_dW``, ``dL_db`` and return ``dL_dx`` given ``dL_dy`` (shaped like ``y``)."""
-        return self._backward(self._check_backward(dL_dy))
-
-    def _check_backward(self, dL_dy):
-        self._require_forward()
-        dL_dy = check.read_input("dL_dy", dL_dy, self.size, self.dtype)[0]
-        if dL_dy.shape != np.shape(self.y):
-            raise ValueError(f"dL_dy must have the shape of the last output {np.shape(self.y)}, "
-                             f"got {dL_dy.shape}")
-        return dL_dy
-
-    def _require_forward(self, rows=None):
-        if self.y is None:
-            raise RuntimeError("backward() needs a forward() call first")
-        self._check_parameters()
-        if np.ndim(self.x) == 1:
-            raise ValueError("backward() needs the last forward() input as a 2-D batch; "
-                             "pass a single sample as x.reshape(1, -1)")
-        # x and y are public: make sure they still fit this layer (and, in a network, each other).
-        if rows is None:
-            rows = np.shape(self.x)[0] if np.ndim(self.x) else None  # x = None or a scalar fits no batch
-        if np.shape(self.x) != (rows, self.num_inputs) or np.shape(self.y) != (rows, self.size):
-            raise ValueError(f"the stored x {np.shape(self.x)} and y {np.shape(self.y)} do not fit a batch of "
-                             f"{rows} through this {self.num_inputs}->{self.size} layer; call forward() again")
-        if self.derivated_activation_function is None:
-            raise RuntimeError("backward() needs derivated_activation_function, which this layer was "
-                               "built without")
+        _validation.check_stored_batch(self)
+        return self._backward(_validation.check_output_gradient(self, dL_dy))
 
     def _backward(self, dL_dy):
         dy_dz = self.derivated_activation_function(self.y)  # = f'
@@ -192,16 +155,8 @@ class FullyConnectedLayer:
 
     def optimize(self, epsilon):
         """Take one gradient step of size ``epsilon`` with the stored gradients."""
-        self._require_gradients()
-        self._optimize(check.check_learning_rate(epsilon, "epsilon"))
-
-    def _require_gradients(self):
-        if self.dL_dW is None:
-            raise RuntimeError("optimize() needs a backward() call first")
-        self._check_parameters()
-        if np.shape(self.dL_dW) != np.shape(self.W) or np.shape(self.dL_db) != np.shape(self.b):
-            raise ValueError(f"the stored dL_dW {np.shape(self.dL_dW)} and dL_db {np.shape(self.dL_db)} must have "
-                             f"the shapes of W {np.shape(self.W)} and b {np.shape(self.b)}; call backward() again")
+        _validation.check_stored_gradients(self)
+        self._optimize(_validation.check_learning_rate(epsilon, "epsilon"))
 
     def _optimize(self, epsilon):
         self.W -= epsilon * self.dL_dW
@@ -234,10 +189,10 @@ class SimpleNetwork:
         super().__init__()
         if isinstance(hidden_layers_sizes, (str, bytes)) or not hasattr(hidden_layers_sizes, "__iter__"):
             raise TypeError(f"hidden_layers_sizes must be a sequence of ints, got {hidden_layers_sizes!r}")
-        layer_sizes = [check.check_size("num_inputs", num_inputs),
-                       *(check.check_size("hidden_layers_sizes[%d]" % i, s)
+        layer_sizes = [_validation.check_size("num_inputs", num_inputs),
+                       *(_validation.check_size("hidden_layers_sizes[%d]" % i, s)
                          for i, s in enumerate(hidden_layers_sizes)),
-                       check.check_size("num_outputs", num_outputs)]
+                       _validation.check_size("num_outputs", num_outputs)]
         FixedDtype.construct(self, dtype)
         self.layers = [
             FullyConnectedLayer(layer_sizes[i], layer_sizes[i + 1], activation_function,
@@ -258,21 +213,12 @@ class SimpleNetwork:
     def forward(self, x):
         """Return the network output for ``x`` of shape ``(batch_size, num_inputs)`` or ``(num_inputs,)``."""
         self.check_layers()
-        return self._forward(check.read_input("x", x, self.num_inputs, self.dtype)[0])
+        return self._forward(_validation.read_input("x", x, self.num_inputs, self.dtype))
 
     def check_layers(self):
         """Raise unless ``layers`` (a public list) still chains, each layer in the network's dtype with
-        parameters of its shapes: before compiled code walks it."""
-        if not self.layers:
-            raise ValueError("the network has no layers")
-        for i, layer in enumerate(self.layers):
-            if i and layer.num_inputs != self.layers[i - 1].size:
-                raise ValueError(f"layer {i} takes {layer.num_inputs} inputs but layer {i - 1} "
-                                 f"gives {self.layers[i - 1].size} outputs")
-            if layer.dtype != self.dtype:
-                raise TypeError(f"layers[{i}] computes in {layer.dtype}, the network in {self.dtype}: build the "
-                                f"layer with dtype=np.{self.dtype}")
-            layer._check_parameters(f"layers[{i}]")
+        parameters of its shapes (``_validation.check_network``)."""
+        _validation.check_network(self)
 
     def _forward(self, x):
         for layer in self.layers:  # from the input layer to the output one
@@ -286,7 +232,7 @@ class SimpleNetwork:
         tutorial; given several rows, an array with one class id per row.
         """
         self.check_layers()
-        x = check.read_input("x", x, self.num_inputs, self.dtype)[0]
+        x = _validation.read_input("x", x, self.num_inputs, self.dtype)
         if x.ndim == 2 and x.shape[0] > 1:
             return np.argmax(self._forward(x), axis=1)
         return self._predict(x)
@@ -301,10 +247,9 @@ class SimpleNetwork:
         self.check_layers()
         rows = None
         for layer in self.layers:
-            layer._require_forward(rows)  # every layer holds the same batch
+            _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
             rows = np.shape(layer.x)[0]
-        dL_dy = self.layers[-1]._check_backward(dL_dy)
-        return self._backward(dL_dy)
+        return self._backward(_validation.check_output_gradient(self.layers[-1], dL_dy))
 
     def _backward(self, dL_dy):
         for layer in reversed(self.layers):  # from the output layer to the input one
@@ -313,10 +258,10 @@ class SimpleNetwork:
 
     def optimize(self, epsilon):
         """Take one SGD step of size ``epsilon`` on every layer (after ``backward``)."""
-        epsilon = check.check_learning_rate(epsilon, "epsilon")
+        epsilon = _validation.check_learning_rate(epsilon, "epsilon")
         self.check_layers()
         for layer in self.layers:
-            layer._require_gradients()
+            _validation.check_stored_gradients(layer)
         self._optimize(epsilon)
 
     def _optimize(self, epsilon):
@@ -329,10 +274,10 @@ class SimpleNetwork:
         ``y_val`` holds integer class ids (or one-hot rows).
         """
         self.check_layers()
-        X_val = check.read_input("X_val", X_val, self.num_inputs, self.dtype)[0]
+        X_val = _validation.read_input("X_val", X_val, self.num_inputs, self.dtype)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
-        y_val = check.as_labels("y_val", y_val, self.num_outputs, len(X_val))
+        y_val = _validation.as_labels("y_val", y_val, self.num_outputs, len(X_val))
         return self._evaluate_accuracy(X_val, y_val)
 
     def _evaluate_accuracy(self, X_val, y_val):
@@ -357,20 +302,10 @@ class SimpleNetwork:
         batch boundary and raises ``TrainingInterrupted``; a non-finite loss
         raises ``NonFiniteLossError`` before that batch's update.
         """
-        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate = self._check_train(
-            X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate)
-        print_frequency = check.check_size("print_frequency", print_frequency)
-        return self._train(X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate,
-                           print_frequency, verbose, callback)
-
-    def _check_train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate):
-        """``train``'s arguments, checked (``_validation.train_arguments``)."""
         self.check_layers()
-        return check.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val, y_val,
-                                     batch_size, num_epochs, learning_rate)
-
-    def _train(self, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
-               callback):
+        X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency = (
+            _validation.train_arguments(self.num_inputs, self.num_outputs, self.dtype, X_train, y_train, X_val,
+                                        y_val, batch_size, num_epochs, learning_rate, print_frequency))
         num_batches_per_epoch = len(X_train) // batch_size
         do_validation = X_val is not None and y_val is not None
         losses, accuracies = [], []

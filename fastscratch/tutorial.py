@@ -181,7 +181,7 @@ def run(*, seed=42, dataset="mnist", data_dir=None, load=None, dtype=np.float64,
             untrained_loss, untrained_accuracy * 100))
 
     epochs_done = len(losses)
-    kept = _LastFiniteWeights(network, epochs_done)
+    last_finite = _LastFiniteWeights(network, epochs_done)
 
     def after_epoch(epoch, loss, accuracy):
         epoch += epochs_done
@@ -191,7 +191,7 @@ def run(*, seed=42, dataset="mnist", data_dir=None, load=None, dtype=np.float64,
             print(reference.epoch_line(epoch, loss, accuracy))
         if callback is not None:
             callback(epoch, loss, accuracy)
-        kept.take(epoch + 1)  # after the callback: the weights the next epoch starts from
+        last_finite.take(epoch + 1)  # after the callback: the weights the next epoch starts from
 
     stopped = stopped_at = None
     try:
@@ -208,8 +208,8 @@ def run(*, seed=42, dataset="mnist", data_dir=None, load=None, dtype=np.float64,
         stopped, stopped_at = err, (len(losses), 0)
 
     with deferred_sigint() as interrupt:  # the weights and the prediction must agree with the history
-        if stopped is not None or kept.epoch != len(losses):
-            kept.restore()
+        if stopped is not None or last_finite.epoch != len(losses):
+            last_finite.restore()
         # We use `np.expand_dims(x, 0)` to simulate a batch (transforming the image shape from (784,) to (1, 784)):
         predicted_class = int(network.predict(np.expand_dims(X_test[image_index], 0)))
     if interrupt.requested and stopped is None:
@@ -217,7 +217,7 @@ def run(*, seed=42, dataset="mnist", data_dir=None, load=None, dtype=np.float64,
     if verbose:
         print("Predicted class: {}; Correct class: {}".format(predicted_class, true_class))
     return Result(network, image_index, true_class, untrained_loss, untrained_accuracy, losses, accuracies,
-                  predicted_class, kept.epoch, stopped, stopped_at)
+                  predicted_class, last_finite.epoch, stopped, stopped_at)
 
 
 def network_class(backend):

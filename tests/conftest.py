@@ -73,8 +73,8 @@ def sigint_as_in_a_terminal():
 
 @pytest.fixture
 def blas_past_127_rows(monkeypatch):
-    """Batches of more than ``plan.KERNEL_MAX_BATCH`` rows run the reference's BLAS products whatever the size
+    """Batches of more than ``config.KERNEL_MAX_BATCH`` rows run the reference's BLAS products whatever the size
     of the hidden layers (none included) and the input's zeros: the BLAS path, for tests of it on small, fast
     networks and sparse data."""
-    import fastscratch.plan
-    monkeypatch.setattr(fastscratch.plan, "KERNEL_SMALL_HIDDEN_WEIGHTS", -1)
+    from fastscratch import config
+    monkeypatch.setattr(config, "KERNEL_SMALL_HIDDEN_WEIGHTS", -1)

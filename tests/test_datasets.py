@@ -22,7 +22,7 @@ import mnist
 import numpy as np
 import pytest
 
-from fastscratch import datasets
+from fastscratch import config, datasets
 from fastscratch.datasets import (DATASETS, ENV_VAR, MNISTDownloadError, MNISTError, MNISTFileError,
                                   default_cache_dir, load_mnist, prepare)
 
@@ -438,8 +438,7 @@ def test_only_missing_files_are_downloaded(serving):
 
 def test_module_level_mirrors_are_the_default(serving, monkeypatch):
     server, arrays = serving
-    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(
-        datasets.DATASETS["mnist"], mirrors=(f"{server.url}/forbidden/", f"{server.url}/good/")))
+    monkeypatch.setitem(config.MIRRORS, "mnist", (f"{server.url}/forbidden/", f"{server.url}/good/"))
     assert_arrays(load_mnist(progress=False), arrays)
     assert server.requests[:2] == [f"/forbidden/{NAMES[0]}.gz", f"/good/{NAMES[0]}.gz"]
 
@@ -596,8 +595,8 @@ def test_each_dataset_has_its_env_var_system_dir_and_cache(monkeypatch, syntheti
     _, mnist_contents = synthetic
     arrays, contents = fashion_like(rng)
     system = tmp_path / "usr-share"
-    use_as_canonical(monkeypatch, "fashion-mnist", contents, system_dirs=(str(system),),
-                     mirrors=(f"{mirrors.url}/good/",))
+    use_as_canonical(monkeypatch, "fashion-mnist", contents, system_dirs=(str(system),))
+    monkeypatch.setitem(config.MIRRORS, "fashion-mnist", (f"{mirrors.url}/good/",))
     mirrors.files = {f"{name}.gz": gzip.compress(content) for name, content in contents.items()}
     monkeypatch.setenv(ENV_VAR, str(write(tmp_path / "mnist", mnist_contents)))   # MNIST's variable is not used
     monkeypatch.delenv("FASTSCRATCH_FASHION_MNIST_DIR", raising=False)

@@ -43,3 +43,17 @@ def test_the_text_fits_the_owner_of_the_callable():
         fastscratch.SimpleNetwork(3, 2, [4], loss_function=lambda p, t: 0.0)
     text = str(caught[0].message)
     assert text.startswith("network loss_function '") and "batch by batch" in text
+
+
+def test_every_builtin_has_its_own_kernel_code():
+    """The kernels' codes sit beside the dispatch that uses them (``functions`` is pure NumPy): one per built-in,
+    distinct within a kind, and the kernels' own constants."""
+    from fastscratch.dispatch import KERNEL_CODES
+    from fastscratch.functions import BUILTINS
+    from fastscratch.kernels import activations, losses
+    assert sorted(KERNEL_CODES) == sorted((b.kind, b.name) for b in BUILTINS)
+    for kind, module in (("activation", activations), ("loss", losses)):
+        codes = [code for (k, _), code in KERNEL_CODES.items() if k == kind]
+        assert len(set(codes)) == len(codes)
+    assert activations.IDENTITY not in [code for (k, _), code in KERNEL_CODES.items() if k == "activation"]
+    assert KERNEL_CODES["activation", "tanh"] == activations.TANH and KERNEL_CODES["loss", "l2"] == losses.L2

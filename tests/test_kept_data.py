@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import kept_data, reference
+from fastscratch import config, inputs, kept_data, reference
 from fastscratch.kept_data import KeptData, kept_on
 from fastscratch.kernels.structure import batch_entries
-from fastscratch.prediction import indices_dtype
+from fastscratch.buffers import indices_dtype
 from twins import assert_same, pair, problem
 
 MNIST_SIZES = (784, 64, 32, 10)
@@ -40,15 +40,14 @@ def own_copy(mnist_prepared, rows=900):
 def indexings(monkeypatch):
     """The number of rows each time a data set is indexed (``nonzero_structure``), in order."""
     rows = []
-    index = kept_data.nonzero_structure
-    monkeypatch.setattr(kept_data, "nonzero_structure", lambda X, *args: rows.append(len(X)) or index(X, *args))
+    index = inputs.nonzero_structure
+    monkeypatch.setattr(inputs, "nonzero_structure", lambda X, *args: rows.append(len(X)) or index(X, *args))
     return rows
 
 
 def structure_of(view, dtype=np.float64):
     """The ``Indexed`` kept with ``view``'s array for that view, read by a network of ``dtype``, or None."""
-    place = kept_data.KeptWithData().for_data(view)
-    return place.kept.lookup(view.astype(dtype, copy=False), indices_dtype(MNIST_SIZES), place.where)
+    return kept_data.KeptWithData().slot(view, view.astype(dtype, copy=False), indices_dtype(MNIST_SIZES)).entry
 
 
 def test_networks_on_the_same_arrays_share_one_structure_of_the_documented_size(mnist_prepared, indexings):
@@ -106,7 +105,7 @@ def test_the_evaluations_groups_are_kept_with_the_validation_sets_structure(mnis
         net.train(X_train, Y_train, X_test, y_test, batch_size=30, num_epochs=2, verbose=False)
     assert len(built) == 1
     entry = structure_of(X_test)
-    group = fastscratch.prediction.EVAL_GROUP
+    group = config.EVAL_GROUP
     entries = entry.batches[("entries", group)]
     for got, expected in zip(entries, batch_entries(entry.indptr, entry.indices, entry.values, 784, group)):
         np.testing.assert_array_equal(got, expected)
@@ -198,7 +197,7 @@ def test_a_holder_given_to_networks_keeps_the_structures_itself(rng, indexings):
     assert_same(nets, [net.train(X, Y, batch_size=10, num_epochs=1, verbose=False) for net in nets])
     other.train(X.copy(), Y, batch_size=10, num_epochs=1, verbose=False)  # same shape and contents: compared, used
     assert indexings == [60] and len(holder) == 1 and kept_on(X) is None
-    values = weakref.ref(holder.lookup(X, indices_dtype((12, 6, 4))).values)
+    values = weakref.ref(holder.slot(X, X, indices_dtype((12, 6, 4))).entry.values)
     del holder, nets, other
     gc.collect()
     assert values() is None

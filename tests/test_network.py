@@ -1,11 +1,12 @@
 """The JIT drop-in against the reference, method by method and on real MNIST."""
 import warnings
 
+import numba
 import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import functions, reference
+from fastscratch import config, functions, reference
 
 ACTIVATIONS = list(functions.ACTIVATIONS)
 LOSSES = list(functions.LOSSES)
@@ -106,8 +107,8 @@ def test_predictions_split_over_threads_equal_one_part(threads, rng, monkeypatch
     labels = rng.integers(0, 4, 700)
     whole = jit.predict(X)
     assert np.bincount(whole).max() < 0.9 * len(whole)
-    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
-    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    monkeypatch.setattr(config, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
     np.testing.assert_array_equal(jit.predict(X), whole)
     np.testing.assert_array_equal(whole, [jit.predict(x) for x in X])
     assert jit.evaluate_accuracy(X, labels) == np.mean(whole == labels)
@@ -120,7 +121,7 @@ def test_predictions_split_over_threads_equal_one_part(threads, rng, monkeypatch
 @pytest.mark.parametrize("batch", BATCHES)
 def test_train_matches_reference(batch, hidden, activation, loss, dtype, rng):
     ref, jit = twins(hidden, activation, loss, dtype=dtype)
-    assert jit.fused
+    assert jit.builtin_functions
     X, Y = problem(rng, 95)
     if loss == "cross_entropy":  # keep log() finite: sigmoid outputs in (0, 1)
         ref, jit = twins(hidden, "sigmoid", loss, dtype=dtype)
@@ -157,7 +158,7 @@ def test_custom_callables_fall_back_with_one_warning(rng):
         warnings.simplefilter("error")  # once per callable, not per layer or network
         np.random.seed(0)
         fastscratch.SimpleNetwork(12, 4, [5], softplus, derivated_softplus)
-    assert not jit.fused
+    assert not jit.builtin_functions
     X, Y = problem(rng, 60)
     expected = ref.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X, Y.argmax(1), batch_size=10, num_epochs=2, verbose=False)
@@ -217,7 +218,7 @@ def test_large_batches_through_small_hidden_layers_train_compiled_as_the_referen
     jit = fastscratch.SimpleNetwork(30, 4, (20, 10), dtype=dtype)
     X, Y = problem(rng, 3 * batch + 7, num_inputs=30)
     X *= rng.random(X.shape) < 0.4  # 80% zeros: sparse enough for the kernels past 127 rows
-    assert jit.kernels_pay_off(batch, X) and not jit.kernels_pay_off(batch, np.ones_like(X))
+    assert jit.compiles_epochs(batch, X) and not jit.compiles_epochs(batch, np.ones_like(X))
     expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
@@ -235,7 +236,7 @@ def test_large_shapes_train_with_blas_exactly_as_the_reference(batch, hidden, dt
     ref = reference.SimpleNetwork(30, 4, hidden, dtype=dtype)
     np.random.seed(5)
     jit = fastscratch.SimpleNetwork(30, 4, hidden, dtype=dtype)
-    assert jit.fused and not jit.kernels_pay_off(batch)
+    assert jit.builtin_functions and not jit.compiles_epochs(batch)
     X, Y = problem(rng, 300, num_inputs=30)
     expected = ref.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
     got = jit.train(X, Y, X[:50], Y[:50].argmax(1), batch_size=batch, num_epochs=2, verbose=False)
@@ -258,8 +259,8 @@ def test_predict_of_several_rows_leaves_them_on_the_layers_as_the_reference(acti
     if activation == "custom":
         for net in (ref, jit):
             net.layers[1].activation_function = lambda z: 1 / (1 + np.exp(-z))
-    monkeypatch.setattr(fastscratch.prediction, "MIN_ROWS_PER_THREAD", 100)
-    monkeypatch.setattr(fastscratch.kernels.structure.config, "NUMBA_NUM_THREADS", threads)
+    monkeypatch.setattr(config, "MIN_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
     X, Y = problem(rng, 700)
     for net in (ref, jit):
         net.forward(X[:3])  # an older batch
@@ -332,14 +333,14 @@ def test_init_run_again_builds_anew(kind, flavour, old, new, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_init_run_again_keeps_nothing_stale_in_the_drop_in(dtype, rng):
-    """Kept data and plans belong to the old construction: the rebuilt network trains, predicts and steps
+    """Kept data and routes belong to the old construction: the rebuilt network trains, predicts and steps
     call by call as a new one does, and as the reference does."""
     X, Y = problem(rng, 60)
     X_val, y_val = X[:20], Y[:20].argmax(1)
     net = fastscratch.SimpleNetwork(12, 4, [6], dtype=np.float64 if dtype == np.float32 else np.float32)
     net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=1, verbose=False)
     net.predict(X)
-    old_kept, old_plans = net.kept_data, net._plans
+    old_kept, old_routes = net.kept_data, net._routes
     nets = []
     for module in (reference, None):
         np.random.seed(4)
@@ -348,7 +349,7 @@ def test_init_run_again_keeps_nothing_stale_in_the_drop_in(dtype, rng):
             nets.append(net)
         else:
             nets.append(module.SimpleNetwork(12, 4, [7, 5], dtype=dtype))
-    assert net.kept_data is not old_kept and net._plans is not old_plans and len(net.kept_data) == 0
+    assert net.kept_data is not old_kept and net._routes is not old_routes and len(net.kept_data) == 0
     results = [n.train(X, Y, X_val, y_val, batch_size=10, num_epochs=2, learning_rate=0.1, verbose=False)
                for n in nets]
     close(results[1][0], results[0][0], dtype, TRAIN_RTOL)
@@ -404,3 +405,25 @@ def test_print_frequency_is_checked_like_other_arguments(flavour, value, error, 
     with pytest.raises(error, match="print_frequency"):
         net.train(X, Y, batch_size=10, num_epochs=2, print_frequency=value, verbose=False)
     np.testing.assert_array_equal(net.layers[0].W, W)  # refused before any step
+
+
+DROP_IN = {fastscratch.Neuron: ["forward"],
+           fastscratch.FullyConnectedLayer: ["forward", "backward", "optimize"],
+           fastscratch.SimpleNetwork: ["forward", "predict", "backward", "optimize", "evaluate_accuracy", "train"]}
+
+
+@pytest.mark.parametrize("cls", DROP_IN, ids=lambda cls: cls.__name__)
+def test_the_drop_in_overrides_none_of_the_references_underscore_methods(cls):
+    """The oracle stands alone: a drop-in class overriding one of its underscore methods would make the
+    reference's own control flow run the drop-in's code, so an edit of the oracle would change the drop-in."""
+    base = cls.__mro__[1]
+    assert base.__module__ == "fastscratch.reference"
+    overridden = [name for name in vars(cls) if name.startswith("_") and not name.endswith("__")
+                  and hasattr(base, name)]
+    assert overridden == []
+
+
+@pytest.mark.parametrize("cls", DROP_IN, ids=lambda cls: cls.__name__)
+def test_every_compute_method_is_the_drop_ins_own(cls):
+    assert [name for name in DROP_IN[cls] if name not in vars(cls)] == []
+    assert all(vars(cls)[name].__doc__ == getattr(cls.__mro__[1], name).__doc__ for name in DROP_IN[cls])

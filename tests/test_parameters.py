@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import reference
+from fastscratch import config, reference
 from twins import problem
 
 FLAVOURS = [reference, fastscratch]
@@ -146,7 +146,7 @@ TIES = {"transpose": _tie_transpose, "overlapping slice": _tie_overlapping_slice
 def products(request, monkeypatch):
     """``numpy``: every per-call product runs the reference's expression, so that results must be its very bits."""
     if request.param == "numpy":
-        monkeypatch.setattr(fastscratch.plan, "KERNEL_MAX_ENTRIES", -1)
+        monkeypatch.setattr(config, "KERNEL_MAX_ENTRIES", -1)
     return request.param
 
 

@@ -338,3 +338,61 @@ def test_neuron(neuron_class, rng):
     for _ in range(10):
         x = rng.uniform(-1, 1, (1, 3))
         assert step.forward(x) == (0 if (x @ step.W + step.b)[0] <= 0 else 1)
+
+
+ALONE = """
+import sys, tempfile, os
+import numpy as np
+import fastscratch.reference as ref
+loaded = lambda: [m for m in sys.modules if m == 'numba' or m.startswith('fastscratch.kernels')]
+print(loaded())
+np.random.seed(0)
+net = ref.SimpleNetwork(6, 3, [4])
+X = np.random.rand(40, 6)
+losses, _ = net.train(X, np.eye(3)[np.arange(40) % 3], X, np.arange(40) % 3, batch_size=10, num_epochs=2,
+                      verbose=False)
+path = os.path.join(tempfile.mkdtemp(), "model.npz")
+net.save(path)
+again = ref.SimpleNetwork.load(path)
+assert again.predict(X[0]) == net.predict(X[0]) and len(losses) == 2
+print(loaded())
+"""
+
+
+def test_the_oracle_loads_no_compiled_code():
+    """``import fastscratch.reference`` (and training, saving and loading with it) loads neither Numba nor the
+    kernels: the oracle is NumPy alone, and editing the drop-in cannot change it."""
+    import subprocess
+    import sys
+    one_liner = ("import sys, fastscratch.reference; print([m for m in sys.modules if m == 'numba' or "
+                 "m.startswith('fastscratch.kernels')])")
+    for code in (one_liner, ALONE):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert set(result.stdout.split("\n")[:-1]) == {"[]"}
+
+
+def test_the_drop_in_is_imported_at_its_first_use():
+    """The package's drop-in names resolve on first access (``from fastscratch import SimpleNetwork`` too) and
+    ``dir`` lists them; a broken Numba shows as the ImportError it is, not as a missing name."""
+    import subprocess
+    import sys
+    code = """
+import sys
+sys.modules['numba'] = None  # an import of numba now raises ImportError
+import fastscratch
+assert 'SimpleNetwork' in dir(fastscratch) and 'sigmoid' in dir(fastscratch)
+try:
+    from fastscratch import SimpleNetwork
+except ImportError as error:
+    print(type(error).__name__, error)
+try:
+    fastscratch.no_such_name
+except AttributeError as error:
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["ModuleNotFoundError import of numba halted; None in sys.modules",
+                                          "module 'fastscratch' has no attribute 'no_such_name'"]
+    assert fastscratch.SimpleNetwork.__module__ == "fastscratch.network" and "FallbackWarning" in dir(fastscratch)

@@ -264,6 +264,7 @@ UNDER_A_MEMORY_LIMIT = """
 import resource, sys
 import fastscratch
 from fastscratch import reference
+fastscratch.SimpleNetwork  # the drop-in, imported at its first use, and Numba with it
 # Whatever the imports mapped, plus 48 MB: less than any of the bombs holds.
 size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (size + (48 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))

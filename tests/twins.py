@@ -21,7 +21,7 @@ def pair(hidden=(6,), num_inputs=12, num_outputs=4, seed=3, **kwargs):
 
 
 def problem(rng, n, num_inputs=12, num_outputs=4):
-    """X about 75% zeros: sparse enough for compiled epochs past 127 rows (``plan.KERNEL_SPARSE_INPUT``)."""
+    """X about 75% zeros: sparse enough for compiled epochs past 127 rows (``config.KERNEL_SPARSE_INPUT``)."""
     X = rng.random((n, num_inputs)) * (rng.random((n, num_inputs)) > 0.75)
     return X, np.eye(num_outputs)[rng.integers(0, num_outputs, n)]
 

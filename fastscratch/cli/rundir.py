@@ -26,7 +26,7 @@ class RunDirectory:
     """A run directory claimed by this process: it holds ``CLAIM``, locked by this process while it runs.
 
     ``release`` ends the claim. A directory that never received a run
-    (``kept`` false: the data failed to load, Ctrl-C before training) is given
+    (``holds_run`` false: the data failed to load, Ctrl-C before training) is given
     back as it was found: removed if this process created it, else emptied of
     the marker; so the same ``--out`` can be used again. ``took_over`` is the
     text of a marker that a run which is gone left behind, and that this claim
@@ -34,7 +34,7 @@ class RunDirectory:
     """
 
     def __init__(self, path, created, fd, took_over=None):
-        self.path, self.created, self.kept = path, created, False
+        self.path, self.created, self.holds_run = path, created, False
         self.fd, self.took_over = fd, took_over
 
     def release(self):
@@ -52,7 +52,7 @@ class RunDirectory:
         except OSError as err:
             problem = reason(err)
         os.close(self.fd)
-        if self.created and not self.kept:
+        if self.created and not self.holds_run:
             with contextlib.suppress(OSError):
                 os.rmdir(self.path)
         return problem

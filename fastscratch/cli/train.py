@@ -156,7 +156,7 @@ def run(args, parser):
             weights = byte_count(parameter_bytes(sizes, args.dtype))
             print(f"{SAY} error: out of memory for a {layer_sizes(sizes)} {args.dtype} network "
                   f"and its outputs over the data (the weights alone need {weights}); try smaller --hidden sizes"
-                  + (f"; {claim.path} holds the run as last checkpointed" if claim.kept else ""), file=stderr())
+                  + (f"; {claim.path} holds the run as last checkpointed" if claim.holds_run else ""), file=stderr())
             return EXIT_FAILED
         finally:
             problem = claim.release()
@@ -179,7 +179,7 @@ def _stopped_before_training(stop, claim, resumed):
     """Say that a signal stopped the command before ``_train`` could keep the run; return the exit code."""
     signum = stop.received or signal.SIGINT
     print(f"{SAY} {_stopped_by(signum)}" + (
-        f"; {claim.path} holds the run as last checkpointed" if claim is not None and claim.kept else
+        f"; {claim.path} holds the run as last checkpointed" if claim is not None and claim.holds_run else
         f" before training resumed; {resumed} is as it was" if resumed is not None else
         " before training started; nothing saved"), file=stderr())
     return exit_code_of(signum)
@@ -304,7 +304,7 @@ def _train(args, parser, claim, console, stop, continued=None):
         if result is None:
             raise
         stopped_after_run = True
-    if not claim.kept:  # stopped while the record was being made: nothing of this run is in the directory
+    if not claim.holds_run:  # stopped while the record was being made: nothing of this run is in the directory
         return _stopped_before_training(stop, claim, args.resume)
 
     run = recorder.run
@@ -422,7 +422,7 @@ class Recorder:
         self.line = self.live.enter_context(epoch_line(self.console, args.epochs))
         self.line.update(setup.epochs_done)
         self.mark = time.perf_counter()
-        self.claim.kept = True  # from here on the directory holds this run, whatever happens
+        self.claim.holds_run = True  # from here on the directory holds this run, whatever happens
         self.run.checkpoint()
 
     def __call__(self, epoch, loss, accuracy):

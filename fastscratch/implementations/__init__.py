@@ -111,8 +111,8 @@ def _choice(name, value, allowed):
 def get(name):
     """The runner module of implementation ``name``, imported now.
 
-    A runner module has ``prepare(config, data, weights)``, returning a session
-    with ``warmup()`` (compile, load caches, touch the code paths, move the data
+    A runner module has ``prepare(config, data, weights)``, returning a run
+    (``NetworkRun``, ``TorchRun``, ``GraphRun``, ``JaxRun``) with ``warmup()`` (compile, load caches, touch the code paths, move the data
     to the device; on copies of the weights, finished when it returns) and
     ``train(callback)`` (all ``config.epochs`` epochs from ``weights``, calling
     ``callback(loss, accuracy)`` after each, evaluation included, with the
@@ -171,7 +171,7 @@ def check_data(config, data):
 def run(config, data, *, equivalence=True):
     """Train ``config`` on ``data`` with thread counts pinned to ``config.threads``; return a :class:`Result`.
 
-    Seconds per epoch are taken inside the session's ``train`` at each epoch's
+    Seconds per epoch are taken inside the run's ``train`` at each epoch's
     callback (the first includes what a ``train`` call sets up, as a user pays
     it); the warm-up before it is timed alone.
     """
@@ -180,9 +180,9 @@ def run(config, data, *, equivalence=True):
     weights = initial_weights(config)
     from fastscratch.implementations._threads import pinned
     with pinned(config.threads) as threads:
-        session = runner.prepare(config, data, weights)
+        timed_run = runner.prepare(config, data, weights)
         start = time.perf_counter()
-        session.warmup()
+        timed_run.warmup()
         warmup = time.perf_counter() - start
         losses, accuracies, stamps = [], [], []
 
@@ -191,7 +191,7 @@ def run(config, data, *, equivalence=True):
             losses.append(float(loss))
             accuracies.append(float(accuracy))
         start = time.perf_counter()
-        session.train(callback)
+        timed_run.train(callback)
         if len(stamps) != config.epochs:
             raise RuntimeError(f"{config.implementation} ran {len(stamps)} epochs instead of {config.epochs}")
         seconds = [b - a for a, b in zip([start] + stamps[:-1], stamps)]

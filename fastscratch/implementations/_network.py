@@ -1,4 +1,4 @@
-"""The session shared by the two flavours of ``SimpleNetwork`` (the reference and the Numba drop-in)."""
+"""The run shared by the two flavours of ``SimpleNetwork`` (the reference and the Numba drop-in)."""
 import numpy as np
 
 from fastscratch.functions import ACTIVATIONS, LOSSES
@@ -18,13 +18,13 @@ def build(cls, config, weights):
     return net
 
 
-class Session:
+class NetworkRun:
     """One ``train`` call of all epochs, after a warm-up ``train`` call on a copy of the weights.
 
     ``warmup_batches``: how many batches the warm-up trains (testing on WARMUP_TEST_ROWS rows), or
     None for a whole epoch on the cell's own arrays. The drop-in network keeps its index of the data
     across calls (``kept_data``); the timed network takes the warm-up network's, so that it sees the
-    data as a user's next call would, just as the peers' sessions copy the data into their tensors
+    data as a user's next call would, just as the peers' runs copy the data into their tensors
     before the timing.
     """
 

@@ -88,7 +88,7 @@ def _arrays(config, data, weights, steps):
         X[:steps * n].reshape(steps, n, -1), Y[:steps * n].reshape(steps, n, -1), X_test, y_test)))
 
 
-class Session:
+class JaxRun:
     """Arrays on the device once; the warm-up compiles the epoch for these shapes."""
 
     def __init__(self, config, data, weights):
@@ -109,7 +109,7 @@ class Session:
 
 
 def prepare(config, data, weights):
-    return Session(config, data, weights)
+    return JaxRun(config, data, weights)
 
 
 def step_losses(config, data, weights, steps):

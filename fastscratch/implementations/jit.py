@@ -13,7 +13,7 @@ def version():
 
 
 def prepare(config, data, weights):
-    return _network.Session(SimpleNetwork, config, data, weights, warmup_batches=None)
+    return _network.NetworkRun(SimpleNetwork, config, data, weights, warmup_batches=None)
 
 
 def step_losses(config, data, weights, steps):

@@ -12,7 +12,7 @@ def version():
 
 
 def prepare(config, data, weights):
-    return _network.Session(SimpleNetwork, config, data, weights)
+    return _network.NetworkRun(SimpleNetwork, config, data, weights)
 
 
 def step_losses(config, data, weights, steps):

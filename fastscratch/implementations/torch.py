@@ -109,7 +109,7 @@ def cpu_threads(threads):
         torch.set_num_threads(before)
 
 
-class Session:
+class TorchRun:
     """Tensors copied to the device once; each epoch runs its steps, then the test accuracy (both in
     ``config.threads`` CPU threads)."""
 
@@ -135,7 +135,7 @@ class Session:
 
 
 def prepare(config, data, weights):
-    return Session(config, data, weights)
+    return TorchRun(config, data, weights)
 
 
 def step_losses(config, data, weights, steps):

@@ -4,7 +4,7 @@ graph and replayed.
 A tutorial step is a few tiny kernels, so eager PyTorch on a GPU waits on the
 CPU launching them; a CUDA graph launches a whole epoch at once. The graph
 holds the same computation as the ``torch`` runner (``torch.train_steps`` and
-``torch.correct`` on the same tensors), recorded on the session's own
+``torch.correct`` on the same tensors), recorded on the run's own
 parameter, data and loss tensors: each replay trains one more epoch in place.
 The warm-up is PyTorch's recipe for a capture (a few steps on a side stream,
 then the capture), on the parameters, which are then put back to the starting
@@ -46,7 +46,7 @@ def capture(config, params, X, Y, steps, X_test=None, y_test=None):
     return graph, losses, correct
 
 
-class Session:
+class GraphRun:
     def __init__(self, config, data, weights):
         self.config, self.device = config, eager.device(config)
         self.params, self.X, self.Y, self.X_test, self.y_test = eager.tensors(config, data, weights)
@@ -67,7 +67,7 @@ class Session:
 
 
 def prepare(config, data, weights):
-    return Session(config, data, weights)
+    return GraphRun(config, data, weights)
 
 
 def step_losses(config, data, weights, steps):

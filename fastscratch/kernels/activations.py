@@ -8,7 +8,7 @@ bit wherever the inputs do; tanh is ``np.tanh``'s own algorithm (``fasttanh``).
 """
 import math
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.fastexp import fast_exp
 from fastscratch.kernels.fasttanh import NUMPY_TANH_IS_SIMD, numpy_tanh
 

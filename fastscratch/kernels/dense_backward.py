@@ -3,7 +3,7 @@
 Rows are indexed in place, never sliced: a slice is a reference-counted
 view, costly in an inner loop.
 """
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.simd import combine_row_pair, combine_rows
 
 

@@ -1,5 +1,5 @@
 """Forward pass of a dense layer: ``y = f(x @ W + b)``, each row's inputs summed in blocks of ``simd.BLOCK``."""
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.activations import bias_activate_row
 from fastscratch.kernels.simd import BLOCK, add_row_pair, add_rows, combine_row_pair, combine_rows
 from fastscratch.kernels.structure import first_at_least

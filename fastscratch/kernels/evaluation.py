@@ -1,7 +1,7 @@
 """Predictions: forward passes a group of rows at a time, then argmax per row (accuracy counts them in NumPy)."""
 from collections import namedtuple
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.dense_forward import chunked_forward, dense_forward, full_forward
 
 #: What ``predict_classes`` walks: per-layer output buffers ``ys``, (group, n_out) reused by every group or

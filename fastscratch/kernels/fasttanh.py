@@ -34,7 +34,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.fastexp import BIT_CASTS, float_bits
 from fastscratch.kernels.fma import exact_fma32, exact_fma64, fma_intrinsic
 

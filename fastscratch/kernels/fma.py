@@ -25,7 +25,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 
 #: 2**27 + 1: splits a double into two halves of 26 bits whose products are exact.
 _SPLITTER = 134217729.0

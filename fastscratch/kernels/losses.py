@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 
 L2, CROSS_ENTROPY = 0, 1
 

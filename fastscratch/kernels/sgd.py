@@ -1,5 +1,5 @@
 """The optimisation step: plain SGD."""
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.simd import update_row_pair, update_rows
 
 

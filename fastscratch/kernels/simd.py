@@ -26,7 +26,7 @@ whole contract.
 Why an intrinsic: written as Numba loops (``plain_combine_rows``), a row of
 ``out`` goes through memory on every term (loads and stores bound the loop),
 and LLVM does not turn scalar accumulators into vectors. Here the columns are
-cut into tiles of up to ``TILE_VECTORS`` vectors of ``VECTOR_BITS``, each
+cut into tiles of up to ``config.TILE_VECTORS`` vectors of ``VECTOR_BITS``, each
 tile's sums stay in registers for the whole walk over the terms, and each
 row of M is read as vectors once per tile; the leftover columns go as smaller
 tiles, then as one vector whose unused lanes are masked off (never read or
@@ -38,7 +38,7 @@ call the same ``llvm.fma`` one element at a time (``fma.multiply_add``).
 The width follows Numba's CPU target, which ``NUMBA_CPU_NAME`` and
 ``NUMBA_CPU_FEATURES`` set (``generic`` for a portable cache): 512 bits with
 AVX-512F, 256 with AVX, 128 otherwise (SSE2, NEON; LLVM lowers 128-bit
-vectors on any target). ``FASTSCRATCH_SIMD`` (``_config.SIMD``) can ask for a
+vectors on any target). ``FASTSCRATCH_SIMD`` (``config.SIMD``) can ask for a
 narrower width, or ``plain`` for the twins; under ``NUMBA_DISABLE_JIT`` the
 twins are the only choice, since an intrinsic cannot run as Python, and they
 round ``v * m + s`` twice there (``fma.multiply_add``): the same sums within
@@ -49,12 +49,13 @@ import warnings
 from typing import NamedTuple
 
 from llvmlite import binding, ir
-from numba import config, types
+import numba
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from fastscratch import _config
-from fastscratch._config import jit
+from fastscratch import config
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.fma import multiply_add
 
 WIDTHS = (128, 256, 512)
@@ -65,22 +66,6 @@ WIDTHS = (128, 256, 512)
 #: ``forward``) sums in the same blocks, so an image's outputs never depend on the rows it came with. Part
 #: of the bits: one value for every CPU.
 BLOCK = 64
-#: Vector accumulators per tile, by width. AVX2 and SSE have 16 vector
-#: registers: 8 sums, the broadcast term and the products fit without
-#: spilling. AVX-512 has 32, but 8, 12 and 16 sums were within noise of each
-#: other here on layers 128 to 1024 wide, and larger tiles are larger copies
-#: of the loop to compile.
-TILE_VECTORS = {128: 8, 256: 8, 512: 8}
-#: Rows of M are requested this many terms ahead when M outgrows the L1 cache
-#: (the first layer's W): the loop is otherwise bound by the latency of
-#: fetching rows from L2, which the hardware cannot predict. Only whole tiles
-#: and tiles of at least PREFETCH_TILE_BYTES do it (the first layer's rows:
-#: 64 float32 are 4 AVX-512 vectors): every copy of the loop is optimised
-#: again in each kernel that calls this one, which made a cold start seconds
-#: longer.
-PREFETCH_DISTANCE = 16
-PREFETCH_ABOVE_BYTES = 32 * 1024
-PREFETCH_TILE_BYTES = 256
 
 
 def cpu_target():
@@ -95,8 +80,8 @@ def cpu_target():
     except ImportError:  # a Numba that moved it: the same question, asked of LLVM
         def get_host_cpu_features():
             return binding.get_host_cpu_features().flatten()
-    name = config.CPU_NAME or binding.get_host_cpu_name()
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    name = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    features = numba.config.CPU_FEATURES if numba.config.CPU_FEATURES is not None else get_host_cpu_features()
     return name, {feature[1:] for feature in features.split(",") if feature.startswith("+")}
 
 
@@ -406,7 +391,7 @@ def _vector_functions(walk):
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
                                          f"llvm.fma.v{walk.lanes}f{walk.align * 8}")
     M_bytes = builder.mul(builder.mul(walk.M_rows, walk.M_width), ir.Constant(cgutils.intp_t, walk.align))
-    large = builder.icmp_signed(">", M_bytes, ir.Constant(cgutils.intp_t, PREFETCH_ABOVE_BYTES))
+    large = builder.icmp_signed(">", M_bytes, ir.Constant(cgutils.intp_t, config.PREFETCH_ABOVE_BYTES))
     return dict(prefetch=prefetch, masked_load=masked_load, masked_store=masked_store, fma=fma, large=large)
 
 
@@ -444,7 +429,7 @@ def _tile(walk, flags, column, num_vectors, tile_vectors, mask=None):
              if walk.stride is not None else [])
     tile_bytes = num_vectors * walk.bits // 8
     if (walk.rows is None or mask is not None or flags.mode == "add"
-            or (num_vectors < tile_vectors and tile_bytes < PREFETCH_TILE_BYTES)):
+            or (num_vectors < tile_vectors and tile_bytes < config.PREFETCH_TILE_BYTES)):
         _terms(walk, column, sums, sums2, mask, False)
     else:
         with builder.if_else(walk.large) as (then, otherwise):
@@ -476,7 +461,7 @@ def _store_row(walk, flags, column, out_row, sums, mask):
 
 def _terms(walk, column, sums, sums2, mask, prefetching):
     """The loop over the terms: add each term times its row of M (the tile's columns) to the sums, one fused
-    multiply-add each, requesting the row PREFETCH_DISTANCE terms ahead when prefetching; for a pair, the
+    multiply-add each, requesting the row config.PREFETCH_DISTANCE terms ahead when prefetching; for a pair, the
     second row's term times the same row of M to sums2."""
     builder, intp = walk.builder, cgutils.intp_t
     with cgutils.for_range(builder, walk.count) as loop:
@@ -488,7 +473,7 @@ def _terms(walk, column, sums, sums2, mask, prefetching):
         m = loop.index if walk.rows is None else _index(walk, walk.rows, walk.rows_type, c)
         row = builder.add(builder.mul(m, walk.M_width), column)
         if prefetching:
-            ahead = builder.add(c, ir.Constant(intp, PREFETCH_DISTANCE))
+            ahead = builder.add(c, ir.Constant(intp, config.PREFETCH_DISTANCE))
             last = builder.sub(walk.stop, ir.Constant(intp, 1))
             ahead = builder.select(builder.icmp_signed("<", ahead, last), ahead, last)
             future = builder.add(builder.mul(_index(walk, walk.rows, walk.rows_type, ahead), walk.M_width), column)
@@ -537,8 +522,8 @@ def _store(walk, value, pointer, mask):
 
 CPU_NAME, CPU_FEATURES = cpu_target()
 #: The width every kernel uses (0: the plain twins), chosen once at import.
-VECTOR_BITS = choose_vector_bits(_config.SIMD, CPU_FEATURES, config.DISABLE_JIT)
-KERNELS = (vector_kernels(VECTOR_BITS, TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
+VECTOR_BITS = choose_vector_bits(config.SIMD, CPU_FEATURES, numba.config.DISABLE_JIT)
+KERNELS = (vector_kernels(VECTOR_BITS, config.TILE_VECTORS[VECTOR_BITS]) if VECTOR_BITS
            else RowKernels(plain_combine_rows, plain_update_rows, plain_add_rows, plain_combine_row_pair,
                            plain_add_row_pair, plain_update_row_pair))
 combine_rows, update_rows, add_rows, combine_row_pair, add_row_pair, update_row_pair = KERNELS

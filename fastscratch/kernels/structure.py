@@ -5,7 +5,7 @@ nothing to a sum when w is finite), so the kernels visit only the listed
 entries, in ascending order, and give the same bits as a dense loop would.
 The training set's row and per-batch column structures are computed once
 and kept across ``train`` calls while X still equals them
-(``structure_matches``, see ``fastscratch.plan``); hidden layers, whose
+(``structure_matches``, see ``fastscratch.inputs``); hidden layers, whose
 inputs are almost never 0, list every entry (``full_structure``), or are
 walked as the dense arrays they are (``dense_forward.full_forward``,
 ``sgd.full_gradient_step``).
@@ -21,13 +21,11 @@ from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import config
+import numba
 
-from fastscratch._config import jit
+from fastscratch import config
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.simd import BLOCK
-
-#: Rows (or batches' rows) per thread below which a thread costs more than it saves.
-MIN_ROWS_PER_THREAD = 4096
 
 #: Each layer's input by rows, as the forward kernels walk it: per-layer tuples of CSR ``indptrs`` and
 #: ``indices`` (the first layer's from ``nonzero_structure``, the others' from ``full_structure``) and
@@ -56,7 +54,7 @@ def in_parts(run, n, min_size, threads=None):
     ``nogil``) for the parts to overlap. The first part runs in the calling
     thread; an exception in any part is raised here once all are done.
     """
-    parts = max(1, min(threads or config.NUMBA_NUM_THREADS, n // max(min_size, 1)))
+    parts = max(1, min(threads or numba.config.NUMBA_NUM_THREADS, n // max(min_size, 1)))
     bounds = [n * p // parts for p in range(parts + 1)]
     if parts == 1:
         run(0, n)
@@ -131,8 +129,29 @@ def structure_matches(X, indptr, indices, values, threads=None):
 
     def run(start, stop):
         parts[start] = lists_exactly(X[start:stop], indptr[start:stop + 1], indices, values)
-    in_parts(run, X.shape[0], MIN_ROWS_PER_THREAD, threads)
+    in_parts(run, X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return all(parts.values())
+
+
+def samples_match(X, indptr, indices, values, rows):
+    """Whether ``rows`` of X's rows at its start, its middle and its end match the CSR structure (indptr, indices,
+    values) of an array of X's shape, in this thread (``structure_matches``): a likely, not a proven, description
+    of X, found at the cost of a few rows."""
+    n = X.shape[0]
+    for start in sorted({0, max(0, n // 2 - rows // 2), max(0, n - rows)}):
+        stop = min(n, start + rows)
+        first, last = indptr[start], indptr[stop]
+        if not structure_matches(X[start:stop], indptr[start:stop + 1] - first, indices[first:last],
+                                 values[first:last], threads=1):
+            return False
+    return True
+
+
+def nonzero_fraction(X):
+    """The fraction of X's entries that are nonzero, in about ``config.DENSITY_SAMPLE_ROWS`` of its rows taken
+    evenly (``routing.past_crossover``)."""
+    sample = X[::max(1, len(X) // config.DENSITY_SAMPLE_ROWS)]
+    return np.count_nonzero(sample) / max(sample.size, 1)
 
 
 def index_dtype(width):
@@ -146,12 +165,12 @@ def nonzero_structure(X, indices_dtype=None, threads=None):
     indptr[0] = 0
     counts = indptr[1:]
     in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop]), X.shape[0],
-             MIN_ROWS_PER_THREAD, threads)
+             config.MIN_ROWS_PER_THREAD, threads)
     np.cumsum(counts, out=counts)
     indices = np.empty(indptr[-1], dtype=indices_dtype or index_dtype(X.shape[1]))
     values = np.empty(indptr[-1], dtype=X.dtype)
     in_parts(lambda start, stop: fill_structure(X[start:stop], indptr[start:stop + 1], indices, values),
-             X.shape[0], MIN_ROWS_PER_THREAD, threads)
+             X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return indptr, indices, values
 
 
@@ -230,7 +249,7 @@ def batch_columns(indptr, entries, n_in, batch_size, offsets_dtype=None, threads
         part = entries._replace(starts=entries.starts[start:stop + 1])
         fill_batch_columns(indptr[start * batch_size:stop * batch_size + 1], part, batch_size, starts[start:stop],
                            rows, positions)
-    in_parts(run, num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
+    in_parts(run, num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
     return Columns(starts, rows, positions)
 
 
@@ -314,7 +333,7 @@ def batch_entries(indptr, indices, values, n_in, batch_size, offsets_dtype=None,
     starts = np.zeros(num_batches + 1, dtype=np.int64)
     in_parts(lambda start, stop: count_segments(indptr[start * batch_size:stop * batch_size + 1], indices, batch_size,
                                                 BLOCK, starts[1 + start:1 + stop]),
-             num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
+             num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
     np.cumsum(starts, out=starts)
     rows = np.empty(starts[-1], dtype=row_dtype(batch_size))
     ends = np.empty(starts[-1], dtype=offsets_dtype or index_dtype(batch_size * n_in + 1))
@@ -324,7 +343,7 @@ def batch_entries(indptr, indices, values, n_in, batch_size, offsets_dtype=None,
                                                     n_in, batch_size, BLOCK, starts[start:stop + 1],
                                                     np.empty(batch_size, np.int64), rows[starts[start]:starts[stop]],
                                                     ends[starts[start]:starts[stop]], block_indices, block_values),
-             num_batches, -(-MIN_ROWS_PER_THREAD // batch_size), threads)
+             num_batches, -(-config.MIN_ROWS_PER_THREAD // batch_size), threads)
     return BlockEntries(starts, rows, ends, block_indices, block_values)
 
 

@@ -4,7 +4,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.activations import times_derivative
 from fastscratch.kernels.dense_backward import input_gradient
 from fastscratch.kernels.dense_forward import chunked_forward, full_forward

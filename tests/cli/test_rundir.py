@@ -55,7 +55,7 @@ def test_an_empty_directory_is_claimed_and_given_back_empty(tmp_path):
 def test_a_kept_run_leaves_its_files_and_drops_the_marker(tmp_path):
     claim = rundir.claim_run_directory(str(tmp_path / "run"))
     (tmp_path / "run" / "history.json").write_text("{}")
-    claim.kept = True
+    claim.holds_run = True
     claim.release()
     assert os.listdir(tmp_path / "run") == ["history.json"]
     with pytest.raises(rundir.RunDirectoryError, match="not an empty directory"):

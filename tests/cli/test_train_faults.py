@@ -19,7 +19,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastscratch
-from fastscratch import _files, _interrupt, cli, reference, serialization
+from fastscratch import _files, _interrupt, cli, inputs, reference, serialization
 from fastscratch.cli import progress, record, rundir
 from fastscratch.datasets import prepare
 from children import signalled
@@ -327,13 +327,13 @@ def test_a_kill_between_writes_leaves_agreeing_whole_files(target, nth, epochs, 
 # -- Ctrl-C at awkward moments
 
 def test_ctrl_c_while_train_indexes_the_data_keeps_an_honest_run(mnist_dir, mnist_raw, tmp_path, monkeypatch):
-    real_check_train = fastscratch.SimpleNetwork._check_train
+    real_prepare = inputs.prepare_train
 
-    def check_train_then_ctrl_c(self, *args, **kwargs):
-        real_check_train(self, *args, **kwargs)
+    def prepare_then_ctrl_c(*args, **kwargs):
+        real_prepare(*args, **kwargs)
         raise KeyboardInterrupt  # what SIGINT raises while train sets up, before its first batch
 
-    monkeypatch.setattr(fastscratch.SimpleNetwork, "_check_train", check_train_then_ctrl_c)
+    monkeypatch.setattr(inputs, "prepare_train", prepare_then_ctrl_c)
     code, history, stderr = run(mnist_dir, tmp_path / "run", "--epochs", "3")
     assert code == 130 and "Traceback" not in stderr and "interrupted at epoch 1" in stderr
     assert history["status"] == "interrupted" and history["completed_epochs"] == 0

@@ -154,17 +154,17 @@ def test_unknown_name():
 
 
 def test_jit_warmup_prepares_the_data_as_the_peers_do(mnist_subsets, monkeypatch):
-    """After the jit session's warm-up, the timed call indexes nothing: the data's index is kept, as
-    the torch and jax sessions hold their tensors before the timing starts."""
-    from fastscratch import kept_data
+    """After the jit run's warm-up, the timed call indexes nothing: the data's index is kept, as
+    the torch and jax runs hold their tensors before the timing starts."""
+    from fastscratch import inputs, kept_data
     config = Config("jit", hidden=(16,), epochs=1)
     data = mnist_subsets("float64")
-    session = implementations.get("jit").prepare(config, data, implementations.initial_weights(config))
-    session.warmup()
-    indexed, index = [], kept_data.nonzero_structure
-    monkeypatch.setattr(kept_data, "nonzero_structure", lambda X, *a: indexed.append(len(X)) or index(X, *a))
+    timed_run = implementations.get("jit").prepare(config, data, implementations.initial_weights(config))
+    timed_run.warmup()
+    indexed, index = [], inputs.nonzero_structure
+    monkeypatch.setattr(inputs, "nonzero_structure", lambda X, *a: indexed.append(len(X)) or index(X, *a))
     monkeypatch.setattr(kept_data, "batch_structure", lambda *a: pytest.fail("batch structures rebuilt"))
-    session.train(lambda loss, accuracy: None)
+    timed_run.train(lambda loss, accuracy: None)
     assert set(indexed) <= {1}  # single rows only: the last test row the evaluation leaves on the layers
 
 
@@ -200,8 +200,8 @@ def test_jax_on_cpu_stays_on_the_cpu(mnist_subsets):
     available("jax")
     jax = implementations.get("jax")
     config = Config("jax", hidden=(6,))
-    session = jax.prepare(config, mnist_subsets("float64"), implementations.initial_weights(config))
-    leaves = [a for layer in session.args[0] for a in layer] + list(session.args[1:])
+    timed_run = jax.prepare(config, mnist_subsets("float64"), implementations.initial_weights(config))
+    leaves = [a for layer in timed_run.args[0] for a in layer] + list(timed_run.args[1:])
     assert {d.platform for a in leaves for d in a.devices()} == {"cpu"}
     assert jax.device_facts(config)["device"] == "cpu"
 

@@ -2,13 +2,15 @@
 import numba
 import numpy as np
 
+from fastscratch.dispatch import KERNEL_CODES
 from fastscratch.functions import BUILTINS
 from fastscratch.kernels import activations
 
 #: code -> (name, function, derivative), from the package's one table (plus the kernels' identity).
-ACTIVATIONS = {**{b.code: (b.name, b.function, b.derivative) for b in BUILTINS if b.kind == "activation"},
+ACTIVATIONS = {**{KERNEL_CODES[b.kind, b.name]: (b.name, b.function, b.derivative) for b in BUILTINS
+                  if b.kind == "activation"},
                activations.IDENTITY: ("identity", lambda z: z, lambda y: np.ones_like(y))}
-LOSSES = {b.code: (b.name, b.function, b.derivative) for b in BUILTINS if b.kind == "loss"}
+LOSSES = {KERNEL_CODES[b.kind, b.name]: (b.name, b.function, b.derivative) for b in BUILTINS if b.kind == "loss"}
 
 #: Tolerances against a float64 oracle. float32: a sum of n products has a
 #: relative error up to about n * 6e-8 of sum|terms| in the worst case (5e-5

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numba import config
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.fastexp import exp32, exp64, fast_exp
 
 JIT = not config.DISABLE_JIT

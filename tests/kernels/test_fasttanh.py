@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numba import config
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels import activations
 from fastscratch.kernels.fasttanh import NUMPY_TANH_IS_SIMD, numpy_tanh, tanh32, tanh64
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import config
 
-from fastscratch._config import jit
+from fastscratch.kernel_cache import jit
 from fastscratch.kernels.fma import exact_fma32, exact_fma64, fma_intrinsic, multiply_add
 import oracle
 

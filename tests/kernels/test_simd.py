@@ -11,31 +11,33 @@ import re
 
 import numpy as np
 import pytest
-from numba import config, njit
+import numba
+from numba import njit
 
-from fastscratch._config import JIT_OPTIONS
+from fastscratch import config
 from fastscratch.kernels import simd
 from oracle import assert_fused, fused_sum
 
-JIT = not config.DISABLE_JIT
+JIT = not numba.config.DISABLE_JIT
 needs_jit = pytest.mark.skipif(not JIT, reason="intrinsics exist only in compiled code")
 
 #: (name, bits, tile vectors): the widths each CPU may use, and a tile that is not a power of two.
-VECTOR_VARIANTS = [(f"{bits}-bit", bits, simd.TILE_VECTORS[bits]) for bits in simd.WIDTHS] + [("512-bit x12", 512, 12)]
+VECTOR_VARIANTS = ([(f"{bits}-bit", bits, config.TILE_VECTORS[bits]) for bits in simd.WIDTHS]
+                   + [("512-bit x12", 512, 12)])
 VARIANTS = ["plain"] + [pytest.param(name, marks=needs_jit) for name, _, _ in VECTOR_VARIANTS]
 
 
 def wrappers(combine_rows, update_rows, add_rows):
     """Compiled callers of the three kernels (Numba's own njit: these test closures are not cached)."""
-    @njit(**JIT_OPTIONS)
+    @njit(**config.JIT_OPTIONS)
     def combine(out, o, M, rows, values, positions, start, stop):
         combine_rows(out, o, M, rows, values, positions, start, stop)
 
-    @njit(**JIT_OPTIONS)
+    @njit(**config.JIT_OPTIONS)
     def update(out, o, M, rows, values, positions, start, stop, scale):
         return update_rows(out, o, M, rows, values, positions, start, stop, scale)
 
-    @njit(**JIT_OPTIONS)
+    @njit(**config.JIT_OPTIONS)
     def add(out, o, M, rows, values, positions, start, stop):
         add_rows(out, o, M, rows, values, positions, start, stop)
     return combine, update, add
@@ -43,15 +45,15 @@ def wrappers(combine_rows, update_rows, add_rows):
 
 def pair_wrappers(combine_row_pair, add_row_pair, update_row_pair):
     """Compiled callers of the three pair kernels."""
-    @njit(**JIT_OPTIONS)
+    @njit(**config.JIT_OPTIONS)
     def combine(out, o, M, values, start, stop, stride):
         combine_row_pair(out, o, M, values, start, stop, stride)
 
-    @njit(**JIT_OPTIONS)
+    @njit(**config.JIT_OPTIONS)
     def add(out, o, M, values, start, stop, stride):
         add_row_pair(out, o, M, values, start, stop, stride)
 
-    @njit(**JIT_OPTIONS)
+    @njit(**config.JIT_OPTIONS)
     def update(out, o, M, values, start, stop, stride, scale):
         return update_row_pair(out, o, M, values, start, stop, stride, scale)
     return combine, add, update
@@ -236,14 +238,14 @@ def test_update_says_whether_the_row_stayed_finite(variant, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("terms", [1, simd.PREFETCH_DISTANCE, 3 * simd.PREFETCH_DISTANCE])
+@pytest.mark.parametrize("terms", [1, config.PREFETCH_DISTANCE, 3 * config.PREFETCH_DISTANCE])
 def test_prefetching_walk_over_a_large_M_gives_the_same_bits(terms, variant, dtype, rng):
     """Past PREFETCH_ABOVE_BYTES the walk also requests rows ahead; the lookahead stops at the range's end,
     which here is the end of ``rows``. Widths: a masked tail, a small tile, a 256-byte tile, whole tiles."""
     for width in (7, 16, 64, 77, 256):
-        num_rows = simd.PREFETCH_ABOVE_BYTES // (width * np.dtype(dtype).itemsize) + 1
+        num_rows = config.PREFETCH_ABOVE_BYTES // (width * np.dtype(dtype).itemsize) + 1
         M = rng.standard_normal((num_rows, width)).astype(dtype)
-        assert M.nbytes > simd.PREFETCH_ABOVE_BYTES
+        assert M.nbytes > config.PREFETCH_ABOVE_BYTES
         rows = np.sort(rng.integers(0, num_rows, terms + 5))
         values = rng.standard_normal(terms + 5).astype(dtype)
         for add in (False, True):
@@ -288,7 +290,7 @@ def test_machine_code_keeps_the_width_and_fuses_every_term(bits, dtype):
     """On a CPU with the width, its registers do the arithmetic (LLVM could split the vectors in halves on
     CPUs tuned for narrower ones), each term with one fused multiply-add: no separate multiply in the sums
     (``update_rows`` multiplies once, by the scale, after them)."""
-    combine, update, add = wrappers(*simd.vector_kernels(bits, simd.TILE_VECTORS[bits])[:3])  # one signature each
+    combine, update, add = wrappers(*simd.vector_kernels(bits, config.TILE_VECTORS[bits])[:3])  # one signature each
     args = (np.zeros((2, 70), dtype), 0, np.ones((5, 70), dtype), np.arange(5), np.ones(5, dtype), None, 0, 5)
     combine(*args)
     update(*args, dtype(-1))
@@ -329,6 +331,6 @@ def test_the_module_uses_the_chosen_width():
         assert simd.KERNELS == (simd.plain_combine_rows, simd.plain_update_rows, simd.plain_add_rows,
                                 simd.plain_combine_row_pair, simd.plain_add_row_pair, simd.plain_update_row_pair)
     else:
-        assert simd.KERNELS == simd.vector_kernels(simd.VECTOR_BITS, simd.TILE_VECTORS[simd.VECTOR_BITS])
+        assert simd.KERNELS == simd.vector_kernels(simd.VECTOR_BITS, config.TILE_VECTORS[simd.VECTOR_BITS])
     assert (simd.combine_rows, simd.update_rows, simd.add_rows, simd.combine_row_pair, simd.add_row_pair,
             simd.update_row_pair) == simd.KERNELS

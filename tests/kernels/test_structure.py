@@ -1,9 +1,11 @@
 """The input structures the kernels walk: exact, and the same whatever the split over threads."""
 import threading
 
+import numba
 import numpy as np
 import pytest
 
+from fastscratch import config
 from fastscratch.kernels import structure
 from fastscratch.kernels.structure import batch_columns, batch_entries, batch_structure, in_parts, nonzero_structure
 from oracle import sparse_like
@@ -14,7 +16,7 @@ THREADS = [1, 2, 3, 7]
 @pytest.fixture
 def split_small(monkeypatch):
     """Split even tiny inputs, so that every thread count below is exercised."""
-    monkeypatch.setattr(structure, "MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(config, "MIN_ROWS_PER_THREAD", 1)
 
 
 def csr_oracle(X):
@@ -179,7 +181,7 @@ def test_in_parts_raises_what_a_part_raised():
 
 
 def test_in_parts_defaults_to_numbas_thread_count(monkeypatch):
-    monkeypatch.setattr(structure.config, "NUMBA_NUM_THREADS", 3)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 3)
     calls = []
     in_parts(lambda start, stop: calls.append(start), 9, 1)
     assert sorted(calls) == [0, 3, 6]

@@ -27,7 +27,7 @@ ALLOCATIONS = textwrap.dedent("""
     labels = rng.integers(0, 4, 200)
     np.random.seed(0)
     net = fastscratch.SimpleNetwork(20, 4, [8, 6])
-    assert net.fused
+    assert net.builtin_functions
     net.kept_data.capacity = 0  # each call indexes its data: the same per-call work for both sizes
     train = lambda n: net.train(X[:n], Y[:n], X[:200], labels, batch_size=30, num_epochs=2, verbose=False)
     train(300)  # compile

@@ -1,33 +1,26 @@
-"""Numba settings and the compilation cache, in one place for every kernel.
+"""``jit``: ``numba.njit`` with ``config.JIT_OPTIONS`` and a checked on-disk cache, for every kernel.
 
-- ``fastmath`` stays off: it would reorder sums and fold ``inf - inf``, and the
-  JIT network must track the reference to ~1e-12. The kernels are written so
-  that the vector dimension is never a reduction, which LLVM vectorises
-  without it.
-- ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of
-  raising inside a kernel.
-- ``FASTSCRATCH_SIMD`` (``plain``, ``128``, ``256``, ``512``, default ``auto``),
-  read once here: the vector width of the kernels' inner loop
-  (``kernels.simd``). Under ``NUMBA_DISABLE_JIT=1`` kernels are plain Python.
-- Kernels are cached on disk (next to the package, or under
-  ``NUMBA_CACHE_DIR``), with these changes to Numba's own cache. Entries are
-  stamped with a digest of all kernel sources: Numba stamps only the file of
-  the function itself, so editing a kernel would leave its callers in other
-  modules stale; the SIMD setting is part of each entry's key. Every file
-  carries a SHA-256 of its content and names the kernel it belongs to (and
-  a data file its key: signature, CPU, setting): a truncated, corrupt or
-  misplaced file is a miss that is recompiled and rewritten, where Numba would
-  raise, load garbage or run another kernel's code. An index starts with its
-  version, stamp and kernel as text, so the index of other sources (after an
-  upgrade, a pickle that may name classes that are gone) is a miss before
-  anything in it is unpickled. The cache is pickle, so
-  whoever can write its directory can run code as the user: a directory that
-  other users can write (or an ancestor of it, unless sticky like /tmp), or
-  that another user owns, is refused with a ``CacheWarning``, and kernels
-  compile in memory, as they do where no cache location is writable (a
-  read-only install). This cache subclasses Numba internals; if they are not
-  what it expects (at import or at run time), Numba's own cache is used, with
-  one ``CacheWarning``.
+Under ``NUMBA_DISABLE_JIT=1`` kernels are plain Python. Kernels are cached on
+disk (next to the package, or under ``NUMBA_CACHE_DIR``), with these changes
+to Numba's own cache. Entries are stamped with a digest of all kernel sources
+and of ``config``, whose compiled-in settings they embed: Numba stamps only
+the file of the function itself, so editing a kernel would leave its callers
+in other modules stale; the ``FASTSCRATCH_SIMD`` setting is part of each
+entry's key. Every file carries a SHA-256 of its content and names the kernel
+it belongs to (and a data file its key: signature, CPU, setting): a
+truncated, corrupt or misplaced file is a miss that is recompiled and
+rewritten, where Numba would raise, load garbage or run another kernel's
+code. An index starts with its version, stamp and kernel as text, so the
+index of other sources (after an upgrade, a pickle that may name classes that
+are gone) is a miss before anything in it is unpickled. The cache is pickle,
+so whoever can write its directory can run code as the user: a directory that
+other users can write (or an ancestor of it, unless sticky like /tmp), or that
+another user owns, is refused with a ``CacheWarning``, and kernels compile in
+memory, as they do where no cache location is writable (a read-only install).
+This cache subclasses Numba internals; if they are not what it expects (at
+import or at run time), kernels compile in memory, with one ``CacheWarning``:
+Numba's own cache would lack every check above, and could load a caller
+compiled against an older callee from another module.
 """
 import functools
 import hashlib
@@ -37,32 +30,20 @@ import pickle
 import stat
 import warnings
 
-from numba import config, njit
+import numba
+from numba import njit
 
-JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False, "fastmath": False}
-
-SIMD_CHOICES = ("auto", "plain", "128", "256", "512")
-
+from fastscratch import config
 
 class CacheWarning(RuntimeWarning):
     """The compiled kernels are not cached as intended; they still compile and give the same results."""
 
 
-def _simd_setting():
-    setting = os.environ.get("FASTSCRATCH_SIMD", "").strip().lower() or "auto"
-    if setting not in SIMD_CHOICES:
-        warnings.warn(f"FASTSCRATCH_SIMD={setting!r} is not one of {', '.join(SIMD_CHOICES)}: using auto",
-                      RuntimeWarning, stacklevel=3)
-        return "auto"
-    return setting
-
-
-#: ``FASTSCRATCH_SIMD``, as read at import.
-SIMD = _simd_setting()
-
 _PACKAGE = pathlib.Path(__file__).parent
+#: A digest of the sources compiled into the kernels: theirs, this module's and ``config``'s.
 SOURCE_STAMP = hashlib.sha256(b"".join(
-    path.read_bytes() for path in [pathlib.Path(__file__), *sorted((_PACKAGE / "kernels").glob("*.py"))]
+    path.read_bytes() for path in [pathlib.Path(__file__), _PACKAGE / "config.py",
+                                   *sorted((_PACKAGE / "kernels").glob("*.py"))]
 )).hexdigest()
 
 
@@ -91,7 +72,7 @@ def _internals_failed(error):
     if not _internals_warned:
         _internals_warned = True
         warnings.warn(f"fastscratch: Numba's caching internals are not what fastscratch expects "
-                      f"({type(error).__name__}: {error}); using Numba's own cache", CacheWarning, stacklevel=4)
+                      f"({type(error).__name__}: {error}); kernels compile in memory", CacheWarning, stacklevel=4)
 
 
 @functools.cache
@@ -141,20 +122,6 @@ def _refuse_untrusted(cache):
                       f"are pickles that run code when loaded; kernels compile in memory. Point NUMBA_CACHE_DIR "
                       f"at a directory only you can write.", CacheWarning, stacklevel=4)
     return None
-
-
-def _numba_cache(py_func):
-    """Numba's own cache for py_func, or None where it cannot be used (no locator, other internals, a SIMD setting).
-
-    Numba's keys do not include the SIMD setting, so only the default setting uses it.
-    """
-    if SIMD != "auto":
-        return None
-    try:
-        from numba.core.caching import FunctionCache
-        return _refuse_untrusted(FunctionCache(py_func))
-    except Exception:  # noqa: BLE001  (no locator, or Numba's own cache is broken too: compile in memory)
-        return None
 
 
 def _checked_cache_class():
@@ -218,52 +185,39 @@ def _checked_cache_class():
                 f.write(_checked(self._dump(data)))
 
     class KernelCache(FunctionCache):
-        """Numba's FunctionCache over CheckedCacheFile; Numba's own cache if its internals fail at run time."""
+        """Numba's FunctionCache over CheckedCacheFile; nothing cached once its internals fail at run time."""
 
         def __init__(self, py_func):
             super().__init__(py_func)
             kernel = f"{py_func.__module__}.{py_func.__qualname__}"
-            # Its own file names: Numba's cache, if ever used instead, must not read these files.
+            # Files of their own: Numba's cache, used by other programs in the same place, reads none of them.
             self._cache_file = CheckedCacheFile(self._cache_path, self._impl.filename_base + "-checked",
                                                 SOURCE_STAMP, kernel)
-            self._fallback = None
+            self._failed = False
 
         def _index_key(self, sig, codegen):
-            return (*super()._index_key(sig, codegen), SIMD)
-
-        def _numba(self, error):
-            if self._fallback is None:
-                _internals_failed(error)
-                self._fallback = _numba_cache(self._py_func) or False
-            return self._fallback
+            return (*super()._index_key(sig, codegen), config.SIMD)
 
         def load_overload(self, sig, target_context):
-            if self._fallback is None:
-                try:
-                    return super().load_overload(sig, target_context)
-                except Exception as error:  # noqa: BLE001  (bad files are misses inside; this is Numba itself)
-                    self._numba(error)
-            if not self._fallback:
+            if self._failed:
                 return None
             try:
-                return self._fallback.load_overload(sig, target_context)
-            except Exception:  # noqa: BLE001  (Numba's own cache fails too: compile)
+                return super().load_overload(sig, target_context)
+            except Exception as error:  # noqa: BLE001  (bad files are misses inside; this is Numba itself)
+                self._failed = True
+                _internals_failed(error)
                 return None
 
         def save_overload(self, sig, data):
-            if self._fallback is None:
-                try:
-                    return super().save_overload(sig, data)
-                except OSError:  # an unsaved kernel only costs a compile in the next process
-                    return None
-                except Exception as error:  # noqa: BLE001
-                    self._numba(error)
-            if not self._fallback:
-                return None
+            if self._failed:
+                return
             try:
-                return self._fallback.save_overload(sig, data)
-            except Exception:  # noqa: BLE001
-                return None
+                super().save_overload(sig, data)
+            except OSError:  # an unsaved kernel only costs a compile in the next process
+                pass
+            except Exception as error:  # noqa: BLE001
+                self._failed = True
+                _internals_failed(error)
 
     return KernelCache
 
@@ -286,14 +240,14 @@ def _cache(py_func):
         except Exception as error:  # noqa: BLE001  (internals)
             _KernelCache = None
             _internals_failed(error)
-    return _numba_cache(py_func)
+    return None
 
 
 def jit(function):
-    """``numba.njit`` with the project's options and its cache; the function itself under NUMBA_DISABLE_JIT."""
-    if config.DISABLE_JIT:
+    """``numba.njit`` with ``config.JIT_OPTIONS`` and the checked cache; the function itself under NUMBA_DISABLE_JIT."""
+    if numba.config.DISABLE_JIT:
         return function
-    dispatcher = njit(**JIT_OPTIONS)(function)
+    dispatcher = njit(**config.JIT_OPTIONS)(function)
     cache = _cache(dispatcher.py_func)
     if cache is not None:
         dispatcher._cache = cache

@@ -1,5 +1,5 @@
-"""The drop-in decides each call from the network as it is then: every change a user makes between
-calls (or in a callback) behaves as in the reference."""
+"""Each call steps the layers as the network is then (``routing``, ``steps``): every change a user makes between
+calls (or in a callback), every form of parameters and what user callables return behave as in the reference."""
 import numpy as np
 import pytest
 
@@ -38,7 +38,7 @@ def test_the_batch_fixture_takes_the_paths_it_names(batch, request, rng):
     X, _ = problem(rng, 260)
     for hidden in [(6,), (7,), ()]:
         jit = pair(hidden)[1]
-        assert jit.kernels_pay_off(batch, X) == (request.node.callspec.params["batch"] != "blas")
+        assert jit.compiles_epochs(batch, X) == (request.node.callspec.params["batch"] != "blas")
 
 
 @pytest.mark.parametrize("attribute", ["activation_function", "derivated_activation_function", "loss_function",
@@ -224,15 +224,15 @@ def test_accuracies_are_python_floats(hidden, rng):
         assert type(accuracies[0]) is float and type(net.evaluate_accuracy(X, Y.argmax(1))) is float
 
 
-def test_what_changes_between_calls_is_seen_though_the_plan_is_kept(rng):
-    """The per-call plan is kept while its objects are the same ones: each kind of change is still seen."""
+def test_what_changes_between_calls_is_seen_though_the_route_is_kept(rng):
+    """The per-call route is kept while its objects are the same ones: each kind of change is still seen."""
     X, Y = problem(rng, 20)
     for net in pair():
         net.forward(X)
         net.backward(net.derivated_loss_function(net.forward(X), Y))
         net.optimize(0.1)
         W = net.layers[0].W
-        W.setflags(write=False)  # made read-only after the plan took it
+        W.setflags(write=False)  # made read-only after the route took it
         net.backward(net.derivated_loss_function(net.forward(X), Y))
         with pytest.raises(ValueError, match="read-only"):
             net.optimize(0.1)
@@ -250,7 +250,7 @@ def test_what_changes_between_calls_is_seen_though_the_plan_is_kept(rng):
                 net.layers = net.layers[:1] + [type(net.layers[1])(6, 4, fastscratch.relu, fastscratch.derivated_relu)]
                 net.layers[1].W[...], net.layers[1].b[...] = 0.25, -0.5
             else:
-                net.layers[0].W[:3] = np.nan  # in place: no scan is kept, so NaN shows as in NumPy
+                net.layers[0].W[:3] = np.nan  # in place: nothing kept skips zeros, so NaN shows as in NumPy
             with np.errstate(all="ignore"):
                 outputs.append(net.forward(X[:1]))
         np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-12)

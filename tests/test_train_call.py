@@ -1,11 +1,12 @@
-"""A train call's session: the data it reads is what the reference reads, through callbacks and between calls."""
+"""A train call (``train_call``): the data it reads is what the reference reads, through callbacks and between
+calls."""
 import gc
 
 import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import reference
+from fastscratch import reference, train_call
 from twins import assert_same, pair, problem
 
 EDITS = {
@@ -81,8 +82,8 @@ def test_other_data_of_the_same_shape_is_indexed_at_once(rng, monkeypatch):
     """A shuffled (or new) X of the kept shape fails the sampled rows at once: one epoch run, not two."""
     X, Y = problem(rng, 300)
     runs = []
-    run = fastscratch.session.Session._run
-    monkeypatch.setattr(fastscratch.session.Session, "_run", lambda self, *args: runs.append(1) or run(self, *args))
+    run = train_call.TrainCall._run
+    monkeypatch.setattr(train_call.TrainCall, "_run", lambda self, *args: runs.append(1) or run(self, *args))
     nets = pair()
     for round_ in range(3):
         order = rng.permutation(300) if round_ else np.arange(300)

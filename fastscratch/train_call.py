@@ -1,0 +1,191 @@
+"""One ``train`` call of the drop-in: the reference's loop, each epoch as ``routing.route`` says, its data verified
+beside it.
+
+The loop is the reference's (same order of batches, log line, callback,
+Ctrl-C and non-finite handling); what differs is how an epoch runs and what
+is kept across epochs:
+
+- each epoch is routed after the callback: one compiled call
+  (``kernels.training.train_epoch``), or the batch loop, each layer as its
+  ``LayerRoute`` says (``steps``);
+- X_train's and X_val's structures come from what is kept with them
+  (``inputs.DataClaim``). A structure kept from an earlier call is trusted
+  only after a comparison with the array: during the first epoch, on the
+  other core, with the weights put back and the epoch run again if it
+  differed;
+- the callback is a boundary: it may write into X_train or X_val, so what
+  was proven of them becomes an assumption again, verified as above during
+  the next epoch.
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from fastscratch import _validation, buffers, inputs, prediction, routing, steps
+from fastscratch._interrupt import deferred_sigint
+from fastscratch.callables import checked_loss, checked_loss_derivative
+from fastscratch.exceptions import NonFiniteLossError
+from fastscratch.kernels.training import train_epoch
+from fastscratch.reference import epoch_line
+from fastscratch.routing import Call, Way
+
+
+def train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs, learning_rate, print_frequency, verbose,
+          callback):
+    """The reference's ``train`` loop, each epoch run as ``TrainCall.epoch`` routes it."""
+    # Checked and looked up before Ctrl-C is deferred: an interrupt while preparing is a plain KeyboardInterrupt.
+    call = TrainCall(network, inputs.prepare_train(network, X_train, y_train, X_val, y_val, batch_size, num_epochs,
+                                                   learning_rate, print_frequency))
+    num_epochs, print_frequency = call.inputs.num_epochs, call.inputs.print_frequency
+    losses, accuracies = [], []
+    with deferred_sigint() as interrupt:
+        for i in range(num_epochs):
+            epoch_loss = call.epoch(i, interrupt, losses, accuracies)
+            losses.append(epoch_loss)
+            if call.inputs.val is not None:
+                accuracy = call.accuracy()
+                accuracies.append(accuracy)
+            else:
+                accuracy = np.nan
+            if verbose and (i % print_frequency == 0 or i == num_epochs - 1):
+                print(epoch_line(i, epoch_loss, accuracy))
+            if callback is not None:
+                callback(i, epoch_loss, accuracy)
+                call.after_callback()
+        interrupt.check(losses, accuracies, num_epochs)  # a Ctrl-C during the last epoch is not lost
+        # An overflow in the very last step has no next batch whose loss would show it.
+        if num_epochs and not network.weights_finite():
+            raise NonFiniteLossError(num_epochs, 0, np.nan, losses, accuracies, weights_finite=False)
+    return losses, accuracies
+
+
+class TrainCall:
+    """One ``train`` call on its prepared inputs (``inputs.TrainInputs``); ``edited``: a callback has run, so
+    that data found changed and non-finite is trained on as the reference trains on it, not refused."""
+
+    def __init__(self, network, prepared):
+        self.network = network
+        self.inputs = prepared
+        self.edited = False
+
+    def epoch(self, i, interrupt, losses, accuracies):
+        """Epoch ``i``, as routed now; its mean loss."""
+        route = self._route()
+        if route.way is Way.COMPILED_EPOCH:
+            interrupt.check(losses, accuracies, i)
+            result = self._compiled(route)
+            if result is not None:
+                loss_sum, bad_batch, bad_loss, _ = result
+                if bad_batch >= 0:
+                    raise NonFiniteLossError(i, bad_batch, bad_loss, losses, accuracies,
+                                             weights_finite=self.network.weights_finite())
+                self._keep_last_batch(route)
+                return self.network.dtype.type(loss_sum / self._num_batches())
+            route = self._route()  # X_train, changed by the callback, is not finite: the batch loop
+        return self._batch_loop(route, i, interrupt, losses, accuracies)
+
+    def _route(self):
+        self.network.check_layers()  # a callback may have replaced layers
+        return routing.route(self.network, Call.EPOCH, self.inputs.batch_size, input_finite=self.inputs.train.finite,
+                             nonzero_fraction=self.inputs.nonzero_fraction)
+
+    def _num_batches(self):
+        return len(self.inputs.train.X) // self.inputs.batch_size
+
+    def _compiled(self, route):
+        """Run one compiled epoch; ``train_epoch``'s result, or None when the epoch must run as the batch loop
+        (X_train made non-finite by the callback).
+
+        An epoch that starts on assumed structures reads them instead of X, while the other core compares
+        X_train, then X_val, with them, within the epoch: no time of a one-epoch call goes to proving that they
+        have not changed (with ``NUMBA_NUM_THREADS=1``, the comparisons come first). If X_train has changed, or
+        X_val has and is not finite, the weights are put back, as if the epoch had not run, and the reference's
+        checks follow: an error, or X indexed anew and the epoch run again.
+        """
+        train, val = self.inputs.train, self.inputs.val
+        pending = [claim for claim in (train, val) if claim is not None and claim.assumed]
+        if pending and numba.config.NUMBA_NUM_THREADS < 2:
+            inputs.verify(pending, self.edited)  # one thread allowed: compare first
+            pending = []
+        if not pending:
+            return self._run(route) if train.finite else None
+        saved = [(layer.W.copy(), layer.b.copy()) for layer in route.layers]
+        with ThreadPoolExecutor(1) as pool:
+            comparison = pool.submit(lambda: [claim.compare(threads=1) for claim in pending])
+            try:
+                result = self._run(route)
+            finally:
+                same = dict(zip(pending, comparison.result()))  # joined before anything else, Ctrl-C included
+        train_same = same.get(train, True)
+        val_ok = val is None or same.get(val, True) or self.edited or _validation.all_finite(val.X)
+        if not (train_same and val_ok):
+            for layer, (W, b) in zip(route.layers, saved):
+                layer.W[...], layer.b[...] = W, b
+        for claim in pending:
+            claim.settle(same[claim], self.edited)  # X_train first: its error before X_val's
+        if train_same and val_ok:
+            return result
+        return self._run(route) if train.finite else None
+
+    def _run(self, route):
+        prepared = self.inputs
+        return train_epoch(prepared.y_train, prepared.batch_size, route.dtype.type(prepared.learning_rate),
+                           route.weights, route.biases, route.activation_codes, route.loss_code, self._buffers())
+
+    def _buffers(self):
+        """The compiled epoch's structures and buffers (``EpochWork``) for the network's sizes now."""
+        sizes, dtype, batch_size = buffers.sizes_of(self.network), self.network.dtype, self.inputs.batch_size
+        return self.inputs.train.buffers(sizes, lambda entry: buffers.epoch_buffers(entry, sizes, batch_size, dtype))
+
+    def _keep_last_batch(self, route):
+        """Leave the epoch's last step's x, y, dL_dW and dL_db on the layers, as the reference leaves them."""
+        work, X, batch_size = self._buffers(), self.inputs.train.X, self.inputs.batch_size
+        last = self._num_batches() - 1
+        x = X[last * batch_size:(last + 1) * batch_size]
+        for layer, y, dz in zip(route.layers, work.ys, work.dzs):
+            layer.layer.x, layer.layer.y = x, y.copy()
+            steps.parameter_gradients(layer.layer, x, dz)  # no kernel to compile for a once-per-epoch product
+            x = layer.layer.y
+
+    def _batch_loop(self, route, i, interrupt, losses, accuracies):
+        """The reference's batch loop, each layer as the route says; its mean loss."""
+        prepared, network = self.inputs, self.network
+        inputs.verify([prepared.train, prepared.val], self.edited)
+        loss_function = checked_loss(network.loss_function)
+        derivative = checked_loss_derivative(network.derivated_loss_function, network.dtype)
+        X, Y, batch_size, num_batches = prepared.train.X, prepared.y_train, prepared.batch_size, self._num_batches()
+        epoch_loss = 0
+        for b in range(num_batches):
+            interrupt.check(losses, accuracies, i, b)
+            x = X[b * batch_size:(b + 1) * batch_size]
+            targets = Y[b * batch_size:(b + 1) * batch_size]
+            predictions = steps.forward(route, x)
+            L = loss_function(predictions, targets)
+            if not np.isfinite(L):
+                raise NonFiniteLossError(i, b, L, losses, accuracies, weights_finite=network.weights_finite())
+            steps.backward(route, derivative(predictions, targets), input_gradient_needed=False)
+            steps.optimize(route, prepared.learning_rate)
+            epoch_loss += L
+        return epoch_loss / num_batches
+
+    def accuracy(self):
+        """The evaluation after an epoch, as routed now, on X_val's structure kept across epochs."""
+        prepared, network = self.inputs, self.network
+        val = prepared.val
+        if val.assumed:
+            inputs.verify([prepared.train, val], self.edited)
+        route = routing.route(network, Call.EPOCH_ACCURACY, len(val.X), input_finite=val.finite)
+        sizes, dtype = buffers.sizes_of(network), network.dtype
+
+        def rows_buffers():
+            return val.buffers(sizes, lambda entry: buffers.forward_buffers(entry, sizes, dtype))
+        return prediction.accuracy(route, val.X, prepared.y_val, rows_buffers)
+
+    def after_callback(self):
+        """The callback may have written into X_train or X_val: what was proven of them is assumed again, and
+        verified during (or before) the next epoch, or before the next evaluation."""
+        self.edited = True
+        for claim in (self.inputs.train, self.inputs.val):
+            if claim is not None:
+                claim.reopen()
