@@ -324,14 +324,23 @@ def _run_tasks(study, todo, writer, progress, scheduler, workers, cpus_per_worke
             return SchedulerLost(f"lost the Dask scheduler {scheduler or '(local cluster)'} after {progress.done} of "
                                  f"{progress.total} cell-repeats ({status})")
         try:
-            for future, value in as_completed(futures, with_results=True, raise_errors=False):
+            # Each result is fetched here, not by as_completed(with_results=True): that fetch runs in a task of
+            # its own, and when the scheduler dies during it, its CommClosedError is logged by tornado as an
+            # "Exception in callback" traceback and the future never comes out of as_completed.
+            for future in as_completed(futures):
                 if future.status == "cancelled":
                     # Only this client cancels its futures (on Ctrl-C, after the loop); a cancelled one here
                     # means the scheduler is gone and took every pending task with it.
                     raise lost(client.status)
                 if future.status == "error":
                     key = future.key.removeprefix("fastscratch-cell-")
-                    value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
+                    error = future.exception()
+                    value = failed(*by_key[key], study.data, f"{type(error).__name__}: {error}")
+                else:
+                    try:
+                        value = future.result()
+                    except OSError as err:  # the connection to the scheduler broke while the result came
+                        raise lost(f"{client.status}: {type(err).__name__}: {err}") from err
                 writer.append({**value, "exclusive": how != "shared", "isolation": how, "study": study.name})
                 progress.add(value)
                 if on_result is not None:
