@@ -23,7 +23,7 @@ import time
 import traceback
 
 from fastscratch import environment
-from fastscratch.study import results
+from fastscratch.study import _quiet_close, results
 
 RESOURCE = "fastscratch-timing"
 WAIT_FOR_WORKERS = 60  # seconds an existing cluster may take to show its first worker
@@ -148,7 +148,8 @@ def client_for(study, scheduler=None, workers=None, cpus_per_worker=None):
     with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         if cpus_per_worker is None:
             cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                   resources={RESOURCE: 1}, silence_logs=logging.ERROR, **NO_DASHBOARD)
+                                   resources={RESOURCE: 1}, silence_logs=logging.ERROR, **NO_DASHBOARD,
+                                   **worker_preloads(_quiet_close))
         else:
             cluster = _pinned_cluster(pinned_sets(workers or 1, cpus_per_worker, study.max_threads))
         with cluster, Client(cluster) as client:
@@ -170,12 +171,23 @@ def pinned_sets(workers, cpus_per_worker, max_threads=1):
     return [available[i * cpus_per_worker:(i + 1) * cpus_per_worker] for i in range(workers)]
 
 
+def worker_preloads(*modules):
+    """``preload`` and ``preload_argv`` of a local worker: the ``modules``' ``dask_setup`` after the workers' preloads
+    of the Dask configuration (``distributed.worker.preload``), which a ``preload`` given to a nanny replaces."""
+    import dask
+    preload = [*dask.config.get("distributed.worker.preload"), *(m.__name__ for m in modules)]
+    argv = dask.config.get("distributed.worker.preload-argv")
+    if argv and not isinstance(argv[0], str):  # one list per preload: none for ours
+        argv = [*argv, *([] for _ in modules)]
+    return {"preload": preload, "preload_argv": argv}
+
+
 def _pinned_cluster(sets):
     from distributed import Nanny, Scheduler, SpecCluster
 
     from fastscratch.study import _pin
     workers = {f"pinned-{i}": {"cls": Nanny, "options": {
-        "nthreads": 1, "resources": {RESOURCE: 1}, "preload": [_pin.__name__], "silence_logs": logging.ERROR,
+        "nthreads": 1, "resources": {RESOURCE: 1}, **worker_preloads(_pin, _quiet_close), "silence_logs": logging.ERROR,
         "env": {_pin.VARIABLE: ",".join(map(str, cpus)), **{name: str(len(cpus)) for name in THREAD_VARIABLES}}}}
         for i, cpus in enumerate(sets)}
     scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": ":0", "host": "127.0.0.1"}}
