@@ -23,6 +23,7 @@ import time
 import traceback
 
 from fastscratch import environment
+from fastscratch._interrupt import deferred_sigint
 from fastscratch.study import _quiet_close, results
 
 RESOURCE = "fastscratch-timing"
@@ -146,13 +147,26 @@ def client_for(study, scheduler=None, workers=None, cpus_per_worker=None):
         return
     environ = {name: str(study.max_threads) for name in THREAD_VARIABLES}
     with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        if cpus_per_worker is None:
-            cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                   resources={RESOURCE: 1}, silence_logs=logging.ERROR, **NO_DASHBOARD,
-                                   **worker_preloads(_quiet_close))
-        else:
-            cluster = _pinned_cluster(pinned_sets(workers or 1, cpus_per_worker, study.max_threads))
-        with cluster, Client(cluster) as client:
+        # A KeyboardInterrupt (Ctrl-C, or SIGTERM and SIGHUP through StopSignals) in the middle of a local
+        # cluster's start leaves nannies that never started, which Dask's exit handler then fails to close
+        # ("Exception ignored in atexit callback: close_clusters ... AssertionError: Status.init", with its
+        # traceback). A stop that comes while the cluster starts waits for it (seconds), then closes it as any
+        # stop does.
+        with deferred_sigint() as asked:
+            if cpus_per_worker is None:
+                cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                                       resources={RESOURCE: 1}, silence_logs=logging.ERROR, **NO_DASHBOARD,
+                                       **worker_preloads(_quiet_close))
+            else:
+                cluster = _pinned_cluster(pinned_sets(workers or 1, cpus_per_worker, study.max_threads))
+            try:
+                client = Client(cluster)
+            except BaseException:
+                cluster.close()
+                raise
+        with cluster, client:
+            if asked.requested:
+                raise KeyboardInterrupt
             yield client
 
 
