@@ -284,11 +284,12 @@ def test_a_run_refused_by_its_cluster_creates_nothing(write_spec, tmp_path):
     (here an existing empty folder) as it was."""
     from distributed import LocalCluster
 
-    from fastscratch.study.run import NO_DASHBOARD
+    from fastscratch.study.run import NO_DASHBOARD, environ_kept
     out = tmp_path / "out"
     out.mkdir()
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
-                      **NO_DASHBOARD) as plain:
+    # environ_kept: the nanny leaves its MALLOC_TRIM_THRESHOLD_ in this process, for the local clusters of later tests
+    with environ_kept(), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                                      **NO_DASHBOARD) as plain:
         code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--scheduler",
                                           plain.scheduler_address))
     assert code == 1 and "Traceback" not in err and f'--resources "{RESOURCE}=1"' in err, err
