@@ -23,7 +23,8 @@ import time
 import traceback
 
 from fastscratch import environment
-from fastscratch.study import results
+from fastscratch._interrupt import deferred_sigint
+from fastscratch.study import _quiet_close, results
 
 RESOURCE = "fastscratch-timing"
 WAIT_FOR_WORKERS = 60  # seconds an existing cluster may take to show its first worker
@@ -146,12 +147,26 @@ def client_for(study, scheduler=None, workers=None, cpus_per_worker=None):
         return
     environ = {name: str(study.max_threads) for name in THREAD_VARIABLES}
     with environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        if cpus_per_worker is None:
-            cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                   resources={RESOURCE: 1}, silence_logs=logging.ERROR, **NO_DASHBOARD)
-        else:
-            cluster = _pinned_cluster(pinned_sets(workers or 1, cpus_per_worker, study.max_threads))
-        with cluster, Client(cluster) as client:
+        # A KeyboardInterrupt (Ctrl-C, or SIGTERM and SIGHUP through StopSignals) in the middle of a local
+        # cluster's start leaves nannies that never started, which Dask's exit handler then fails to close
+        # ("Exception ignored in atexit callback: close_clusters ... AssertionError: Status.init", with its
+        # traceback). A stop that comes while the cluster starts waits for it (seconds), then closes it as any
+        # stop does.
+        with deferred_sigint() as asked:
+            if cpus_per_worker is None:
+                cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                                       resources={RESOURCE: 1}, silence_logs=logging.ERROR, **NO_DASHBOARD,
+                                       **worker_preloads(_quiet_close))
+            else:
+                cluster = _pinned_cluster(pinned_sets(workers or 1, cpus_per_worker, study.max_threads))
+            try:
+                client = Client(cluster)
+            except BaseException:
+                cluster.close()
+                raise
+        with cluster, client:
+            if asked.requested:
+                raise KeyboardInterrupt
             yield client
 
 
@@ -170,12 +185,23 @@ def pinned_sets(workers, cpus_per_worker, max_threads=1):
     return [available[i * cpus_per_worker:(i + 1) * cpus_per_worker] for i in range(workers)]
 
 
+def worker_preloads(*modules):
+    """``preload`` and ``preload_argv`` of a local worker: the ``modules``' ``dask_setup`` after the workers' preloads
+    of the Dask configuration (``distributed.worker.preload``), which a ``preload`` given to a nanny replaces."""
+    import dask
+    preload = [*dask.config.get("distributed.worker.preload"), *(m.__name__ for m in modules)]
+    argv = dask.config.get("distributed.worker.preload-argv")
+    if argv and not isinstance(argv[0], str):  # one list per preload: none for ours
+        argv = [*argv, *([] for _ in modules)]
+    return {"preload": preload, "preload_argv": argv}
+
+
 def _pinned_cluster(sets):
     from distributed import Nanny, Scheduler, SpecCluster
 
     from fastscratch.study import _pin
     workers = {f"pinned-{i}": {"cls": Nanny, "options": {
-        "nthreads": 1, "resources": {RESOURCE: 1}, "preload": [_pin.__name__], "silence_logs": logging.ERROR,
+        "nthreads": 1, "resources": {RESOURCE: 1}, **worker_preloads(_pin, _quiet_close), "silence_logs": logging.ERROR,
         "env": {_pin.VARIABLE: ",".join(map(str, cpus)), **{name: str(len(cpus)) for name in THREAD_VARIABLES}}}}
         for i, cpus in enumerate(sets)}
     scheduler = {"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": ":0", "host": "127.0.0.1"}}
@@ -324,14 +350,23 @@ def _run_tasks(study, todo, writer, progress, scheduler, workers, cpus_per_worke
             return SchedulerLost(f"lost the Dask scheduler {scheduler or '(local cluster)'} after {progress.done} of "
                                  f"{progress.total} cell-repeats ({status})")
         try:
-            for future, value in as_completed(futures, with_results=True, raise_errors=False):
+            # Each result is fetched here, not by as_completed(with_results=True): that fetch runs in a task of
+            # its own, and when the scheduler dies during it, its CommClosedError is logged by tornado as an
+            # "Exception in callback" traceback and the future never comes out of as_completed.
+            for future in as_completed(futures):
                 if future.status == "cancelled":
                     # Only this client cancels its futures (on Ctrl-C, after the loop); a cancelled one here
                     # means the scheduler is gone and took every pending task with it.
                     raise lost(client.status)
                 if future.status == "error":
                     key = future.key.removeprefix("fastscratch-cell-")
-                    value = failed(*by_key[key], study.data, f"{type(value).__name__}: {value}")
+                    error = future.exception()
+                    value = failed(*by_key[key], study.data, f"{type(error).__name__}: {error}")
+                else:
+                    try:
+                        value = future.result()
+                    except OSError as err:  # the connection to the scheduler broke while the result came
+                        raise lost(f"{client.status}: {type(err).__name__}: {err}") from err
                 writer.append({**value, "exclusive": how != "shared", "isolation": how, "study": study.name})
                 progress.add(value)
                 if on_result is not None:

@@ -1,5 +1,6 @@
 """Studies on a real LocalCluster of two worker processes: results, resume, failures, a SIGKILLed worker."""
 import json
+import logging
 import os
 import signal
 import textwrap
@@ -260,3 +261,61 @@ def test_a_gpu_cell_without_a_gpu_fails_alone_and_the_study_goes_on(cluster, wri
     for cell in (("torch", "cuda"), ("torch-graph", "cuda")):
         assert by_cell[cell]["status"] == "failed"
         assert "device 'cuda': PyTorch" in by_cell[cell]["error"] and "sees no CUDA GPU" in by_cell[cell]["error"]
+
+
+def test_a_task_that_errors_is_recorded_with_its_error(cluster, write_spec, tmp_path, monkeypatch):
+    """A task that raises outside run_cell's own handling (as a worker killed too often does, KilledWorker): its
+    line holds that exception, as ``Name: message``."""
+    def broken(*args):
+        raise MemoryError("the task itself failed")
+    monkeypatch.setattr(run, "run_cell", broken)  # a local function: sent to the workers by value
+    study = spec.load(write_spec('implementation = "jit"\nhidden = [4]\n', repeats=1))
+    progress = run.run(study, tmp_path, scheduler=cluster.scheduler_address)
+    (record,) = lines(tmp_path)
+    assert (progress.done, progress.failed) == (1, 1)
+    assert record["status"] == "failed" and record["error"] == "MemoryError: the task itself failed"
+
+
+def test_a_result_cut_in_transit_ends_the_run_as_a_lost_scheduler(cluster, write_spec, tmp_path):
+    """The connection drops while a result comes back (as when the scheduler dies then): the run stops with
+    SchedulerLost, at once, and nothing is logged with a traceback (as_completed's own fetch of the results logged
+    tornado's "Exception in callback" and never gave the future back, so the run waited forever)."""
+    from distributed.comm.core import CommClosedError
+
+    class Kept(logging.Handler):
+        def __init__(self):
+            super().__init__(level=logging.ERROR)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    async def cut(comm, **msg):
+        comm.abort()
+    study = spec.load(write_spec('implementation = "jit"\nhidden = [4]\nseed = [1, 2]\n', repeats=1))
+    handlers = cluster.scheduler.handlers
+    kept = Kept()
+    outcome = []
+
+    def study_run():
+        try:
+            outcome.append(run.run(study, tmp_path, scheduler=cluster.scheduler_address))
+        except Exception as err:  # noqa: BLE001  (the test looks at it)
+            outcome.append(err)
+    gather, handlers["gather"] = handlers["gather"], cut
+    for name in ("tornado.application", "asyncio", "distributed"):
+        logging.getLogger(name).addHandler(kept)
+    try:
+        worker = threading.Thread(target=study_run, daemon=True)  # the old code never returned
+        worker.start()
+        worker.join(timeout=120)
+    finally:
+        handlers["gather"] = gather
+        for name in ("tornado.application", "asyncio", "distributed"):
+            logging.getLogger(name).removeHandler(kept)
+    assert outcome, "the run did not end"
+    (err,) = outcome
+    assert isinstance(err, run.SchedulerLost) and isinstance(err.__cause__, CommClosedError), err
+    assert str(err).startswith(f"lost the Dask scheduler {cluster.scheduler_address} after 0 of 2 cell-repeats")
+    assert not [r.getMessage() for r in kept.records if r.exc_info]
+    assert lines(tmp_path) == []

@@ -284,11 +284,12 @@ def test_a_run_refused_by_its_cluster_creates_nothing(write_spec, tmp_path):
     (here an existing empty folder) as it was."""
     from distributed import LocalCluster
 
-    from fastscratch.study.run import NO_DASHBOARD
+    from fastscratch.study.run import NO_DASHBOARD, environ_kept
     out = tmp_path / "out"
     out.mkdir()
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
-                      **NO_DASHBOARD) as plain:
+    # environ_kept: the nanny leaves its MALLOC_TRIM_THRESHOLD_ in this process, for the local clusters of later tests
+    with environ_kept(), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                                      **NO_DASHBOARD) as plain:
         code, _, err = finish(fastscratch("run", write_spec(GRID), "--out", out, "--scheduler",
                                           plain.scheduler_address))
     assert code == 1 and "Traceback" not in err and f'--resources "{RESOURCE}=1"' in err, err
@@ -307,6 +308,32 @@ def test_ctrl_c_before_the_first_cell_leaves_nothing(write_spec, tmp_path):
     code, _, err = finish(proc, timeout=60)
     assert code == 130 and "Traceback" not in err, err
     assert "interrupted before any cell finished: nothing was written" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_in_the_middle_of_the_cluster_start(write_spec, tmp_path, signum):
+    """Stopped while the local worker starts (a worker preload of the user's Dask configuration that takes
+    seconds): the cluster comes up, then closes; exit 130 or 143, no traceback (a KeyboardInterrupt inside
+    LocalCluster's start left nannies that Dask's exit handler failed to close, with a traceback)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "slow_preload.py").write_text("import os, pathlib, time\n\ndef dask_setup(worker):\n"
+                                          "    pathlib.Path(os.environ['STARTED']).touch()\n    time.sleep(5)\n")
+    started = tmp_path / "started"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "DASK_DISTRIBUTED__WORKER__PRELOAD": '["slow_preload"]', "STARTED": str(started)}
+    out = tmp_path / "out"
+    proc = fastscratch("run", write_spec(GRID), "--out", out, env=env)
+    deadline = time.monotonic() + 120
+    while not started.exists():  # the worker process is up and in its preload: the cluster is half-started
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    code, _, err = finish(proc, timeout=120)
+    assert code == 128 + signum and "Traceback" not in err, err
+    how = "interrupted" if signum == signal.SIGINT else "terminated by SIGTERM"
+    assert f"{how} before any cell finished: nothing was written" in err
     assert not out.exists()
 
 
