@@ -21,17 +21,26 @@ This cache subclasses Numba internals; if they are not what it expects (at
 import or at run time), kernels compile in memory, with one ``CacheWarning``:
 Numba's own cache would lack every check above, and could load a caller
 compiled against an older callee from another module.
+
+A process that compiles a kernel says so once, on standard error: the first
+run on a CPU (or after an upgrade) spends seconds there, once, and a user
+watching a silent prompt deserves to know why (``compiles_told_to`` sends it
+elsewhere; ``FASTSCRATCH_COMPILE_NOTICE=0`` silences it).
 """
+import contextlib
 import functools
 import hashlib
 import os
 import pathlib
 import pickle
 import stat
+import sys
+import time
 import warnings
 
 import numba
 from numba import njit
+from numba.core import event
 
 from fastscratch import config
 
@@ -241,6 +250,88 @@ def _cache(py_func):
             _KernelCache = None
             _internals_failed(error)
     return None
+
+
+def _stderr_line(line):
+    stream = sys.stderr
+    if stream is None:  # pythonw, or a closed stream: nobody to tell
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # a reader gone must never cost the compile
+        pass
+
+
+class _CompileNotice(event.Listener):
+    """Tells ``write`` once per process, when the first of fastscratch's kernels starts compiling, what is
+    compiled, for which CPU and whether it is cached; adds up the seconds spent compiling them."""
+
+    def __init__(self, write, silenced):
+        self.write = write
+        self.silenced = silenced
+        self.said = False
+        self.seconds = 0.0
+        self._depth = 0
+        self._started = 0.0
+
+    @staticmethod
+    def _ours(event):
+        dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
+        return getattr(getattr(dispatcher, "py_func", None), "__module__", "").startswith("fastscratch.")
+
+    def on_start(self, event):
+        if not self._ours(event):
+            return
+        if self._depth == 0:
+            self._started = time.perf_counter()
+        self._depth += 1
+        if not (self.said or self.silenced) and self.write is not None:
+            self.said = True
+            self.write(compile_message(event.data["dispatcher"]))
+
+    def on_end(self, event):
+        if not self._ours(event):
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._started
+
+
+def compile_message(dispatcher):
+    """The line that says kernels compile: for which CPU and vector width, and where they are cached."""
+    from llvmlite import binding
+    cpu = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    simd = sys.modules.get("fastscratch.kernels.simd")
+    bits = getattr(simd, "VECTOR_BITS", None)
+    width = "" if bits is None else (", plain loops" if bits == 0 else f", {bits}-bit vectors")
+    cache = getattr(dispatcher, "_cache", None)
+    if _KernelCache is not None and isinstance(cache, _KernelCache):
+        where = f"once: they are cached in {cache.cache_path}"
+    else:
+        where = "not cached: each new process compiles them again"
+    return f"fastscratch: compiling kernels for this CPU ({cpu}{width}), {where}"
+
+
+_notice = _CompileNotice(_stderr_line, silenced=os.environ.get("FASTSCRATCH_COMPILE_NOTICE", "").strip() == "0")
+event.register("numba:compile", _notice)
+
+
+@contextlib.contextmanager
+def compiles_told_to(write):
+    """Within the block, the one line that says kernels are compiling goes to ``write(line)`` (None: nowhere)
+    instead of standard error; a process that has said it once, or runs under ``FASTSCRATCH_COMPILE_NOTICE=0``,
+    says nothing."""
+    previous, _notice.write = _notice.write, write
+    try:
+        yield
+    finally:
+        _notice.write = previous
+
+
+def compile_seconds():
+    """Seconds this process has spent compiling fastscratch's kernels (loading them from the cache excluded)."""
+    return _notice.seconds
 
 
 def jit(function):

@@ -47,7 +47,7 @@ CHILD = textwrap.dedent("""
 
 def start(cache_dir, tmp_path, prelude="pass", **extra_env):
     """A child that imports fastscratch after running ``prelude`` (to break Numba's internals) and checks a forward pass."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), **extra_env}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), "FASTSCRATCH_COMPILE_NOTICE": "1", **extra_env}
     env.pop("NUMBA_DISABLE_JIT", None)
     env.pop("FASTSCRATCH_SIMD", None)
     code = CHILD.replace("PRELUDE", textwrap.indent(textwrap.dedent(prelude), " " * 4).strip())
@@ -77,6 +77,14 @@ def assert_correct(result, warnings=()):
     return report
 
 
+NOTICE = "fastscratch: compiling kernels for this CPU ("
+
+
+def notices(result):
+    """The lines of the child's stderr that say kernels compile."""
+    return [line for line in result[2].splitlines() if line.startswith(NOTICE)]
+
+
 def cache_files(cache_dir, suffix):
     return sorted(os.path.join(root, name) for root, _, names in os.walk(cache_dir)
                   for name in names if name.endswith(suffix))
@@ -97,9 +105,15 @@ def test_two_processes_compiling_into_an_empty_cache(raced_cache, tmp_path):
         assert_correct(result)
     index, data = cache_files(cache_dir, ".nbi"), cache_files(cache_dir, ".nbc")
     assert index and data, "NUMBA_CACHE_DIR was not used"
-    # A third process loads from that cache, correctly, without writing to it.
+    # Whoever compiled said so, once, naming the cache (the other may have loaded everything it needed).
+    said = [notices(result) for result in results]
+    assert all(len(lines) <= 1 for lines in said) and any(said), said
+    assert all(f"once: they are cached in {cache_dir}" in line for lines in said for line in lines), said
+    # A third process loads from that cache, correctly, without writing to it, and compiles nothing to tell.
     stamps = {path: os.stat(path).st_mtime_ns for path in index + data}
-    assert_correct(finish(start(cache_dir, tmp_path)))
+    third = finish(start(cache_dir, tmp_path))
+    assert_correct(third)
+    assert notices(third) == []
     assert {path: os.stat(path).st_mtime_ns for path in cache_files(cache_dir, ".nbi") + cache_files(
         cache_dir, ".nbc")} == stamps
 
@@ -210,8 +224,11 @@ def test_no_cache_location_at_all(tmp_path):
     locator, which never applies to a module file.
     """
     cache_dir = tmp_path / "cache"
-    assert_correct(finish(start(cache_dir, tmp_path, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator")))
+    result = finish(start(cache_dir, tmp_path, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator"))
+    assert_correct(result)
     assert not cache_dir.exists()
+    [line] = notices(result)
+    assert line.endswith("not cached: each new process compiles them again")
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to a read-only directory")
@@ -247,7 +264,9 @@ def test_each_simd_setting_keeps_its_own_entries(raced_cache, tmp_path):
     """Runs with another FASTSCRATCH_SIMD add their entries beside the default's instead of replacing them."""
     cache_dir = tmp_path / "cache"
     shutil.copytree(raced_cache[0], cache_dir)
-    assert_correct(finish(start(cache_dir, tmp_path, FASTSCRATCH_SIMD="plain")))
+    plain = finish(start(cache_dir, tmp_path, FASTSCRATCH_SIMD="plain", FASTSCRATCH_COMPILE_NOTICE="0"))
+    assert_correct(plain)
+    assert "compiling" not in plain[2]  # it compiled, silenced
     stamps = {path: os.stat(path).st_mtime_ns for path in cache_files(cache_dir, ".nbi") + cache_files(
         cache_dir, ".nbc")}
     for setting in ("auto", "plain"):  # both load from the cache now: nothing is written
@@ -269,8 +288,10 @@ def test_cache_directory_others_can_write_is_refused(tmp_path, mode, owner):
         if os.geteuid() != 0:
             pytest.skip("only root can give a directory away")
         os.chown(cache_dir, owner, -1)
-    assert_correct(finish(start(cache_dir, tmp_path)), REFUSED)
+    result = finish(start(cache_dir, tmp_path))
+    assert_correct(result, REFUSED)
     assert not cache_files(cache_dir, ".nbi") and not cache_files(cache_dir, ".nbc")
+    assert [line.endswith("not cached: each new process compiles them again") for line in notices(result)] == [True]
 
 
 @pytest.mark.parametrize("mode, refused", [(0o777, True), (0o1777, False)], ids=["open", "sticky"])
@@ -323,3 +344,50 @@ def test_broken_numba_internals_compile_in_memory_with_one_warning(tmp_path, bro
         assert_correct(finish(start(cache_dir, tmp_path, BROKEN_INTERNALS[broken])),
                        [("CacheWarning", "kernels compile in memory")])
         assert cache_files(cache_dir, ".nbi") == cache_files(cache_dir, ".nbc") == []
+
+
+def _probe_kernel():
+    """A kernel of fastscratch's not yet compiled in this process (no cache: it compiles at its first call)."""
+    import numba
+
+    def probe(x):
+        return x + 1.0
+    probe.__module__ = "fastscratch.probe"
+    return numba.njit(probe)
+
+
+def test_the_notice_goes_where_it_is_told_once_and_compiles_are_timed(monkeypatch):
+    from fastscratch import kernel_cache
+    monkeypatch.setattr(kernel_cache._notice, "silenced", False)
+    monkeypatch.setattr(kernel_cache._notice, "said", False)
+    before = kernel_cache.compile_seconds()
+    told = []
+    with kernel_cache.compiles_told_to(told.append):
+        assert _probe_kernel()(1.0) == 2.0
+        assert _probe_kernel()(1.0) == 2.0  # another compile: nothing more to say
+    assert [line.startswith(NOTICE) and line.endswith("not cached: each new process compiles them again")
+            for line in told] == [True]
+    assert kernel_cache.compile_seconds() > before
+    assert kernel_cache._notice.write is kernel_cache._stderr_line
+
+
+def test_a_silenced_notice_says_nothing_where_it_is_told(monkeypatch):
+    from fastscratch import kernel_cache
+    monkeypatch.setattr(kernel_cache._notice, "silenced", True)
+    monkeypatch.setattr(kernel_cache._notice, "said", False)
+    told = []
+    with kernel_cache.compiles_told_to(told.append):
+        _probe_kernel()(1.0)
+    assert told == []
+
+
+def test_numbas_own_functions_are_not_announced(monkeypatch):
+    import numba
+
+    from fastscratch import kernel_cache
+    monkeypatch.setattr(kernel_cache._notice, "silenced", False)
+    monkeypatch.setattr(kernel_cache._notice, "said", False)
+    told = []
+    with kernel_cache.compiles_told_to(told.append):
+        numba.njit(lambda x: x * 3.0)(1.0)
+    assert told == []

@@ -272,6 +272,14 @@ class Continued(NamedTuple):
     point: object  # tutorial.Resume
 
 
+def _compile_notice(args, console):
+    """Kernels compiled during the run say so among the run's own lines (none under --quiet)."""
+    if args.backend == "reference":  # compiles nothing: load no Numba
+        return contextlib.nullcontext()
+    from fastscratch import kernel_cache
+    return kernel_cache.compiles_told_to(console.print)
+
+
 def _train(args, parser, claim, console, stop, continued=None):
     """The tutorial's job (``fastscratch.tutorial.run``) in the claimed directory; return the exit code."""
     from fastscratch import tutorial
@@ -294,7 +302,7 @@ def _train(args, parser, claim, console, stop, continued=None):
     recorder = Recorder(args, claim, console, loaded, started_at, continued)
     result, stopped_after_run = None, False
     try:
-        with recorder.live:
+        with recorder.live, _compile_notice(args, console):
             result = tutorial.run(
                 load=lambda: loaded, seed=args.seed, dtype=args.dtype, hidden_layers_sizes=args.hidden,
                 activation=args.activation, loss=args.loss, backend=args.backend, num_epochs=args.epochs,
