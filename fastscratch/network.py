@@ -78,7 +78,7 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def backward(self, dL_dy):
         _validation.check_stored_batch(self)
         dL_dy = _validation.check_output_gradient(self, dL_dy)
-        return steps.backward(routing.route(self, Call.BACKWARD), dL_dy)
+        return steps.backward(routing.route(self, Call.BACKWARD, len(dL_dy)), dL_dy)
 
     backward.__doc__ = reference.FullyConnectedLayer.backward.__doc__
 
@@ -133,7 +133,7 @@ class SimpleNetwork(reference.SimpleNetwork):
             _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
             rows = np.shape(layer.x)[0]
         dL_dy = _validation.check_output_gradient(self.layers[-1], dL_dy)
-        return steps.backward(routing.route(self, Call.BACKWARD), dL_dy)
+        return steps.backward(routing.route(self, Call.BACKWARD, rows), dL_dy)
 
     backward.__doc__ = reference.SimpleNetwork.backward.__doc__
 
