@@ -16,6 +16,7 @@ from fastscratch import _validation, buffers, inputs, prediction, reference, rou
 from fastscratch.dispatch import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 from fastscratch.functions import derivated_loss_L2, derivated_sigmoid, loss_L2, sigmoid
 from fastscratch.kept_data import KeptWithData
+from fastscratch.kernels.checks import all_finite
 from fastscratch.kernels.structure import nonzero_fraction
 from fastscratch.routing import Call, Way
 
@@ -23,6 +24,62 @@ from fastscratch.routing import Call, Way
 def _rows(x):
     """The rows of an input: 1 for one sample given 1-D."""
     return 1 if x.ndim == 1 else len(x)
+
+
+# The per-call checks are the reference's (``_validation``); their common case is answered here first, in a few
+# attribute reads and one compiled pass, and anything else goes through the reference's checks, which raise or
+# warn with its messages.
+
+def _finite(name, x):
+    """Whether x (from ``as_input``: C-contiguous, the network's float dtype) is finite; if not, the reference's
+    warning."""
+    return all_finite(x) or _validation.warn_unless_finite(name, x)
+
+
+def _plain_layers(network):
+    """Whether ``network.layers`` is a list of layers that chain, each in the network's dtype with ``np.ndarray``
+    parameters of its shapes and that dtype: ``check_network``'s common case."""
+    layers, dtype = network.layers, network.dtype
+    if type(layers) is not list or not layers:
+        return False
+    size = layers[0].num_inputs
+    for layer in layers:
+        W, b = layer.W, layer.b
+        if not (type(W) is np.ndarray and type(b) is np.ndarray and layer.num_inputs == size
+                and layer.dtype == dtype and W.dtype == dtype and b.dtype == dtype
+                and W.shape == (size, layer.size) and b.shape == (layer.size,)):
+            return False
+        size = layer.size
+    return True
+
+
+def _stored_rows(layers):
+    """The rows of the batch every layer holds (x and y of its shapes, ``np.ndarray``s) with a derivative to
+    apply, for ``backward`` after ``check_layers``; None where ``check_stored_batch`` must say more."""
+    x = layers[0].x
+    if type(x) is not np.ndarray or x.ndim != 2:
+        return None
+    rows = len(x)
+    for layer in layers:
+        x, y = layer.x, layer.y
+        if not (type(x) is np.ndarray and type(y) is np.ndarray and x.shape == (rows, layer.num_inputs)
+                and y.shape == (rows, layer.size) and layer.derivated_activation_function is not None):
+            return None
+    return rows
+
+
+def _output_gradient(layer, dL_dy):
+    """``check_output_gradient(layer, dL_dy)`` for a layer that holds a batch (``_stored_rows``)."""
+    arr = _validation.as_input("dL_dy", dL_dy, layer.size, layer.dtype)
+    if arr.shape == layer.y.shape and all_finite(arr):
+        return arr
+    return _validation.check_output_gradient(layer, dL_dy)
+
+
+def _stored_gradients(layers):
+    """Whether every layer holds gradients of its parameters' shapes, after ``check_layers``."""
+    return all(type(layer.dL_dW) is np.ndarray and type(layer.dL_db) is np.ndarray
+               and layer.dL_dW.shape == layer.W.shape and layer.dL_db.shape == layer.b.shape for layer in layers)
 
 
 def _rows_buffers(network, name, source, X, every_row=False):
@@ -70,7 +127,7 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def forward(self, x):
         _validation.check_layer_parameters(self)
         x = _validation.as_input("x", x, self.num_inputs, self.dtype)
-        finite = _validation.warn_unless_finite("x", x)
+        finite = _finite("x", x)
         return steps.forward(routing.route(self, Call.FORWARD, _rows(x), input_finite=finite), x)
 
     forward.__doc__ = reference.FullyConnectedLayer.forward.__doc__
@@ -118,21 +175,28 @@ class SimpleNetwork(reference.SimpleNetwork):
         density = 1.0 if X_train is None else nonzero_fraction(np.asarray(X_train))
         return routing.route(self, Call.EPOCH, batch_size, nonzero_fraction=density).way is Way.COMPILED_EPOCH
 
+    def check_layers(self):
+        if not _plain_layers(self):
+            _validation.check_network(self)
+
+    check_layers.__doc__ = reference.SimpleNetwork.check_layers.__doc__
+
     def forward(self, x):
         self.check_layers()
         x = _validation.as_input("x", x, self.num_inputs, self.dtype)
-        finite = _validation.warn_unless_finite("x", x)
+        finite = _finite("x", x)
         return steps.forward(routing.route(self, Call.FORWARD, _rows(x), input_finite=finite), x)
 
     forward.__doc__ = reference.SimpleNetwork.forward.__doc__
 
     def backward(self, dL_dy):
         self.check_layers()
-        rows = None
-        for layer in self.layers:
-            _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
-            rows = np.shape(layer.x)[0]
-        dL_dy = _validation.check_output_gradient(self.layers[-1], dL_dy)
+        rows = _stored_rows(self.layers)
+        if rows is None:
+            for layer in self.layers:
+                _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
+                rows = np.shape(layer.x)[0]
+        dL_dy = _output_gradient(self.layers[-1], dL_dy)
         return steps.backward(routing.route(self, Call.BACKWARD, rows), dL_dy)
 
     backward.__doc__ = reference.SimpleNetwork.backward.__doc__
@@ -140,8 +204,9 @@ class SimpleNetwork(reference.SimpleNetwork):
     def optimize(self, epsilon):
         epsilon = _validation.check_learning_rate(epsilon, "epsilon")
         self.check_layers()
-        for layer in self.layers:
-            _validation.check_stored_gradients(layer)
+        if not _stored_gradients(self.layers):
+            for layer in self.layers:
+                _validation.check_stored_gradients(layer)
         steps.optimize(routing.route(self, Call.OPTIMIZE), epsilon)
 
     optimize.__doc__ = reference.SimpleNetwork.optimize.__doc__
@@ -150,7 +215,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         self.check_layers()
         source = x
         x = _validation.as_input("x", x, self.num_inputs, self.dtype)
-        finite = _validation.warn_unless_finite("x", x)
+        finite = _finite("x", x)
 
         route = routing.route(self, Call.PREDICT, _rows(x), input_finite=finite)
         return prediction.predict(route, x, lambda: _rows_buffers(self, "x", source, x, every_row=True))
@@ -161,7 +226,7 @@ class SimpleNetwork(reference.SimpleNetwork):
         self.check_layers()
         source = X_val
         X_val = _validation.as_input("X_val", X_val, self.num_inputs, self.dtype)
-        finite = _validation.warn_unless_finite("X_val", X_val)
+        finite = _finite("X_val", X_val)
         if X_val.ndim == 1:
             X_val = X_val[np.newaxis]
         y_val = _validation.as_labels("y_val", y_val, self.num_outputs, len(X_val))

@@ -4,6 +4,7 @@ Rows are indexed in place, never sliced: a slice is a reference-counted
 view, costly in an inner loop.
 """
 from fastscratch.kernel_cache import jit
+from fastscratch.kernels.checks import all_finite
 from fastscratch.kernels.simd import combine_row_pair, combine_rows
 
 
@@ -42,7 +43,7 @@ def weight_gradients(x, dL_dz, rows, positions, counts, dL_dW, dL_db):
     """
     n, n_in = x.shape
     zero = x.dtype.type(0)
-    every = not finite(dL_dz)
+    every = not all_finite(dL_dz)
     for k in range(n_in):
         counts[k] = 0
     for r in range(n):
@@ -55,16 +56,6 @@ def weight_gradients(x, dL_dz, rows, positions, counts, dL_dW, dL_db):
     for k in range(n_in):
         combine_rows(dL_dW, k, dL_dz, rows, x, positions, k * n, k * n + counts[k])
     column_sums(dL_dz, dL_db)
-
-
-@jit
-def finite(M):
-    """Whether every entry of M (C-contiguous) is finite (``m - m`` is 0), without a branch per entry."""
-    flat = M.reshape(M.size)
-    bad = False
-    for i in range(flat.size):
-        bad |= flat[i] - flat[i] != 0
-    return not bad
 
 
 @jit
