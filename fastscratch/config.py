@@ -48,8 +48,9 @@ COMPILED_MIN_ROWS = 8
 #: Rows of X, taken evenly, whose nonzero entries estimate X's fraction of them (``KERNEL_SPARSE_INPUT``).
 DENSITY_SAMPLE_ROWS = 1024
 
-#: Rows per group of the compiled forward passes of ``evaluate_accuracy``, ``train``'s evaluation and batched
-#: ``predict``: the first layer takes a group a block of inputs at a time, its outputs in L1.
+#: Rows per group of the compiled forward passes of ``evaluate_accuracy``, ``train``'s evaluation, batched
+#: ``predict`` and per-call ``forward``: the first layer takes a group a block of inputs at a time, its outputs in
+#: L1.
 EVAL_GROUP = 32
 
 #: Routes of the per-call API kept on a network (``routing.RouteCache``): one per call, finiteness of the

@@ -39,12 +39,12 @@ def _layer_forward(route, x, dtype):
     else:
         rows = x[np.newaxis] if x.ndim == 1 else x
         y = np.empty((rows.shape[0], layer.size), dtype=dtype)
-        W, b, code = route.W, route.b, route.activation_code
+        W, b, code, group = route.W, route.b, route.activation_code, config.EVAL_GROUP
         if len(rows) < 2 * config.MIN_ROWS_PER_THREAD:
-            blocked_forward(rows, W, b, code, y)
+            blocked_forward(rows, W, b, code, y, group)
         else:  # rows are independent: parts of them in threads (the kernel releases the GIL)
-            in_parts(lambda start, stop: blocked_forward(rows[start:stop], W, b, code, y[start:stop]), len(rows),
-                     config.MIN_ROWS_PER_THREAD)
+            in_parts(lambda start, stop: blocked_forward(rows[start:stop], W, b, code, y[start:stop], group),
+                     len(rows), config.MIN_ROWS_PER_THREAD)
         if x.ndim == 1:
             y = y[0]
         if route.activation is Function.USERS:
