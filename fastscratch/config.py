@@ -36,9 +36,11 @@ KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
 #: docs/performance-calls.md): no limit by default.
 KERNEL_MAX_ENTRIES = 2 ** 62
 
-#: A backward pass outside the compiled epoch (``backward``, and ``train``'s batch loop) computes the weight
-#: gradient as a kernel over the input's nonzero entries (``dense_backward.weight_gradients``) for batches of at
-#: most this many rows; past it BLAS's blocked product is as fast, and the kernel's scratch grows with the rows.
+#: A backward pass outside the compiled epoch (``backward``, and ``train``'s batch loop) computes the first layer's
+#: weight gradient as a kernel over its input's nonzero entries (``dense_backward.weight_gradients``) when the input
+#: is sparse (at most KERNEL_SPARSE_INPUT of its entries nonzero: MNIST's 19 %) and of at most this many rows; on
+#: dense inputs (the hidden layers' activations), and past it, BLAS's blocked product was faster (figures in
+#: docs/performance-calls.md), and the kernel's scratch grows with the rows.
 KERNEL_MAX_BACKWARD_ROWS = 128
 
 #: ``evaluate_accuracy`` of fewer rows than this runs them one by one: indexing them for the compiled pass

@@ -76,6 +76,11 @@ def _output_gradient(layer, dL_dy):
     return _validation.check_output_gradient(layer, dL_dy)
 
 
+def _density(x):
+    """The fraction of nonzero entries of a stored input (``routing``'s test for the sparse weight gradient)."""
+    return np.count_nonzero(x) / max(np.size(x), 1)
+
+
 def _stored_gradients(layers):
     """Whether every layer holds gradients of its parameters' shapes, after ``check_layers``."""
     return all(type(layer.dL_dW) is np.ndarray and type(layer.dL_db) is np.ndarray
@@ -135,7 +140,8 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     def backward(self, dL_dy):
         _validation.check_stored_batch(self)
         dL_dy = _validation.check_output_gradient(self, dL_dy)
-        return steps.backward(routing.route(self, Call.BACKWARD, len(dL_dy)), dL_dy)
+        return steps.backward(routing.route(self, Call.BACKWARD, len(dL_dy), nonzero_fraction=_density(self.x)),
+                              dL_dy)
 
     backward.__doc__ = reference.FullyConnectedLayer.backward.__doc__
 
@@ -197,7 +203,8 @@ class SimpleNetwork(reference.SimpleNetwork):
                 _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
                 rows = np.shape(layer.x)[0]
         dL_dy = _output_gradient(self.layers[-1], dL_dy)
-        return steps.backward(routing.route(self, Call.BACKWARD, rows), dL_dy)
+        return steps.backward(routing.route(self, Call.BACKWARD, rows, nonzero_fraction=_density(self.layers[0].x)),
+                              dL_dy)
 
     backward.__doc__ = reference.SimpleNetwork.backward.__doc__
 

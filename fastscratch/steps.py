@@ -64,7 +64,7 @@ def backward(route, dL_dy, input_gradient_needed=True):
 
 def _layer_backward(route, dL_dy, dtype, input_gradient_needed):
     """dL_dz from the derivative as the route says (a kernel: one pass instead of NumPy's temporaries); dL_dW and
-    dL_db as the route's products say; dL_dx by the reference's BLAS expression, which no kernel beat."""
+    dL_db as the route's ``gradient`` says; dL_dx by the reference's BLAS expression, which no kernel beat."""
     layer = route.layer
     x, y = kernel_array("x", layer.x, dtype), kernel_array("y", layer.y, dtype)
     derivative = layer.derivated_activation_function
@@ -76,7 +76,7 @@ def _layer_backward(route, dL_dy, dtype, input_gradient_needed):
     else:
         dL_dz = np.empty(y.shape, dtype=dtype)
         times_derivative(dL_dy, y, route.derivative_code, dL_dz)
-    if route.products is Products.KERNEL:
+    if route.gradient is Products.KERNEL:
         n, n_in = x.shape
         dL_dW, dL_db = np.empty((n_in, layer.size), dtype=dtype), np.empty(layer.size, dtype=dtype)
         weight_gradients(x, dL_dz, np.empty(n * n_in, dtype=np.int32), np.empty(n * n_in, dtype=np.int32),
