@@ -325,3 +325,31 @@ def test_forward_of_many_rows_in_threads_gives_the_bits_of_one_thread(monkeypatc
     monkeypatch.setattr(steps, "in_parts", in_parts)
     assert net.forward(X).tobytes() == one.tobytes()
     assert parts == [301, 301]  # each layer's 301 rows in threads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_users_activation_gets_the_references_arrays_and_its_result_is_kept_as_is(dtype, rng):
+    """With compiled products, the user's function is still called once per layer and batch, with z of the
+    reference's shape and dtype, in the reference's order; what it returns is the layer's y itself (a writeable
+    array, as in the reference), and the network trains to the reference's numbers."""
+    seen = {}
+
+    def activation_of(name):
+        def activation(z):
+            seen.setdefault(name, []).append((z.shape, z.dtype))
+            return 1 / (1 + np.exp(-z))
+        return activation
+    nets = pair((6,), dtype=dtype)
+    for name, net in zip(("reference", "jit"), nets):
+        for layer in net.layers:
+            layer.activation_function = activation_of(name)
+    X, Y = problem(rng, 40)
+    returned = []
+    for net in nets:
+        net.layers[0].activation_function = (lambda f: lambda z: returned.append(f(z)) or returned[-1])(
+            net.layers[0].activation_function)
+        net.forward(X[:7])
+        assert net.layers[0].y is returned[-1] and net.layers[0].y.flags.writeable
+    results = train_both(nets, X, Y, batch_size=10, num_epochs=2, learning_rate=0.05)
+    assert seen["jit"] == seen["reference"]
+    assert_same(nets, results, rtol=1e-4 if dtype == np.float32 else 1e-10)
