@@ -44,13 +44,19 @@ def _plain_layers(network):
         return False
     size = layers[0].num_inputs
     for layer in layers:
-        W, b = layer.W, layer.b
-        if not (type(W) is np.ndarray and type(b) is np.ndarray and layer.num_inputs == size
-                and layer.dtype == dtype and W.dtype == dtype and b.dtype == dtype
-                and W.shape == (size, layer.size) and b.shape == (layer.size,)):
+        if not _plain_layer(layer, size, dtype):
             return False
         size = layer.size
     return True
+
+
+def _plain_layer(layer, num_inputs, dtype):
+    """Whether the layer takes ``num_inputs``, computes in ``dtype`` and holds ``np.ndarray`` parameters of its
+    shapes and that dtype: ``check_layer_parameters``' common case."""
+    W, b = layer.W, layer.b
+    return (type(W) is np.ndarray and type(b) is np.ndarray and layer.num_inputs == num_inputs
+            and layer.dtype == dtype and W.dtype == dtype and b.dtype == dtype
+            and W.shape == (num_inputs, layer.size) and b.shape == (layer.size,))
 
 
 def _stored_rows(layers):
@@ -69,9 +75,9 @@ def _stored_rows(layers):
 
 
 def _output_gradient(layer, dL_dy):
-    """``check_output_gradient(layer, dL_dy)`` for a layer that holds a batch (``_stored_rows``)."""
+    """``check_output_gradient(layer, dL_dy)`` for a layer whose stored batch is checked."""
     arr = _validation.as_input("dL_dy", dL_dy, layer.size, layer.dtype)
-    if arr.shape == layer.y.shape and all_finite(arr):
+    if type(layer.y) is np.ndarray and arr.shape == layer.y.shape and all_finite(arr):
         return arr
     return _validation.check_output_gradient(layer, dL_dy)
 
@@ -102,7 +108,8 @@ class Neuron(reference.Neuron):
     def forward(self, x):
         # One row through one neuron is too small for a kernel to pay: the reference's expression.
         _validation.check_neuron_parameters(self)
-        x = _validation.read_input("x", x, self.num_inputs, self.dtype)
+        x = _validation.as_input("x", x, self.num_inputs, self.dtype)
+        _finite("x", x)
         return self.activation_function(np.dot(x, self.W) + self.b)
 
     forward.__doc__ = reference.Neuron.forward.__doc__
@@ -130,7 +137,8 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         return routing.route(self, Call.FORWARD).builtin_functions
 
     def forward(self, x):
-        _validation.check_layer_parameters(self)
+        if not _plain_layer(self, self.num_inputs, self.dtype):
+            _validation.check_layer_parameters(self)
         x = _validation.as_input("x", x, self.num_inputs, self.dtype)
         finite = _finite("x", x)
         return steps.forward(routing.route(self, Call.FORWARD, _rows(x), input_finite=finite), x)
@@ -138,15 +146,17 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
     forward.__doc__ = reference.FullyConnectedLayer.forward.__doc__
 
     def backward(self, dL_dy):
-        _validation.check_stored_batch(self)
-        dL_dy = _validation.check_output_gradient(self, dL_dy)
+        if not (_plain_layer(self, self.num_inputs, self.dtype) and _stored_rows([self])):
+            _validation.check_stored_batch(self)
+        dL_dy = _output_gradient(self, dL_dy)
         return steps.backward(routing.route(self, Call.BACKWARD, len(dL_dy), nonzero_fraction=_density(self.x)),
                               dL_dy)
 
     backward.__doc__ = reference.FullyConnectedLayer.backward.__doc__
 
     def optimize(self, epsilon):
-        _validation.check_stored_gradients(self)
+        if not (_plain_layer(self, self.num_inputs, self.dtype) and _stored_gradients([self])):
+            _validation.check_stored_gradients(self)
         steps.optimize(routing.route(self, Call.OPTIMIZE), _validation.check_learning_rate(epsilon, "epsilon"))
 
     optimize.__doc__ = reference.FullyConnectedLayer.optimize.__doc__

@@ -459,3 +459,4 @@ def test_the_per_call_checks_answer_the_common_case_and_defer_the_rest(monkeypat
     jit.layers.append(jit.layers[0])
     with pytest.raises(ValueError, match="layer 2 takes 12 inputs"):
         jit.forward(X)
+
