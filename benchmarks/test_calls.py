@@ -5,11 +5,13 @@ Outside ``train``, a user calls the network the way the tutorial does: one
 the loss, its derivative, ``backward``, ``optimize``). Each group times one
 such call on the seed's network (784-64-32-10, sigmoid, L2) given float64
 MNIST rows, as the tutorial's user gives them to either network dtype, at
-batch sizes 1, 30 and 256 (``predict`` of one image takes the 1-D row, as
-the tutorial does; ``Neuron.forward`` takes one row only):
+batch sizes 1, 30, 256 and 60,000 (the whole training set, as the tutorial's
+untrained figures take it; ``predict`` of one image takes the 1-D row, as the
+tutorial does, and the 2-D ``(1, 784)`` row; ``Neuron.forward`` takes one row
+only):
 
-- ``forward``, ``backward``, ``optimize``, ``predict``, ``evaluate_accuracy``
-  of ``SimpleNetwork``; ``forward``, ``backward``, ``optimize`` of its first
+- ``forward``, ``backward``, ``optimize``, ``predict`` (``predict-2d``: of a
+  ``(1, 784)`` row), ``evaluate_accuracy`` of ``SimpleNetwork``; ``forward``, ``backward``, ``optimize`` of its first
   layer; ``Neuron.forward`` of a 784-input neuron;
 - ``batch-loop``: one step of the hand-written loop, over consecutive batches.
 
@@ -51,7 +53,7 @@ def assert_same(value, expected, rtol):
 def test_call(benchmark, record, mnist64, build, blas_threads, impl, dtype, call, batch):
     benchmark.group = f"call {call}"
     X_train, Y_train, X_test, y_test = mnist64
-    data = (X_train[:2560], Y_train[:2560], np.argmax(Y_train[:2560], axis=1))
+    data = (X_train, Y_train, np.argmax(Y_train, axis=1))
     run = prepared(impl, dtype, call, batch, data, build)
     if call == "batch-loop":  # its value is the first batch's loss: compare it on a fresh network
         first = prepared(impl, dtype, call, batch, data, build)()
