@@ -12,11 +12,11 @@ keep of their data is kept with the data (``kept_data``, claimed through
 """
 import numpy as np
 
-from fastscratch import _validation, buffers, inputs, prediction, reference, routing, steps, train_call
+from fastscratch import _validation, buffers, config, inputs, prediction, reference, routing, steps, train_call
 from fastscratch.dispatch import FallbackWarning  # noqa: F401  (public: fastscratch.FallbackWarning)
 from fastscratch.functions import derivated_loss_L2, derivated_sigmoid, loss_L2, sigmoid
 from fastscratch.kept_data import KeptWithData
-from fastscratch.kernels.checks import all_finite
+from fastscratch.kernels.checks import all_finite, count_nonzero
 from fastscratch.kernels.structure import nonzero_fraction
 from fastscratch.routing import Call, Way
 
@@ -82,8 +82,14 @@ def _output_gradient(layer, dL_dy):
     return _validation.check_output_gradient(layer, dL_dy)
 
 
-def _density(x):
-    """The fraction of nonzero entries of a stored input (``routing``'s test for the sparse weight gradient)."""
+def _density(x, rows):
+    """The fraction of nonzero entries of a stored input of ``rows`` rows, for ``routing``'s test of the sparse
+    weight gradient; 1 past ``config.KERNEL_MAX_BACKWARD_ROWS``, where that kernel does not run (counting 60,000
+    rows would cost a fifth of the backward pass)."""
+    if rows > config.KERNEL_MAX_BACKWARD_ROWS:
+        return 1.0
+    if type(x) is np.ndarray and x.flags.c_contiguous and x.dtype.kind == "f":
+        return count_nonzero(x) / max(x.size, 1)
     return np.count_nonzero(x) / max(np.size(x), 1)
 
 
@@ -149,8 +155,8 @@ class FullyConnectedLayer(reference.FullyConnectedLayer):
         if not (_plain_layer(self, self.num_inputs, self.dtype) and _stored_rows([self])):
             _validation.check_stored_batch(self)
         dL_dy = _output_gradient(self, dL_dy)
-        return steps.backward(routing.route(self, Call.BACKWARD, len(dL_dy), nonzero_fraction=_density(self.x)),
-                              dL_dy)
+        rows = len(dL_dy)
+        return steps.backward(routing.route(self, Call.BACKWARD, rows, nonzero_fraction=_density(self.x, rows)), dL_dy)
 
     backward.__doc__ = reference.FullyConnectedLayer.backward.__doc__
 
@@ -213,8 +219,8 @@ class SimpleNetwork(reference.SimpleNetwork):
                 _validation.check_stored_batch(layer, rows)  # every layer holds the same batch
                 rows = np.shape(layer.x)[0]
         dL_dy = _output_gradient(self.layers[-1], dL_dy)
-        return steps.backward(routing.route(self, Call.BACKWARD, rows, nonzero_fraction=_density(self.layers[0].x)),
-                              dL_dy)
+        density = _density(self.layers[0].x, rows)
+        return steps.backward(routing.route(self, Call.BACKWARD, rows, nonzero_fraction=density), dL_dy)
 
     backward.__doc__ = reference.SimpleNetwork.backward.__doc__
 

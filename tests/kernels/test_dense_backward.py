@@ -153,3 +153,16 @@ def test_weight_gradients_of_a_non_finite_dz_visit_every_input_as_blas(poison, r
     finite = np.isfinite(expected)
     np.testing.assert_allclose(dW[finite], expected[finite], rtol=1e-12)
     assert np.isnan(dW[3, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_checks_count_and_find_non_finite_values_as_numpy(dtype, rng):
+    from fastscratch.kernels.checks import all_finite, count_nonzero
+    x = sparse_like(rng, (7, 13), dtype)
+    x[1, 2] = -0.0
+    assert count_nonzero(x) == np.count_nonzero(x) and all_finite(x)
+    for poison in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[3, 4] = poison
+        assert not all_finite(y) and not all_finite(y[3])
+        assert count_nonzero(y) == np.count_nonzero(y)
