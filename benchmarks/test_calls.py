@@ -5,11 +5,13 @@ Outside ``train``, a user calls the network the way the tutorial does: one
 the loss, its derivative, ``backward``, ``optimize``). Each group times one
 such call on the seed's network (784-64-32-10, sigmoid, L2) given float64
 MNIST rows, as the tutorial's user gives them to either network dtype, at
-batch sizes 1, 30 and 256 (``predict`` of one image takes the 1-D row, as
-the tutorial does; ``Neuron.forward`` takes one row only):
+batch sizes 1, 30, 256 and 60,000 (the whole training set, as the tutorial's
+untrained figures take it; ``predict`` of one image takes the 1-D row, as the
+tutorial does, and the 2-D ``(1, 784)`` row; ``Neuron.forward`` takes one row
+only):
 
-- ``forward``, ``backward``, ``optimize``, ``predict``, ``evaluate_accuracy``
-  of ``SimpleNetwork``; ``forward``, ``backward``, ``optimize`` of its first
+- ``forward``, ``backward``, ``optimize``, ``predict`` (``predict-2d``: of a
+  ``(1, 784)`` row), ``evaluate_accuracy`` of ``SimpleNetwork``; ``forward``, ``backward``, ``optimize`` of its first
   layer; ``Neuron.forward`` of a 784-input neuron;
 - ``batch-loop``: one step of the hand-written loop, over consecutive batches.
 
@@ -21,8 +23,8 @@ records ``paired_speedup``: the median of ``PAIRS`` reference/drop-in ratios
 of rounds timed back to back, which the machine's load moves far less than
 cells timed seconds apart.
 
-With ``--benchmark-disable`` every cell runs once, as a smoke test that the
-drop-in's result equals the reference's.
+With ``--benchmark-disable`` every cell up to 256 rows runs once, as a smoke
+test that the drop-in's result equals the reference's.
 """
 import statistics
 
@@ -50,8 +52,10 @@ def assert_same(value, expected, rtol):
 @pytest.mark.parametrize("call, batch", list(cells()), ids=[f"{c}-b{b}" for c, b in cells()])
 def test_call(benchmark, record, mnist64, build, blas_threads, impl, dtype, call, batch):
     benchmark.group = f"call {call}"
+    if benchmark.disabled and batch > 256:
+        pytest.skip("the 60,000-row cells take seconds each: timed runs only (tests/test_steps.py checks many rows)")
     X_train, Y_train, X_test, y_test = mnist64
-    data = (X_train[:2560], Y_train[:2560], np.argmax(Y_train[:2560], axis=1))
+    data = (X_train, Y_train, np.argmax(Y_train, axis=1))
     run = prepared(impl, dtype, call, batch, data, build)
     if call == "batch-loop":  # its value is the first batch's loss: compare it on a fresh network
         first = prepared(impl, dtype, call, batch, data, build)()

@@ -11,6 +11,9 @@ def checked_result(function, role, value, shape, dtype, broadcast=False):
     derivative may return anything that broadcasts to ``shape`` (the
     reference multiplies it in), such as a scalar.
     """
+    if (type(value) is np.ndarray and value.dtype == dtype and value.shape == shape
+            and value.flags.c_contiguous):  # what a NumPy function of the network's arrays returns: itself
+        return value
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:

@@ -29,12 +29,19 @@ KERNEL_SMALL_HIDDEN_WEIGHTS = 128 * 64
 KERNEL_SPARSE_INPUT = 0.4
 KERNEL_MAX_HIDDEN_WEIGHTS = 256 * 256
 
-#: Outside the compiled epoch, a layer's product runs as a kernel when its input has at most this many
-#: entries (rows x inputs: one MNIST image through the first layer, up to 16 rows through a 64-wide hidden
-#: layer), else as the reference's BLAS expression. The kernel visits every entry, as BLAS does, so NaN
-#: weights show whatever the input; past this size BLAS's blocked product is faster (figures in
-#: docs/performance-calls.md).
-KERNEL_MAX_ENTRIES = 1024
+#: Outside the compiled epoch, a layer's forward product runs as a kernel (``dense_forward.blocked_forward``,
+#: every entry visited as BLAS does, so NaN weights show whatever the input; many rows in threads) when its
+#: input has at most this many entries (rows x inputs), else as the reference's BLAS expression. The kernel
+#: was ahead of one-thread BLAS at every size measured, up to MNIST's 60,000 rows (figures in
+#: docs/performance-calls.md): no limit by default.
+KERNEL_MAX_ENTRIES = 2 ** 62
+
+#: A backward pass outside the compiled epoch (``backward``, and ``train``'s batch loop) computes the first layer's
+#: weight gradient as a kernel over its input's nonzero entries (``dense_backward.weight_gradients``) when the input
+#: is sparse (at most KERNEL_SPARSE_INPUT of its entries nonzero: MNIST's 19 %) and of at most this many rows; on
+#: dense inputs (the hidden layers' activations), and past it, BLAS's blocked product was faster (figures in
+#: docs/performance-calls.md), and the kernel's scratch grows with the rows.
+KERNEL_MAX_BACKWARD_ROWS = 128
 
 #: ``evaluate_accuracy`` of fewer rows than this runs them one by one: indexing them for the compiled pass
 #: costs more than it saves.
@@ -43,17 +50,14 @@ COMPILED_MIN_ROWS = 8
 #: Rows of X, taken evenly, whose nonzero entries estimate X's fraction of them (``KERNEL_SPARSE_INPUT``).
 DENSITY_SAMPLE_ROWS = 1024
 
-#: Rows per group of the compiled forward passes of ``evaluate_accuracy``, ``train``'s evaluation and batched
-#: ``predict``: the first layer takes a group a block of inputs at a time, its outputs in L1.
+#: Rows per group of the compiled forward passes of ``evaluate_accuracy``, ``train``'s evaluation, batched
+#: ``predict`` and per-call ``forward``: the first layer takes a group a block of inputs at a time, its outputs in
+#: L1.
 EVAL_GROUP = 32
 
 #: Routes of the per-call API kept on a network (``routing.RouteCache``): one per call, finiteness of the
 #: input and outcome of the size test; calls of ever new kinds keep the recent ones only.
 ROUTES_KEPT = 16
-
-#: Dense input structures of per-call products kept on a network, one per input shape (calls of ever new
-#: sizes keep the recent ones only).
-DENSE_STRUCTURES_KEPT = 16
 
 # --- Threads ---------------------------------------------------------------------------------------------------
 

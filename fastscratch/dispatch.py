@@ -1,4 +1,4 @@
-"""Which functions run as kernels: built-ins by identity, any other callable through NumPy (warned once).
+"""Which functions run as kernels: built-ins by identity, any other callable as the user's code (warned once).
 
 ``functions.BUILTINS`` is the table of built-ins and ``KERNEL_CODES`` their
 kernels' codes; a user callable gets one ``FallbackWarning`` per callable
@@ -22,7 +22,7 @@ KERNEL_CODES = {
 
 
 class FallbackWarning(UserWarning):
-    """A custom callable makes that piece run through NumPy instead of a kernel."""
+    """A custom callable runs as the user's Python code between compiled products (and ``train`` batch by batch)."""
 
 
 # The callables already warned about. Weak references, so that a callable that dies is forgotten
@@ -53,15 +53,16 @@ def _first_time(function):
 
 
 def warn_once(function, role, where="network"):
-    """Warn, once per callable object, that ``function`` (the ``role`` of a ``where``) runs through NumPy.
+    """Warn, once per callable object, that ``function`` (the ``role`` of a ``where``) runs as the user's code.
 
     Issued with a registry of its own: Python's per-module registry keys on the text, which would let
     the first of two lambdas (both named ``<lambda>``) silence the other.
     """
     if not callable(function) or not _first_time(function):
         return  # not callable: calling it fails, as in the reference
-    text = (f"{where} {role} {callable_name(function)!r} is not one of fastscratch's built-ins: it runs through "
-            f"NumPy (slower)" + (", and train() runs batch by batch" if where == "network" else ""))
+    text = (f"{where} {role} {callable_name(function)!r} is not one of fastscratch's built-ins: it runs as your "
+            f"Python code between the compiled products" + (", and train() runs batch by batch instead of in "
+                                                              "compiled epochs" if where == "network" else ""))
     warn_at_user_line(text, FallbackWarning, registry={})
 
 

@@ -18,12 +18,18 @@ and tests no size of its own. The rules, for layer i:
   epoch's batch loop, a batch past the crossover (``past_crossover`` of a
   dense input: the batch loop's products are BLAS's).
 - R, the reference's expressions: forced, or not P, or scanned and not F.
-- ``products``: BLAS if R, for ``BACKWARD``, or past
-  ``config.KERNEL_MAX_ENTRIES`` input entries (one row for the accuracies),
-  else the kernel. ``activation``: the user's unless A; NumPy's with BLAS
-  products; else the kernel's, fused into the product. ``derivative``: the
-  user's unless D; NumPy's if R; else the kernel's. ``step``: the kernel on W
-  and b in place if P, else the reference's ``W -= epsilon * dL_dW``.
+- ``products`` (forward): BLAS if R or past ``config.KERNEL_MAX_ENTRIES`` input
+  entries (one row for the accuracies), else the kernel. ``gradient`` (the
+  weight gradient of a backward pass: ``BACKWARD``, the epoch's batch loop):
+  the kernel over the input's nonzero entries for the first layer, where its
+  products are the kernel's and its input is sparse (at most
+  ``config.KERNEL_SPARSE_INPUT`` nonzero) and of at most
+  ``config.KERNEL_MAX_BACKWARD_ROWS`` rows; else BLAS (a hidden layer's input
+  is an activation, dense, where BLAS is faster). ``activation``: the user's
+  unless A; NumPy's with BLAS products; else the kernel's, fused into the
+  product. ``derivative``: the user's unless D; NumPy's if R; else the
+  kernel's. ``step``: the kernel on W and b in place if P, else the
+  reference's ``W -= epsilon * dL_dW``.
 - The way: ``LAYERS`` for ``FORWARD``, ``BACKWARD``, ``OPTIMIZE`` and
   ``PREDICT`` of one row. ``PREDICT`` of several rows and the accuracies run
   ``COMPILED_ROWS`` if scanned with no R and every A, else ``LAYERS`` or
@@ -68,7 +74,9 @@ class Way(enum.Enum):
 
 
 class Products(enum.Enum):
-    KERNEL = "kernel"  # dense_forward over every entry (the activation fused in when Function.KERNEL)
+    # forward: blocked_forward over every entry, the rows in threads (the activation fused in when Function.KERNEL);
+    # the weight gradient: weight_gradients over the input's nonzero entries
+    KERNEL = "kernel"
     BLAS = "BLAS"  # np.dot, as the reference writes it
 
 
@@ -89,7 +97,8 @@ class LayerRoute(NamedTuple):
     layer: object
     W: np.ndarray  # the user's W and b, read and stepped in place by the kernels (P), else None
     b: np.ndarray
-    products: Products
+    products: Products  # of the forward pass
+    gradient: Products  # of the weight gradient, in a backward pass; the input gradient is BLAS's
     activation: Function
     derivative: Function
     step: Step
@@ -106,7 +115,6 @@ class Route(NamedTuple):
     dtype: np.dtype
     builtin_functions: bool  # every activation and derivative a built-in pair (and the loss, in a network)
     reason: str  # why this way, in words (tests, docs, progress lines)
-    dense: dict  # dense input structures of the products, by shape (``RouteCache.dense``; fresh when scanned)
 
     @property
     def lone(self):
@@ -128,52 +136,65 @@ class Route(NamedTuple):
 
 class RouteCache:
     """The routes of one network's per-call API, kept while the objects they were decided from are the same
-    ones, and the dense input structures of its products; on the network as ``_routes``. Copies and pickles
-    start empty."""
+    ones; on the network as ``_routes``. Copies and pickles start empty."""
 
     def __init__(self):
         # (the objects decided from, {(call, input finite, rows or 0 if no layer is past the size test): Route},
         # the widest layer's inputs), replaced in one assignment
         self.entry = None
-        self.dense = {}
 
     def __reduce__(self):
         return type(self), ()
 
 
 _FORWARD_PASSES = (Call.FORWARD, Call.PREDICT, Call.ACCURACY, Call.EPOCH_ACCURACY)
+_BACKWARD_PASSES = (Call.BACKWARD, Call.EPOCH)
 _ONE_ROW_PRODUCTS = (Call.ACCURACY, Call.EPOCH_ACCURACY)
 
 
 def route(network, call, rows=1, *, input_finite=True, nonzero_fraction=1.0):
     """The ``Route`` of ``call`` on ``network`` (a drop-in ``SimpleNetwork`` whose layers are checked, or a lone
-    ``FullyConnectedLayer``) as it is now, for an input of ``rows`` rows (1 for a 1-D x; the batch size for an
-    epoch), finite or not (``input_finite``), with this fraction of nonzero entries (an epoch's only)."""
+    ``FullyConnectedLayer``) as it is now, for an input of ``rows`` rows (1 for a 1-D x; the stored batch's for
+    ``BACKWARD``; the batch size for an epoch), finite or not (``input_finite``), with this fraction of nonzero
+    entries (the first layer's stored input for ``BACKWARD``; the training data for an epoch)."""
     if _scanned(call, rows, input_finite):
-        return _decide(network, call, rows, input_finite, nonzero_fraction, True, {})
+        return _decide(network, call, rows, input_finite, nonzero_fraction, True)
     cache = network.__dict__.get("_routes")
     if cache is None:
         cache = network.__dict__.setdefault("_routes", RouteCache())  # a layer made by from_reference
     objects = _decided_from(network)
-    # The size test's outcome depends on the rows alone: every row count under the widest layer's limit shares 0.
-    product_rows = 1 if call is _ACCURACY else 0 if call is _BACKWARD or call is _OPTIMIZE else rows
+    product_rows = 1 if call is _ACCURACY else 0 if call is _OPTIMIZE else rows
     entry = cache.entry  # one read: another thread may store a new entry meanwhile
     if entry is not None and len(entry[0]) == len(objects) and all(map(operator.is_, entry[0], objects)):
         routes, widest = entry[1], entry[2]
-        found = routes.get((call, input_finite, product_rows if product_rows * widest > config.KERNEL_MAX_ENTRIES
-                            else 0))
+        found = routes.get((call, input_finite, _sizes(call, product_rows, widest, nonzero_fraction)))
         if found is not None:
             return found
     else:
         routes, widest = {}, max(layer.num_inputs for layer in _layers_of(network))
-    decided = _decide(network, call, rows, input_finite, nonzero_fraction, False, cache.dense)
-    key = call, input_finite, product_rows if product_rows * widest > config.KERNEL_MAX_ENTRIES else 0
+    decided = _decide(network, call, rows, input_finite, nonzero_fraction, False)
+    key = call, input_finite, _sizes(call, product_rows, widest, nonzero_fraction)
     cache.entry = (objects, {**routes, key: decided} if len(routes) < config.ROUTES_KEPT else {key: decided},
                    widest)
     return decided
 
 
 _PREDICT, _ACCURACY, _BACKWARD, _OPTIMIZE = Call.PREDICT, Call.ACCURACY, Call.BACKWARD, Call.OPTIMIZE
+
+
+def _sizes(call, rows, widest, nonzero_fraction):
+    """The outcome of the size tests, as a kept route's key: the rows where some layer is past
+    ``config.KERNEL_MAX_ENTRIES`` (else 0: every row count under the widest layer's limit shares one route),
+    and whether a backward pass's weight gradient may run as the kernel (``_sparse_gradient``)."""
+    return (rows if rows * widest > config.KERNEL_MAX_ENTRIES else 0,
+            call is _BACKWARD and _sparse_gradient(call, rows, nonzero_fraction))
+
+
+def _sparse_gradient(call, rows, nonzero_fraction):
+    """Whether the first layer's weight gradient in this backward pass may run over its input's nonzero entries
+    (``dense_backward.weight_gradients``): where they are few, in batches that its scratch holds."""
+    return (call in _BACKWARD_PASSES and rows <= config.KERNEL_MAX_BACKWARD_ROWS
+            and nonzero_fraction <= config.KERNEL_SPARSE_INPUT)
 
 
 def _scanned(call, rows, input_finite):
@@ -215,7 +236,7 @@ class _Layer(NamedTuple):
         return self.W is not None and self.b is not None
 
 
-def _decide(network, call, rows, input_finite, nonzero_fraction, scanned, dense):
+def _decide(network, call, rows, input_finite, nonzero_fraction, scanned):
     lone = getattr(network, "layers", None) is None
     dtype, where = network.dtype, "layer" if lone else "network"
     found = []
@@ -235,10 +256,11 @@ def _decide(network, call, rows, input_finite, nonzero_fraction, scanned, dense)
     else:
         forced = not input_finite and call in _FORWARD_PASSES
     product_rows = 1 if call in _ONE_ROW_PRODUCTS else rows
+    sparse = _sparse_gradient(call, rows, nonzero_fraction)
     layers, reference = [], []
-    for layer in found:
+    for i, layer in enumerate(found):
         expressions = forced or not layer.in_place or not layer.finite
-        layers.append(_layer_route(layer, call, expressions, product_rows))
+        layers.append(_layer_route(layer, expressions, product_rows, sparse and i == 0))
         reference.append(expressions)
     if call is Call.EPOCH:
         reason = reason or "every layer compiled"
@@ -249,15 +271,16 @@ def _decide(network, call, rows, input_finite, nonzero_fraction, scanned, dense)
     else:
         way, reason = Way.LAYERS, "one call per layer"
     return Route(way, tuple(layers), None if lone else Function.KERNEL if code is not None else Function.USERS,
-                 code, dtype, builtin, reason, dense)
+                 code, dtype, builtin, reason)
 
 
-def _layer_route(layer, call, expressions, product_rows):
-    blas = expressions or call is Call.BACKWARD or product_rows * layer.layer.num_inputs > config.KERNEL_MAX_ENTRIES
+def _layer_route(layer, expressions, product_rows, sparse_gradient):
+    blas = expressions or product_rows * layer.layer.num_inputs > config.KERNEL_MAX_ENTRIES
+    gradient = Products.KERNEL if sparse_gradient and not blas else Products.BLAS
     activation = (Function.USERS if layer.activation_code is None else Function.NUMPY if blas else Function.KERNEL)
     derivative = (Function.USERS if layer.derivative_code is None else Function.NUMPY if expressions
                   else Function.KERNEL)
-    return LayerRoute(layer.layer, layer.W, layer.b, Products.BLAS if blas else Products.KERNEL, activation,
+    return LayerRoute(layer.layer, layer.W, layer.b, Products.BLAS if blas else Products.KERNEL, gradient, activation,
                       derivative, Step.KERNEL if layer.in_place else Step.NUMPY,
                       activations.IDENTITY if layer.activation_code is None else layer.activation_code,
                       layer.derivative_code)

@@ -12,9 +12,10 @@ import numpy as np
 from fastscratch import config
 from fastscratch.callables import checked_result
 from fastscratch.kernels.activations import times_derivative
-from fastscratch.kernels.dense_forward import dense_forward
+from fastscratch.kernels.dense_backward import weight_gradients
+from fastscratch.kernels.dense_forward import blocked_forward
 from fastscratch.kernels.sgd import sgd_step
-from fastscratch.kernels.structure import full_structure, index_dtype
+from fastscratch.kernels.structure import in_parts
 from fastscratch.parameters import in_place, kernel_array
 from fastscratch.routing import Function, Products, Step
 
@@ -23,12 +24,12 @@ def forward(route, x):
     """The output of the route's layers for x (n, n_in) or (n_in,), each layer keeping its x and y as the
     reference's forward keeps them."""
     for layer in route.layers:
-        x = _layer_forward(layer, x, route.dtype, route.dense)
+        x = _layer_forward(layer, x, route.dtype)
     return x
 
 
-def _layer_forward(route, x, dtype, dense):
-    """``y = f(x @ W + b)`` of one layer, as its ``LayerRoute`` says (``dense``: see ``_dense_structure``)."""
+def _layer_forward(route, x, dtype):
+    """``y = f(x @ W + b)`` of one layer, as its ``LayerRoute`` says."""
     layer = route.layer
     if route.products is Products.BLAS:
         y = layer.activation_function(np.dot(x, layer.W) + layer.b)
@@ -38,7 +39,12 @@ def _layer_forward(route, x, dtype, dense):
     else:
         rows = x[np.newaxis] if x.ndim == 1 else x
         y = np.empty((rows.shape[0], layer.size), dtype=dtype)
-        dense_forward(*_dense_structure(rows, dense), 0, route.W, route.b, route.activation_code, y)
+        W, b, code, group = route.W, route.b, route.activation_code, config.EVAL_GROUP
+        if len(rows) < 2 * config.MIN_ROWS_PER_THREAD:
+            blocked_forward(rows, W, b, code, y, group)
+        else:  # rows are independent: parts of them in threads (the kernel releases the GIL)
+            in_parts(lambda start, stop: blocked_forward(rows[start:stop], W, b, code, y[start:stop], group),
+                     len(rows), config.MIN_ROWS_PER_THREAD)
         if x.ndim == 1:
             y = y[0]
         if route.activation is Function.USERS:
@@ -46,17 +52,6 @@ def _layer_forward(route, x, dtype, dense):
                                y.shape, dtype)
     layer.y, layer.x = y, x
     return y
-
-
-def _dense_structure(rows, dense):
-    """The structure of ``rows`` listing every entry, from ``dense`` (a dict of ``full_structure`` by shape, kept
-    by the route's owner)."""
-    structure = dense.get(rows.shape)
-    if structure is None:
-        if len(dense) >= config.DENSE_STRUCTURES_KEPT:  # calls of ever new sizes: keep the recent ones only
-            dense.clear()
-        structure = dense[rows.shape] = full_structure(rows.shape[0], rows.shape[1], index_dtype(rows.shape[1]))
-    return (*structure, rows.reshape(-1))
 
 
 def backward(route, dL_dy, input_gradient_needed=True):
@@ -68,8 +63,8 @@ def backward(route, dL_dy, input_gradient_needed=True):
 
 
 def _layer_backward(route, dL_dy, dtype, input_gradient_needed):
-    """dL_dz from the derivative as the route says (a kernel: one pass instead of NumPy's temporaries); the
-    products are the reference's BLAS expressions, which the kernels did not beat at any size measured."""
+    """dL_dz from the derivative as the route says (a kernel: one pass instead of NumPy's temporaries); dL_dW and
+    dL_db as the route's ``gradient`` says; dL_dx by the reference's BLAS expression, which no kernel beat."""
     layer = route.layer
     x, y = kernel_array("x", layer.x, dtype), kernel_array("y", layer.y, dtype)
     derivative = layer.derivated_activation_function
@@ -81,7 +76,14 @@ def _layer_backward(route, dL_dy, dtype, input_gradient_needed):
     else:
         dL_dz = np.empty(y.shape, dtype=dtype)
         times_derivative(dL_dy, y, route.derivative_code, dL_dz)
-    parameter_gradients(layer, x, dL_dz)
+    if route.gradient is Products.KERNEL:
+        n, n_in = x.shape
+        dL_dW, dL_db = np.empty((n_in, layer.size), dtype=dtype), np.empty(layer.size, dtype=dtype)
+        weight_gradients(x, dL_dz, np.empty(n * n_in, dtype=np.int32), np.empty(n * n_in, dtype=np.int32),
+                         np.empty(n_in, dtype=np.int32), dL_dW, dL_db)
+        layer.dL_dW, layer.dL_db = dL_dW, dL_db
+    else:
+        parameter_gradients(layer, x, dL_dz)
     return np.dot(dL_dz, np.asarray(layer.W).T) if input_gradient_needed else None
 
 

@@ -427,3 +427,36 @@ def test_the_drop_in_overrides_none_of_the_references_underscore_methods(cls):
 def test_every_compute_method_is_the_drop_ins_own(cls):
     assert [name for name in DROP_IN[cls] if name not in vars(cls)] == []
     assert all(vars(cls)[name].__doc__ == getattr(cls.__mro__[1], name).__doc__ for name in DROP_IN[cls])
+
+
+def test_the_per_call_checks_answer_the_common_case_and_defer_the_rest(monkeypatch, rng):
+    """forward, backward and optimize of a network of plain float arrays answer their checks without the
+    reference's check functions; any other state goes through them (their errors, warnings and acceptances)."""
+    from fastscratch import _validation
+    called = []
+    for name in ("check_network", "check_stored_batch", "check_output_gradient", "check_stored_gradients",
+                 "warn_unless_finite"):
+        monkeypatch.setattr(_validation, name, lambda *args, _f=getattr(_validation, name), _n=name, **kwargs:
+                            called.append(_n) or _f(*args, **kwargs))
+    _, jit = twins((5,))
+    X, Y = problem(rng, 7)
+    jit.backward(jit.forward(X) - Y)
+    jit.optimize(0.1)
+    jit.predict(X[0])
+    assert called == []
+    jit.layers[0].W = jit.layers[0].W.astype(np.float32)  # accepted by the reference's check: computes in float64
+    jit.layers[1].x = jit.layers[1].x.tolist()
+    out = jit.forward(X)
+    jit.layers[1].x = jit.layers[1].x.tolist()
+    jit.backward(out - Y)
+    jit.layers[1].dL_dW = jit.layers[1].dL_dW.tolist()
+    jit.optimize(0.1)
+    with pytest.warns(UserWarning, match="non-finite"):
+        jit.forward(np.full((2, 12), np.nan))
+    assert {"check_network", "check_stored_batch", "check_stored_gradients", "warn_unless_finite"} <= set(called)
+    with pytest.raises(ValueError, match="shape of the last output"):
+        jit.backward(np.ones((3, 4)))
+    jit.layers.append(jit.layers[0])
+    with pytest.raises(ValueError, match="layer 2 takes 12 inputs"):
+        jit.forward(X)
+

@@ -52,16 +52,14 @@ def as_is(net):
 
 
 #: (setup, call, rows, input_finite, nonzero_fraction, way, per layer (products, activation, derivative, step)).
-#: The network is 12-6-4 sigmoid (12-6-6-4 for "tied"), so the size test passes at 1024 / 12 = 85 rows.
+#: The network is 12-6-4 sigmoid (12-6-6-4 for "tied"); config.KERNEL_MAX_BACKWARD_ROWS is 128.
 RULES = {
     "forward, one row": (as_is, Call.FORWARD, 1, True, 1.0, Way.LAYERS, [(K, KF, KF, KS)] * 2),
-    "forward, first layer past the size limit": (as_is, Call.FORWARD, 100, True, 1.0, Way.LAYERS,
-                                                 [(B, N, KF, KS), (K, KF, KF, KS)]),
+    "forward, many rows: kernels": (as_is, Call.FORWARD, 60000, True, 1.0, Way.LAYERS, [(K, KF, KF, KS)] * 2),
     "forward, non-finite input": (as_is, Call.FORWARD, 3, False, 1.0, Way.LAYERS, [(B, N, N, KS)] * 2),
-    "backward: BLAS products, kernel derivative": (as_is, Call.BACKWARD, 3, True, 1.0, Way.LAYERS,
-                                                   [(B, N, KF, KS)] * 2),
+    "backward: kernel derivative": (as_is, Call.BACKWARD, 3, True, 1.0, Way.LAYERS, [(K, KF, KF, KS)] * 2),
     "backward, non-finite dL_dy is not forced": (as_is, Call.BACKWARD, 3, False, 1.0, Way.LAYERS,
-                                                 [(B, N, KF, KS)] * 2),
+                                                 [(K, KF, KF, KS)] * 2),
     "a user's activation": (user_activation, Call.FORWARD, 3, True, 1.0, Way.LAYERS,
                             [(K, KF, KF, KS), (K, U, KF, KS)]),
     "read-only W: the reference's expressions and step": (read_only, Call.FORWARD, 3, True, 1.0, Way.LAYERS,
@@ -90,7 +88,7 @@ RULES = {
                                                  [(K, KF, KF, KS)] * 2),
     "epoch past the crossover (dense)": (as_is, Call.EPOCH, 130, True, 1.0, Way.BATCH_LOOP, [(B, N, N, KS)] * 2),
     "epoch of large sparse batches": (as_is, Call.EPOCH, 130, True, 0.2, Way.COMPILED_EPOCH,
-                                      [(B, N, KF, KS), (K, KF, KF, KS)]),
+                                      [(K, KF, KF, KS)] * 2),
     "epoch, NaN W": (nan_behind_zeros, Call.EPOCH, 10, True, 1.0, Way.BATCH_LOOP, [(B, N, N, KS), (K, KF, KF, KS)]),
     "epoch, tied W": (tied, Call.EPOCH, 10, True, 1.0, Way.BATCH_LOOP, [(K, KF, KF, KS)] * 3),
     "epoch, a user's loss": (user_loss, Call.EPOCH, 10, True, 1.0, Way.BATCH_LOOP, [(K, KF, KF, KS)] * 2),
@@ -114,6 +112,39 @@ def test_each_rule(case):
         assert (r.W is layer.W and r.b is layer.b) if r.step is KS else r.W is None
     assert route.builtin_functions == (setup not in (user_activation, user_loss))
     assert route.loss is (Function.USERS if setup is user_loss else Function.KERNEL)
+
+
+#: (setup, call, rows, input_finite, nonzero_fraction, each layer's gradient): the first layer's weight gradient
+#: runs over its input's nonzero entries in backward passes of sparse inputs up to KERNEL_MAX_BACKWARD_ROWS rows.
+GRADIENTS = {
+    "backward, sparse input": (as_is, Call.BACKWARD, 30, True, 0.2, [K, B]),
+    "backward, dense input": (as_is, Call.BACKWARD, 30, True, 0.5, [B, B]),
+    "backward, past the kernel's rows": (as_is, Call.BACKWARD, 129, True, 0.2, [B, B]),
+    "backward, a user's activation": (user_activation, Call.BACKWARD, 30, True, 0.2, [K, B]),
+    "backward, read-only W": (read_only, Call.BACKWARD, 30, True, 0.2, [B, B]),
+    "batch loop of a user's activation": (user_activation, Call.EPOCH, 30, True, 0.2, [K, B]),
+    "batch loop past the crossover": (as_is, Call.EPOCH, 130, True, 1.0, [B, B]),
+    "forward": (as_is, Call.FORWARD, 30, True, 0.2, [B, B]),
+}
+
+
+@pytest.mark.parametrize("case", GRADIENTS)
+def test_the_first_layers_weight_gradient_is_sparse_where_it_pays(case):
+    setup, call, rows, input_finite, density, gradients = GRADIENTS[case]
+    net = network()
+    setup(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastscratch.FallbackWarning)
+        route = routing.route(net, call, rows, input_finite=input_finite, nonzero_fraction=density)
+    assert [r.gradient for r in route.layers] == gradients
+
+
+def test_products_past_the_size_limit_are_blas(monkeypatch):
+    """``config.KERNEL_MAX_ENTRIES`` (no limit by default) sends larger products to BLAS: 1024 / 12 = 85 rows."""
+    monkeypatch.setattr(fastscratch.config, "KERNEL_MAX_ENTRIES", 1024)
+    net = network()
+    assert [(r.products, r.activation) for r in routing.route(net, Call.FORWARD, 100).layers] == [(B, N), (K, KF)]
+    assert [r.products for r in routing.route(net, Call.FORWARD, 85).layers] == [K, K]
 
 
 def test_the_reasons_say_why():
@@ -140,8 +171,14 @@ def test_per_call_routes_are_kept_while_their_objects_are_the_same():
     first = routing.route(net, Call.FORWARD, 3)
     assert routing.route(net, Call.FORWARD, 3) is first  # kept
     assert routing.route(net, Call.FORWARD, 5) is first  # the same size test's outcome: the same route
-    other_size = routing.route(net, Call.FORWARD, 100)
-    assert other_size is not first and routing.route(net, Call.FORWARD, 3) is first  # both kept
+    assert routing.route(net, Call.FORWARD, 60000) is first
+    backward = routing.route(net, Call.BACKWARD, 3, nonzero_fraction=0.2)
+    other_size = routing.route(net, Call.BACKWARD, 200, nonzero_fraction=0.2)  # past KERNEL_MAX_BACKWARD_ROWS
+    dense = routing.route(net, Call.BACKWARD, 3, nonzero_fraction=0.9)
+    assert other_size is not backward and dense is not backward
+    assert routing.route(net, Call.BACKWARD, 5, nonzero_fraction=0.3) is backward  # all kept
+    assert routing.route(net, Call.BACKWARD, 300, nonzero_fraction=0.3) is other_size is dense
+    assert routing.route(net, Call.FORWARD, 3) is first
     assert routing.route(net, Call.PREDICT, 50) is not routing.route(net, Call.PREDICT, 50)  # scanned: decided anew
     net.layers[1].W = net.layers[1].W.copy()
     assert routing.route(net, Call.FORWARD, 3) is not first  # another object: decided anew
@@ -188,4 +225,4 @@ def test_copies_and_pickles_start_with_no_route():
     net = network()
     routing.route(net, Call.FORWARD, 3)
     for other in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
-        assert other._routes.entry is None and other._routes.dense == {}
+        assert other._routes.entry is None

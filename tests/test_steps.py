@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import fastscratch
-from fastscratch import reference
+from fastscratch import reference, steps
+from fastscratch.kernels import structure
 from fastscratch.exceptions import NonFiniteLossError
 from twins import FLAVOURS, assert_same, pair, problem, train_both
 
@@ -255,3 +256,100 @@ def test_what_changes_between_calls_is_seen_though_the_route_is_kept(rng):
                 outputs.append(net.forward(X[:1]))
         np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-12)
         assert np.isnan(outputs[1]).all() == (change == 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows", [1, 2, 31, 129, 300])
+@pytest.mark.parametrize("shape", [(12, (6,), 4), (130, (70, 9), 10)], ids=["12-6-4", "130-70-9-10"])
+def test_the_hand_written_batch_loop_gives_the_references_numbers(shape, rows, dtype, rng):
+    """forward, loss, derivative, backward (its dL_dx returned, each layer's dL_dW and dL_db), optimize, three steps
+    over random sparse batches: kernels (the forward products blocked, the weight gradient over nonzero inputs) up
+    to ``KERNEL_MAX_BACKWARD_ROWS``, BLAS past it; the reference's values within the sums' rounding."""
+    num_inputs, hidden, num_outputs = shape
+    nets = pair(hidden, num_inputs, num_outputs, dtype=dtype)
+    rtol = 1e-10 if dtype == np.float64 else 2e-4
+    for step in range(3):
+        X, Y = problem(rng, rows, num_inputs, num_outputs)
+        values = []
+        for net in nets:
+            predictions = net.forward(X)
+            loss = net.loss_function(predictions, Y)
+            dL_dx = net.backward(net.derivated_loss_function(predictions, Y))
+            gradients = [(layer.dL_dW, layer.dL_db) for layer in net.layers]
+            net.optimize(0.5)
+            values.append((predictions, loss, dL_dx, gradients))
+        (p0, l0, dx0, g0), (p1, l1, dx1, g1) = values
+        assert p1.dtype == p0.dtype == dx1.dtype == dtype and dx1.shape == dx0.shape
+        np.testing.assert_allclose(p1, p0, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(l1, l0, rtol=rtol)
+        np.testing.assert_allclose(dx1, dx0, rtol=rtol, atol=rtol * np.abs(dx0).max())
+        for (dW1, db1), (dW0, db0) in zip(g1, g0):
+            assert dW1.dtype == dW0.dtype and db1.dtype == db0.dtype
+            np.testing.assert_allclose(dW1, dW0, rtol=rtol, atol=rtol * np.abs(dW0).max())
+            np.testing.assert_allclose(db1, db0, rtol=rtol, atol=rtol * np.abs(db0).max())
+        for r, j in zip(*(net.layers for net in nets)):
+            np.testing.assert_allclose(j.W, r.W, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf])
+def test_backward_of_a_non_finite_gradient_spreads_as_in_blas(poison, rng):
+    """A zero input times a NaN or inf gradient is NaN in the reference's x.T @ dL_dz: the kernel visits it."""
+    X, Y = problem(rng, 20)
+    X[:, 2] = 0.0
+    gradients = []
+    for net in pair():
+        predictions = net.forward(X)
+        dL_dy = net.derivated_loss_function(predictions, Y)
+        dL_dy[3, 1] = poison
+        with np.errstate(all="ignore"):
+            dx = net.backward(dL_dy)
+        gradients.append([dx] + [a for layer in net.layers for a in (layer.dL_dW, layer.dL_db)])
+    for got, expected in zip(gradients[1], gradients[0]):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-10)
+    assert np.isnan(gradients[1][1][2]).any()  # dL_dW of the zero input
+
+
+def test_forward_of_many_rows_in_threads_gives_the_bits_of_one_thread(monkeypatch, rng):
+    """Rows are independent: parts of them in threads give the same bits as one call."""
+    X, _ = problem(rng, 301)
+    net = pair((6,))[1]
+    one = net.forward(X)
+    monkeypatch.setattr(fastscratch.config, "MIN_ROWS_PER_THREAD", 16)
+    monkeypatch.setattr("numba.config.NUMBA_NUM_THREADS", 4)
+    parts = []
+
+    def in_parts(run, n, min_size):
+        parts.append(n)
+        return structure.in_parts(run, n, min_size)
+    monkeypatch.setattr(steps, "in_parts", in_parts)
+    assert net.forward(X).tobytes() == one.tobytes()
+    assert parts == [301, 301]  # each layer's 301 rows in threads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_users_activation_gets_the_references_arrays_and_its_result_is_kept_as_is(dtype, rng):
+    """With compiled products, the user's function is still called once per layer and batch, with z of the
+    reference's shape and dtype, in the reference's order; what it returns is the layer's y itself (a writeable
+    array, as in the reference), and the network trains to the reference's numbers."""
+    seen = {}
+
+    def activation_of(name):
+        def activation(z):
+            seen.setdefault(name, []).append((z.shape, z.dtype))
+            return 1 / (1 + np.exp(-z))
+        return activation
+    nets = pair((6,), dtype=dtype)
+    for name, net in zip(("reference", "jit"), nets):
+        for layer in net.layers:
+            layer.activation_function = activation_of(name)
+    X, Y = problem(rng, 40)
+    returned = []
+    for net in nets:
+        net.layers[0].activation_function = (lambda f: lambda z: returned.append(f(z)) or returned[-1])(
+            net.layers[0].activation_function)
+        net.forward(X[:7])
+        assert net.layers[0].y is returned[-1] and net.layers[0].y.flags.writeable
+    results = train_both(nets, X, Y, batch_size=10, num_epochs=2, learning_rate=0.05)
+    assert seen["jit"] == seen["reference"]
+    assert_same(nets, results, rtol=1e-4 if dtype == np.float32 else 1e-10)

@@ -83,3 +83,34 @@ def chunked_forward(first, rows, ends, indices, values, W, b, code, y):
         start = stop
     for r in range(y.shape[0]):
         bias_activate_row(y, r, b, code)
+
+
+@jit
+def blocked_forward(x, W, b, code, y, group):
+    """``full_forward`` of a dense input x (n, n_in), ``group`` rows at a time, each group walked a block of
+    ``simd.BLOCK`` inputs at a time for all its rows: the same bits. Overwrites y (n, n_out); W (n_in, n_out), b
+    (n_out,).
+
+    A block's rows of W are read from memory once per group and then from the
+    L1 cache for each pair of rows (``simd.add_row_pair``), where the group's
+    sums in y stay too; y starts at +0, and a sum from +0 plus a block's sum is
+    that block's sum, so the first block gives ``full_forward``'s bits.
+    """
+    n, n_in = x.shape
+    values = x.reshape(x.size)
+    zero = y.dtype.type(0)
+    for first in range(0, n, group):
+        last = min(n, first + group)
+        for r in range(first, last):
+            for j in range(y.shape[1]):
+                y[r, j] = zero
+        for block in range(0, n_in, BLOCK):
+            stop = min(n_in, block + BLOCK)
+            W_block = W[block:]
+            for r in range(first, last - 1, 2):
+                add_row_pair(y, r, W_block, values, r * n_in + block, r * n_in + stop, n_in)
+            if (last - first) % 2:
+                r = last - 1
+                add_rows(y, r, W_block, None, values, None, r * n_in + block, r * n_in + stop)
+        for r in range(first, last):
+            bias_activate_row(y, r, b, code)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastscratch.kernels.activations import times_derivative
-from fastscratch.kernels.dense_backward import input_gradient
+from fastscratch.kernels.dense_backward import input_gradient, weight_gradients
 from fastscratch.kernels.sgd import full_gradient_step, gradient_step, sgd_step
 from fastscratch.kernels.structure import Columns, batch_structure, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, assert_fused, fused_sum, sparse_like, weight_gradient
@@ -110,3 +110,59 @@ def test_full_gradient_step_equals_the_step_over_nonzero_columns(n, n_in, n_out,
     assert gradient_step(*columns_of(x, 0, n), dz, W, b, lr, scratch(n_out, dtype))
     np.testing.assert_array_equal(W_full, W)
     np.testing.assert_array_equal(b_full, b)
+
+
+def weight_gradients_of(x, dz):
+    n, n_in = x.shape
+    dW = np.full((n_in, dz.shape[1]), np.nan, dtype=dz.dtype)
+    db = np.full(dz.shape[1], np.nan, dtype=dz.dtype)
+    weight_gradients(x, dz, np.empty(n * n_in, np.int32), np.empty(n * n_in, np.int32), np.empty(n_in, np.int32),
+                     dW, db)
+    return dW, db
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, n_in, n_out", SHAPES + [(128, 784, 64), (3, 200, 7)])
+def test_weight_gradients_are_the_steps_sums(n, n_in, n_out, dtype, rng):
+    """The per-call weight gradient: each weight's fused chain over the rows in order (the sums ``gradient_step``
+    steps with, ``oracle.weight_gradient``), inputs that are zero in every row giving +0; the bias's plain sum."""
+    x = sparse_like(rng, (n, n_in), dtype)
+    x[:, n_in // 2] = 0
+    dz = rng.standard_normal((n, n_out)).astype(dtype)
+    dW, db = weight_gradients_of(x, dz)
+    expected_dW, expected_db = weight_gradient(x, dz)
+    x64, dz64 = x.astype(np.float64), dz.astype(np.float64)
+    assert_fused(dW, expected_dW, dtype, np.abs(x64).T @ np.abs(dz64))
+    np.testing.assert_array_equal(db, expected_db)
+    assert_close(dW, x64.T @ dz64, dtype, scale=np.sqrt(n))
+    assert not np.signbit(dW[n_in // 2]).any() and not dW[n_in // 2].any()
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf])
+def test_weight_gradients_of_a_non_finite_dz_visit_every_input_as_blas(poison, rng):
+    """A zero input times inf or NaN is NaN in BLAS's product: with a non-finite dL_dz no zero is skipped."""
+    x = sparse_like(rng, (5, 9), np.float64)
+    x[:, 3] = 0
+    dz = rng.standard_normal((5, 4))
+    dz[2, 1] = poison
+    dW, db = weight_gradients_of(x, dz)
+    with np.errstate(invalid="ignore"):
+        expected = x.T @ dz
+    np.testing.assert_array_equal(np.isnan(dW), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(dW), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(dW[finite], expected[finite], rtol=1e-12)
+    assert np.isnan(dW[3, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_checks_count_and_find_non_finite_values_as_numpy(dtype, rng):
+    from fastscratch.kernels.checks import all_finite, count_nonzero
+    x = sparse_like(rng, (7, 13), dtype)
+    x[1, 2] = -0.0
+    assert count_nonzero(x) == np.count_nonzero(x) and all_finite(x)
+    for poison in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[3, 4] = poison
+        assert not all_finite(y) and not all_finite(y[3])
+        assert count_nonzero(y) == np.count_nonzero(y)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastscratch.kernels import activations
-from fastscratch.kernels.dense_forward import chunked_forward, dense_forward, full_forward
+from fastscratch.kernels.dense_forward import blocked_forward, chunked_forward, dense_forward, full_forward
 from fastscratch.kernels.simd import BLOCK
 from fastscratch.kernels.structure import batch_entries, full_structure, index_dtype, nonzero_structure
 from oracle import ACTIVATIONS, assert_close, assert_fused, blocked_product, sparse_like
@@ -112,3 +112,34 @@ def test_sigmoid_saturates_like_numpy(dtype):
 def test_relu_keeps_nan_like_np_maximum():
     y = forward(np.array([[1.0]]), np.array([[np.nan, -1.0]]), np.zeros(2), activations.RELU)
     assert np.isnan(y[0, 0]) and y[0, 1] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("code", list(ACTIVATIONS), ids=[v[0] for v in ACTIVATIONS.values()])
+@pytest.mark.parametrize("n, n_in, n_out", [(30, 784, 64), (1, 784, 64), (7, 13, 5), (4, 200, 130), (3, 129, 3),
+                                            (2, 1, 1), (31, 64, 32)])
+def test_blocked_forward_gives_the_bits_of_the_walk_row_by_row(n, n_in, n_out, code, dtype, rng):
+    """The per-call forward kernel, a block of inputs at a time for each group of rows (odd row counts and groups,
+    rows of zeros, a first block of zeros among them): ``dense_forward``'s bits, zeros visited or skipped."""
+    x = sparse_like(rng, (n, n_in), dtype)
+    x[0] = 0
+    if n > 2:
+        x[2, :BLOCK] = 0
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    expected = np.full((n, n_out), np.nan, dtype=dtype)
+    dense_forward(*nonzero_structure(x), 0, W, b, code, expected)
+    for group in (1, 2, 3, 32):
+        y = np.full((n, n_out), np.nan, dtype=dtype)
+        blocked_forward(x, W, b, code, y, group)
+        assert y.tobytes() == expected.tobytes(), group
+    assert_close(y, oracle.dense_forward(x, W, b, code), dtype, scale=np.sqrt(n_in))
+
+
+def test_blocked_forward_visits_zero_inputs_behind_which_nan_weights_hide():
+    """Every entry is visited, as BLAS does: a NaN weight times a zero input gives NaN, as in the reference."""
+    x = np.array([[0.0, 1.0], [1.0, 1.0]])
+    W = np.array([[np.nan, 1.0], [1.0, 1.0]])
+    y = np.empty((2, 2))
+    blocked_forward(x, W, np.zeros(2), activations.IDENTITY, y, 32)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(np.dot(x, W)))
