@@ -89,7 +89,7 @@ class TrainCall:
                              nonzero_fraction=self.inputs.nonzero_fraction)
 
     def _num_batches(self):
-        return len(self.inputs.train.X) // self.inputs.batch_size
+        return self.inputs.train.rows // self.inputs.batch_size
 
     def _compiled(self, route):
         """Run one compiled epoch; ``train_epoch``'s result, or None when the epoch must run as the batch loop
@@ -138,9 +138,9 @@ class TrainCall:
 
     def _keep_last_batch(self, route):
         """Leave the epoch's last step's x, y, dL_dW and dL_db on the layers, as the reference leaves them."""
-        work, X, batch_size = self._buffers(), self.inputs.train.X, self.inputs.batch_size
+        work, batch_size = self._buffers(), self.inputs.batch_size
         last = self._num_batches() - 1
-        x = X[last * batch_size:(last + 1) * batch_size]
+        x = self.inputs.train.rows_of(last * batch_size, (last + 1) * batch_size)
         for layer, y, dz in zip(route.layers, work.ys, work.dzs):
             layer.layer.x, layer.layer.y = x, y.copy()
             steps.parameter_gradients(layer.layer, x, dz)  # no kernel to compile for a once-per-epoch product
@@ -173,12 +173,18 @@ class TrainCall:
         val = prepared.val
         if val.assumed:
             inputs.verify([prepared.train, val], self.edited)
-        route = routing.route(network, Call.EPOCH_ACCURACY, len(val.X), input_finite=val.finite)
-        sizes, dtype = buffers.sizes_of(network), network.dtype
+        route = routing.route(network, Call.EPOCH_ACCURACY, val.rows, input_finite=val.finite)
+        if route.way is not Way.COMPILED_ROWS:
+            return prediction.accuracy(route, val.X, prepared.y_val, None)
+        correct = np.count_nonzero(prediction.classes(route, self._val_buffers()) == prepared.y_val)
+        # The reference's per-sample loop leaves the last sample's x and y on the layers.
+        steps.forward(route, val.rows_of(val.rows - 1, val.rows)[0])
+        return float(correct / val.rows)
 
-        def rows_buffers():
-            return val.buffers(sizes, lambda entry: buffers.forward_buffers(entry, sizes, dtype))
-        return prediction.accuracy(route, val.X, prepared.y_val, rows_buffers)
+    def _val_buffers(self):
+        """X_val's structure and the evaluation's buffers (``ForwardWork``) for the network's sizes now."""
+        sizes, dtype = buffers.sizes_of(self.network), self.network.dtype
+        return self.inputs.val.buffers(sizes, lambda entry: buffers.forward_buffers(entry, sizes, dtype))
 
     def after_callback(self):
         """The callback may have written into X_train or X_val: what was proven of them is assumed again, and

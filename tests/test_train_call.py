@@ -1,6 +1,7 @@
 """A train call (``train_call``): the data it reads is what the reference reads, through callbacks and between
 calls."""
 import gc
+import warnings
 
 import numpy as np
 import pytest
@@ -176,3 +177,65 @@ def test_nan_written_by_a_callback_is_trained_on_as_in_the_reference(bad, rng, t
         assert got[1] == expected[1]
     for r, j in zip(ref_W, jit_W):
         np.testing.assert_allclose(j, r, rtol=1e-9, atol=1e-12)
+
+
+def test_float64_data_on_a_float32_network_is_compared_without_a_converted_copy(rng, threads, monkeypatch):
+    """Once X_train's and X_val's float32 structures are kept, a call narrows the float64 data as it compares it,
+    with no float32 copy of either; a value changed so that it narrows to the same float32 trains the same and
+    keeps the structure."""
+    from fastscratch import _validation, inputs
+    nets = pair(dtype=np.float32)
+    X, Y = problem(rng, 300)
+    X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+
+    def train(net):
+        return net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=2, verbose=False)
+    assert_same(nets, [train(net) for net in nets], rtol=1e-5)  # the drop-in indexes the data and keeps it
+    copies, built = [], []
+    converted, nonzero_structure = _validation.converted, inputs.nonzero_structure
+    monkeypatch.setattr(_validation, "converted",
+                        lambda name, arr, dtype: copies.append(arr.shape) or converted(name, arr, dtype))
+    monkeypatch.setattr(inputs, "nonzero_structure", lambda *args: built.append(1) or nonzero_structure(*args))
+    for round_ in range(3):
+        if round_:
+            at = tuple(np.argwhere(X != 0)[round_ * 50])
+            X[at] = np.nextafter(X[at], 2.0)
+        expected = train(nets[0])
+        copies.clear()
+        got = train(nets[1])
+        assert X.shape not in copies and X_val.shape not in copies and not built
+        assert_same(nets, [expected, got], rtol=1e-5)
+
+
+@pytest.mark.parametrize("then", ["compiled", "batch loop"])
+def test_a_callback_editing_float64_data_of_a_float32_network_gives_the_references_result(then, rng, threads):
+    """The reference trains a float32 network on the float32 copy of float64 data it makes at the call, out of a
+    callback's reach: edits of the float64 arrays show in the next call, not in this one. The drop-in, which
+    made no copy, reads what the data held at the call from the proven structures, also where the callback
+    sends the rest of the call through the batch loop and the evaluation row by row (a user's activation)."""
+    nets = pair(dtype=np.float32)
+    X, Y = problem(rng, 300)
+    X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+    data = {id(net): (X.copy(), X_val.copy()) for net in nets}
+
+    def train(net, **kwargs):
+        X_own, X_val_own = data[id(net)]
+        return net.train(X_own, Y, X_val_own, y_val, batch_size=10, verbose=False, **kwargs)
+
+    def callback_of(net):
+        X_own, X_val_own = data[id(net)]
+
+        def edit(epoch, loss, accuracy):
+            X_own[epoch * 20:epoch * 20 + 40] *= 0.5
+            X_val_own[::3] = X_val_own[::-3]
+            if then == "batch loop":
+                net.layers[0].activation_function = lambda x: 1 / (1 + np.exp(-x))
+        return edit
+    assert_same(nets, [train(net, num_epochs=1) for net in nets], rtol=1e-5)  # the drop-in keeps the structures
+    for _ in range(2):  # the second call reads what the first's callback wrote
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastscratch.FallbackWarning)
+            assert_same(nets, [train(net, num_epochs=3, callback=callback_of(net)) for net in nets], rtol=1e-5)
+        for ref, jit in zip(*(net.layers for net in nets)):
+            np.testing.assert_allclose(jit.x, ref.x, rtol=1e-6)
+        np.testing.assert_array_equal(*(data[id(net)][0] for net in nets))  # both callbacks ran alike
