@@ -1,8 +1,17 @@
 """A train call (``train_call``): the data it reads is what the reference reads, through callbacks and between
 calls."""
+import ast
+import contextlib
 import gc
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
 import warnings
 
+import numba
 import numpy as np
 import pytest
 
@@ -239,3 +248,164 @@ def test_a_callback_editing_float64_data_of_a_float32_network_gives_the_referenc
         for ref, jit in zip(*(net.layers for net in nets)):
             np.testing.assert_allclose(jit.x, ref.x, rtol=1e-6)
         np.testing.assert_array_equal(*(data[id(net)][0] for net in nets))  # both callbacks ran alike
+
+
+def epoch_threads(monkeypatch):
+    """The names of the threads the drop-in's compiled epochs run on, in order (filled as they run)."""
+    names = []
+    run = train_call.train_epoch
+    monkeypatch.setattr(train_call, "train_epoch",
+                        lambda *args: names.append(threading.current_thread().name) or run(*args))
+    return names
+
+
+def train_both_printing(nets, capsys, *args, **kwargs):
+    """Each network's train(*args, **kwargs) and the lines it printed."""
+    results = []
+    for net in nets:
+        results.append(net.train(*args, **kwargs))
+        results.append(capsys.readouterr().out.splitlines())
+    return results
+
+
+@pytest.mark.parametrize("verbose, print_frequency", [(True, 1), (True, 2), (False, 1)])
+def test_the_evaluation_beside_the_next_epoch_gives_the_references_history_and_lines(verbose, print_frequency, rng,
+                                                                                   capsys, monkeypatch):
+    """With two threads and no callback, each evaluation but the last runs on a snapshot of the weights while
+    the next epoch runs on another thread; the losses, accuracies, weights and printed lines are the
+    reference's, in its order."""
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    threads = epoch_threads(monkeypatch)
+    nets = pair()
+    X, Y = problem(rng, 300)
+    X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+    expected, expected_lines, got, lines = train_both_printing(
+        nets, capsys, X, Y, X_val, y_val, batch_size=10, num_epochs=5, learning_rate=0.1, verbose=verbose,
+        print_frequency=print_frequency)
+    assert_same(nets, (expected, got))
+    assert lines == expected_lines and len(lines) == (0 if not verbose else 5 if print_frequency == 1 else 3)
+    assert threads[0] == "MainThread" and all(name.startswith("fastscratch-epoch") for name in threads[1:])
+    assert len(threads) == 5
+
+
+@pytest.mark.parametrize("why", ["callback", "one numba thread", "NUMBA_NUM_THREADS=1"])
+def test_the_evaluation_runs_before_the_next_epoch_where_its_order_shows(why, rng, monkeypatch):
+    """A callback sees epoch k's accuracy before epoch k + 1 starts, and may change anything: each epoch then
+    follows its evaluation and callback, as without a second core (``numba.get_num_threads()`` 1)."""
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1 if why == "NUMBA_NUM_THREADS=1" else 2)
+    threads = epoch_threads(monkeypatch)
+    nets = pair()
+    X, Y = problem(rng, 300)
+    X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+    seen = {id(net): [] for net in nets}
+
+    def callback_of(net):
+        return lambda epoch, loss, accuracy: seen[id(net)].append((epoch, loss, accuracy, net.layers[0].W.copy()))
+    results = []
+    threads_before = numba.get_num_threads()
+    try:
+        if why == "one numba thread":
+            numba.set_num_threads(1)
+        for net in nets:
+            results.append(net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=4, learning_rate=0.1,
+                                     verbose=False, callback=callback_of(net) if why == "callback" else None))
+    finally:
+        numba.set_num_threads(threads_before)
+    assert_same(nets, results)
+    assert threads == ["MainThread"] * 4
+    if why == "callback":
+        (ref_seen, jit_seen) = seen.values()
+        assert [s[0] for s in jit_seen] == [0, 1, 2, 3] and [s[2] for s in jit_seen] == [s[2] for s in ref_seen]
+        for (_, _, _, W_ref), (_, _, _, W) in zip(ref_seen, jit_seen):
+            np.testing.assert_allclose(W, W_ref, rtol=1e-10)  # the callback sees its epoch's weights
+
+
+@pytest.mark.parametrize("stop", ["Ctrl-C", "print raises"])
+def test_a_stop_during_the_evaluation_beside_the_next_epoch_puts_that_epoch_back(stop, rng, monkeypatch):
+    """Ctrl-C during epoch 1's evaluation stops the reference before epoch 2 (at its first check); a print
+    that raises stops it after epoch 1. Epoch 2, started beside that evaluation, is undone: the weights, the
+    history and the error are the reference's."""
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    threads = epoch_threads(monkeypatch)
+    nets = pair()
+    X, Y = problem(rng, 300)
+    X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+    evaluations = []
+    evaluate = train_call.predict_classes
+
+    def interrupting(*args):  # the drop-in's evaluation beside an epoch
+        evaluate(*args)
+        evaluations.append(1)
+        if len(evaluations) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    class FailingOut(io.StringIO):
+        def write(self, text):
+            if self.getvalue().count("\n") >= 2:
+                raise OSError("the reader left")
+            return super().write(text)
+    if stop == "Ctrl-C":
+        monkeypatch.setattr(train_call, "predict_classes", interrupting)
+        interrupt_reference_at_epoch(monkeypatch, nets[0], 1)
+    outcomes = []
+    for net in nets:
+        with pytest.raises(KeyboardInterrupt if stop == "Ctrl-C" else OSError) as info:
+            with contextlib.redirect_stdout(FailingOut() if stop == "print raises" else io.StringIO()):
+                net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=5, learning_rate=0.1)
+        outcomes.append(info.value)
+    expected, got = outcomes
+    if stop == "Ctrl-C":
+        assert (got.epoch, got.batch) == (expected.epoch, expected.batch) == (2, 0)
+        assert_same(nets, ((expected.losses, expected.accuracies), (got.losses, got.accuracies)))
+    else:
+        assert str(got) == str(expected)
+        for r, j in zip(*(net.layers for net in nets)):
+            np.testing.assert_allclose(j.W, r.W, rtol=1e-10)
+    assert threads[:3] == ["MainThread", "fastscratch-epoch_0", "fastscratch-epoch_0"]
+
+
+def interrupt_reference_at_epoch(monkeypatch, net, epoch):
+    """Send Ctrl-C during the reference network's evaluation of ``epoch``."""
+    evaluate = net._evaluate_accuracy
+    count = []
+
+    def evaluate_then_interrupt(*args, **kwargs):
+        result = evaluate(*args, **kwargs)
+        count.append(1)
+        if len(count) == epoch + 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+    monkeypatch.setattr(net, "_evaluate_accuracy", evaluate_then_interrupt, raising=False)
+
+
+SCRIPT = """
+import threading, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from fastscratch import train_call
+from twins import pair, problem
+names = []
+run = train_call.train_epoch
+train_call.train_epoch = lambda *args: names.append(threading.current_thread().name) or run(*args)
+rng = np.random.default_rng(11)
+X, Y = problem(rng, 300)
+X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+expected, got = (net.train(X, Y, X_val, y_val, batch_size=10, num_epochs=4, learning_rate=0.1) for net in pair())
+print(repr((names, [float(x) for x in got[0]], got[1], [float(x) for x in expected[0]], expected[1])))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_evaluation_beside_the_epoch_follows_NUMBA_NUM_THREADS(threads):
+    """In a process started with NUMBA_NUM_THREADS=1, every epoch follows its evaluation in the main thread;
+    with 2, the epochs after the first run beside it; the history and lines are the reference's either way."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=os.path.dirname(__file__))], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    *lines, last = done.stdout.splitlines()
+    names, losses, accuracies, expected_losses, expected_accuracies = ast.literal_eval(last)
+    assert lines[:4] == lines[4:] and len(lines) == 8  # the reference's four lines, then the drop-in's
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-10)
+    assert accuracies == expected_accuracies
+    assert names == ["MainThread"] + (["MainThread"] * 3 if threads == 1 else ["fastscratch-epoch_0"] * 3)
