@@ -4,10 +4,11 @@ the tutorial's float64 MNIST data (X_val = X_test, as the tutorial gives it).
 In one process, for each network dtype, rounds alternate: a network trained by ``--epochs`` one-epoch calls, a
 network trained by one ``--epochs``-epoch call, and (``--callback``) a network trained by one call whose callback
 re-reads X_train (re-assigns it: ``X_train[:] = X_train``, which writes the same values), as a user's callback
-that edits the data would. Each network starts from the same seeded weights; every variant's losses are checked
+that edits the data would, and (``--after``) a long call whose evaluations run after their epochs, as with one
+thread (``numba.set_num_threads(1)``: the evaluation itself still splits over ``NUMBA_NUM_THREADS`` threads). Each network starts from the same seeded weights; every variant's losses are checked
 to be the same. Kernels are warmed first, the data's structures kept (a first call indexes them). Usage::
 
-    python benchmarks/cliff.py [--rounds 5] [--epochs 5] [--dtypes float64,float32] [--callback]
+    python benchmarks/cliff.py [--rounds 5] [--epochs 5] [--dtypes float64,float32] [--callback] [--after]
 
 Prints the load average before and after and a Markdown table: seconds per epoch (medians over rounds, min-max)
 and the ratio of one-epoch calls to the long call.
@@ -17,6 +18,7 @@ import os
 import statistics
 import time
 
+import numba
 import numpy as np
 
 import fastscratch
@@ -36,6 +38,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--callback", action="store_true", help="also time a long call whose callback re-reads X")
+    parser.add_argument("--after", action="store_true",
+                        help="also time a long call whose evaluations run after their epochs (numba.set_num_threads(1))")
     args = parser.parse_args(argv)
     X_train, Y_train, X_test, y_test = prepare(*load_mnist(os.environ.get("FASTSCRATCH_MNIST_DIR")))
     print(f"load before: {os.getloadavg()}")
@@ -57,9 +61,19 @@ def main(argv=None):
         return net.train(X_train, Y_train, X_test, y_test, batch_size=BATCH, num_epochs=args.epochs,
                          learning_rate=LR, verbose=False, callback=callback)[0]
 
+    def evaluations_after(net):
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # the evaluations split over the threads as before, not beside the next epoch
+        try:
+            return long_call(net)
+        finally:
+            numba.set_num_threads(threads)
+
     variants = {"one-epoch calls": one_epoch_calls, f"{args.epochs}-epoch call": long_call}
     if args.callback:
         variants["callback re-reads X"] = rereading_callback
+    if args.after:
+        variants["evaluation after each epoch"] = evaluations_after
     rows = []
     for dtype in args.dtypes.split(","):
         build(dtype).train(X_train, Y_train, X_test, y_test, batch_size=BATCH, num_epochs=1, learning_rate=LR,

@@ -15,7 +15,12 @@ is kept across epochs:
   differed;
 - the callback is a boundary: it may write into X_train or X_val, so what
   was proven of them becomes an assumption again, verified as above during
-  the next epoch.
+  the next epoch (not data the reference converted at the call: it trains
+  on its copy, out of the callback's reach);
+- without a callback, each evaluation but the last runs on a snapshot of the
+  weights while the next epoch runs on another thread (``start_beside``):
+  its line, its exceptions and a Ctrl-C still come before that epoch's
+  result is taken, and undo that epoch where they stop the call.
 """
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
