@@ -409,3 +409,27 @@ def test_the_evaluation_beside_the_epoch_follows_NUMBA_NUM_THREADS(threads):
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-10)
     assert accuracies == expected_accuracies
     assert names == ["MainThread"] + (["MainThread"] * 3 if threads == 1 else ["fastscratch-epoch_0"] * 3)
+
+
+def test_a_non_finite_loss_in_the_epoch_beside_an_evaluation_comes_after_that_evaluation(rng, monkeypatch, capsys):
+    """Epoch 2, run beside epoch 1's evaluation, reports a non-finite loss (made to, at its batch 3): the error
+    carries epoch 1's accuracy and comes after epoch 1's line, as the reference's would."""
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    threads = []
+    run = train_call.train_epoch
+
+    def failing_third(*args):
+        threads.append(threading.current_thread().name)
+        return (0.0, 3, np.nan, True) if len(threads) == 3 else run(*args)
+    monkeypatch.setattr(train_call, "train_epoch", failing_third)
+    X, Y = problem(rng, 300)
+    X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
+    nets = pair()
+    expected = nets[0].train(X, Y, X_val, y_val, batch_size=10, num_epochs=2, learning_rate=0.1)
+    expected_lines = capsys.readouterr().out.splitlines()
+    with pytest.raises(fastscratch.NonFiniteLossError) as info:
+        nets[1].train(X, Y, X_val, y_val, batch_size=10, num_epochs=4, learning_rate=0.1)
+    assert capsys.readouterr().out.splitlines() == expected_lines
+    assert (info.value.epoch, info.value.batch) == (2, 3)
+    assert_same(nets, (expected, (info.value.losses, info.value.accuracies)))
+    assert threads == ["MainThread", "fastscratch-epoch_0", "fastscratch-epoch_0"]
