@@ -58,9 +58,10 @@ class DataClaim:
                                                   config.SAMPLE_ROWS):
                 self.entry = kept
             elif kept is not None:
-                built = Indexed(*nonzero_structure(self.X, indices_dtype), {})
+                X = self._X if self._X is not None else _quietly_converted(self._data, self.dtype)
+                built = Indexed(*nonzero_structure(X, indices_dtype), {})
                 if _validation.all_finite(built.values):  # zeros are finite: X is finite when its nonzeros are
-                    self.entry, self.proven = built, True
+                    self._X, self.entry, self.proven = X, built, True
                     self._slot.store(built)
 
     @property
@@ -83,6 +84,16 @@ class DataClaim:
             else:
                 self._X = _validation.converted(self.name, self._data, self.dtype)
         return self._X
+
+    def all_finite(self):
+        """Whether ``X`` is finite (data too large for ``dtype`` is not), found without raising: the caller raises
+        the reference's errors in the reference's order."""
+        if self._X is None and not self._frozen:
+            X = _quietly_converted(self._data, self.dtype)
+            if not _validation.all_finite(X):
+                return False
+            self._X = X
+        return _validation.all_finite(self.X)
 
     def rows_of(self, start, stop):
         """Rows ``start .. stop - 1`` of ``X``, without converting the others."""
@@ -121,7 +132,7 @@ class DataClaim:
             self.proven = True
             return
         self.entry, self.proven, self._buffers = None, False, None
-        if edited and not _validation.all_finite(self.X):
+        if edited and not self.all_finite():
             self.finite = False
         else:
             _validation.check_finite(self.name, self.X)
@@ -160,6 +171,12 @@ class DataClaim:
         if kept is None or kept[0] != sizes:
             self._buffers = kept = sizes, build(self.indexed(buffers.indices_dtype(sizes)))
         return kept[1]
+
+
+def _quietly_converted(data, dtype):
+    """``data`` as a C-contiguous ``dtype`` array, values too large becoming inf, without a warning or a check."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(data, dtype=dtype)
 
 
 def _dense(entry, start, stop, width, dtype):
@@ -205,7 +222,7 @@ def prepare_train(network, X_train, y_train, X_val, y_val, batch_size, num_epoch
     val = None
     if arguments.X_val is not None:
         val = DataClaim("X_val", X_val, arguments.X_val, network.kept_data, indices_dtype, dtype=network.dtype)
-        if val.entry is None and not _validation.all_finite(val.X):
+        if val.entry is None and not val.all_finite():
             verify([train])  # X_train's error, if it has one, comes first
             _validation.check_finite("X_val", val.X)
     if arguments.num_epochs == 0:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from fastscratch import _validation, buffers, inputs, prediction, routing, steps
+from fastscratch import buffers, inputs, prediction, routing, steps
 from fastscratch._interrupt import deferred_sigint
 from fastscratch.callables import checked_loss, checked_loss_derivative
 from fastscratch.exceptions import NonFiniteLossError
@@ -216,7 +216,7 @@ class TrainCall:
             finally:
                 same = dict(zip(pending, comparison.result()))  # joined before anything else, Ctrl-C included
         train_same = same.get(train, True)
-        val_ok = val is None or same.get(val, True) or self.edited or _validation.all_finite(val.X)
+        val_ok = val is None or same.get(val, True) or self.edited or val.all_finite()
         if not (train_same and val_ok):
             for layer, (W, b) in zip(route.layers, saved):
                 layer.W[...], layer.b[...] = W, b

@@ -102,14 +102,16 @@ def test_other_data_of_the_same_shape_is_indexed_at_once(rng, monkeypatch):
     assert len(runs) == 3
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("num_epochs", [0, 1, 2])
 @pytest.mark.parametrize("bad", ["X_train", "X_val", "both"])
-def test_nan_written_between_calls_is_rejected_with_the_weights_untouched(bad, num_epochs, rng, threads):
+def test_nan_written_between_calls_is_rejected_with_the_weights_untouched(bad, num_epochs, dtype, rng, threads):
     """Each array's kept structure is compared with it in the next call; a NaN or inf found so raises the
-    reference's error (X_train's first when both are bad) with the weights as they were before the call."""
+    reference's error (X_train's first when both are bad) with the weights as they were before the call. The
+    float64 data of a float32 network is compared as it narrows, so the same error comes from it."""
     X, Y = problem(rng, 60)
     X_val, y_val = problem(rng, 33)
-    for net in pair():
+    for net in pair(dtype=dtype):
         net.train(X, Y, X_val, y_val.argmax(1), batch_size=10, num_epochs=1, verbose=False)
         before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
         if bad != "X_val":
@@ -123,6 +125,21 @@ def test_nan_written_between_calls_is_rejected_with_the_weights_untouched(bad, n
             np.testing.assert_array_equal(layer.W, W)
             np.testing.assert_array_equal(layer.b, b)
         X[17, 3], X_val[5, 2] = 0.5, 0.25
+
+
+def test_float64_data_too_large_for_a_float32_network_between_calls_is_the_references_error(rng, threads):
+    """A value that narrows to inf does not match the kept float32 structure: the reference's error, the
+    weights as they were."""
+    X, Y = problem(rng, 60)
+    for net in pair(dtype=np.float32):
+        net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        before = [layer.W.copy() for layer in net.layers]
+        X[20, 4] = 1e300
+        with pytest.raises(ValueError, match=r"X_train holds values too large for float32, first at index \(20, 4\)"):
+            net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)
+        for layer, W in zip(net.layers, before):
+            np.testing.assert_array_equal(layer.W, W)
+        X[20, 4] = 0.5
 
 
 def test_float64_data_on_a_float32_network_changed_in_place_is_read_afresh(rng, threads):
