@@ -233,16 +233,19 @@ def test_float64_data_on_a_float32_network_is_compared_without_a_converted_copy(
         assert_same(nets, [expected, got], rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype, data_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
 @pytest.mark.parametrize("then", ["compiled", "batch loop"])
-def test_a_callback_editing_float64_data_of_a_float32_network_gives_the_references_result(then, rng, threads):
-    """The reference trains a float32 network on the float32 copy of float64 data it makes at the call, out of a
-    callback's reach: edits of the float64 arrays show in the next call, not in this one. The drop-in, which
-    made no copy, reads what the data held at the call from the proven structures, also where the callback
-    sends the rest of the call through the batch loop and the evaluation row by row (a user's activation)."""
-    nets = pair(dtype=np.float32)
+def test_a_callback_editing_float64_data_of_a_float32_network_gives_the_references_result(then, dtype, data_dtype,
+                                                                                         rng, threads):
+    """The reference trains a float32 network on the float32 copy of float64 data it makes at the call (and a
+    float64 network on the float64 copy of float32 data), out of a callback's reach: edits of the given arrays
+    show in the next call, not in this one. The drop-in, which made no copy, reads what the data held at the
+    call from the proven structures, also where the callback sends the rest of the call through the batch loop
+    and the evaluation row by row (a user's activation)."""
+    nets = pair(dtype=dtype)
     X, Y = problem(rng, 300)
     X_val, y_val = problem(rng, 40)[0], rng.integers(0, 4, 40)
-    data = {id(net): (X.copy(), X_val.copy()) for net in nets}
+    data = {id(net): (X.astype(data_dtype), X_val.astype(data_dtype)) for net in nets}
 
     def train(net, **kwargs):
         X_own, X_val_own = data[id(net)]
