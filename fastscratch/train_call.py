@@ -92,7 +92,9 @@ class TrainCall:
     that data found changed and non-finite is trained on as the reference trains on it, not refused."""
 
     def __init__(self, network, prepared):
-        self.network, self.inputs, self.edited = network, prepared, False
+        self.network = network
+        self.inputs = prepared
+        self.edited = False
         self._pool = None  # the thread of the epochs run beside an evaluation
         self._snapshot = None  # (weights, biases, classes): the evaluation's copies of the weights, its classes
 
