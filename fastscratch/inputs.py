@@ -58,11 +58,7 @@ class DataClaim:
                                                   config.SAMPLE_ROWS):
                 self.entry = kept
             elif kept is not None:
-                X = self._X if self._X is not None else _quietly_converted(self._data, self.dtype)
-                built = Indexed(*nonzero_structure(X, indices_dtype), {})
-                if _validation.all_finite(built.values):  # zeros are finite: X is finite when its nonzeros are
-                    self._X, self.entry, self.proven = X, built, True
-                    self._slot.store(built)
+                self._built_if_finite()
 
     @property
     def copied(self):
@@ -84,6 +80,27 @@ class DataClaim:
             else:
                 self._X = _validation.converted(self.name, self._data, self.dtype)
         return self._X
+
+    def _built_if_finite(self):
+        """Index X now (data of another dtype as it converts, without a copy) and, if it is finite, keep the
+        structure, proven; whether it is."""
+        built = Indexed(*nonzero_structure(self._readable(), self._indices_dtype, self.dtype), {})
+        if not _validation.all_finite(built.values):  # zeros are finite: X is finite when its nonzeros are
+            return False
+        self.entry, self.proven = built, True
+        self._slot.store(built)
+        return True
+
+    def prove_quietly(self):
+        """Where nothing is kept: whether X is finite, without raising; copied data is indexed on the way (its
+        one read), other data only read (it is indexed at the first epoch)."""
+        return self._built_if_finite() if self.copied else _validation.all_finite(self.X)
+
+    def prove(self):
+        """``prove_quietly``, raising the reference's error (NaN or inf, or too large for ``dtype``) if X is not
+        finite."""
+        if not self.prove_quietly():
+            _validation.check_finite(self.name, self.X)  # converting X raises first where it narrows
 
     def all_finite(self):
         """Whether ``X`` is finite (data too large for ``dtype`` is not), found without raising: the caller raises
@@ -159,7 +176,7 @@ class DataClaim:
                 self._indices_dtype = indices_dtype
             entry = self._slot.entry
             if entry is None or not structure_matches(self._readable(), entry.indptr, entry.indices, entry.values):
-                entry = Indexed(*nonzero_structure(self.X, indices_dtype), {})
+                entry = Indexed(*nonzero_structure(self._readable(), indices_dtype, self.dtype), {})
             self.entry, self.proven = entry, True
         self._slot.store(entry)
         return entry
@@ -218,11 +235,11 @@ def prepare_train(network, X_train, y_train, X_val, y_val, batch_size, num_epoch
     indices_dtype = buffers.indices_dtype(buffers.sizes_of(network))
     train = DataClaim("X_train", X_train, arguments.X_train, network.kept_data, indices_dtype, dtype=network.dtype)
     if train.entry is None:
-        _validation.check_finite("X_train", train.X)
+        train.prove()
     val = None
     if arguments.X_val is not None:
         val = DataClaim("X_val", X_val, arguments.X_val, network.kept_data, indices_dtype, dtype=network.dtype)
-        if val.entry is None and not val.all_finite():
+        if val.entry is None and not val.prove_quietly():
             verify([train])  # X_train's error, if it has one, comes first
             _validation.check_finite("X_val", val.X)
     if arguments.num_epochs == 0:

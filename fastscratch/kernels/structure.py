@@ -67,19 +67,22 @@ def in_parts(run, n, min_size, threads=None):
 
 
 @jit
-def count_nonzero_rows(X, counts):
-    """Overwrite counts (N,) with the number of nonzero entries in each row of X (N, n)."""
-    zero = X.dtype.type(0)
+def count_nonzero_rows(X, counts, like):
+    """Overwrite counts (N,) with the number of nonzero entries in each row of X (N, n) converted to the dtype of
+    ``like`` (an array; only its dtype is read)."""
+    as_values = like.dtype.type
+    zero = as_values(0)
     for i in range(X.shape[0]):
         c = 0
         for k in range(X.shape[1]):
-            c += X[i, k] != zero
+            c += as_values(X[i, k]) != zero
         counts[i] = c
 
 
 @jit
 def fill_structure(X, indptr, indices, values):
-    """Write the columns and values of X's nonzero entries (X (N, n)), row i from indptr[i] on, ascending.
+    """Write the columns and values of X's nonzero entries (X (N, n), converted to the values' dtype), row i from
+    indptr[i] on, ascending.
 
     indptr (N + 1,) is given (the counts' running sum, possibly not starting
     at 0: X may be a block of rows); indices and values are the whole
@@ -87,13 +90,15 @@ def fill_structure(X, indptr, indices, values):
     a forward pass then streams 10 bytes per nonzero instead of the
     scattered cache lines of X's rows, which made it memory bound.
     """
-    zero = X.dtype.type(0)
+    as_values = values.dtype.type
+    zero = as_values(0)
     for i in range(X.shape[0]):
         c = indptr[i]
         for k in range(X.shape[1]):
-            if X[i, k] != zero:
+            value = as_values(X[i, k])
+            if value != zero:
                 indices[c] = k
-                values[c] = X[i, k]
+                values[c] = value
                 c += 1
 
 
@@ -172,16 +177,19 @@ def index_dtype(width):
     return np.dtype(np.int16 if width <= 2 ** 15 else np.int64)
 
 
-def nonzero_structure(X, indices_dtype=None, threads=None):
-    """Return ``(indptr, indices, values)``, the CSR structure of the 2-D array X (``threads``: see ``in_parts``)."""
+def nonzero_structure(X, indices_dtype=None, dtype=None, threads=None):
+    """Return ``(indptr, indices, values)``, the CSR structure of the 2-D array X converted to ``dtype`` (default
+    X's; float32 or float64 either way, converted entry by entry, no copy of X) (``threads``: see ``in_parts``)."""
+    values_dtype = np.dtype(dtype or X.dtype)
+    like = np.empty(0, dtype=values_dtype)
     indptr = np.empty(X.shape[0] + 1, dtype=np.int64)
     indptr[0] = 0
     counts = indptr[1:]
-    in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop]), X.shape[0],
+    in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop], like), X.shape[0],
              config.MIN_ROWS_PER_THREAD, threads)
     np.cumsum(counts, out=counts)
     indices = np.empty(indptr[-1], dtype=indices_dtype or index_dtype(X.shape[1]))
-    values = np.empty(indptr[-1], dtype=X.dtype)
+    values = np.empty(indptr[-1], dtype=values_dtype)
     in_parts(lambda start, stop: fill_structure(X[start:stop], indptr[start:stop + 1], indices, values),
              X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return indptr, indices, values

@@ -233,3 +233,20 @@ def test_nonzero_fraction_counts_the_values_as_converted(rng):
     X = sparse_like(rng, (50, 8), np.float64, zero_fraction=0.5)
     X[X != 0] = 1e-50  # nonzero in float64, zero in float32
     assert structure.nonzero_fraction(X) > 0.3 and structure.nonzero_fraction(X, np.float32) == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nonzero_structure_of_data_converted_entry_by_entry(threads, rng, split_small):
+    """Indexing float64 data as float32 gives the structure of its float32 copy, without making one: values that
+    narrow to zero are not listed, values too large list inf; float32 data indexes as float64 exactly."""
+    X = sparse_like(rng, (30, 9), np.float64, zero_fraction=0.6)
+    X[2, 3], X[4, 5] = 1e-50, 1e300
+    with np.errstate(over="ignore"):
+        narrow = X.astype(np.float32)
+    for got, want in zip(nonzero_structure(X, dtype=np.float32, threads=threads), nonzero_structure(narrow)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(nonzero_structure(narrow, dtype=np.float64, threads=threads),
+                         nonzero_structure(narrow.astype(np.float64))):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
