@@ -174,7 +174,12 @@ def converted(name, arr, dtype):
 
 def as_input(name, data, num_inputs, dtype):
     """Return ``data`` as a C-contiguous ``dtype`` array of shape (n, num_inputs) or (num_inputs,)
-    (``converted``: NaN and inf are the caller's to check).
+    (``input_array``, then ``converted``: NaN and inf are the caller's to check)."""
+    return converted(name, input_array(name, data, num_inputs), dtype)
+
+
+def input_array(name, data, num_inputs):
+    """Return ``data`` as an array of real numbers of shape (n, num_inputs) or (num_inputs,), not converted.
 
     A 1-D input is one sample, as in the tutorial's ``predict(X_val[i])``; the
     returned array keeps the caller's dimensionality so results have the same
@@ -189,7 +194,7 @@ def as_input(name, data, num_inputs, dtype):
                          f"are expected (shape {arr.shape})")
     if arr.ndim == 2 and arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    return converted(name, arr, dtype)
+    return arr
 
 
 def check_rows(name, arr, num_inputs):

@@ -12,7 +12,7 @@ array (the same view of it, converted to the same dtype) uses one structure,
 which lives as long as the array does, not as long as a network. Each
 structure is kept with the column structures of its batches for the last batch
 size trained (``batches_of``) and of the evaluation's groups of rows
-(``entries_of``). This module is the store: ``slot(source, X, indices_dtype)``
+(``entries_of``). This module is the store: ``slot(source, X, indices_dtype, dtype)``
 says where X's structure is kept (from the array's identity, base, view and
 dtype; it reads no value), and its ``KeptSlot`` gives the kept ``Indexed`` (or
 None) and keeps a new one. A kept structure is used only after a comparison
@@ -56,8 +56,8 @@ class Indexed(NamedTuple):
     batches: dict
 
 
-def _key(X, indices_dtype, where):
-    return where, X.shape, X.dtype.str, np.dtype(indices_dtype).str
+def _key(X, indices_dtype, where, dtype):
+    return where, X.shape, np.dtype(dtype or X.dtype).str, np.dtype(indices_dtype).str
 
 
 def _entry_nbytes(entry):
@@ -98,10 +98,10 @@ class KeptData:
     def __repr__(self):
         return f"KeptData({len(self)} data sets, {self.nbytes / 1e6:.1f} MB)"
 
-    def slot(self, source, X, indices_dtype):
-        """Where the structure of X (``source``, the argument as the user gave it, converted) is kept: here, by
-        shape, dtype and index dtype."""
-        return KeptSlot(self, _key(X, indices_dtype, None))
+    def slot(self, source, X, indices_dtype, dtype=None):
+        """Where the structure of X (``source``, the argument as the user gave it, checked) read as ``dtype``
+        (default X's) is kept: here, by shape, dtype and index dtype."""
+        return KeptSlot(self, _key(X, indices_dtype, None, dtype))
 
     def _get(self, key):
         with self._lock:
@@ -204,13 +204,14 @@ class KeptWithData:
         self._used = OrderedDict()  # (id(KeptData), key) -> (weak reference to that KeptData, key)
         self._lock = threading.Lock()
 
-    def slot(self, source, X, indices_dtype):
-        """Where the structure of X (``source``, the argument as the user gave it, converted) is kept: with the
-        source's base array; for data that is not an array, or with ``capacity`` 0, for this call only."""
+    def slot(self, source, X, indices_dtype, dtype=None):
+        """Where the structure of X (``source``, the argument as the user gave it, checked) read as ``dtype``
+        (default X's) is kept: with the source's base array; for data that is not an array, or with ``capacity``
+        0, for this call only."""
         if self.capacity <= 0 or not isinstance(source, np.ndarray):
-            return KeptSlot(KeptData(0), _key(X, indices_dtype, None))
+            return KeptSlot(KeptData(0), _key(X, indices_dtype, None, dtype))
         kept, where = _with_array(source, self.capacity)
-        return KeptSlot(kept, _key(X, indices_dtype, where), self)
+        return KeptSlot(kept, _key(X, indices_dtype, where, dtype), self)
 
     def _record(self, kept, key):
         with self._lock:

@@ -178,3 +178,38 @@ def test_x_train_made_non_finite_by_a_callback_runs_the_batch_loop(rng, monkeypa
     assert routing.route(net, routing.Call.EPOCH, 10, input_finite=False).way is routing.Way.BATCH_LOOP
     for layer, W in zip(net.layers, before):
         np.testing.assert_array_equal(layer.W, W)
+
+
+def test_a_claim_on_data_of_another_dtype_reads_it_converted_without_a_copy(rng):
+    """float64 data claimed as float32: compared as it narrows; ``X`` is converted only when read, from the data
+    until a callback (``reopen``), then from the proven structure, since the reference reads its copy made at the
+    call; a reopened copied claim stays proven."""
+    np.random.seed(7)
+    net = fastscratch.SimpleNetwork(12, 4, [6], dtype=np.float32)
+    X, Y = problem(rng, 300)
+    net.train(X, Y, batch_size=10, num_epochs=1, verbose=False)  # keeps X's float32 structure
+    c = DataClaim("X_train", X, X, net.kept_data, INT16, dtype=np.float32)
+    assert c.copied and c.assumed and c.rows == 300 and c._X is None
+    assert c.compare() and c._X is None  # compared as it narrows: no copy
+    c.settle(True, edited=False)
+    np.testing.assert_array_equal(c.rows_of(10, 20), X[10:20].astype(np.float32))
+    assert c._X is None
+    c.reopen()
+    assert c.proven and not c.assumed
+    at_call = X.astype(np.float32)
+    X[:5] = 0.75  # a callback's write: not in the reference's copy
+    assert c.rows_of(0, 5).dtype == np.float32
+    np.testing.assert_array_equal(c.rows_of(0, 5), at_call[:5])
+    np.testing.assert_array_equal(c.X, at_call)
+
+
+@pytest.mark.parametrize("value, finite", [(0.5, True), (np.nan, False), (1e300, False)])
+def test_a_copied_claim_says_whether_its_data_is_finite_without_raising(value, finite, rng):
+    X, _ = problem(rng, 40)
+    X[3, 2] = value
+    c = DataClaim("X_val", X, X, fastscratch.SimpleNetwork(12, 4, [6], dtype=np.float32).kept_data, INT16,
+                  dtype=np.float32)
+    assert c.all_finite() is finite
+    if not finite:
+        with pytest.raises(ValueError, match=r"X_val .*\(3, 2\)"):
+            c.X

@@ -61,3 +61,12 @@ def predict_classes(weights, biases, codes, work, classes):
                          ys[layer][at:at + rows])
         for r in range(rows):
             classes[begin + r] = argmax(ys[last], at + r)
+
+
+@jit
+def count_equal(classes, labels):
+    """How many of classes (N,) equal labels (N,) where they stand: the correct predictions."""
+    count = 0
+    for r in range(classes.shape[0]):
+        count += classes[r] == labels[r]
+    return count

@@ -67,19 +67,22 @@ def in_parts(run, n, min_size, threads=None):
 
 
 @jit
-def count_nonzero_rows(X, counts):
-    """Overwrite counts (N,) with the number of nonzero entries in each row of X (N, n)."""
-    zero = X.dtype.type(0)
+def count_nonzero_rows(X, counts, like):
+    """Overwrite counts (N,) with the number of nonzero entries in each row of X (N, n) converted to the dtype of
+    ``like`` (an array; only its dtype is read)."""
+    as_values = like.dtype.type
+    zero = as_values(0)
     for i in range(X.shape[0]):
         c = 0
         for k in range(X.shape[1]):
-            c += X[i, k] != zero
+            c += as_values(X[i, k]) != zero
         counts[i] = c
 
 
 @jit
 def fill_structure(X, indptr, indices, values):
-    """Write the columns and values of X's nonzero entries (X (N, n)), row i from indptr[i] on, ascending.
+    """Write the columns and values of X's nonzero entries (X (N, n), converted to the values' dtype), row i from
+    indptr[i] on, ascending.
 
     indptr (N + 1,) is given (the counts' running sum, possibly not starting
     at 0: X may be a block of rows); indices and values are the whole
@@ -87,43 +90,55 @@ def fill_structure(X, indptr, indices, values):
     a forward pass then streams 10 bytes per nonzero instead of the
     scattered cache lines of X's rows, which made it memory bound.
     """
-    zero = X.dtype.type(0)
+    as_values = values.dtype.type
+    zero = as_values(0)
     for i in range(X.shape[0]):
         c = indptr[i]
         for k in range(X.shape[1]):
-            if X[i, k] != zero:
+            value = as_values(X[i, k])
+            if value != zero:
                 indices[c] = k
-                values[c] = X[i, k]
+                values[c] = value
                 c += 1
 
 
 @jit
 def lists_exactly(X, indptr, indices, values):
-    """Whether the CSR structure (``indptr`` for X's rows, ``indices``, ``values``) of nonzero ``values`` at
-    increasing ``indices`` within each row lists exactly the nonzero entries of X (N, n), with their values.
+    """Whether the CSR structure (``indptr`` for X's rows, ``indices``, ``values``) of nonzero finite ``values``
+    at increasing ``indices`` within each row lists exactly the nonzero entries of X (N, n) converted to the
+    values' dtype, with their values.
 
     Per row: count X's nonzero entries (a branch-free pass that vectorises), then compare each listed
     entry with X. Distinct listed positions holding their nonzero values, as many as X has, are all of
     X's nonzero entries. Stops at the first difference. A NaN or inf in X never matches a finite list.
+    X of another float dtype is read as the values' dtype entry by entry (rounded to nearest, as NumPy's
+    ``astype``; too large becomes inf, which matches nothing): one pass compares and converts, no copy.
     """
-    zero = X.dtype.type(0)
+    as_values = values.dtype.type
+    zero = as_values(0)
     for i in range(X.shape[0]):
         count = 0
         for k in range(X.shape[1]):
-            count += X[i, k] != zero
+            count += as_values(X[i, k]) != zero
         start, end = indptr[i], indptr[i + 1]
         if count != end - start:
             return False
         for c in range(start, end):
-            if X[i, indices[c]] != values[c]:
+            if as_values(X[i, indices[c]]) != values[c]:
                 return False
     return True
 
 
+#: The dtypes of X and of the values that ``structure_matches`` compares, either with the other.
+COMPARED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def structure_matches(X, indptr, indices, values, threads=None):
-    """Whether ``nonzero_structure(X)`` would give (indptr, indices, values), a structure it gave for an
-    array of X's shape (``threads``: see ``in_parts``)."""
-    if indptr.shape[0] != X.shape[0] + 1 or values.dtype != X.dtype or indptr[-1] != indices.shape[0]:
+    """Whether ``nonzero_structure(X.astype(values.dtype))`` would give (indptr, indices, values), a structure
+    it gave for an array of X's shape; X may be float32 or float64 either way, read as the values' dtype
+    without a copy; X of any other dtype does not match (``threads``: see ``in_parts``)."""
+    if (indptr.shape[0] != X.shape[0] + 1 or X.dtype not in COMPARED_DTYPES or values.dtype not in COMPARED_DTYPES
+            or indptr[-1] != indices.shape[0]):
         return False
     parts = {}
 
@@ -147,10 +162,13 @@ def samples_match(X, indptr, indices, values, rows):
     return True
 
 
-def nonzero_fraction(X):
-    """The fraction of X's entries that are nonzero, in about ``config.DENSITY_SAMPLE_ROWS`` of its rows taken
-    evenly (``routing.past_crossover``)."""
+def nonzero_fraction(X, dtype=None):
+    """The fraction of X's entries that are nonzero (converted to ``dtype``, default X's), in about
+    ``config.DENSITY_SAMPLE_ROWS`` of its rows taken evenly (``routing.past_crossover``)."""
     sample = X[::max(1, len(X) // config.DENSITY_SAMPLE_ROWS)]
+    if dtype is not None and sample.dtype != dtype:
+        with np.errstate(over="ignore"):
+            sample = sample.astype(dtype)
     return np.count_nonzero(sample) / max(sample.size, 1)
 
 
@@ -159,16 +177,19 @@ def index_dtype(width):
     return np.dtype(np.int16 if width <= 2 ** 15 else np.int64)
 
 
-def nonzero_structure(X, indices_dtype=None, threads=None):
-    """Return ``(indptr, indices, values)``, the CSR structure of the 2-D array X (``threads``: see ``in_parts``)."""
+def nonzero_structure(X, indices_dtype=None, dtype=None, threads=None):
+    """Return ``(indptr, indices, values)``, the CSR structure of the 2-D array X converted to ``dtype`` (default
+    X's; float32 or float64 either way, converted entry by entry, no copy of X) (``threads``: see ``in_parts``)."""
+    values_dtype = np.dtype(dtype or X.dtype)
+    like = np.empty(0, dtype=values_dtype)
     indptr = np.empty(X.shape[0] + 1, dtype=np.int64)
     indptr[0] = 0
     counts = indptr[1:]
-    in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop]), X.shape[0],
+    in_parts(lambda start, stop: count_nonzero_rows(X[start:stop], counts[start:stop], like), X.shape[0],
              config.MIN_ROWS_PER_THREAD, threads)
     np.cumsum(counts, out=counts)
     indices = np.empty(indptr[-1], dtype=indices_dtype or index_dtype(X.shape[1]))
-    values = np.empty(indptr[-1], dtype=X.dtype)
+    values = np.empty(indptr[-1], dtype=values_dtype)
     in_parts(lambda start, stop: fill_structure(X[start:stop], indptr[start:stop + 1], indices, values),
              X.shape[0], config.MIN_ROWS_PER_THREAD, threads)
     return indptr, indices, values

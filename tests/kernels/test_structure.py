@@ -205,3 +205,48 @@ def test_structure_matches_only_the_array_it_was_built_from(dtype, threads, rng,
         assert not structure.structure_matches(changed, indptr, indices, values, threads=threads), name
     assert not structure.structure_matches(X[:-1], indptr, indices, values, threads=threads)
     assert not structure.structure_matches(X.astype(np.float16), indptr, indices, values, threads=threads)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_structure_matches_reads_float64_data_as_the_float32_it_narrows_to(threads, rng, split_small):
+    """One pass compares and narrows: X in float64 matches the structure of X.astype(float32) exactly when each
+    value narrows to the listed float32 (no copy of X); float32 data widens to a float64 structure's values."""
+    X = sparse_like(rng, (40, 9), np.float64, zero_fraction=0.6)
+    narrow = X.astype(np.float32)
+    indptr, indices, values = nonzero_structure(narrow)
+    assert structure.structure_matches(X, indptr, indices, values, threads=threads)
+    at, zero_at = tuple(np.argwhere(X != 0)[3]), tuple(np.argwhere(X == 0)[3])
+    same = {"next float64": (at, np.nextafter(X[at], 2.0)), "below float32's subnormals": (zero_at, 1e-50)}
+    other = {"next float32": (at, np.float64(np.nextafter(narrow[at], np.float32(2.0)))),
+             "too large for float32": (at, 1e300), "nan": (at, np.nan), "a new nonzero": (zero_at, 1e-30)}
+    for changes, matches in ((same, True), (other, False)):
+        for name, (where, value) in changes.items():
+            changed = X.copy()
+            changed[where] = value
+            assert structure.structure_matches(changed, indptr, indices, values, threads=threads) is matches, name
+    wide = nonzero_structure(X)
+    assert structure.structure_matches(narrow, *wide, threads=threads) is False  # X's float64 values are not narrow's
+    assert structure.structure_matches(narrow, *nonzero_structure(narrow.astype(np.float64)), threads=threads)
+
+
+def test_nonzero_fraction_counts_the_values_as_converted(rng):
+    X = sparse_like(rng, (50, 8), np.float64, zero_fraction=0.5)
+    X[X != 0] = 1e-50  # nonzero in float64, zero in float32
+    assert structure.nonzero_fraction(X) > 0.3 and structure.nonzero_fraction(X, np.float32) == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nonzero_structure_of_data_converted_entry_by_entry(threads, rng, split_small):
+    """Indexing float64 data as float32 gives the structure of its float32 copy, without making one: values that
+    narrow to zero are not listed, values too large list inf; float32 data indexes as float64 exactly."""
+    X = sparse_like(rng, (30, 9), np.float64, zero_fraction=0.6)
+    X[2, 3], X[4, 5] = 1e-50, 1e300
+    with np.errstate(over="ignore"):
+        narrow = X.astype(np.float32)
+    for got, want in zip(nonzero_structure(X, dtype=np.float32, threads=threads), nonzero_structure(narrow)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(nonzero_structure(narrow, dtype=np.float64, threads=threads),
+                         nonzero_structure(narrow.astype(np.float64))):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
