@@ -202,10 +202,13 @@ def run(*, seed=42, dataset="mnist", data_dir=None, load=None, dtype=np.float64,
             network.train(X_train, Y_train, X_test, y_test, batch_size=batch_size,
                           num_epochs=num_epochs - epochs_done, learning_rate=learning_rate, verbose=False,
                           callback=after_epoch)
+    # What stopped training is kept without its traceback: its frames hold the data sets (hundreds of MB), which
+    # the Result would keep alive, and this frame, holding the exception, would keep in a cycle until the next
+    # garbage collection.
     except (TrainingInterrupted, NonFiniteLossError) as err:
-        stopped, stopped_at = err, (epochs_done + err.epoch, err.batch)
+        stopped, stopped_at = err.with_traceback(None), (epochs_done + err.epoch, err.batch)
     except KeyboardInterrupt as err:  # while train set up its data, or on_start ran
-        stopped, stopped_at = err, (len(losses), 0)
+        stopped, stopped_at = err.with_traceback(None), (len(losses), 0)
 
     with deferred_sigint() as interrupt:  # the weights and the prediction must agree with the history
         if stopped is not None or last_finite.epoch != len(losses):

@@ -150,6 +150,7 @@ def test_ctrl_c_mid_epoch_keeps_the_last_whole_epoch_and_predicts_with_it(mnist_
     interrupt_at_check(monkeypatch, 100 + 5)  # 3000 images: 100 batches of 30, then the 5th of epoch 2
     result = tutorial.run(num_epochs=3, **settings)
     assert isinstance(result.stopped, TrainingInterrupted) and result.stopped_at == (1, 4)
+    assert result.stopped.__traceback__ is None  # its frames would keep the data sets alive
     assert result.model_epoch == 1 and result.losses == one_epoch.losses
     assert_same_network(result.network, one_epoch.network)
     assert result.predicted_class == one_epoch.predicted_class
@@ -161,6 +162,7 @@ def test_ctrl_c_in_on_start_is_a_stop_before_the_first_epoch(mnist_raw):
 
     result = tutorial.run(load=small_mnist(mnist_raw), hidden_layers_sizes=[16], num_epochs=3, on_start=on_start)
     assert type(result.stopped) is KeyboardInterrupt and result.stopped_at == (0, 0)
+    assert result.stopped.__traceback__ is None  # its frames would keep the data sets alive
     assert result.model_epoch == 0 and result.losses == []
 
 
@@ -170,6 +172,7 @@ def test_an_overflow_keeps_the_last_finite_weights_and_cannot_be_resumed(mnist_r
         result = tutorial.run(num_epochs=2, **settings)
     # Epoch 1's one update overflows; epoch 2's loss is then non-finite.
     assert isinstance(result.stopped, fastscratch.NonFiniteLossError) and result.stopped_at == (1, 0)
+    assert result.stopped.__traceback__ is None  # its frames would keep the data sets alive
     assert result.model_epoch == 0 and len(result.losses) == 1 and result.network.weights_finite()
     with pytest.raises(ValueError, match="holds the weights of epoch 0, not of the last of its 1 epochs"):
         tutorial.run(num_epochs=3, resume=result, **settings)
